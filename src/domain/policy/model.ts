@@ -1,0 +1,138 @@
+import type { Capability } from '../capabilities.js';
+import type { Protocol } from '../facts.js';
+
+/**
+ * The validated, typed policy. Produced only by the loader (`load.ts`), which has already resolved
+ * named source sets, parsed every address and port, and compiled every glob. Evaluation never re-parses.
+ */
+export interface Policy {
+  readonly version: 1;
+  readonly mode: Mode;
+  /** Named source sets as written, for explain/status output. */
+  readonly sources: ReadonlyMap<string, readonly Cidr[]>;
+  readonly ports: PortsPolicy;
+  readonly containers: ContainersPolicy;
+  readonly images: ImagesPolicy;
+  readonly volumes: VolumesPolicy;
+  /** sha256 of the policy file's bytes: alerts and state name the policy they were decided under. */
+  readonly hash: string;
+  /** Where it was loaded from, for messages. */
+  readonly file: string;
+}
+
+export type Mode = 'enforce' | 'audit';
+export type Action = 'alert' | 'stop' | 'kill';
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+/** An address block in canonical form: host bits cleared, `text` = `address/prefix`. */
+export interface Cidr {
+  readonly family: 4 | 6;
+  readonly address: string;
+  readonly prefix: number;
+  readonly text: string;
+}
+
+/** A port or inclusive port range with its protocol: `443/tcp`, `8000-8100/udp`. */
+export interface PortRange {
+  readonly proto: Protocol;
+  readonly from: number;
+  readonly to: number;
+}
+
+/** A compiled glob: the source text, and a matcher (`*` = within one `/` segment, `**` = anything, `?` = one char). */
+export interface Glob {
+  readonly pattern: string;
+  readonly test: (value: string) => boolean;
+}
+
+/** All present fields must hold. An empty selector matches every container. */
+export interface Selector {
+  readonly container?: Glob;
+  readonly image?: Glob;
+  readonly labels?: ReadonlyMap<string, Glob>;
+  readonly port?: PortRange;
+  readonly containerPort?: PortRange;
+}
+
+/** One entry of an `allow` list, as written, with what it resolved to. */
+export type SourceRef =
+  | { readonly kind: 'any' }
+  | { readonly kind: 'set'; readonly name: string; readonly cidrs: readonly Cidr[] }
+  | { readonly kind: 'cidr'; readonly cidr: Cidr };
+
+export interface PortRule {
+  readonly name: string;
+  /** 0-based position in `ports.rules`, for messages. */
+  readonly index: number;
+  readonly match: Selector;
+  readonly allow: readonly SourceRef[];
+}
+
+export interface PortsPolicy {
+  readonly default: 'deny' | 'allow';
+  readonly rules: readonly PortRule[];
+  readonly labels: 'ignore' | 'narrow';
+}
+
+export const CHECK_IDS = [
+  'capabilities', 'privileged', 'host-namespaces', 'docker-socket', 'sensitive-mounts', 'devices',
+  'privileged-exec', 'no-new-privileges', 'seccomp-unconfined', 'apparmor-unconfined', 'resource-limits',
+  'root-user',
+] as const;
+export type CheckId = (typeof CHECK_IDS)[number];
+
+export const HOST_NAMESPACES = ['pid', 'net', 'ipc', 'uts', 'userns', 'cgroup'] as const;
+export type HostNamespace = (typeof HOST_NAMESPACES)[number];
+
+export const RESOURCE_KINDS = ['memory', 'pids', 'cpu'] as const;
+export type ResourceKind = (typeof RESOURCE_KINDS)[number];
+
+export interface CheckSettings {
+  readonly action: Action;
+  readonly severity: Severity;
+}
+
+/** A check is on when present; absent checks are off. */
+export interface ContainersPolicy {
+  readonly capabilities?: CheckSettings & { readonly forbidden: readonly Capability[] };
+  readonly privileged?: CheckSettings;
+  readonly hostNamespaces?: CheckSettings & { readonly namespaces: readonly HostNamespace[] };
+  readonly dockerSocket?: CheckSettings & { readonly paths: readonly string[] };
+  readonly sensitiveMounts?: CheckSettings & { readonly paths: readonly string[]; readonly readOnlyAllowed: boolean };
+  readonly devices?: CheckSettings & { readonly allowed: readonly string[] };
+  readonly privilegedExec?: CheckSettings;
+  readonly noNewPrivileges?: CheckSettings;
+  readonly seccompUnconfined?: CheckSettings;
+  readonly apparmorUnconfined?: CheckSettings;
+  readonly resourceLimits?: CheckSettings & { readonly require: readonly ResourceKind[] };
+  readonly rootUser?: CheckSettings;
+  readonly exceptions: readonly CheckException[];
+}
+
+export interface CheckException {
+  readonly index: number;
+  readonly match: Selector;
+  readonly allow: readonly CheckId[];
+}
+
+/** An image pattern over the normalised reference `registry/path:tag`; `official` = `docker.io/library/*`. */
+export interface ImageRule {
+  readonly index: number;
+  readonly match: Glob;
+  readonly require: { readonly digestPinned: boolean };
+}
+
+export interface ImagesPolicy {
+  readonly rules: readonly ImageRule[];
+  readonly default: 'deny' | 'allow';
+  readonly action: Action;
+  readonly severity: Severity;
+  readonly exceptions: readonly Selector[];
+}
+
+export interface VolumesPolicy {
+  readonly selinux: {
+    readonly relabel: 'shared' | 'private' | 'off';
+    readonly roots: readonly string[];
+  };
+}
