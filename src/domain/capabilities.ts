@@ -41,7 +41,7 @@ export function normaliseCapability(raw: string): Capability | 'ALL' | undefined
  * Names dockerd would reject are ignored here: dockerd refused to create such a container.
  */
 export function configuredCapabilities(capAdd: readonly string[], capDrop: readonly string[], privileged: boolean): Capability[] {
-  if (privileged) return [...CAPABILITIES];
+  if (privileged) return [...CAPABILITIES].sort();
   const adds = capAdd.map(normaliseCapability).filter((c) => c !== undefined);
   const drops = capDrop.map(normaliseCapability).filter((c) => c !== undefined);
   const addOnly = adds.filter((c): c is Capability => c !== 'ALL');

@@ -109,7 +109,7 @@ export interface SecurityOptions {
   /** AppArmor profile name; empty when none applies. */
   readonly apparmor: string;
   readonly noNewPrivileges: boolean;
-  /** Raw `label=…` options. */
+  /** Values of `label=…` / `label:…` options (`disable`, `type:…`). */
   readonly labelOptions: readonly string[];
 }
 
