@@ -1,0 +1,281 @@
+import { configuredCapabilities, decodeCapabilityMask, normaliseCapability, type Capability } from '../../domain/capabilities.js';
+import type {
+  CapabilityFacts,
+  ContainerFacts,
+  DeviceMapping,
+  HostNamespaces,
+  MountFacts,
+  MountType,
+  NetworkAttachment,
+  Protocol,
+  PublishedPort,
+  ResourceLimits,
+  SecurityOptions,
+} from '../../domain/facts.js';
+
+/**
+ * The part of `GET /containers/{id}/json` that facts are made of, typed as dockerd really sends it
+ * (nulls included). dockerode's `ContainerInspectInfo` is assignable to it.
+ */
+export interface ContainerInspect {
+  readonly Id: string;
+  readonly Name: string;
+  readonly Image: string;
+  readonly State: { readonly Status: string; readonly Running: boolean; readonly Pid: number; readonly StartedAt: string };
+  readonly Config: { readonly Image: string; readonly User?: string | null; readonly Labels?: Readonly<Record<string, string>> | null };
+  readonly HostConfig: {
+    readonly CapAdd?: readonly string[] | null;
+    readonly CapDrop?: readonly string[] | null;
+    readonly Privileged?: boolean | null;
+    readonly SecurityOpt?: readonly string[] | null;
+    readonly PidMode?: string | null;
+    readonly NetworkMode?: string | null;
+    readonly IpcMode?: string | null;
+    readonly UTSMode?: string | null;
+    readonly UsernsMode?: string | null;
+    readonly CgroupnsMode?: string | null;
+    readonly Devices?: ReadonlyArray<{ readonly PathOnHost: string; readonly PathInContainer: string; readonly CgroupPermissions: string }> | null;
+    readonly Memory?: number | null;
+    readonly PidsLimit?: number | null;
+    readonly NanoCpus?: number | null;
+    readonly CpuQuota?: number | null;
+    readonly CpuPeriod?: number | null;
+    readonly RestartPolicy?: { readonly Name?: string; readonly MaximumRetryCount?: number } | null;
+  };
+  readonly NetworkSettings: {
+    /** `"80/tcp": [{HostIp, HostPort}]`; null for a port that is exposed but not published. */
+    readonly Ports?: Readonly<Record<string, ReadonlyArray<{ readonly HostIp: string; readonly HostPort: string }> | null>> | null;
+    readonly Networks?: Readonly<
+      Record<string, { readonly NetworkID: string; readonly IPAddress: string; readonly GlobalIPv6Address: string; readonly MacAddress: string }>
+    > | null;
+  };
+  readonly Mounts?: ReadonlyArray<{
+    readonly Type: string;
+    readonly Name?: string;
+    readonly Source: string;
+    readonly Destination: string;
+    readonly Driver?: string;
+    readonly Mode: string;
+    readonly RW: boolean;
+  }> | null;
+  readonly AppArmorProfile?: string | null;
+  readonly MountLabel?: string | null;
+  readonly ProcessLabel?: string | null;
+}
+
+export interface FactsInput {
+  /** `RepoTags`/`RepoDigests` of the container's image; null when the image is gone. */
+  readonly image: { readonly RepoTags?: readonly string[] | null; readonly RepoDigests?: readonly string[] | null } | null;
+  /** Text of `/proc/<pid>/status` of the init process; null when it could not be read. */
+  readonly procStatus: string | null;
+  /** Resolves a host path's symlinks; returns the path itself when it cannot. */
+  readonly realpath: (path: string) => string;
+}
+
+/** Maps what dockerd and procfs report into `ContainerFacts`. Pure: all I/O happens in read-facts. */
+export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): ContainerFacts {
+  const host = inspect.HostConfig;
+  const privileged = host.Privileged === true;
+  const status = input.procStatus === null ? null : parseProcStatus(input.procStatus);
+  return {
+    id: inspect.Id,
+    name: inspect.Name.replace(/^\//, ''),
+    image: {
+      reference: inspect.Config.Image,
+      id: inspect.Image,
+      repoTags: [...(input.image?.RepoTags ?? [])],
+      repoDigests: [...(input.image?.RepoDigests ?? [])],
+    },
+    labels: labelsOf(inspect.Config.Labels),
+    state: {
+      running: inspect.State.Running,
+      status: inspect.State.Status,
+      pid: inspect.State.Pid,
+      startedAt: inspect.State.StartedAt,
+    },
+    ports: publishedPorts(inspect.NetworkSettings.Ports),
+    networks: networksOf(inspect.NetworkSettings.Networks),
+    mounts: mountsOf(inspect.Mounts, input.realpath),
+    devices: (host.Devices ?? []).map(
+      (d): DeviceMapping => ({ pathOnHost: d.PathOnHost, pathInContainer: d.PathInContainer, permissions: d.CgroupPermissions }),
+    ),
+    capabilities: capabilitiesOf(host.CapAdd ?? [], host.CapDrop ?? [], privileged, status),
+    privileged,
+    hostNamespaces: hostNamespacesOf(host),
+    security: securityOf(host.SecurityOpt ?? [], inspect.AppArmorProfile ?? '', privileged, status),
+    user: inspect.Config.User ?? '',
+    resources: resourcesOf(host),
+    restartPolicy: {
+      // Containers created through the API without a policy report an empty name: same as `no`.
+      name: host.RestartPolicy?.Name || 'no',
+      maximumRetryCount: host.RestartPolicy?.MaximumRetryCount ?? 0,
+    },
+    mountLabel: inspect.MountLabel ?? '',
+    processLabel: inspect.ProcessLabel ?? '',
+  };
+}
+
+/** A null-prototype copy: label keys are untrusted, and `labels['constructor']` must not find Object's. */
+function labelsOf(labels: Readonly<Record<string, string>> | null | undefined): Record<string, string> {
+  const copy: Record<string, string> = Object.create(null);
+  for (const [key, value] of Object.entries(labels ?? {})) if (typeof value === 'string') copy[key] = value;
+  return copy;
+}
+
+const PROTOCOLS: ReadonlySet<string> = new Set<Protocol>(['tcp', 'udp', 'sctp']);
+
+function publishedPorts(ports: ContainerInspect['NetworkSettings']['Ports']): PublishedPort[] {
+  const result: PublishedPort[] = [];
+  const seen = new Set<string>();
+  for (const [key, bindings] of Object.entries(ports ?? {})) {
+    const [portText = '', proto = ''] = key.split('/');
+    const containerPort = portNumber(portText);
+    if (!bindings || containerPort === undefined || !PROTOCOLS.has(proto)) continue;
+    for (const binding of bindings) {
+      const hostPort = portNumber(binding.HostPort);
+      if (hostPort === undefined) continue;
+      // Older dockerd reports an all-addresses binding as '' rather than one `0.0.0.0` and one `::` entry.
+      for (const hostIp of binding.HostIp === '' ? ['0.0.0.0', '::'] : [binding.HostIp]) {
+        const id = `${proto} ${hostIp} ${hostPort} ${containerPort}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        result.push({ proto: proto as Protocol, hostIp, hostPort, containerPort });
+      }
+    }
+  }
+  return result;
+}
+
+function portNumber(text: string): number | undefined {
+  if (!/^[0-9]{1,5}$/.test(text)) return undefined;
+  const port = Number(text);
+  return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+function networksOf(networks: ContainerInspect['NetworkSettings']['Networks']): NetworkAttachment[] {
+  return Object.entries(networks ?? {}).map(([name, n]) => ({
+    name,
+    networkId: n.NetworkID,
+    ipv4: n.IPAddress,
+    ipv6: n.GlobalIPv6Address,
+    mac: n.MacAddress,
+  }));
+}
+
+const MOUNT_TYPES: ReadonlySet<string> = new Set<MountType>(['bind', 'volume', 'tmpfs', 'npipe', 'cluster']);
+/** Only these have a host path behind `Source`. */
+const HOST_PATH_TYPES: ReadonlySet<string> = new Set<MountType>(['bind', 'volume']);
+
+function mountsOf(mounts: ContainerInspect['Mounts'], realpath: (path: string) => string): MountFacts[] {
+  // Types this model does not know (e.g. `image` mounts of newer engines) carry no host path; skip them.
+  return (mounts ?? [])
+    .filter((m) => MOUNT_TYPES.has(m.Type))
+    .map((m) => ({
+      type: m.Type as MountType,
+      source: m.Source,
+      realSource: HOST_PATH_TYPES.has(m.Type) && m.Source !== '' ? realpath(m.Source) : m.Source,
+      destination: m.Destination,
+      rw: m.RW,
+      mode: m.Mode,
+      name: m.Name ?? '',
+      driver: m.Driver ?? '',
+    }));
+}
+
+/** The lines of `/proc/<pid>/status` that facts use. */
+interface ProcStatus {
+  readonly capEff: Capability[] | null;
+  /** `Seccomp:` 0 disabled, 1 strict, 2 filter. */
+  readonly seccompMode: number | null;
+  readonly noNewPrivs: boolean | null;
+}
+
+function parseProcStatus(text: string): ProcStatus {
+  const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)\\s*$`, 'm').exec(text)?.[1];
+  const capEff = field('CapEff');
+  const seccomp = field('Seccomp');
+  const noNewPrivs = field('NoNewPrivs');
+  return {
+    capEff: capEff !== undefined && /^[0-9a-fA-F]{1,16}$/.test(capEff) ? decodeCapabilityMask(capEff) : null,
+    seccompMode: seccomp !== undefined && /^[0-2]$/.test(seccomp) ? Number(seccomp) : null,
+    noNewPrivs: noNewPrivs === '0' || noNewPrivs === '1' ? noNewPrivs === '1' : null,
+  };
+}
+
+function capabilitiesOf(capAdd: readonly string[], capDrop: readonly string[], privileged: boolean, status: ProcStatus | null): CapabilityFacts {
+  // Names dockerd does not know would have made it refuse the container: they are ignored.
+  const normalised = (names: readonly string[]) => [...new Set(names.map(normaliseCapability).filter((c) => c !== undefined))];
+  return {
+    added: normalised(capAdd),
+    dropped: normalised(capDrop),
+    configured: configuredCapabilities(capAdd, capDrop, privileged),
+    effective: status?.capEff ?? null,
+  };
+}
+
+function hostNamespacesOf(host: ContainerInspect['HostConfig']): HostNamespaces {
+  return {
+    pid: host.PidMode === 'host',
+    net: host.NetworkMode === 'host',
+    ipc: host.IpcMode === 'host',
+    uts: host.UTSMode === 'host',
+    userns: host.UsernsMode === 'host',
+    // dockerd's default is `host` on cgroup v1 and `private` on v2.
+    cgroup: host.CgroupnsMode === 'host',
+  };
+}
+
+/** dockerd's `--security-opt` parsing: `key=value`, or the deprecated `key:value`; the last one wins. */
+function securityOf(options: readonly string[], appArmorProfile: string, privileged: boolean, status: ProcStatus | null): SecurityOptions {
+  let seccompProfile: string | undefined;
+  let noNewPrivileges = false;
+  const labelOptions: string[] = [];
+  for (const option of options) {
+    if (option === 'no-new-privileges') noNewPrivileges = true;
+    else if (option === 'disable') labelOptions.push('disable');
+    else {
+      const separator = option.includes('=') ? '=' : ':';
+      const at = option.indexOf(separator);
+      if (at === -1) continue;
+      const key = option.slice(0, at);
+      const value = option.slice(at + 1);
+      if (key === 'seccomp') seccompProfile = value;
+      else if (key === 'label') labelOptions.push(value);
+      else if (key === 'no-new-privileges') noNewPrivileges = parseGoBool(value) ?? noNewPrivileges;
+    }
+  }
+  return {
+    seccomp: seccompOf(seccompProfile, privileged, status),
+    apparmor: appArmorProfile,
+    // The daemon-wide `--no-new-privileges` default is invisible in inspect but not in procfs.
+    noNewPrivileges: noNewPrivileges || status?.noNewPrivs === true,
+    labelOptions,
+  };
+}
+
+function seccompOf(profile: string | undefined, privileged: boolean, status: ProcStatus | null): SecurityOptions['seccomp'] {
+  // dockerd applies no seccomp profile at all to a privileged container, whatever was asked for.
+  if (privileged || profile === 'unconfined') return 'unconfined';
+  // The kernel's word wins: no filter on the init process (daemon without seccomp, daemon-wide
+  // `--seccomp-profile unconfined`) means unconfined, whatever the container's options say.
+  if (status?.seccompMode === 0) return 'unconfined';
+  return profile === undefined || profile === '' || profile === 'builtin' ? 'default' : 'custom';
+}
+
+/** Go's strconv.ParseBool, which dockerd uses for `no-new-privileges=<bool>`. */
+function parseGoBool(text: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
+  return undefined;
+}
+
+function resourcesOf(host: ContainerInspect['HostConfig']): ResourceLimits {
+  const quota = host.CpuQuota ?? 0;
+  // The kernel's CFS period defaults to 100 ms when only a quota is set.
+  const period = host.CpuPeriod || 100_000;
+  return {
+    memory: host.Memory ?? 0,
+    pidsLimit: host.PidsLimit ?? 0,
+    cpus: host.NanoCpus ? host.NanoCpus / 1e9 : quota > 0 ? quota / period : 0,
+  };
+}

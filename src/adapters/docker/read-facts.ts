@@ -1,0 +1,83 @@
+import { readFile, realpath } from 'node:fs/promises';
+import type { ContainerFacts } from '../../domain/facts.js';
+import { toContainerFacts, type ContainerInspect, type FactsInput } from './facts.js';
+
+/** The two dockerode calls facts need; a `Dockerode` instance is one. */
+export interface InspectClient {
+  getContainer(id: string): { inspect(): Promise<ContainerInspect> };
+  getImage(id: string): { inspect(): Promise<{ readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null }> };
+}
+
+type ImageRefs = FactsInput['image'];
+
+/** Image inspect results by image id, shared by all reads of one engine client. */
+export type ImageCache = Map<string, { readonly refs: ImageRefs; readonly fetchedAt: number }>;
+
+export interface ReadFactsOptions {
+  /**
+   * How long a cached image inspect is used. Image content is immutable, but its RepoTags and
+   * RepoDigests are not (`docker tag`, pull, push, a tag moving to a newer image): keep this short.
+   */
+  readonly imageTtlMs?: number;
+  /** Cache entries kept at most; the oldest go first. */
+  readonly imageCacheLimit?: number;
+  readonly now?: () => number;
+}
+
+/** Inspects a container and gathers what `toContainerFacts` needs; null when it no longer exists. */
+export async function readFacts(docker: InspectClient, id: string, images: ImageCache, options: ReadFactsOptions = {}): Promise<ContainerFacts | null> {
+  const inspect = await orNullIfMissing(docker.getContainer(id).inspect());
+  if (inspect === null) return null;
+  const running = inspect.State.Running && inspect.State.Pid > 0;
+  const [image, procStatus, realSources] = await Promise.all([
+    imageRefs(docker, inspect.Image, images, options),
+    running ? readInitStatus(inspect.State.Pid, inspect.Id) : null,
+    resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
+  ]);
+  return toContainerFacts(inspect, { image, procStatus, realpath: (path) => realSources.get(path) ?? path });
+}
+
+async function imageRefs(docker: InspectClient, imageId: string, images: ImageCache, options: ReadFactsOptions): Promise<ImageRefs> {
+  const { imageTtlMs = 30_000, imageCacheLimit = 1_000, now = Date.now } = options;
+  const cached = images.get(imageId);
+  if (cached && now() - cached.fetchedAt < imageTtlMs) return cached.refs;
+  const inspected = await orNullIfMissing(docker.getImage(imageId).inspect());
+  const refs: ImageRefs = inspected && { RepoTags: inspected.RepoTags ?? [], RepoDigests: inspected.RepoDigests ?? [] };
+  images.delete(imageId); // re-inserted last, so iteration order is oldest first
+  images.set(imageId, { refs, fetchedAt: now() });
+  for (const oldest of images.keys()) {
+    if (images.size <= imageCacheLimit) break;
+    images.delete(oldest);
+  }
+  return refs;
+}
+
+/**
+ * `/proc/<pid>/status` of the container's init process, or null when it is gone. The pid may have
+ * been reused since the inspect: the cgroup file, read after the status, must name the container.
+ */
+async function readInitStatus(pid: number, containerId: string): Promise<string | null> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+    return cgroup.includes(containerId) ? status : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Real paths of mount sources; asynchronous, so a hung network mount cannot stall the event loop. */
+async function resolveSources(sources: readonly string[]): Promise<Map<string, string>> {
+  const unique = [...new Set(sources)];
+  const resolved = await Promise.all(unique.map((source) => realpath(source).catch(() => source)));
+  return new Map(unique.map((source, i) => [source, resolved[i] ?? source]));
+}
+
+async function orNullIfMissing<T>(request: Promise<T>): Promise<T | null> {
+  try {
+    return await request;
+  } catch (error) {
+    if ((error as { statusCode?: unknown }).statusCode === 404) return null;
+    throw error;
+  }
+}
