@@ -1,0 +1,76 @@
+import type { DockerEngine } from '../adapters/docker/engine.js';
+import type { DockerEvent } from '../adapters/docker/events.js';
+import type { Decision } from '../domain/decision.js';
+import { evaluate } from '../domain/evaluate.js';
+import type { ContainerFacts } from '../domain/facts.js';
+import type { Policy } from '../domain/policy/model.js';
+import type { KeyedQueue } from './keyed-queue.js';
+
+export interface Tracked {
+  readonly facts: ContainerFacts;
+  readonly decision: Decision;
+}
+
+/**
+ * Turns a decision into effects. Each enforcer must be idempotent: the same (facts, decision) may be
+ * applied any number of times (events, reconciles, reloads all converge on the same call).
+ */
+export interface Enforcer {
+  readonly name: string;
+  apply(tracked: Tracked, policy: Policy): Promise<void>;
+  /** The container is gone: drop everything held for it. */
+  forget(id: string): Promise<void>;
+}
+
+/**
+ * Keeps `tracked` equal to what the engine runs, judged under the current policy. Every path, an
+ * event, a reconcile, a reload, ends in `sync(id)`: inspect now, evaluate, apply. Events are only a
+ * hint about which container to look at; the inspect is the truth.
+ */
+export class Reconciler {
+  readonly tracked = new Map<string, Tracked>();
+
+  constructor(
+    private readonly docker: DockerEngine,
+    private readonly queue: KeyedQueue,
+    private readonly enforcers: readonly Enforcer[],
+    private readonly policy: () => Policy,
+  ) {}
+
+  handleEvent(event: DockerEvent): void {
+    if (event.type === 'container') void this.queue.push(event.id, 'sync', () => this.sync(event.id));
+  }
+
+  /** Looks at every container the engine has and forgets those it no longer has. */
+  async reconcile(): Promise<void> {
+    const ids = await this.docker.listContainerIds();
+    const present = new Set(ids);
+    const work = ids.map((id) => this.queue.push(id, 'sync', () => this.sync(id)));
+    for (const id of this.tracked.keys()) {
+      if (!present.has(id)) work.push(this.queue.push(id, 'sync', () => this.sync(id)));
+    }
+    await Promise.all(work);
+  }
+
+  private async sync(id: string): Promise<void> {
+    const facts = await this.docker.readFacts(id);
+    if (!facts) {
+      this.tracked.delete(id);
+      await forEachEnforcer(this.enforcers, (e) => e.forget(id));
+      return;
+    }
+    const policy = this.policy();
+    const tracked = { facts, decision: evaluate(policy, facts) };
+    this.tracked.set(id, tracked);
+    await forEachEnforcer(this.enforcers, (e) => e.apply(tracked, policy));
+  }
+}
+
+/** Runs every enforcer even when one fails (a broken webhook must not stop a kill), then reports all failures. */
+async function forEachEnforcer(enforcers: readonly Enforcer[], act: (e: Enforcer) => Promise<void>): Promise<void> {
+  const results = await Promise.allSettled(enforcers.map(act));
+  const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [{ enforcer: enforcers[i]!.name, error: r.reason as unknown }] : []));
+  if (failures.length > 0) {
+    throw new AggregateError(failures.map((f) => f.error), `enforcer(s) failed: ${failures.map((f) => f.enforcer).join(', ')}`);
+  }
+}

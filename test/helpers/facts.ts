@@ -1,0 +1,30 @@
+import { configuredCapabilities } from '../../src/domain/capabilities.js';
+import type { ContainerFacts } from '../../src/domain/facts.js';
+
+type Overrides = { -readonly [K in keyof ContainerFacts]?: ContainerFacts[K] };
+
+/** Facts of a plain `docker run -d IMAGE` container, with whatever a unit test changes. */
+export function makeFacts(overrides: Overrides = {}): ContainerFacts {
+  const caps = configuredCapabilities([], [], false);
+  return {
+    id: 'c0ffee0000000000000000000000000000000000000000000000000000000000',
+    name: 'web',
+    image: { reference: 'nginx:1.27', id: 'sha256:0123', repoTags: ['nginx:1.27'], repoDigests: [] },
+    labels: {},
+    state: { running: true, status: 'running', pid: 4242, startedAt: '2026-11-24T08:00:00Z' },
+    ports: [],
+    networks: [{ name: 'bridge', networkId: 'n1', ipv4: '172.17.0.2', ipv6: '', mac: '02:42:ac:11:00:02' }],
+    mounts: [],
+    devices: [],
+    capabilities: { added: [], dropped: [], configured: caps, effective: caps },
+    privileged: false,
+    hostNamespaces: { pid: false, net: false, ipc: false, uts: false, userns: false, cgroup: false },
+    security: { seccomp: 'default', apparmor: 'docker-default', noNewPrivileges: false, labelOptions: [] },
+    user: '',
+    resources: { memory: 0, pidsLimit: 0, cpus: 0 },
+    restartPolicy: { name: 'no', maximumRetryCount: 0 },
+    mountLabel: '',
+    processLabel: '',
+    ...overrides,
+  };
+}
