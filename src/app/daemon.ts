@@ -1,0 +1,180 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { connectEngine } from '../adapters/docker/engine.js';
+import { createNotifier } from '../adapters/sd-notify.js';
+import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
+import type { Policy } from '../domain/policy/model.js';
+import type { Config } from './config.js';
+import { KeyedQueue } from './keyed-queue.js';
+import { logEnforcer } from './log-enforcer.js';
+import type { Logger } from './logger.js';
+import { Reconciler } from './reconciler.js';
+import { Watcher } from './watcher.js';
+
+/** Containers judged at once; each is a handful of short API calls. */
+const CONCURRENCY = 8;
+/** Pending tasks before events are dropped in favour of a full reconcile. */
+const QUEUE_CAPACITY = 10_000;
+/** A task still running after this long means something is wedged: stop feeding the watchdog. */
+const STUCK_AFTER_MS = 60_000;
+/** SIGTERM waits this long for queued work before exiting anyway. */
+const DRAIN_MS = 10_000;
+const RELOAD_DEBOUNCE_MS = 200;
+
+export interface DaemonHandle {
+  /** Resolves with the exit code once the daemon has shut down. */
+  readonly exited: Promise<number>;
+  reload(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The lifecycle of DESIGN §7: policy → connect, subscribe, reconcile → READY; then events,
+ * periodic reconciles, reloads, watchdog pings; SIGTERM → drain → STOPPING → exit 0.
+ * An invalid policy at start-up is fatal (exit 1); at reload it is logged and the old one stays.
+ */
+export function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): DaemonHandle {
+  const initial = loadPolicyFile(config.policy.file);
+  if (!initial.ok) {
+    log.fatal({ errors: initial.errors.map(formatPolicyError) }, 'policy invalid; not starting');
+    return { exited: Promise.resolve(1), reload: async () => {}, shutdown: async () => {} };
+  }
+  let policy: Policy = initial.policy;
+  log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy loaded');
+
+  const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
+  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
+  let lastProgress = Date.now();
+  let reconcileRequested = false;
+  const queue = new KeyedQueue({
+    concurrency: CONCURRENCY,
+    capacity: QUEUE_CAPACITY,
+    onError: (container, kind, error) => log.error({ container: { id: container }, task: kind, err: error }, 'container task failed'),
+    onOverflow: () => {
+      if (!reconcileRequested) log.warn({ queue: queue.counters }, 'event queue full; events dropped, full reconcile scheduled');
+      reconcileRequested = true;
+    },
+  });
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log)], () => policy);
+
+  let ready = false;
+  let stopping = false;
+  const announceReady = (status: string): void => {
+    if (!ready) notifier.ready(status);
+    else notifier.status(status);
+    ready = true;
+  };
+  const statusLine = (): string => `watching ${reconciler.tracked.size} containers; policy ${policy.hash.slice(0, 12)} (${policy.mode})`;
+
+  // One reconcile at a time; a request during one runs once more after it.
+  let reconciling: Promise<void> | null = null;
+  const reconcile = (reason: string): Promise<void> => {
+    if (reconciling) {
+      reconcileRequested = true;
+      return reconciling;
+    }
+    reconcileRequested = false;
+    const started = Date.now();
+    reconciling = reconciler
+      .reconcile()
+      .then(() => log.info({ reason, containers: reconciler.tracked.size, ms: Date.now() - started }, 'reconciled'))
+      .catch((error: unknown) => log.error({ reason, err: error }, 'reconcile failed'))
+      .finally(() => {
+        reconciling = null;
+        lastProgress = Date.now();
+        if (!stopping) announceReady(statusLine());
+        if (reconcileRequested && !stopping) void reconcile('requested again');
+      });
+    return reconciling;
+  };
+
+  const watcher = new Watcher(
+    docker,
+    {
+      onEvent: (event) => {
+        log.debug({ event: { action: event.action, id: event.id } }, 'docker event');
+        reconciler.handleEvent(event);
+      },
+      onConnected: (reconnect) => {
+        log.info({ socket: config.docker.socket }, reconnect ? 'reconnected to Docker' : 'connected to Docker');
+        void reconcile(reconnect ? 'reconnect' : 'start-up');
+      },
+      onDisconnected: (error, retryInMs) => {
+        log.warn({ err: error, retryInMs }, 'Docker unreachable; rules stay in place');
+        // Never hold systemd's start-up hostage to Docker: READY with a status that says what is wrong.
+        announceReady(`Docker unreachable (${error.message}); retrying in ${Math.round(retryInMs / 1000)} s`);
+      },
+      onBadLine: (reason) => log.warn({ reason }, 'Docker event skipped'),
+    },
+    { backoffMs: { initial: 500, max: 30_000 }, replayOverlapMs: 1_000 },
+  );
+
+  const reload = async (): Promise<void> => {
+    const next = loadPolicyFile(config.policy.file);
+    if (!next.ok) {
+      log.error({ errors: next.errors.map(formatPolicyError) }, 'policy reload rejected; the last good policy stays in force');
+      return;
+    }
+    if (next.policy.hash === policy.hash) return;
+    policy = next.policy;
+    log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
+    await reconcile('policy reload');
+  };
+
+  const timers: NodeJS.Timeout[] = [];
+  timers.push(setInterval(() => void reconcile('periodic'), config.reconcile.intervalSeconds * 1000).unref());
+  timers.push(setInterval(() => void (reconcileRequested && !reconciling && reconcile('queue overflow')), 1000).unref());
+  if (notifier.watchdogMs !== null) {
+    // Progress is a finished task or an empty queue; the timer firing at all proves the event loop turns.
+    const healthy = (): boolean => queue.depth === 0 || Date.now() - lastProgress < STUCK_AFTER_MS;
+    const beforeTasks = queue.counters;
+    let seen = 0;
+    timers.push(
+      setInterval(() => {
+        const done = beforeTasks.completed + beforeTasks.failed;
+        if (done !== seen || queue.depth === 0) lastProgress = Date.now();
+        seen = done;
+        if (healthy()) notifier.watchdog();
+        else log.error({ queue: { depth: queue.depth, ...queue.counters } }, 'no progress; withholding watchdog ping');
+      }, Math.max(1, Math.floor(notifier.watchdogMs / 2))),
+    );
+  }
+
+  let debounce: NodeJS.Timeout | undefined;
+  let fileWatch: FSWatcher | null = null;
+  try {
+    // Watch the directory: editors and config management replace the file rather than write it.
+    fileWatch = watch(dirname(config.policy.file), (_, name) => {
+      if (name !== basename(config.policy.file)) return;
+      clearTimeout(debounce);
+      debounce = setTimeout(() => void reload(), RELOAD_DEBOUNCE_MS);
+    });
+  } catch (error) {
+    log.warn({ err: error }, 'cannot watch the policy file; reload with SIGHUP');
+  }
+
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  const shutdown = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    notifier.stopping('shutting down');
+    log.info('stopping: no new events; firewall rules stay in place');
+    fileWatch?.close();
+    clearTimeout(debounce);
+    for (const timer of timers) clearInterval(timer);
+    await watcher.stop();
+    const drained = await Promise.race([queue.idle().then(() => true), sleep(DRAIN_MS).then(() => false)]);
+    if (!drained) log.warn({ queue: { depth: queue.depth } }, 'exiting with work still queued');
+    log.info({ queue: queue.counters }, 'stopped');
+    notifier.close();
+    resolveExit(0);
+  };
+
+  watcher.start();
+  return { exited, reload, shutdown };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,85 @@
+import { connectEngine } from '../adapters/docker/engine.js';
+import type { Config } from '../app/config.js';
+import type { PortVerdict } from '../domain/decision.js';
+import { evaluate, matchingPortRules } from '../domain/evaluate.js';
+import type { ContainerFacts } from '../domain/facts.js';
+import { portLabel } from '../domain/port-label.js';
+import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
+import type { Policy } from '../domain/policy/model.js';
+import { imageName } from '../domain/selector.js';
+import { printable } from './printable.js';
+
+/** `dockwarden policy explain CONTAINER`: what the policy decides for one container, and why. */
+export async function explainCommand(config: Config, container: string, json: boolean): Promise<number> {
+  const loaded = loadPolicyFile(config.policy.file);
+  if (!loaded.ok) {
+    for (const error of loaded.errors) process.stderr.write(`${formatPolicyError(error)}\n`);
+    return 2;
+  }
+  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
+  const facts = await docker.readFacts(container);
+  if (!facts) {
+    process.stderr.write(`dockwarden: no such container: ${printable(container)}\n`);
+    return 2;
+  }
+  const report = explain(loaded.policy, facts);
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderExplanation(report));
+  return 0;
+}
+
+export interface Explanation {
+  readonly container: { readonly id: string; readonly name: string; readonly image: string; readonly running: boolean };
+  readonly policy: { readonly file: string; readonly hash: string; readonly mode: string };
+  readonly ports: ReadonlyArray<{
+    readonly port: string;
+    readonly containerPort: number;
+    /** Every rule that matches, in order; the first decides. */
+    readonly matchingRules: readonly string[];
+    readonly decidedBy: string;
+    readonly allow: 'any' | readonly string[];
+  }>;
+  readonly violations: ReadonlyArray<{ readonly check: string; readonly severity: string; readonly action: string; readonly message: string }>;
+}
+
+export function explain(policy: Policy, facts: ContainerFacts): Explanation {
+  const decision = evaluate(policy, facts);
+  return {
+    container: { id: facts.id, name: facts.name, image: imageName(facts), running: facts.state.running },
+    policy: { file: policy.file, hash: policy.hash, mode: policy.mode },
+    ports: decision.ports.map((verdict) => ({
+      port: portLabel(verdict.port),
+      containerPort: verdict.port.containerPort,
+      matchingRules: matchingPortRules(policy.ports, facts, verdict.port).map((r) => `${r.name} (ports.rules[${r.index}])`),
+      decidedBy: verdict.rule ?? `ports.default: ${policy.ports.default}`,
+      allow: allowText(verdict),
+    })),
+    violations: decision.violations.map(({ check, severity, action, message }) => ({
+      check,
+      severity,
+      action: policy.mode === 'audit' ? `alert (audit mode; enforce would ${action})` : action,
+      message,
+    })),
+  };
+}
+
+function renderExplanation(report: Explanation): string {
+  const lines = [
+    `container  ${printable(report.container.name)} (${report.container.id.slice(0, 12)})${report.container.running ? '' : ', not running'}`,
+    `image      ${printable(report.container.image)}`,
+    `policy     ${report.policy.file} (${report.policy.mode}, sha256 ${report.policy.hash.slice(0, 12)})`,
+    '',
+    report.ports.length === 0 ? 'ports      none published' : 'ports',
+  ];
+  for (const p of report.ports) {
+    lines.push(`  ${p.port} → ${p.containerPort}: ${p.allow === 'any' ? 'anyone' : p.allow.length === 0 ? 'nobody' : p.allow.join(', ')}`);
+    lines.push(`      decided by ${p.decidedBy}`);
+    if (p.matchingRules.length > 1) lines.push(`      also matching, not deciding: ${p.matchingRules.slice(1).join(', ')}`);
+  }
+  lines.push('', report.violations.length === 0 ? 'violations none' : 'violations');
+  for (const v of report.violations) lines.push(`  ${v.check} [${v.severity}] → ${v.action}: ${printable(v.message)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function allowText(verdict: PortVerdict): 'any' | string[] {
+  return verdict.allow === 'any' ? 'any' : verdict.allow.map((c) => c.text);
+}

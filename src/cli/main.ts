@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigInvalid, loadConfig, type Config } from '../app/config.js';
+import { runCommand } from './run.js';
+import { explainCommand } from './explain.js';
+import { validateCommand } from './validate.js';
+
+const USAGE = `usage: dockwarden <command> [options]
+
+  run                [--config FILE]          run the daemon (systemd ExecStart)
+  policy validate    [FILE] [--config FILE]   check a policy file; exit 0 valid, 1 invalid
+  policy explain     CONTAINER [--json] [--config FILE]
+                                              which rules match a container and what would happen
+
+Config: --config FILE, else /etc/dockwarden/config.yaml if present, else defaults;
+DOCKWARDEN_DOCKER_SOCKET, DOCKWARDEN_POLICY, DOCKWARDEN_STATE_DIR, DOCKWARDEN_LOG_LEVEL and
+DOCKWARDEN_FIREWALL_BACKEND override it.
+`;
+
+/** Exit codes: 0 ok, 1 the thing checked is bad (invalid policy, violations), 2 usage or runtime error. */
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+  });
+  const [command, sub, ...rest] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(USAGE);
+    return values.help || command === 'help' ? 0 : 2;
+  }
+  const config = (): Config => loadConfig(values.config);
+  if (command === 'run' && sub === undefined) return runCommand(config());
+  if (command === 'policy' && sub === 'validate' && rest.length <= 1) return validateCommand(rest[0] ?? config().policy.file);
+  if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
+  process.stderr.write(`dockwarden: unknown command: ${positionals.join(' ')}\n\n${USAGE}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigInvalid) process.stderr.write(`dockwarden: invalid configuration:\n${error.message}\n`);
+    else process.stderr.write(`dockwarden: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 2;
+  },
+);

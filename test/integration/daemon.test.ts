@@ -1,0 +1,92 @@
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { judged, spawnDaemon, type LogLine } from '../helpers/daemon.js';
+import { bindNotifySocket } from '../helpers/notify-socket.js';
+
+const TEST_ENV = resolve(import.meta.dirname, '../../scripts/test-env.sh');
+
+const POLICY = `version: 1
+sources:
+  clients: [198.51.100.0/24]
+ports:
+  default: deny
+  rules:
+    - name: web
+      match: { port: 18080/tcp }
+      allow: [clients]
+`;
+
+const portsOf = (line: LogLine) => line.ports as Array<{ port: string; rule: string | null; allow: string[] | 'any' }>;
+
+t.before(removeTestContainers);
+t.teardown(removeTestContainers);
+
+t.test('sees containers started before it, during it, and across a dockerd restart', async (t) => {
+  const before = await runContainer({ publish: ['18080:80/tcp'] });
+  const notify = bindNotifySocket();
+  t.teardown(notify.close);
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, env: { NOTIFY_SOCKET: notify.path } });
+  t.teardown(() => daemon.stop('SIGKILL'));
+
+  const ready = await notify.next((f) => f.includes('READY=1'));
+  t.match(ready.find((f) => f.startsWith('STATUS=')), /^STATUS=watching \d+ containers; policy [0-9a-f]{12} \(enforce\)$/);
+  // READY comes after the first reconcile, so the container that was already there has been judged.
+  const first = await daemon.waitForLog(judged(before), 1);
+  t.ok(portsOf(first).some((p) => p.port === '0.0.0.0:18080/tcp'), 'the IPv4 binding is listed');
+  for (const p of portsOf(first)) t.same([p.rule, p.allow], ['web', ['198.51.100.0/24']], p.port);
+
+  const during = await runContainer({});
+  await daemon.waitForLog(judged(during));
+
+  execFileSync('bash', [TEST_ENV, 'stop-dockerd'], { stdio: 'ignore' });
+  await daemon.waitForLog((l) => l.msg === 'Docker unreachable; rules stay in place');
+  execFileSync('bash', [TEST_ENV, 'up'], { stdio: 'ignore' });
+  const afterRestart = await runContainer({});
+  await daemon.waitForLog((l) => l.msg === 'reconnected to Docker', 60_000);
+  await daemon.waitForLog(judged(afterRestart), 60_000);
+
+  t.equal(await daemon.stop('SIGTERM'), 0, 'SIGTERM is a clean exit');
+  t.ok(notify.messages.some((f) => f.includes('STOPPING=1')), 'STOPPING=1 sent');
+});
+
+t.test('a broken policy on SIGHUP is rejected and the last good one stays in force', async (t) => {
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  await daemon.waitForLog((l) => l.msg === 'reconciled');
+
+  writeFileSync(daemon.policyFile, POLICY.replace('198.51.100.0/24', '198.51.100.300/24'));
+  daemon.child.kill('SIGHUP');
+  const rejected = await daemon.waitForLog((l) => l.msg === 'policy reload rejected; the last good policy stays in force');
+  t.match((rejected.errors as string[])[0], /policy\.yaml:3:13: sources\.clients\[0\]: "198\.51\.100\.300\/24" is not an IP address or CIDR/);
+
+  const id = await runContainer({ publish: ['18080:80/tcp'] });
+  const line = await daemon.waitForLog(judged(id));
+  t.same(portsOf(line)[0]!.allow, ['198.51.100.0/24'], 'the old policy still decides');
+
+  // A valid edit is picked up from the file change alone, without a signal.
+  writeFileSync(daemon.policyFile, POLICY.replace('198.51.100.0/24', '198.51.100.7'));
+  await daemon.waitForLog((l) => l.msg === 'policy reloaded');
+  const rejudged = await daemon.waitForLog((l) => judged(id)(l) && portsOf(l)[0]!.allow[0] === '198.51.100.7/32');
+  t.equal(portsOf(rejudged)[0]!.rule, 'web');
+  t.equal(await daemon.stop(), 0);
+});
+
+t.test('an invalid policy at start-up exits 1 with a located message', async (t) => {
+  const daemon = spawnDaemon({ policy: 'version: 1\nports:\n  defualt: deny\n', dockerSocket: DOCKER_SOCKET });
+  t.equal(await daemon.exited, 1);
+  const fatal = daemon.logs.find((l) => l.msg === 'policy invalid; not starting');
+  t.match((fatal?.errors as string[])[0], /policy\.yaml:3:3: ports: unknown key "defualt"; expected one of: default, rules, labels$/);
+});
+
+t.test('Docker unreachable at start-up: READY anyway, with a status that says why', async (t) => {
+  const notify = bindNotifySocket();
+  t.teardown(notify.close);
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: '/run/dw-test/nothing-here.sock', env: { NOTIFY_SOCKET: notify.path } });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  const ready = await notify.next((f) => f.includes('READY=1'));
+  t.match(ready.find((f) => f.startsWith('STATUS=')), /^STATUS=Docker unreachable \(.*ENOENT.*\); retrying in \d+ s$/);
+  t.equal(await daemon.stop(), 0);
+});
