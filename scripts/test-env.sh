@@ -8,6 +8,7 @@
 #                                     iptables rules Docker left for the test bridge
 #   scripts/test-env.sh stop-dockerd  stop only the daemon (containers, bridge, data stay): `up` restarts
 #                                     it — for tests of a dockerd restart
+#   scripts/test-env.sh install       only install the missing Debian packages (CI, demo)
 #   scripts/test-env.sh status        print the state; exit 0 when up, 3 when down
 #   scripts/test-env.sh env           print the export lines for the tests (eval "$(... env)")
 #
@@ -39,7 +40,8 @@ readonly ENVFILE=$RUN_DIR/env
 readonly LOCKFILE=/run/dw-test.lock
 readonly BRIDGE=dwtest0
 readonly IMAGE=dw-test/busybox:1
-readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl)
+# the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram)
+readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl build-essential python3)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30
 # ranges that belong to the machine / the test clients: never give them to Docker
@@ -382,10 +384,11 @@ case ${1:-} in
     lock
     stop_dockerd
     ;;
+  install) need_root; install_packages ;;
   status) cmd_status ;;
   env) cmd_env ;;
   *)
-    echo "usage: $0 up | down [--purge] | stop-dockerd | status | env" >&2
+    echo "usage: $0 up | down [--purge] | stop-dockerd | install | status | env" >&2
     exit 2
     ;;
 esac

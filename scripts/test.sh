@@ -31,6 +31,12 @@ extra_failed=0
 secs() { echo $((${EPOCHREALTIME/./} / 1000)); } # ms
 took() { local ms=$(($(secs) - $1)); printf '%d.%01d' $((ms / 1000)) $((ms % 1000 / 100)); }
 
+# A fresh checkout: the one command that runs the tests also installs what they need.
+if [[ ! -d node_modules ]]; then
+  echo "# test.sh: node_modules missing: scripts/test-env.sh install && npm ci"
+  bash "$ROOT/scripts/test-env.sh" install && npm ci --no-audit --no-fund </dev/null || extra_failed=$((extra_failed + 1))
+fi
+
 if [[ ${DW_TEST_SKIP_BUILD:-0} != 1 ]]; then
   echo "# test.sh: npm run build"
   t0=$(secs)
