@@ -1,0 +1,83 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import { parseYamlSource, type YamlSource } from '../yaml-source.js';
+import type { Policy } from './model.js';
+import { isMissingKey, quote, validatePolicyDocument } from './schema.js';
+
+/** One thing wrong with a policy file, located; line and column are 1-based, 0 when there is no position (unreadable file). */
+export interface PolicyError {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  /** Where in the document, e.g. `ports.rules[2].allow[0]`; empty for the document itself. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export type PolicyResult = { readonly ok: true; readonly policy: Policy } | { readonly ok: false; readonly errors: readonly PolicyError[] };
+
+/** `policy.yaml:14:9: ports.rules[2].allow[0]: "10.0.0.300/8" is not an IP address or CIDR` */
+export function formatPolicyError(error: PolicyError): string {
+  const where = error.line > 0 ? `${error.file}:${error.line}:${error.column}` : error.file;
+  return error.path ? `${where}: ${error.path}: ${error.message}` : `${where}: ${error.message}`;
+}
+
+/** Validates policy text (untrusted) into the typed `Policy`, or every error found, in file order. */
+export function parsePolicy(text: string, file: string): PolicyResult {
+  const source = parseYamlSource(text, file);
+  if (source.errors.length > 0) return failed(source.errors.map((error) => ({ ...error, path: '' })));
+  if (source.value === null) {
+    return failed([{ ...source.locate([], 'value'), path: '', message: 'the document is empty; expected a mapping with at least "version: 1"' }]);
+  }
+  const result = validatePolicyDocument(source.value);
+  if (!result.success) return failed(result.error.issues.flatMap((issue) => locateIssue(issue, source)));
+  return { ok: true, policy: { ...result.data, hash: createHash('sha256').update(text).digest('hex'), file } };
+}
+
+/** Reads and validates a policy file; an unreadable file is an error like any other, never a throw. */
+export function loadPolicyFile(path: string): PolicyResult {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    return failed([{ file: path, line: 0, column: 0, path: '', message: `cannot read the policy: ${(error as Error).message}` }]);
+  }
+  let text: string;
+  try {
+    // Fatal, and the BOM kept: the text is then exactly the file's bytes, so its hash is theirs.
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return failed([{ file: path, line: 0, column: 0, path: '', message: 'the policy is not valid UTF-8' }]);
+  }
+  return parsePolicy(text, path);
+}
+
+function failed(errors: PolicyError[]): PolicyResult {
+  // Array#sort is stable: errors at one position keep the schema's order.
+  return { ok: false, errors: errors.sort((a, b) => a.line - b.line || a.column - b.column) };
+}
+
+/** Puts an issue where an admin looks for it: unknown and invalid keys at the key, missing keys at their mapping. */
+function locateIssue(issue: z.core.$ZodIssue, source: YamlSource): PolicyError[] {
+  // YAML keys reach zod as strings, never symbols.
+  const path = issue.path as (string | number)[];
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({ ...source.locate([...path, key], 'key'), path: formatPath(path), message: `unknown key ${quote(key)}; ${issue.message}` }));
+  }
+  const parent = path.slice(0, -1);
+  if (issue.code === 'invalid_key') return [{ ...source.locate(path, 'key'), path: formatPath(parent), message: issue.message }];
+  if (isMissingKey(issue)) return [{ ...source.locate(path, 'value'), path: formatPath(parent), message: issue.message }];
+  return [{ ...source.locate(path, 'value'), path: formatPath(path), message: issue.message }];
+}
+
+/** `["ports", "rules", 2, "allow", 0]` → `ports.rules[2].allow[0]`; odd or long keys (label names) quoted. */
+function formatPath(path: readonly (string | number)[]): string {
+  return path
+    .map((step, i) => {
+      if (typeof step === 'number') return `[${step}]`;
+      if (!/^[A-Za-z_][\w-]{0,62}$/.test(step)) return `[${quote(step)}]`;
+      return i === 0 ? step : `.${step}`;
+    })
+    .join('');
+}
