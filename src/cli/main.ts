@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { ConfigInvalid, loadConfig, type Config } from '../app/config.js';
+import { policyJsonSchemaText } from '../domain/policy/json-schema.js';
 import { runCommand } from './run.js';
 import { explainCommand } from './explain.js';
 import { validateCommand } from './validate.js';
@@ -11,6 +12,7 @@ const USAGE = `usage: dockwarden <command> [options]
   policy validate    [FILE] [--config FILE]   check a policy file; exit 0 valid, 1 invalid
   policy explain     CONTAINER [--json] [--config FILE]
                                               which rules match a container and what would happen
+  policy schema                               print the policy's JSON Schema (for editors)
 
 Config: --config FILE, else /etc/dockwarden/config.yaml if present, else defaults;
 DOCKWARDEN_DOCKER_SOCKET, DOCKWARDEN_POLICY, DOCKWARDEN_STATE_DIR, DOCKWARDEN_LOG_LEVEL and
@@ -33,6 +35,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'run' && sub === undefined) return runCommand(config());
   if (command === 'policy' && sub === 'validate' && rest.length <= 1) return validateCommand(rest[0] ?? config().policy.file);
   if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
+  if (command === 'policy' && sub === 'schema' && rest.length === 0) {
+    process.stdout.write(policyJsonSchemaText());
+    return 0;
+  }
   process.stderr.write(`dockwarden: unknown command: ${positionals.join(' ')}\n\n${USAGE}`);
   return 2;
 }

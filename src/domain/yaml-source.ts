@@ -27,7 +27,7 @@ export function parseYamlSource(text: string, file: string): YamlSource {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, column: col };
   };
-  const errors = doc.errors.map((e) => ({ ...position(e.pos[0]), message: e.message.split('\n')[0]! }));
+  const errors = doc.errors.map((e) => ({ ...position(e.pos[0]), message: yamlErrorMessage(e.code, e.message, text.slice(e.pos[0])) }));
   let value: unknown = null;
   if (errors.length === 0) {
     try {
@@ -56,4 +56,13 @@ export function parseYamlSource(text: string, file: string): YamlSource {
   };
 
   return { value, errors, locate };
+}
+
+/** yaml's first line, minus the position it repeats; a duplicate key also names the key (the text up to its colon). */
+function yamlErrorMessage(code: string, message: string, from: string): string {
+  if (code === 'DUPLICATE_KEY') {
+    const key = (/^[^:\n]*/.exec(from)?.[0] ?? '').trim().slice(0, 80);
+    return `duplicate key ${JSON.stringify(key)}; each key may appear once per mapping`;
+  }
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }

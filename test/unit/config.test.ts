@@ -56,7 +56,7 @@ t.test('a bad environment override names the variable', async (t) => {
 t.test('YAML syntax errors and duplicate keys are located', async (t) => {
   t.match(errorsOf(() => loadConfig(configFile(t, 'docker:\n  socket: [\n'), {}))[0], /config\.yaml:\d+:\d+: /);
   const dup = errorsOf(() => loadConfig(configFile(t, 'log:\n  level: info\nlog:\n  level: warn\n'), {}));
-  t.match(dup[0], /config\.yaml:3:1: Map keys must be unique/);
+  t.match(dup[0], /config\.yaml:3:1: duplicate key "log"; each key may appear once per mapping$/);
 });
 
 t.test('a config file asked for but missing is an error, not defaults', async (t) => {
