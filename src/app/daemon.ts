@@ -44,7 +44,6 @@ export function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv 
 
   const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
-  let lastProgress = Date.now();
   let reconcileRequested = false;
   const queue = new KeyedQueue({
     concurrency: CONCURRENCY,
@@ -81,7 +80,6 @@ export function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv 
       .catch((error: unknown) => log.error({ reason, err: error }, 'reconcile failed'))
       .finally(() => {
         reconciling = null;
-        lastProgress = Date.now();
         if (!stopping) announceReady(statusLine());
         if (reconcileRequested && !stopping) void reconcile('requested again');
       });
@@ -125,16 +123,17 @@ export function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv 
   timers.push(setInterval(() => void reconcile('periodic'), config.reconcile.intervalSeconds * 1000).unref());
   timers.push(setInterval(() => void (reconcileRequested && !reconciling && reconcile('queue overflow')), 1000).unref());
   if (notifier.watchdogMs !== null) {
-    // Progress is a finished task or an empty queue; the timer firing at all proves the event loop turns.
-    const healthy = (): boolean => queue.depth === 0 || Date.now() - lastProgress < STUCK_AFTER_MS;
-    const beforeTasks = queue.counters;
-    let seen = 0;
+    // The timer firing proves the event loop turns; finished tasks (or an empty queue) prove work is not wedged.
+    let lastDone = -1;
+    let lastProgress = Date.now();
     timers.push(
       setInterval(() => {
-        const done = beforeTasks.completed + beforeTasks.failed;
-        if (done !== seen || queue.depth === 0) lastProgress = Date.now();
-        seen = done;
-        if (healthy()) notifier.watchdog();
+        const done = queue.counters.completed + queue.counters.failed;
+        if (done !== lastDone || queue.depth === 0) {
+          lastDone = done;
+          lastProgress = Date.now();
+        }
+        if (Date.now() - lastProgress < STUCK_AFTER_MS) notifier.watchdog();
         else log.error({ queue: { depth: queue.depth, ...queue.counters } }, 'no progress; withholding watchdog ping');
       }, Math.max(1, Math.floor(notifier.watchdogMs / 2))),
     );

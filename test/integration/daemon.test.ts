@@ -90,3 +90,26 @@ t.test('Docker unreachable at start-up: READY anyway, with a status that says wh
   t.match(ready.find((f) => f.startsWith('STATUS=')), /^STATUS=Docker unreachable \(.*ENOENT.*\); retrying in \d+ s$/);
   t.equal(await daemon.stop(), 0);
 });
+
+t.test('watchdog pings follow WATCHDOG_USEC, and only for the pid it names', async (t) => {
+  const notify = bindNotifySocket();
+  t.teardown(notify.close);
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '200000' } });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  await notify.next((f) => f.includes('READY=1'));
+  await notify.next((f) => f.includes('WATCHDOG=1'));
+  const before = notify.messages.filter((f) => f.includes('WATCHDOG=1')).length;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const pings = notify.messages.filter((f) => f.includes('WATCHDOG=1')).length - before;
+  t.ok(pings >= 3, `pinged every ~100 ms while healthy (${pings} in 1 s)`);
+  t.equal(await daemon.stop(), 0);
+
+  const other = bindNotifySocket();
+  t.teardown(other.close);
+  const notOurs = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, env: { NOTIFY_SOCKET: other.path, WATCHDOG_USEC: '200000', WATCHDOG_PID: '1' } });
+  t.teardown(() => notOurs.stop('SIGKILL'));
+  await other.next((f) => f.includes('READY=1'));
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  t.notOk(other.messages.some((f) => f.includes('WATCHDOG=1')), 'no pings when WATCHDOG_PID names another process');
+  t.equal(await notOurs.stop(), 0);
+});

@@ -1,0 +1,106 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CLI } from '../helpers/daemon.js';
+import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
+
+const exec = promisify(execFile);
+
+/** Runs the built CLI; resolves with exit code and output whatever the code. */
+async function dockwarden(args: string[], env: NodeJS.ProcessEnv = {}) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+const POLICY = `version: 1
+mode: audit
+sources:
+  clients: [198.51.100.0/24]
+ports:
+  default: deny
+  rules:
+    - name: web
+      match: { port: 18081/tcp }
+      allow: [clients, 198.51.100.200]
+    - name: everything-tcp
+      match: { port: 1-65535/tcp }
+      allow: [any]
+`;
+
+t.before(removeTestContainers);
+t.teardown(removeTestContainers);
+
+t.test('policy validate: 0 for a valid file, 1 with located messages for an invalid one', async (t) => {
+  const dir = t.testdir({ 'good.yaml': POLICY, 'bad.yaml': POLICY.replace('18081/tcp', '18081/tpc').replace('[clients', '[client') });
+  const good = await dockwarden(['policy', 'validate', join(dir, 'good.yaml')]);
+  t.equal(good.code, 0);
+  t.match(good.stdout, /good\.yaml: valid \(mode audit, sha256 [0-9a-f]{12}\)/);
+  const bad = await dockwarden(['policy', 'validate', join(dir, 'bad.yaml')]);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /bad\.yaml:9:22: ports\.rules\[0\]\.match\.port: "18081\/tpc" /);
+  t.match(bad.stderr, /bad\.yaml:10:15: ports\.rules\[0\]\.allow\[0\]: "client" is not a source set; defined sets: clients/);
+  t.match(bad.stderr, /2 errors; the policy was not accepted/);
+});
+
+t.test('policy validate with no file validates the configured policy', async (t) => {
+  const dir = t.testdir({ 'policy.yaml': POLICY });
+  const result = await dockwarden(['policy', 'validate'], { DOCKWARDEN_POLICY: join(dir, 'policy.yaml') });
+  t.equal(result.code, 0, result.stderr);
+});
+
+t.test('policy explain: which rules match each published port and what decides', async (t) => {
+  const dir = t.testdir({ 'policy.yaml': POLICY });
+  const env = { DOCKWARDEN_POLICY: join(dir, 'policy.yaml'), DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET };
+  const name = `dw-explain-${process.pid}`;
+  await runContainer({ name, publish: ['18081:80/tcp', '18082:81/tcp', '18083:53/udp'] });
+
+  const json = await dockwarden(['policy', 'explain', name, '--json'], env);
+  t.equal(json.code, 0, json.stderr);
+  const report = JSON.parse(json.stdout) as { container: { name: string; image: string }; ports: Array<{ port: string; matchingRules: string[]; decidedBy: string; allow: unknown }> };
+  t.equal(report.container.name, name);
+  t.equal(report.container.image, 'docker.io/dw-test/busybox:1');
+  const byPort = new Map(report.ports.map((p) => [p.port, p]));
+  t.same(byPort.get('0.0.0.0:18081/tcp'), {
+    port: '0.0.0.0:18081/tcp',
+    containerPort: 80,
+    matchingRules: ['web (ports.rules[0])', 'everything-tcp (ports.rules[1])'],
+    decidedBy: 'web',
+    allow: ['198.51.100.0/24', '198.51.100.200/32'],
+  });
+  t.same(byPort.get('0.0.0.0:18082/tcp')?.allow, 'any');
+  t.same(byPort.get('0.0.0.0:18083/udp'), { port: '0.0.0.0:18083/udp', containerPort: 53, matchingRules: [], decidedBy: 'ports.default: deny', allow: [] });
+
+  const text = await dockwarden(['policy', 'explain', name], env);
+  t.equal(text.code, 0);
+  t.match(text.stdout, /0\.0\.0\.0:18081\/tcp → 80: 198\.51\.100\.0\/24, 198\.51\.100\.200\/32\n\s+decided by web\n\s+also matching, not deciding: everything-tcp \(ports\.rules\[1\]\)/);
+  t.match(text.stdout, /0\.0\.0\.0:18083\/udp → 53: nobody\n\s+decided by ports\.default: deny/);
+});
+
+t.test('policy explain of a missing container: exit 2 and a clear message', async (t) => {
+  const dir = t.testdir({ 'policy.yaml': POLICY });
+  const result = await dockwarden(['policy', 'explain', 'no-such-container'], { DOCKWARDEN_POLICY: join(dir, 'policy.yaml'), DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET });
+  t.equal(result.code, 2);
+  t.equal(result.stderr, 'dockwarden: no such container: no-such-container\n');
+});
+
+t.test('usage errors and bad configuration exit 2 with the reason', async (t) => {
+  const unknown = await dockwarden(['firewall', 'frobnicate']);
+  t.equal(unknown.code, 2);
+  t.match(unknown.stderr, /unknown command: firewall frobnicate\n\nusage: dockwarden/);
+
+  const dir = t.testdir({ 'config.yaml': 'docker:\n  socket: /run/docker.sock\nlogg:\n  level: info\n' });
+  const bad = await dockwarden(['policy', 'validate', '--config', join(dir, 'config.yaml')]);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /invalid configuration:\n.*config\.yaml:4:3: logg\.level: unknown setting; known settings: docker\.socket/);
+
+  const help = await dockwarden(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /^usage: dockwarden <command>/);
+});
