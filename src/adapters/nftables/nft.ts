@@ -1,0 +1,208 @@
+/**
+ * The nftables applier: runs `nft` with an argument array (never a shell), the script on stdin.
+ * nft applies a whole script as one kernel transaction, so a failed run changes nothing; retries are
+ * the caller's business. `netns` runs nft inside a named network namespace (tests).
+ */
+import { execFile, type ExecFileException } from 'node:child_process';
+import {
+  parseAddress, type AllowElement, type EndpointElement, type FirewallPlan, type PortElement,
+} from '../../domain/firewall/plan.js';
+import { parseCidr } from '../../domain/net/cidr.js';
+import type { Protocol } from '../../domain/facts.js';
+import type { Cidr } from '../../domain/policy/model.js';
+import { SET_TYPES, renderTable, type SetName } from './render.js';
+
+export interface NftOptions {
+  /** Run inside this network namespace (`ip netns exec NAME nft …`). */
+  readonly netns?: string;
+}
+
+export interface RunOptions extends NftOptions {
+  /** `nft -c`: validate against the kernel, change nothing. */
+  readonly check?: boolean;
+}
+
+/** What the kernel holds in `inet dockwarden`, for drift detection. */
+export interface InstalledTable {
+  readonly plan: FirewallPlan;
+  /** Elements the plan shape cannot express (ranges, other protocols, other sets), as nft's JSON. */
+  readonly foreign: readonly string[];
+  /**
+   * Set declarations, chains and rules as canonical JSON, without handles or counter values. Constant
+   * for a given `defaultDeny`: compare it with the one read right after a full apply to detect edited rules.
+   */
+  readonly skeleton: string;
+}
+
+export class NftError extends Error {
+  override readonly name = 'NftError';
+  /** nft's exit code; null when it could not be started or was killed. */
+  readonly exitCode: number | null;
+  readonly stderr: string;
+  /** The 1-based script line nft's first error points to, and its text. */
+  readonly line: number | null;
+  readonly scriptLine: string | null;
+
+  constructor(message: string, details: { exitCode: number | null; stderr: string; line?: number; scriptLine?: string }) {
+    super(message);
+    this.exitCode = details.exitCode;
+    this.stderr = details.stderr;
+    this.line = details.line ?? null;
+    this.scriptLine = details.scriptLine ?? null;
+  }
+}
+
+export const isNftError = (err: unknown): err is NftError => err instanceof NftError;
+
+/** Applies (or with `check`, validates) an `nft -f` script in one transaction. */
+export async function runNft(script: string, options: RunOptions = {}): Promise<void> {
+  await nft(options.check ? ['-c', '-f', '-'] : ['-f', '-'], script, options);
+}
+
+/** The table as the kernel has it; null when it does not exist. */
+export async function listTable(options: NftOptions = {}): Promise<InstalledTable | null> {
+  let stdout: string;
+  try {
+    stdout = await nft(['-j', 'list', 'table', 'inet', 'dockwarden'], '', options);
+  } catch (err) {
+    if (isNftError(err) && /^Error: No such file or directory/m.test(err.stderr)) return null;
+    throw err;
+  }
+  return parseTable(stdout);
+}
+
+/** Whether nft runs here and the kernel accepts our table (concatenated interval sets, fib, ct status). */
+export async function nftAvailable(options: NftOptions = {}): Promise<boolean> {
+  const empty: FirewallPlan = { ports: [], allows: [], endpoints: [], bridges: [], defaultDeny: true };
+  try {
+    await runNft(renderTable(empty), { ...options, check: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const TIMEOUT_MS = 30_000;
+const MAX_OUTPUT = 256 << 20;
+const NETNS = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+
+function nft(args: readonly string[], input: string, { netns }: NftOptions): Promise<string> {
+  if (netns !== undefined && !NETNS.test(netns)) throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
+  const [file, ...argv] = netns === undefined ? ['nft', ...args] : ['ip', 'netns', 'exec', netns, 'nft', ...args];
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      file!,
+      argv,
+      { encoding: 'utf8', timeout: TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: MAX_OUTPUT },
+      (err, stdout, stderr) => (err ? reject(toNftError(err, stderr, input)) : resolve(stdout)),
+    );
+    // nft may exit before reading all its input; its exit status says why, so EPIPE adds nothing.
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(input);
+  });
+}
+
+/** nft points at the failing command: `/dev/stdin:LINE:COL-COL: Error: MESSAGE`. */
+const LOCATED = /^(?:\/dev\/stdin|-):(\d+):\d+(?:-\d+)?: Error: (.*)$/m;
+
+function toNftError(err: ExecFileException, stderr: string, script: string): NftError {
+  const exitCode = typeof err.code === 'number' ? err.code : null;
+  const located = LOCATED.exec(stderr);
+  if (located) {
+    const line = Number(located[1]);
+    const scriptLine = script.split('\n')[line - 1] ?? '';
+    const shown = scriptLine.length > 200 ? `${scriptLine.slice(0, 200)}…` : scriptLine;
+    return new NftError(`nft: ${located[2]} (line ${line}: ${shown.trim()})`, { exitCode, stderr, line, scriptLine });
+  }
+  const reason = err.killed ? `killed after ${TIMEOUT_MS} ms` : (/^Error: (.*)$/m.exec(stderr)?.[1] ?? (stderr.trim() || err.message));
+  return new NftError(`nft: ${reason}`, { exitCode, stderr });
+}
+
+// --- `nft -j list table` → InstalledTable
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+const isObject = (value: Json | undefined): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const PROTOCOLS: ReadonlySet<Json> = new Set<Protocol>(['tcp', 'udp', 'sctp']);
+
+function parseTable(stdout: string): InstalledTable {
+  let json: Json;
+  try {
+    json = JSON.parse(stdout) as Json;
+  } catch {
+    throw new NftError('nft: `list table` printed invalid JSON', { exitCode: 0, stderr: '' });
+  }
+  const objects = isObject(json) && Array.isArray(json.nftables) ? json.nftables.filter(isObject) : [];
+  const ports: PortElement[] = [];
+  const allows: AllowElement[] = [];
+  const endpoints: EndpointElement[] = [];
+  const bridges: string[] = [];
+  const foreign: string[] = [];
+  const skeleton: Json[] = [];
+  let defaultDeny = false;
+
+  for (const object of objects) {
+    if (isObject(object.set)) {
+      const { elem = [], handle: _handle, ...declaration } = object.set;
+      skeleton.push({ set: declaration });
+      const name = String(object.set.name) as SetName;
+      for (const element of Array.isArray(elem) ? elem : [elem]) {
+        const parsed = Object.hasOwn(SET_TYPES, name) ? parseElement(name, element) : null;
+        if (!parsed) foreign.push(JSON.stringify({ [name]: element }));
+        else if (parsed.kind === 'allow') allows.push(parsed.element);
+        else if (parsed.kind === 'port') ports.push(parsed.element);
+        else if (parsed.kind === 'endpoint') endpoints.push(parsed.element);
+        else bridges.push(parsed.element);
+      }
+    } else if (isObject(object.chain)) {
+      const { handle: _handle, ...chain } = object.chain;
+      skeleton.push({ chain });
+    } else if (isObject(object.rule)) {
+      const { handle: _handle, ...rule } = object.rule;
+      skeleton.push({ rule: withoutCounts(rule) });
+      if (rule.chain === 'forward' && JSON.stringify(rule.expr).includes('{"jump":{"target":"published"}}')) defaultDeny = true;
+    }
+  }
+  return { plan: { ports, allows, endpoints, bridges, defaultDeny }, foreign, skeleton: JSON.stringify(skeleton) };
+}
+
+function withoutCounts(value: Json): Json {
+  if (Array.isArray(value)) return value.map(withoutCounts);
+  if (!isObject(value)) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'counter' ? null : withoutCounts(v)]));
+}
+
+type ParsedElement =
+  | { readonly kind: 'port'; readonly element: PortElement }
+  | { readonly kind: 'allow'; readonly element: AllowElement }
+  | { readonly kind: 'endpoint'; readonly element: EndpointElement }
+  | { readonly kind: 'bridge'; readonly element: string };
+
+function parseElement(set: SetName, element: Json): ParsedElement | null {
+  if (set === 'bridges') return typeof element === 'string' ? { kind: 'bridge', element } : null;
+  const parts = isObject(element) && Array.isArray(element.concat) ? element.concat : [];
+  const family = set.endsWith('4') ? 4 : 6;
+  const [first, proto, port, source] = parts;
+  if (!PROTOCOLS.has(proto ?? null) || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  const key = { proto: proto as Protocol, port };
+  if (set.startsWith('endpoints')) {
+    const addr = typeof first === 'string' ? parseAddress(first) : null;
+    return parts.length === 3 && addr?.family === family ? { kind: 'endpoint', element: { addr, ...key } } : null;
+  }
+  const hostAddr = parseBlock(first, family);
+  if (!hostAddr) return null;
+  if (set.startsWith('ports')) return parts.length === 3 ? { kind: 'port', element: { hostAddr, ...key } } : null;
+  const sourceBlock = parseBlock(source, family);
+  return parts.length === 4 && sourceBlock ? { kind: 'allow', element: { hostAddr, ...key, source: sourceBlock } } : null;
+}
+
+/** nft prints a full-length prefix as a bare address and any other as `{"prefix": {"addr", "len"}}`. */
+function parseBlock(value: Json | undefined, family: 4 | 6): Cidr | null {
+  const [addr, len] = typeof value === 'string' ? [value, family === 4 ? 32 : 128]
+    : isObject(value) && isObject(value.prefix) ? [value.prefix.addr, value.prefix.len] : [null, null];
+  if (typeof addr !== 'string' || addr.includes('/') || typeof len !== 'number') return null;
+  const block = parseCidr(`${addr}/${len}`);
+  return block?.family === family && block.address === parseAddress(addr)?.text ? block : null;
+}

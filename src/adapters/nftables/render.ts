@@ -1,0 +1,181 @@
+/**
+ * Renders a `FirewallPlan` as `nft -f` text (DESIGN §2). Pure. Every value is re-validated here, so a
+ * plan built by hand or from hostile input can only fail, never inject: numbers in range, canonical
+ * addresses, the protocol enum, interface names of a fixed alphabet. No name, label or image ever
+ * reaches the script. Each published port is its own element, so no port ranges are needed.
+ */
+import { parseCidr } from '../../domain/net/cidr.js';
+import {
+  parseAddress,
+  type AllowElement, type ElementDiff, type EndpointElement, type Family, type FirewallElements, type FirewallPlan,
+  type IpAddress, type PortElement,
+} from '../../domain/firewall/plan.js';
+import type { Protocol } from '../../domain/facts.js';
+import type { Cidr } from '../../domain/policy/model.js';
+
+export const TABLE = 'inet dockwarden';
+
+export const SET_TYPES = {
+  ports4: 'ipv4_addr . inet_proto . inet_service',
+  ports6: 'ipv6_addr . inet_proto . inet_service',
+  allow4: 'ipv4_addr . inet_proto . inet_service . ipv4_addr',
+  allow6: 'ipv6_addr . inet_proto . inet_service . ipv6_addr',
+  endpoints4: 'ipv4_addr . inet_proto . inet_service',
+  endpoints6: 'ipv6_addr . inet_proto . inet_service',
+  bridges: 'ifname',
+} as const;
+export type SetName = keyof typeof SET_TYPES;
+const SET_NAMES = Object.keys(SET_TYPES) as SetName[];
+
+/** Sets keyed on address blocks (wildcard bindings, source CIDRs) need `flags interval`. */
+const INTERVAL_SETS: ReadonlySet<SetName> = new Set(['ports4', 'ports6', 'allow4', 'allow6']);
+
+const PROTOCOLS: ReadonlySet<string> = new Set<Protocol>(['tcp', 'udp', 'sctp']);
+const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
+
+export class UnsafeValueError extends Error {
+  override readonly name = 'UnsafeValueError';
+}
+
+export const isUnsafeValueError = (err: unknown): err is UnsafeValueError => err instanceof UnsafeValueError;
+
+/** The whole table, replaced atomically: create-if-missing, delete, recreate, in one transaction. */
+export function renderTable(plan: FirewallPlan): string {
+  const sets = renderSets(plan);
+  const setBlocks = SET_NAMES.map((name) => {
+    const lines = [`\tset ${name} {`, `\t\ttype ${SET_TYPES[name]}`];
+    if (INTERVAL_SETS.has(name)) lines.push('\t\tflags interval');
+    if (sets[name].length > 0) lines.push('\t\telements = {', ...elementLines(sets[name], '\t\t\t'), '\t\t}');
+    return [...lines, '\t}'].join('\n');
+  });
+  return [
+    `table ${TABLE} {}`,
+    `delete table ${TABLE}`,
+    `table ${TABLE} {`,
+    ...setBlocks,
+    chains(plan.defaultDeny),
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** Takes the whole table out (`dockwarden firewall remove`); no error when it is not there. */
+export function renderRemoval(): string {
+  return `table ${TABLE} {}\ndelete table ${TABLE}\n`;
+}
+
+/**
+ * One transaction: deletions first, so an element may be replaced by an overlapping one. Empty when
+ * nothing changes. A deletion of an element the kernel lacks fails the whole transaction (drift).
+ */
+export function renderElementChanges(diff: ElementDiff): string {
+  const commands = (verb: 'add' | 'delete', elements: FirewallElements): string[] => {
+    const sets = renderSets(elements);
+    return SET_NAMES
+      .filter((name) => sets[name].length > 0)
+      .map((name) => [`${verb} element ${TABLE} ${name} {`, ...elementLines(sets[name], '\t'), '}'].join('\n'));
+  };
+  const lines = [...commands('delete', diff.delete), ...commands('add', diff.add)];
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+// Base chain priorities: prerouting −150 runs after conntrack (−200) and before DNAT (−100), so it sees
+// the host port an admin sees in `docker ps`; traffic the host sends itself (on `lo`) is out of scope,
+// as it is for Docker's own DNAT; it judges every packet, not only `ct state new`, so a
+// narrowed policy cuts established connections at once. The forward baseline drops DNATed new
+// connections to container endpoints not yet judged: from the first packet, and while dockwarden is down.
+function chains(defaultDeny: boolean): string {
+  const baseline = defaultDeny
+    ? [
+      '\t\tct state new ct status dnat oifname @bridges jump published',
+      '\t\tct state new ct status dnat oifname "br-*" jump published',
+    ]
+    : [];
+  return [
+    '\tchain prerouting {',
+    '\t\ttype filter hook prerouting priority -150; policy accept;',
+    '\t\tiif != "lo" fib daddr type local ip daddr . meta l4proto . th dport @ports4 jump decide4',
+    '\t\tiif != "lo" fib daddr type local ip6 daddr . meta l4proto . th dport @ports6 jump decide6',
+    '\t}',
+    '\tchain decide4 {',
+    '\t\tip daddr . meta l4proto . th dport . ip saddr @allow4 return',
+    '\t\tcounter drop',
+    '\t}',
+    '\tchain decide6 {',
+    '\t\tip6 daddr . meta l4proto . th dport . ip6 saddr @allow6 return',
+    '\t\tcounter drop',
+    '\t}',
+    '\tchain forward {',
+    '\t\ttype filter hook forward priority -1; policy accept;',
+    ...baseline,
+    '\t}',
+    '\tchain published {',
+    '\t\tip daddr . meta l4proto . th dport @endpoints4 return',
+    '\t\tip6 daddr . meta l4proto . th dport @endpoints6 return',
+    '\t\tcounter drop',
+    '\t}',
+  ].join('\n');
+}
+
+/** One element a line, so an error nft reports by line names the element. */
+function elementLines(elements: readonly string[], indent: string): string[] {
+  return elements.map((element, i) => `${indent}${element}${i < elements.length - 1 ? ',' : ''}`);
+}
+
+function renderSets(elements: FirewallElements): Record<SetName, string[]> {
+  const sets: Record<SetName, string[]> = {
+    ports4: [], ports6: [], allow4: [], allow6: [], endpoints4: [], endpoints6: [], bridges: [],
+  };
+  for (const e of elements.ports) sets[e.hostAddr.family === 4 ? 'ports4' : 'ports6'].push(portElement(e));
+  for (const e of elements.allows) sets[e.hostAddr.family === 4 ? 'allow4' : 'allow6'].push(allowElement(e));
+  for (const e of elements.endpoints) sets[e.addr.family === 4 ? 'endpoints4' : 'endpoints6'].push(endpointElement(e));
+  for (const name of elements.bridges) sets.bridges.push(`"${ifname(name)}"`);
+  return sets;
+}
+
+function portElement(e: PortElement): string {
+  return `${cidr(e.hostAddr, family(e.hostAddr.family))} . ${proto(e.proto)} . ${port(e.port)}`;
+}
+
+function allowElement(e: AllowElement): string {
+  return `${portElement(e)} . ${cidr(e.source, e.hostAddr.family)}`;
+}
+
+function endpointElement(e: EndpointElement): string {
+  return `${address(e.addr, family(e.addr.family))} . ${proto(e.proto)} . ${port(e.port)}`;
+}
+
+function unsafe(what: string, value: unknown): never {
+  throw new UnsafeValueError(`refusing to render ${what} ${JSON.stringify(value)}`);
+}
+
+function family(value: Family): Family {
+  return value === 4 || value === 6 ? value : unsafe('address family', value);
+}
+
+function port(value: number): number {
+  return Number.isInteger(value) && value >= 1 && value <= 65535 ? value : unsafe('port', value);
+}
+
+function proto(value: Protocol): Protocol {
+  return PROTOCOLS.has(value) ? value : unsafe('protocol', value);
+}
+
+function ifname(value: string): string {
+  return IFNAME.test(value) ? value : unsafe('interface name', value);
+}
+
+function address(value: IpAddress, expected: Family): string {
+  const parsed = typeof value.text === 'string' ? parseAddress(value.text) : null;
+  return parsed?.family === expected && value.family === expected && parsed.text === value.text
+    ? value.text
+    : unsafe(`IPv${expected} address`, value);
+}
+
+/** Canonical: re-parsing the text gives exactly this block of the expected family (no host bits set). */
+function cidr(value: Cidr, expected: Family): string {
+  const parsed = typeof value.text === 'string' ? parseCidr(value.text) : undefined;
+  const valid = parsed?.family === expected && value.family === expected && parsed.address === value.address &&
+    parsed.prefix === value.prefix && parsed.text === value.text;
+  return valid ? value.text : unsafe(`IPv${expected} block`, value);
+}

@@ -1,0 +1,223 @@
+/**
+ * What the firewall should hold: the contents of the `inet dockwarden` sets (DESIGN §2). Pure: facts and
+ * decisions in, typed set elements out. The rules are constant; containers live only in set elements,
+ * so a container start or stop is the small `diffElements` of two plans, applied as one transaction.
+ */
+import type { Decision } from '../decision.js';
+import type { ContainerFacts, Protocol } from '../facts.js';
+import { cidrContains, parseCidr } from '../net/cidr.js';
+import type { Cidr } from '../policy/model.js';
+
+export type Family = 4 | 6;
+
+/** A single address in canonical text (dotted quad; RFC 5952 for IPv6). */
+export interface IpAddress {
+  readonly family: Family;
+  readonly text: string;
+}
+
+/** `ports4`/`ports6`: the host side of a published port; `hostAddr` is `/32`, `/128`, or `/0` for a wildcard binding. */
+export interface PortElement {
+  readonly hostAddr: Cidr;
+  readonly proto: Protocol;
+  readonly port: number;
+}
+
+/** `allow4`/`allow6`: one source block allowed to reach a port; `source` has the family of `hostAddr`. */
+export interface AllowElement extends PortElement {
+  readonly source: Cidr;
+}
+
+/** `endpoints4`/`endpoints6`: a container address and port that dockwarden has judged. */
+export interface EndpointElement {
+  readonly addr: IpAddress;
+  readonly proto: Protocol;
+  readonly port: number;
+}
+
+/** The contents of every set, each sorted and free of duplicates and overlaps. */
+export interface FirewallElements {
+  readonly ports: readonly PortElement[];
+  readonly allows: readonly AllowElement[];
+  readonly endpoints: readonly EndpointElement[];
+  /** Docker bridge interface names (`docker0`, `br-<id12>`, custom). */
+  readonly bridges: readonly string[];
+}
+
+export interface FirewallPlan extends FirewallElements {
+  /** `ports.default: deny`: DNATed new connections to endpoints not in `endpoints*` are dropped. */
+  readonly defaultDeny: boolean;
+}
+
+/** One published host port of one container, with every source block allowed to reach it. */
+export interface PortClaim {
+  readonly hostAddr: Cidr;
+  readonly proto: Protocol;
+  readonly port: number;
+  /** Disjoint blocks of the family of `hostAddr`; empty = nobody. */
+  readonly sources: readonly Cidr[];
+}
+
+/** What one container contributes; `planAll` merges these, so shared elements are never lost. */
+export interface ContainerElements {
+  readonly containerId: string;
+  readonly claims: readonly PortClaim[];
+  readonly endpoints: readonly EndpointElement[];
+}
+
+export interface PlanOptions {
+  readonly defaultDeny: boolean;
+  readonly bridges: readonly string[];
+}
+
+export interface ElementDiff {
+  readonly add: FirewallElements;
+  readonly delete: FirewallElements;
+}
+
+/** A value from Docker or a decision that cannot become a set element (it would never come from a sane engine). */
+export class FirewallInputError extends Error {
+  override readonly name = 'FirewallInputError';
+  constructor(
+    readonly containerId: string,
+    message: string,
+  ) {
+    super(`container ${containerId}: ${message}`);
+  }
+}
+
+export const isFirewallInputError = (err: unknown): err is FirewallInputError => err instanceof FirewallInputError;
+
+/** A single address (no prefix), parsed as strictly as policy addresses; null when it is not one. */
+export function parseAddress(text: string): IpAddress | null {
+  const block = text.includes('/') ? undefined : parseCidr(text);
+  return block ? { family: block.family, text: block.address } : null;
+}
+
+const WILDCARD: Readonly<Record<Family, Cidr>> = {
+  4: { family: 4, address: '0.0.0.0', prefix: 0, text: '0.0.0.0/0' },
+  6: { family: 6, address: '::', prefix: 0, text: '::/0' },
+};
+
+/** The elements one container contributes: none unless it runs; ports with host port 0 are not published. */
+export function planContainer(facts: ContainerFacts, decision: Decision): ContainerElements {
+  const id = facts.id;
+  if (decision.containerId !== id) throw new FirewallInputError(id, `decision is for ${decision.containerId}`);
+  if (!facts.state.running) return { containerId: id, claims: [], endpoints: [] };
+
+  const addresses = facts.networks.flatMap((net) =>
+    [net.ipv4, net.ipv6].filter((text) => text !== '').map((text) => parseOrThrow(id, text, 'network address')),
+  );
+  const claims: PortClaim[] = [];
+  const endpoints: EndpointElement[] = [];
+  for (const { port, allow } of decision.ports) {
+    if (port.hostPort === 0) continue;
+    checkPort(id, port.hostPort, 'host port');
+    checkPort(id, port.containerPort, 'container port');
+    const hostAddr = hostBinding(id, port.hostIp);
+    const sources = allow === 'any' ? [WILDCARD[hostAddr.family]] : collapse(allow.filter((c) => c.family === hostAddr.family));
+    claims.push({ hostAddr, proto: port.proto, port: port.hostPort, sources });
+    for (const addr of addresses.filter((a) => a.family === hostAddr.family)) {
+      endpoints.push({ addr, proto: port.proto, port: port.containerPort });
+    }
+  }
+  return { containerId: id, claims, endpoints };
+}
+
+/**
+ * The whole desired content, derived from every container's contribution, so deleting one container
+ * never removes an element another still needs. Claims on overlapping host addresses of one port (two
+ * containers, during an address-reuse race or a DNAT conflict) would be overlapping set elements, which
+ * the kernel rejects; a packet may then reach either container, so they fail closed: one element for the
+ * widest address, allowing only the sources every overlapping claim allows.
+ */
+export function planAll(containers: Iterable<ContainerElements>, options: PlanOptions): FirewallPlan {
+  const groups = new Map<string, PortClaim[]>();
+  const endpoints = new Map<string, EndpointElement>();
+  for (const container of containers) {
+    for (const claim of container.claims) {
+      const group = `${claim.hostAddr.family} ${claim.proto} ${claim.port}`;
+      const claims = groups.get(group);
+      if (claims) claims.push(claim);
+      else groups.set(group, [claim]);
+    }
+    for (const endpoint of container.endpoints) endpoints.set(endpointKey(endpoint), endpoint);
+  }
+  const merged = [...groups.values()].flatMap(mergeOverlapping);
+  return {
+    ports: sortByKey(merged.map(({ hostAddr, proto, port }) => ({ hostAddr, proto, port })), portKey),
+    allows: sortByKey(merged.flatMap(({ sources, ...port }) => sources.map((source) => ({ ...port, source }))), allowKey),
+    endpoints: sortByKey([...endpoints.values()], endpointKey),
+    bridges: [...new Set(options.bridges)].sort(),
+    defaultDeny: options.defaultDeny,
+  };
+}
+
+/** The element transaction that turns `before` into `after`. */
+export function diffElements(before: FirewallElements, after: FirewallElements): ElementDiff {
+  const minus = (a: FirewallElements, b: FirewallElements): FirewallElements => ({
+    ports: difference(a.ports, b.ports, portKey),
+    allows: difference(a.allows, b.allows, allowKey),
+    endpoints: difference(a.endpoints, b.endpoints, endpointKey),
+    bridges: difference(a.bridges, b.bridges, (name) => name),
+  });
+  return { add: minus(after, before), delete: minus(before, after) };
+}
+
+export const isEmpty = (elements: FirewallElements): boolean =>
+  elements.ports.length + elements.allows.length + elements.endpoints.length + elements.bridges.length === 0;
+
+const portKey = (e: PortElement): string => `${e.hostAddr.text} . ${e.proto} . ${e.port}`;
+const allowKey = (e: AllowElement): string => `${portKey(e)} . ${e.source.text}`;
+const endpointKey = (e: EndpointElement): string => `${e.addr.text} . ${e.proto} . ${e.port}`;
+
+function parseOrThrow(containerId: string, text: string, what: string): IpAddress {
+  const addr = parseAddress(text);
+  if (!addr) throw new FirewallInputError(containerId, `${what} is not an IP address: ${JSON.stringify(text)}`);
+  return addr;
+}
+
+function checkPort(containerId: string, port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new FirewallInputError(containerId, `${what} ${port} outside 1..65535`);
+}
+
+/** `0.0.0.0` and `''` bind every IPv4 address, `::` every IPv6 one; anything else is one address. */
+function hostBinding(containerId: string, hostIp: string): Cidr {
+  if (hostIp === '') return WILDCARD[4];
+  const addr = parseOrThrow(containerId, hostIp, 'host ip');
+  if (addr.text === '0.0.0.0' || addr.text === '::') return WILDCARD[addr.family];
+  const prefix = addr.family === 4 ? 32 : 128;
+  return { family: addr.family, address: addr.text, prefix, text: `${addr.text}/${prefix}` };
+}
+
+/** Drops every block inside another: the kernel rejects overlapping elements. Blocks nest or are disjoint, so the rest are disjoint. */
+function collapse(blocks: readonly Cidr[]): Cidr[] {
+  const widestFirst = [...blocks].sort((a, b) => a.prefix - b.prefix);
+  return widestFirst.filter((block, i) => !widestFirst.slice(0, i).some((wider) => cidrContains(wider, block)));
+}
+
+/** The blocks inside both lists (each disjoint): of each nested pair, the inner one. */
+function intersect(a: readonly Cidr[], b: readonly Cidr[]): Cidr[] {
+  return a.flatMap((x) => b.flatMap((y) => (cidrContains(x, y) ? [y] : cidrContains(y, x) ? [x] : [])));
+}
+
+/** Claims of one family, protocol and port: overlapping host addresses fail closed (see `planAll`). */
+function mergeOverlapping(claims: readonly PortClaim[]): PortClaim[] {
+  const merged: PortClaim[] = [];
+  for (const claim of [...claims].sort((a, b) => a.hostAddr.prefix - b.hostAddr.prefix)) {
+    const i = merged.findIndex((m) => cidrContains(m.hostAddr, claim.hostAddr));
+    if (i < 0) merged.push(claim);
+    else merged[i] = { ...merged[i]!, sources: intersect(merged[i]!.sources, claim.sources) };
+  }
+  return merged;
+}
+
+function sortByKey<T>(items: readonly T[], key: (item: T) => string): T[] {
+  const byKey = new Map(items.map((item) => [key(item), item] as const));
+  return [...byKey.keys()].sort().map((k) => byKey.get(k)!);
+}
+
+function difference<T>(a: readonly T[], b: readonly T[], key: (item: T) => string): T[] {
+  const inB = new Set(b.map(key));
+  return a.filter((item) => !inB.has(key(item)));
+}

@@ -1,0 +1,329 @@
+/**
+ * The nftables applier against the real kernel, always inside fresh network namespaces
+ * (`dwnft-<random>`): the host's own ruleset is never touched. Needs root and nft.
+ */
+import t, { type Test } from 'tap';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { isNftError, listTable, nftAvailable, runNft, type InstalledTable } from '../../src/adapters/nftables/nft.js';
+import { UnsafeValueError, renderElementChanges, renderTable } from '../../src/adapters/nftables/render.js';
+import type { Decision } from '../../src/domain/decision.js';
+import {
+  FirewallInputError, diffElements, isEmpty, planAll, planContainer,
+  type ContainerElements, type FirewallElements, type FirewallPlan,
+} from '../../src/domain/firewall/plan.js';
+import { parseCidr } from '../../src/domain/net/cidr.js';
+import { makeFacts } from '../helpers/facts.js';
+import { assertClientNetFree } from '../helpers/netns.js';
+
+/** A fresh, empty network namespace, deleted in teardown. */
+function netns(t: Test, suffix = ''): string {
+  const name = `dwnft-${randomBytes(4).toString('hex')}${suffix}`;
+  execFileSync('ip', ['netns', 'add', name]);
+  t.teardown(() => execFileSync('ip', ['netns', 'del', name]));
+  return name;
+}
+
+const inNetns = (name: string, ...argv: string[]): string =>
+  execFileSync('ip', ['netns', 'exec', name, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+/** One container with one published port per entry: [host ip, host port, container address, container port, allowed sources]. */
+function container(id: string, ports: Array<[string, number, string, number, 'any' | string[]]>): ContainerElements {
+  const decision: Decision = {
+    containerId: id,
+    violations: [],
+    ports: ports.map(([hostIp, hostPort, , containerPort, allow]) => ({
+      port: { proto: 'tcp', hostIp, hostPort, containerPort },
+      rule: 'test',
+      allow: allow === 'any' ? 'any' : allow.map((text) => parseCidr(text)!),
+      narrowedByLabel: false,
+    })),
+  };
+  const networks = [...new Set(ports.map(([, , addr]) => addr))].map((addr) => ({
+    name: 'n', networkId: 'n', ipv4: addr.includes(':') ? '' : addr, ipv6: addr.includes(':') ? addr : '', mac: '',
+  }));
+  return planContainer(makeFacts({ id, networks }), decision);
+}
+
+const sameElements = (a: FirewallElements, b: FirewallElements): boolean => {
+  const diff = diffElements(a, b);
+  return isEmpty(diff.add) && isEmpty(diff.delete);
+};
+
+async function installed(name: string): Promise<InstalledTable> {
+  const table = await listTable({ netns: name });
+  if (!table) throw new Error('table missing');
+  return table;
+}
+
+const WEB = container('web', [['0.0.0.0', 443, '172.17.0.2', 8443, 'any'], ['::', 443, '2001:db8:17::2', 8443, 'any']]);
+const DNS = container('dns', [['192.0.2.2', 53, '172.18.0.3', 53, ['198.51.100.0/24', '2001:db8:1::/48']]]);
+const API = container('api', [['0.0.0.0', 8080, '172.17.0.4', 80, ['198.51.100.7', '10.0.0.0/8']], ['::', 8080, '2001:db8:17::4', 80, ['2001:db8::/32']]]);
+const BRIDGES = ['docker0', 'br-0123456789ab'];
+const BASE = planAll([WEB, DNS], { defaultDeny: true, bridges: BRIDGES });
+
+t.test('nftAvailable: true in a namespace, false when nft cannot run there', async (t) => {
+  const name = netns(t);
+  t.equal(await nftAvailable({ netns: name }), true);
+  t.equal(await nftAvailable({ netns: `${name}-missing` }), false);
+});
+
+t.test('the rendered table: checked, loaded, read back as applied', async (t) => {
+  const name = netns(t);
+  t.equal(await listTable({ netns: name }), null, 'no table yet');
+  await runNft(renderTable(BASE), { netns: name, check: true });
+  t.equal(await listTable({ netns: name }), null, '`nft -c` changes nothing');
+
+  await runNft(renderTable(BASE), { netns: name });
+  const table = await installed(name);
+  t.ok(sameElements(table.plan, BASE), 'every set holds exactly the plan');
+  t.equal(table.plan.defaultDeny, true);
+  t.same(table.plan.bridges.toSorted(), BASE.bridges);
+  t.same(table.foreign, []);
+
+  const open = planAll([WEB], { defaultDeny: false, bridges: [] });
+  await runNft(renderTable(open), { netns: name });
+  const replaced = await installed(name);
+  t.ok(sameElements(replaced.plan, open), 'a second full load replaces, not merges');
+  t.equal(replaced.plan.defaultDeny, false, 'ports.default allow: no baseline');
+  t.not(replaced.skeleton, table.skeleton, 'the skeleton differs by the baseline rules');
+
+  const empty = planAll([], { defaultDeny: true, bridges: [] });
+  await runNft(renderTable(empty), { netns: name });
+  const emptied = await installed(name);
+  t.ok(sameElements(emptied.plan, empty), 'empty sets');
+  t.equal(emptied.skeleton, table.skeleton, 'same rules and set declarations whatever the elements');
+});
+
+t.test('element transactions change exactly their elements', async (t) => {
+  const name = netns(t);
+  await runNft(renderTable(BASE), { netns: name });
+  const skeleton = (await installed(name)).skeleton;
+
+  const withApi = planAll([WEB, DNS, API], { defaultDeny: true, bridges: [...BRIDGES, 'br-fedcba987654'] });
+  await runNft(renderElementChanges(diffElements(BASE, withApi)), { netns: name });
+  const started = await installed(name);
+  t.ok(sameElements(started.plan, withApi), 'a start adds its elements');
+  t.equal(started.skeleton, skeleton, 'rules untouched');
+
+  await runNft(renderElementChanges(diffElements(withApi, BASE)), { netns: name });
+  t.ok(sameElements((await installed(name)).plan, BASE), 'a stop takes them out again');
+
+  // An overlapping claim on port 443 replaces web's elements in the same transaction (delete, then add).
+  const clash = container('clash', [['192.0.2.9', 443, '172.17.0.9', 443, ['198.51.100.0/24']]]);
+  const clashing = planAll([WEB, DNS, clash], { defaultDeny: true, bridges: BRIDGES });
+  await runNft(renderElementChanges(diffElements(BASE, clashing)), { netns: name });
+  t.ok(sameElements((await installed(name)).plan, clashing), 'overlap resolved into elements the kernel accepts');
+});
+
+t.test('a failed transaction changes nothing', async (t) => {
+  const name = netns(t);
+  await runNft(renderTable(BASE), { netns: name });
+  const before = await installed(name);
+
+  // Valid additions first; the last line is refused by the kernel (the element is not there).
+  const withApi = planAll([WEB, DNS, API], { defaultDeny: true, bridges: BRIDGES });
+  const missing = planAll([container('gone', [['0.0.0.0', 9999, '172.17.0.99', 99, 'any']])], { defaultDeny: true, bridges: [] });
+  const script = renderElementChanges(diffElements(BASE, withApi)) +
+    renderElementChanges({ add: { ports: [], allows: [], endpoints: [], bridges: [] }, delete: { ...missing, ports: [], allows: [], bridges: [] } });
+  const lines = script.trimEnd().split('\n');
+  const error = await runNft(script, { netns: name }).then(() => null, (err: unknown) => err);
+  t.ok(isNftError(error), 'an NftError');
+  if (!isNftError(error)) return;
+  t.equal(error.line, lines.length - 1, 'it names the failing line');
+  t.equal(error.scriptLine, '\t172.17.0.99 . tcp . 99');
+  t.match(error.message, /^nft: Could not process rule: No such file or directory \(line \d+: 172\.17\.0\.99 \. tcp \. 99\)$/);
+  t.equal(error.exitCode, 1);
+  t.same(await installed(name), before, 'none of the earlier additions happened');
+
+  const syntax = `${renderElementChanges(diffElements(BASE, withApi))}add element inet dockwarden allow4 { what }\n`;
+  const syntaxError = await runNft(syntax, { netns: name }).then(() => null, (err: unknown) => err);
+  t.ok(isNftError(syntaxError) && syntaxError.line === syntax.trimEnd().split('\n').length, 'a syntax error on the last line');
+  t.same(await installed(name), before, 'unchanged');
+
+  // A full replacement the kernel refuses (overlapping host addresses, built by hand) leaves the old table whole.
+  const overlapping: FirewallPlan = { ...BASE, ports: [...BASE.ports, { hostAddr: parseCidr('192.0.2.7/32')!, proto: 'tcp', port: 443 }] };
+  await t.rejects(runNft(renderTable(overlapping), { netns: name }), /File exists/);
+  t.same(await installed(name), before, 'the previous table, rules and elements, is intact');
+});
+
+t.test('hostile inputs are refused before anything is rendered or run', async (t) => {
+  const name = netns(t);
+  await runNft(renderTable(BASE), { netns: name });
+  const before = await installed(name);
+  t.throws(() => container('x', [['0.0.0.0 } ; flush ruleset ; add element inet dockwarden allow4 {', 80, '172.17.0.2', 80, 'any']]),
+    FirewallInputError, 'a host ip that is not an address');
+  t.throws(() => container('x', [['0.0.0.0', 80, '172.17.0.2 . tcp . 22', 80, 'any']]),
+    FirewallInputError, 'a network address that is not an address');
+  t.throws(() => renderTable({ ...BASE, bridges: ['docker0"; flush ruleset; "'] }), UnsafeValueError,
+    'an interface name outside the alphabet');
+  await t.rejects(runNft('', { netns: '../../proc/1/ns/net' }), /invalid network namespace name/);
+  t.same(await installed(name), before, 'nothing changed');
+});
+
+t.test('drift: what the kernel holds differs from what was applied', async (t) => {
+  const name = netns(t);
+  await runNft(renderTable(BASE), { netns: name });
+  const applied = await installed(name);
+  inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'endpoints4', '{ 172.17.0.2 . tcp . 8443 }');
+  inNetns(name, 'nft', 'add', 'element', 'inet', 'dockwarden', 'allow4', '{ 10.0.0.1-10.0.0.3 . tcp . 1 . 0.0.0.0/0 }');
+  const drifted = await installed(name);
+  const diff = diffElements(drifted.plan, BASE);
+  t.same(diff.add.endpoints.map((e) => e.addr.text), ['172.17.0.2'], 'the deleted element is missing');
+  t.same(drifted.foreign.length, 1, 'an element the plan cannot express is reported');
+  t.equal(drifted.skeleton, applied.skeleton);
+
+  inNetns(name, 'nft', 'flush', 'chain', 'inet', 'dockwarden', 'decide4');
+  t.not((await installed(name)).skeleton, applied.skeleton, 'an emptied chain changes the skeleton');
+  await runNft(renderTable(BASE), { netns: name });
+  const repaired = await installed(name);
+  t.ok(sameElements(repaired.plan, BASE) && repaired.skeleton === applied.skeleton && repaired.foreign.length === 0,
+    'a full load repairs everything');
+});
+
+t.test('timing, measured in a namespace', async (t) => {
+  const name = netns(t);
+  const synthetic = (count: number): ContainerElements[] => Array.from({ length: count }, (_, i) =>
+    container(`c${i}`, [['0.0.0.0', 10000 + i, `172.16.${i >> 8}.${i & 255}`, 80, ['198.51.100.0/24']]]));
+  const time = async (script: string): Promise<number> => {
+    const start = performance.now();
+    await runNft(script, { netns: name });
+    return performance.now() - start;
+  };
+  const median = (values: number[]): number => values.toSorted((a, b) => a - b)[values.length >> 1]!;
+
+  for (const containers of [334, 1000]) {
+    const plan = planAll(synthetic(containers), { defaultDeny: true, bridges: BRIDGES });
+    const elements = plan.ports.length + plan.allows.length + plan.endpoints.length;
+    const loads = [];
+    for (let i = 0; i < 5; i++) loads.push(await time(renderTable(plan)));
+    t.comment(`full table load, ${containers} containers = ${elements} elements: median ${median(loads).toFixed(1)} ms`);
+    t.ok(median(loads) < 5000, `${elements} elements load in under 5 s`);
+  }
+  const all = synthetic(1001);
+  const before = planAll(all.slice(0, 1000), { defaultDeny: true, bridges: BRIDGES });
+  const after = planAll(all, { defaultDeny: true, bridges: BRIDGES });
+  const start = renderElementChanges(diffElements(before, after));
+  const stop = renderElementChanges(diffElements(after, before));
+  const transactions = [];
+  for (let i = 0; i < 20; i++) transactions.push(await time(start), await time(stop));
+  t.comment(`one container (3 elements) start or stop on a 3,000-element table: median ${median(transactions).toFixed(1)} ms ` +
+    '(including `ip netns exec`)');
+  t.ok(median(transactions) < 1000, 'a container transaction takes well under a second');
+  t.ok(sameElements((await installed(name)).plan, before));
+});
+
+// --- Real packets: client → server (the table, a Docker-like DNAT) → containers, all in namespaces.
+
+const SERVER_JS = `
+require('net').createServer((s) => { s.on('error', () => {}); s.write('hello ' + s.remoteAddress + '\\n'); s.pipe(s); })
+  .listen(Number(process.argv[2]), process.argv[1], () => console.log('listening'));
+`;
+
+// probe: print the greeting and exit 0; hold: then wait for "go" on stdin, send a line, exit 0 if echoed, 4 if not.
+const CLIENT_JS = `
+const [host, port, localAddress, mode] = process.argv.slice(1);
+const s = require('net').connect({ host, port: Number(port), localAddress });
+let got = '';
+s.on('error', (e) => { console.error(e.message); process.exit(2); });
+s.on('data', (d) => {
+  got += d;
+  if (mode === 'probe' && got.includes('\\n')) { process.stdout.write(got); process.exit(0); }
+  if (mode === 'hold' && got === 'hello ' + localAddress + '\\n') { console.log('connected'); }
+  if (mode === 'hold' && got.endsWith('ping\\n')) process.exit(0);
+});
+process.stdin.on('data', () => { s.write('ping\\n'); setTimeout(() => process.exit(4), 1500); });
+setTimeout(() => { console.error('timeout'); process.exit(3); }, mode === 'probe' ? 1000 : 10000);
+`;
+
+function startIn(t: Test, name: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn('ip', ['netns', 'exec', name, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => (d.toString().includes('listening') || d.toString().includes('connected')) && resolve(child));
+    child.on('exit', (code) => reject(new Error(`exited ${code} before it was ready`)));
+  });
+}
+
+async function connects(client: string, from: string, port: number): Promise<boolean> {
+  const child = spawn('ip', ['netns', 'exec', client, process.execPath, '-e', CLIENT_JS, '198.51.100.1', String(port), from, 'probe'],
+    { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return code === 0 && out === `hello ${from}\n`;
+}
+
+t.test('real packets: allowed sources connect, others do not, revocation cuts live connections', async (t) => {
+  assertClientNetFree(); // refuses when 198.51.100.0/24 is routed on the host (these namespaces never route it there)
+  const server = netns(t, '-s');
+  const client = netns(t, '-c');
+  const ctrA = netns(t, '-a');
+  const ctrB = netns(t, '-b');
+  const ip = (...args: string[]) => execFileSync('ip', args);
+  // client 198.51.100.10 and .11 ── server .1 ; server "br-dwtest" .129 ── container A .130 ; server "docker0" .193 ── container B .194
+  ip('-n', server, 'link', 'add', 'cli0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client);
+  ip('-n', server, 'link', 'add', 'br-dwtest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctrA);
+  ip('-n', server, 'link', 'add', 'docker0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctrB);
+  for (const [ns, dev, addr] of [
+    [server, 'cli0', '198.51.100.1/25'], [server, 'br-dwtest', '198.51.100.129/26'], [server, 'docker0', '198.51.100.193/26'],
+    [client, 'eth0', '198.51.100.10/25'], [client, 'eth0', '198.51.100.11/25'],
+    [ctrA, 'eth0', '198.51.100.130/26'], [ctrB, 'eth0', '198.51.100.194/26'],
+  ] as const) ip('-n', ns, 'addr', 'add', addr, 'dev', dev);
+  for (const [ns, devs] of [[server, ['lo', 'cli0', 'br-dwtest', 'docker0']], [client, ['lo', 'eth0']], [ctrA, ['lo', 'eth0']], [ctrB, ['lo', 'eth0']]] as const) {
+    for (const dev of devs) ip('-n', ns, 'link', 'set', dev, 'up');
+  }
+  ip('-n', ctrA, 'route', 'add', 'default', 'via', '198.51.100.129');
+  ip('-n', ctrB, 'route', 'add', 'default', 'via', '198.51.100.193');
+  inNetns(server, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+  // What Docker does for `-p 8080:80` and `-p 8081:80`; 8082 is a process on the server itself (the docker-proxy path).
+  await runNft(`table ip dockersim {
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    fib daddr type local tcp dport 8080 dnat to 198.51.100.130:80
+    fib daddr type local tcp dport 8081 dnat to 198.51.100.194:80
+  }
+}
+`, { netns: server });
+  await startIn(t, ctrA, ['-e', SERVER_JS, '198.51.100.130', '80']);
+  await startIn(t, ctrB, ['-e', SERVER_JS, '198.51.100.194', '80']);
+  await startIn(t, server, ['-e', SERVER_JS, '198.51.100.1', '8082']);
+
+  const reach = async () => {
+    const probes = { a: 8080, b: 8081, p: 8082 };
+    const results = await Promise.all(Object.entries(probes).flatMap(([key, port]) =>
+      ['10', '11'].map(async (host) => [`${key}${host}`, await connects(client, `198.51.100.${host}`, port)] as const)));
+    return Object.fromEntries(results);
+  };
+  t.same(await reach(), { a10: true, a11: true, b10: true, b11: true, p10: true, p11: true }, 'without dockwarden everyone gets in');
+
+  const baseline = planAll([], { defaultDeny: true, bridges: ['docker0'] });
+  await runNft(renderTable(baseline), { netns: server });
+  t.same(await reach(), { a10: false, a11: false, b10: false, b11: false, p10: true, p11: true },
+    'the baseline closes DNATed ports not yet judged ("br-*" and @bridges); a local listener is outside it');
+
+  const a = container('a', [['0.0.0.0', 8080, '198.51.100.130', 80, ['198.51.100.10']]]);
+  const b = container('b', [['0.0.0.0', 8081, '198.51.100.194', 80, ['198.51.100.11']]]);
+  const proxy = container('p', [['198.51.100.1', 8082, '198.51.100.1', 8082, ['198.51.100.10']]]);
+  const judged = planAll([a, b, proxy], { defaultDeny: true, bridges: ['docker0'] });
+  await runNft(renderElementChanges(diffElements(baseline, judged)), { netns: server });
+  t.same(await reach(), { a10: true, a11: false, b10: false, b11: true, p10: true, p11: false },
+    'each port admits exactly its allowed source, judged by host port, DNATed or local');
+
+  const holder = await startIn(t, client, ['-e', CLIENT_JS, '198.51.100.1', '8080', '198.51.100.10', 'hold']);
+  const narrowed = planAll([container('a', [['0.0.0.0', 8080, '198.51.100.130', 80, []]]), b, proxy], { defaultDeny: true, bridges: ['docker0'] });
+  await runNft(renderElementChanges(diffElements(judged, narrowed)), { netns: server });
+  holder.stdin!.write('go\n');
+  const code = await new Promise<number | null>((resolve) => holder.on('exit', resolve));
+  t.equal(code, 4, 'an established connection gets no answer once its allowance is revoked');
+  t.equal(await connects(client, '198.51.100.10', 8080), false, 'and cannot reconnect');
+
+  const open = planAll([a, b, proxy], { defaultDeny: false, bridges: ['docker0'] });
+  await runNft(renderTable(open), { netns: server });
+  const unjudged = planAll([b, proxy], { defaultDeny: false, bridges: ['docker0'] });
+  await runNft(renderElementChanges(diffElements(open, unjudged)), { netns: server });
+  t.same((await reach()).a11, true, 'ports.default allow: an unjudged DNATed port stays open');
+});
