@@ -17,6 +17,8 @@ export interface PortVerdict {
   readonly allow: 'any' | readonly Cidr[];
   /** True when a container label narrowed what the rule allowed. */
   readonly narrowedByLabel: boolean;
+  /** Why the narrowing label could not be read (the port is then closed to everyone); null when fine or absent. */
+  readonly labelError: string | null;
 }
 
 export type ViolationCheck = CheckId | 'image';

@@ -1,13 +1,14 @@
 import type { Decision, PortVerdict } from './decision.js';
 import type { ContainerFacts, PublishedPort } from './facts.js';
 import type { Cidr, Policy, PortRule, PortsPolicy, SourceRef } from './policy/model.js';
+import { ALLOW_LABEL, narrow, parseAllowLabel } from './label-narrowing.js';
 import { selectorMatches } from './selector.js';
 
 /** The whole of dockwarden's judgement of one container: pure, no I/O, same input → same output. */
 export function evaluate(policy: Policy, facts: ContainerFacts): Decision {
   return {
     containerId: facts.id,
-    ports: facts.ports.map((port) => portVerdict(policy.ports, facts, port)),
+    ports: facts.ports.map((port) => narrowByLabel(policy, facts, portVerdict(policy.ports, facts, port))),
     violations: [],
   };
 }
@@ -19,8 +20,17 @@ export function matchingPortRules(ports: PortsPolicy, facts: ContainerFacts, por
 
 function portVerdict(ports: PortsPolicy, facts: ContainerFacts, port: PublishedPort): PortVerdict {
   const rule = ports.rules.find((r) => selectorMatches(r.match, facts, port));
-  if (!rule) return { port, rule: null, allow: ports.default === 'allow' ? 'any' : [], narrowedByLabel: false };
-  return { port, rule: rule.name, allow: resolveAllow(rule.allow), narrowedByLabel: false };
+  const allow = rule ? resolveAllow(rule.allow) : ports.default === 'allow' ? 'any' : [];
+  return { port, rule: rule?.name ?? null, allow, narrowedByLabel: false, labelError: null };
+}
+
+/** With `ports.labels: narrow`, the container's own label may take sources away, never add any. */
+function narrowByLabel(policy: Policy, facts: ContainerFacts, verdict: PortVerdict): PortVerdict {
+  const value = facts.labels[ALLOW_LABEL];
+  if (policy.ports.labels === 'ignore' || value === undefined) return verdict;
+  const label = parseAllowLabel(value, policy);
+  if (!label.ok) return { ...verdict, allow: [], narrowedByLabel: true, labelError: label.error };
+  return { ...verdict, allow: narrow(verdict.allow, label.cidrs), narrowedByLabel: true };
 }
 
 /** `any` anywhere in the list wins; otherwise the union of the blocks, each once. */

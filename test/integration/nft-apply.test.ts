@@ -37,7 +37,7 @@ function container(id: string, ports: Array<[string, number, string, number, 'an
       port: { proto: 'tcp', hostIp, hostPort, containerPort },
       rule: 'test',
       allow: allow === 'any' ? 'any' : allow.map((text) => parseCidr(text)!),
-      narrowedByLabel: false,
+      narrowedByLabel: false, labelError: null,
     })),
   };
   const networks = [...new Set(ports.map(([, , addr]) => addr))].map((addr) => ({

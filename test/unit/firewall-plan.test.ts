@@ -13,7 +13,7 @@ const block = (text: string): Cidr => parseCidr(text)!;
 const tcp = (hostPort: number, containerPort = 80, hostIp = '0.0.0.0'): PublishedPort => ({ proto: 'tcp', hostIp, hostPort, containerPort });
 const decision = (id: string, ...ports: Array<[PublishedPort, 'any' | string[]]>): Decision => ({
   containerId: id,
-  ports: ports.map(([port, allow]) => ({ port, rule: 'r', allow: allow === 'any' ? 'any' : allow.map(block), narrowedByLabel: false })),
+  ports: ports.map(([port, allow]) => ({ port, rule: 'r', allow: allow === 'any' ? 'any' : allow.map(block), narrowedByLabel: false, labelError: null })),
   violations: [],
 });
 const NETS = [

@@ -72,15 +72,15 @@ const decision = (containerId: string, ports: Decision['ports']): Decision => ({
 const web = planContainer(
   makeFacts({ id: 'w', networks: [{ name: 'bridge', networkId: 'n1', ipv4: '172.17.0.2', ipv6: '2001:db8:17::2', mac: '' }] }),
   decision('w', [
-    { port: { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 443, containerPort: 8443 }, rule: 'web', allow: 'any', narrowedByLabel: false },
-    { port: { proto: 'tcp', hostIp: '::', hostPort: 443, containerPort: 8443 }, rule: 'web', allow: 'any', narrowedByLabel: false },
+    { port: { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 443, containerPort: 8443 }, rule: 'web', allow: 'any', narrowedByLabel: false, labelError: null },
+    { port: { proto: 'tcp', hostIp: '::', hostPort: 443, containerPort: 8443 }, rule: 'web', allow: 'any', narrowedByLabel: false, labelError: null },
   ]),
 );
 const dns = planContainer(
   makeFacts({ id: 'd', networks: [{ name: 'br', networkId: 'n2', ipv4: '172.18.0.3', ipv6: '', mac: '' }] }),
   decision('d', [
-    { port: { proto: 'udp', hostIp: '192.0.2.2', hostPort: 53, containerPort: 53 }, rule: 'dns', allow: [block('198.51.100.0/24'), block('2001:db8:1::/48')], narrowedByLabel: false },
-    { port: { proto: 'sctp', hostIp: '2001:db8::2', hostPort: 9, containerPort: 9 }, rule: null, allow: [], narrowedByLabel: false },
+    { port: { proto: 'udp', hostIp: '192.0.2.2', hostPort: 53, containerPort: 53 }, rule: 'dns', allow: [block('198.51.100.0/24'), block('2001:db8:1::/48')], narrowedByLabel: false, labelError: null },
+    { port: { proto: 'sctp', hostIp: '2001:db8::2', hostPort: 9, containerPort: 9 }, rule: null, allow: [], narrowedByLabel: false, labelError: null },
   ]),
 );
 const PLAN = planAll([web, dns], { defaultDeny: true, bridges: ['docker0', 'br-0123456789ab'] });
@@ -200,7 +200,7 @@ t.test('names, labels and images never reach the script', async (t) => {
     image: { reference: `evil${hostile}`, id: 'sha256:1', repoTags: [], repoDigests: [] },
   });
   const elements = planContainer(facts, decision('x', [
-    { port: { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 80, containerPort: 80 }, rule: hostile, allow: 'any', narrowedByLabel: true },
+    { port: { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 80, containerPort: 80 }, rule: hostile, allow: 'any', narrowedByLabel: true, labelError: null },
   ]));
   const script = renderTable(planAll([elements], { defaultDeny: true, bridges: [] }));
   t.notMatch(script, /flush|evil|web"|dockwarden"/);
