@@ -71,6 +71,16 @@ export async function listTable(options: NftOptions = {}): Promise<InstalledTabl
   return parseTable(stdout);
 }
 
+/** The table in nft's own syntax (`nft list table`), or null when it does not exist. */
+export async function showTable(options: NftOptions = {}): Promise<string | null> {
+  try {
+    return await nft(['list', 'table', 'inet', 'dockwarden'], '', options);
+  } catch (err) {
+    if (isNftError(err) && /^Error: No such file or directory/m.test(err.stderr)) return null;
+    throw err;
+  }
+}
+
 /** Whether nft runs here and the kernel accepts our table (concatenated interval sets, fib, ct status). */
 export async function nftAvailable(options: NftOptions = {}): Promise<boolean> {
   const empty: FirewallPlan = { ports: [], allows: [], endpoints: [], bridges: [], defaultDeny: true };

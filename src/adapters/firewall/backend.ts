@@ -1,0 +1,22 @@
+import type { ElementDiff, FirewallPlan } from '../../domain/firewall/plan.js';
+
+/**
+ * One netfilter backend (nftables, iptables). Everything dockwarden owns is described by one
+ * `FirewallPlan`; a backend renders it its own way and must keep these promises:
+ * - `replace` is atomic: after a failure the previous ruleset is intact.
+ * - `update` applies a small change; it may fail when the kernel no longer holds what we applied
+ *   (someone edited it), and the caller then falls back to `replace`.
+ * - nothing dockwarden renders ever contains a container name, label or image: only typed values.
+ */
+export interface FirewallBackend {
+  readonly name: 'nftables' | 'iptables';
+  replace(plan: FirewallPlan): Promise<void>;
+  update(diff: ElementDiff, plan: FirewallPlan): Promise<void>;
+  /** Null when the kernel holds exactly what `replace`/`update` last installed; else what differs, in words. */
+  drift(expected: FirewallPlan): Promise<string | null>;
+  /** Whether any ruleset of ours is installed (the boot-time baseline leaves an existing one alone). */
+  installed(): Promise<boolean>;
+  remove(): Promise<void>;
+  /** The installed ruleset as the backend's own tool prints it, for `dockwarden firewall show`. */
+  show(): Promise<string>;
+}

@@ -1,0 +1,46 @@
+import { diffElements, isEmpty, type FirewallPlan } from '../../domain/firewall/plan.js';
+import type { FirewallBackend } from '../firewall/backend.js';
+import { listTable, runNft, showTable, type NftOptions } from './nft.js';
+import { renderElementChanges, renderRemoval, renderTable } from './render.js';
+
+/**
+ * `table inet dockwarden`: a constant set of chains, containers only in set elements. A container
+ * start or stop is one small element transaction; everything else is an atomic table replace.
+ */
+export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
+  // The chains as the kernel printed them right after our last replace: edited rules show up as a change.
+  let lastSkeleton: { defaultDeny: boolean; skeleton: string } | null = null;
+
+  return {
+    name: 'nftables',
+    async replace(plan) {
+      await runNft(renderTable(plan), options);
+      const installed = await listTable(options);
+      lastSkeleton = installed && { defaultDeny: plan.defaultDeny, skeleton: installed.skeleton };
+    },
+    async update(diff) {
+      const script = renderElementChanges(diff);
+      if (script !== '') await runNft(script, options);
+    },
+    async drift(expected) {
+      const installed = await listTable(options);
+      if (!installed) return 'table inet dockwarden is missing';
+      if (installed.foreign.length > 0) return `${installed.foreign.length} element(s) dockwarden did not add`;
+      const diff = diffElements(installed.plan, expected);
+      if (!isEmpty(diff.add) || !isEmpty(diff.delete)) return 'set elements differ from what dockwarden applied';
+      if (installed.plan.defaultDeny !== expected.defaultDeny) return 'the fail-closed baseline differs from the policy';
+      if (lastSkeleton?.defaultDeny === expected.defaultDeny && lastSkeleton.skeleton !== installed.skeleton) return 'chains or rules were edited';
+      return null;
+    },
+    async installed() {
+      return (await listTable(options)) !== null;
+    },
+    async remove() {
+      if ((await listTable(options)) !== null) await runNft(renderRemoval(), options);
+      lastSkeleton = null;
+    },
+    async show() {
+      return (await showTable(options)) ?? '# table inet dockwarden is not installed\n';
+    },
+  };
+}
