@@ -7,7 +7,7 @@ import { parseYamlSource, type SourceLocation } from '../domain/yaml-source.js';
 export interface Config {
   readonly docker: { readonly socket: string; readonly timeoutMs: number };
   readonly policy: { readonly file: string };
-  readonly firewall: { readonly backend: 'auto' | 'nftables' | 'iptables' };
+  readonly firewall: { readonly backend: 'auto' | 'nftables' | 'iptables'; readonly driftCheckSeconds: number };
   readonly state: { readonly dir: string };
   readonly log: { readonly level: LogLevel };
   readonly reconcile: { readonly intervalSeconds: number };
@@ -35,6 +35,7 @@ const schema = {
   },
   firewall: {
     backend: { doc: 'auto = nftables when `nft` exists, else iptables.', format: ['auto', 'nftables', 'iptables'], default: 'auto', env: 'DOCKWARDEN_FIREWALL_BACKEND' },
+    driftCheckSeconds: { doc: 'How often the installed ruleset is compared with what was applied (and repaired).', format: 'nat', default: 30 },
   },
   state: {
     dir: { doc: 'Where dockwarden keeps its state.', format: 'absolute-path', default: '/var/lib/dockwarden', env: 'DOCKWARDEN_STATE_DIR' },

@@ -1,10 +1,13 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
+import { selectBackend } from '../adapters/firewall/select.js';
 import { createNotifier } from '../adapters/sd-notify.js';
 import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
 import type { Config } from './config.js';
+import { FirewallEnforcer } from './firewall-enforcer.js';
+import { readFirewallState, writeFirewallState } from './firewall-state.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { logEnforcer } from './log-enforcer.js';
 import type { Logger } from './logger.js';
@@ -28,19 +31,38 @@ export interface DaemonHandle {
   shutdown(): Promise<void>;
 }
 
+const notStarted = (code: number): DaemonHandle => ({ exited: Promise.resolve(code), reload: async () => {}, shutdown: async () => {} });
+
 /**
- * The lifecycle of DESIGN §7: policy → connect, subscribe, reconcile → READY; then events,
- * periodic reconciles, reloads, watchdog pings; SIGTERM → drain → STOPPING → exit 0.
- * An invalid policy at start-up is fatal (exit 1); at reload it is logged and the old one stays.
+ * The lifecycle of DESIGN §7: policy → fail-closed firewall baseline → connect, subscribe,
+ * reconcile, apply → READY; then events, periodic reconciles and drift checks, reloads, watchdog
+ * pings; SIGTERM → drain → STOPPING → exit 0, firewall left in place. An invalid policy at start-up
+ * is fatal (exit 1), so is a firewall that cannot be installed (exit 2); an invalid policy at reload
+ * is logged and the old one stays.
  */
-export function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): DaemonHandle {
+export async function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<DaemonHandle> {
   const initial = loadPolicyFile(config.policy.file);
   if (!initial.ok) {
     log.fatal({ errors: initial.errors.map(formatPolicyError) }, 'policy invalid; not starting');
-    return { exited: Promise.resolve(1), reload: async () => {}, shutdown: async () => {} };
+    return notStarted(1);
   }
   let policy: Policy = initial.policy;
   log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy loaded');
+
+  const denyByDefault = (p: Policy): boolean => p.ports.default === 'deny';
+  let firewall: FirewallEnforcer;
+  try {
+    const backend = await selectBackend(config.firewall.backend);
+    const saved = readFirewallState(config.state.dir);
+    firewall = new FirewallEnforcer(backend, log, { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? [] }, (options) =>
+      writeFirewallState(config.state.dir, options),
+    );
+    if (await firewall.baseline()) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
+    else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the first reconcile replaces it');
+  } catch (error) {
+    log.fatal({ err: error }, 'cannot install the firewall; not starting');
+    return notStarted(2);
+  }
 
   const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
@@ -54,7 +76,7 @@ export function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv 
       reconcileRequested = true;
     },
   });
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log)], () => policy);
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall], () => policy);
 
   let ready = false;
   let stopping = false;
@@ -74,8 +96,11 @@ export function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv 
     }
     reconcileRequested = false;
     const started = Date.now();
-    reconciling = reconciler
-      .reconcile()
+    reconciling = (async () => {
+      await firewall.configure({ bridges: (await docker.listBridges()).map((b) => b.interfaceName) });
+      await reconciler.reconcile();
+      await firewall.repairDrift();
+    })()
       .then(() => log.info({ reason, containers: reconciler.tracked.size, ms: Date.now() - started }, 'reconciled'))
       .catch((error: unknown) => log.error({ reason, err: error }, 'reconcile failed'))
       .finally(() => {
@@ -116,12 +141,18 @@ export function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv 
     if (next.policy.hash === policy.hash) return;
     policy = next.policy;
     log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
+    await firewall.configure({ defaultDeny: denyByDefault(policy) });
     await reconcile('policy reload');
   };
 
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => void reconcile('periodic'), config.reconcile.intervalSeconds * 1000).unref());
   timers.push(setInterval(() => void (reconcileRequested && !reconciling && reconcile('queue overflow')), 1000).unref());
+  timers.push(
+    setInterval(() => {
+      if (!reconciling) firewall.repairDrift().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
+    }, config.firewall.driftCheckSeconds * 1000).unref(),
+  );
   if (notifier.watchdogMs !== null) {
     // The timer firing proves the event loop turns; finished tasks (or an empty queue) prove work is not wedged.
     let lastDone = -1;

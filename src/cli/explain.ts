@@ -4,25 +4,22 @@ import type { PortVerdict } from '../domain/decision.js';
 import { evaluate, matchingPortRules } from '../domain/evaluate.js';
 import type { ContainerFacts } from '../domain/facts.js';
 import { portLabel } from '../domain/port-label.js';
-import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
 import { imageName } from '../domain/selector.js';
+import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
 
 /** `dockwarden policy explain CONTAINER`: what the policy decides for one container, and why. */
 export async function explainCommand(config: Config, container: string, json: boolean): Promise<number> {
-  const loaded = loadPolicyFile(config.policy.file);
-  if (!loaded.ok) {
-    for (const error of loaded.errors) process.stderr.write(`${formatPolicyError(error)}\n`);
-    return 2;
-  }
+  const policy = policyOrReport(config.policy.file);
+  if (!policy) return 2;
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
   const facts = await docker.readFacts(container);
   if (!facts) {
     process.stderr.write(`dockwarden: no such container: ${printable(container)}\n`);
     return 2;
   }
-  const report = explain(loaded.policy, facts);
+  const report = explain(policy, facts);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderExplanation(report));
   return 0;
 }

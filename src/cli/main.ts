@@ -2,7 +2,9 @@
 import { parseArgs } from 'node:util';
 import { ConfigInvalid, loadConfig, type Config } from '../app/config.js';
 import { policyJsonSchemaText } from '../domain/policy/json-schema.js';
+import { firewallCommand } from './firewall.js';
 import { runCommand } from './run.js';
+import { statusCommand } from './status.js';
 import { explainCommand } from './explain.js';
 import { validateCommand } from './validate.js';
 
@@ -13,6 +15,10 @@ const USAGE = `usage: dockwarden <command> [options]
   policy explain     CONTAINER [--json] [--config FILE]
                                               which rules match a container and what would happen
   policy schema                               print the policy's JSON Schema (for editors)
+  status             [--json] [--config FILE] every published port and who may reach it; firewall sync
+  firewall show      [--config FILE]          the installed ruleset
+  firewall baseline  [--config FILE]          install the fail-closed baseline if none is (boot, before docker)
+  firewall remove    [--config FILE]          take dockwarden's ruleset out (ports are then unfiltered)
 
 Config: --config FILE, else /etc/dockwarden/config.yaml if present, else defaults;
 DOCKWARDEN_DOCKER_SOCKET, DOCKWARDEN_POLICY, DOCKWARDEN_STATE_DIR, DOCKWARDEN_LOG_LEVEL and
@@ -35,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'run' && sub === undefined) return runCommand(config());
   if (command === 'policy' && sub === 'validate' && rest.length <= 1) return validateCommand(rest[0] ?? config().policy.file);
   if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
+  if (command === 'status' && sub === undefined) return statusCommand(config(), values.json);
+  if (command === 'firewall' && sub !== undefined && rest.length === 0) return firewallCommand(config(), sub);
   if (command === 'policy' && sub === 'schema' && rest.length === 0) {
     process.stdout.write(policyJsonSchemaText());
     return 0;

@@ -4,7 +4,7 @@ import { createLogger } from '../app/logger.js';
 
 export async function runCommand(config: Config): Promise<number> {
   const log = createLogger(config.log.level);
-  const daemon = startDaemon(config, log);
+  const daemon = await startDaemon(config, log);
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signal === 'SIGHUP') void daemon.reload();
     else void daemon.shutdown();

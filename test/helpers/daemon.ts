@@ -40,7 +40,8 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
     [`docker:\n  socket: ${options.dockerSocket}`, `policy:\n  file: ${policyFile}`, `state:\n  dir: ${join(dir, 'state')}`, 'log:\n  level: debug', options.extraConfig ?? ''].join('\n') + '\n',
   );
   const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: '', ...options.env };
-  for (const key of Object.keys(env)) if (key.startsWith('DOCKWARDEN_')) delete env[key];
+  // The daemon runs as in production: plain node, without the test runner's loaders and settings.
+  for (const key of Object.keys(env)) if (key.startsWith('DOCKWARDEN_') || key.startsWith('TAP') || key === 'NODE_OPTIONS') delete env[key];
   const child = spawn(process.execPath, [CLI, 'run', '--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const stderr: string[] = [];

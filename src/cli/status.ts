@@ -1,0 +1,66 @@
+import { connectEngine } from '../adapters/docker/engine.js';
+import { selectBackend } from '../adapters/firewall/select.js';
+import type { Config } from '../app/config.js';
+import { evaluate } from '../domain/evaluate.js';
+import { planAll, planContainer, type ContainerElements } from '../domain/firewall/plan.js';
+import { portLabel } from '../domain/port-label.js';
+import { policyOrReport } from './policy-or-report.js';
+import { printable } from './printable.js';
+
+export interface StatusReport {
+  readonly firewall: { readonly backend: string; readonly inSync: boolean; readonly drift: string | null };
+  readonly containers: ReadonlyArray<{
+    readonly id: string;
+    readonly name: string;
+    readonly ports: ReadonlyArray<{ readonly port: string; readonly containerPort: number; readonly rule: string | null; readonly allow: 'any' | readonly string[]; readonly note: string | null }>;
+  }>;
+}
+
+/**
+ * `dockwarden status`: for every running container, each published port and who may reach it, as
+ * the policy decides now; and whether the kernel's ruleset is exactly that. Needs no running daemon.
+ */
+export async function statusCommand(config: Config, json: boolean): Promise<number> {
+  const policy = policyOrReport(config.policy.file);
+  if (!policy) return 2;
+  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
+  const backend = await selectBackend(config.firewall.backend);
+  const containers: StatusReport['containers'][number][] = [];
+  const elements: ContainerElements[] = [];
+  for (const id of await docker.listContainerIds()) {
+    const facts = await docker.readFacts(id);
+    if (!facts?.state.running) continue;
+    const decision = evaluate(policy, facts);
+    elements.push(planContainer(facts, decision));
+    containers.push({
+      id: facts.id,
+      name: facts.name,
+      ports: decision.ports.map((v) => ({
+        port: portLabel(v.port),
+        containerPort: v.port.containerPort,
+        rule: v.rule,
+        allow: v.allow === 'any' ? 'any' : v.allow.map((c) => c.text),
+        note: v.labelError ?? (v.narrowedByLabel ? 'narrowed by label' : null),
+      })),
+    });
+  }
+  const bridges = (await docker.listBridges()).map((b) => b.interfaceName);
+  const drift = await backend.drift(planAll(elements, { defaultDeny: policy.ports.default === 'deny', bridges }));
+  const report: StatusReport = { firewall: { backend: backend.name, inSync: drift === null, drift }, containers };
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+  return 0;
+}
+
+function renderStatus(report: StatusReport): string {
+  const lines = [`firewall   ${report.firewall.backend}: ${report.firewall.inSync ? 'in sync with the policy' : `NOT in sync: ${report.firewall.drift}`}`, ''];
+  if (report.containers.length === 0) lines.push('no running containers');
+  for (const c of report.containers) {
+    lines.push(`${printable(c.name)} (${c.id.slice(0, 12)})`);
+    if (c.ports.length === 0) lines.push('  no published ports');
+    for (const p of c.ports) {
+      const who = p.allow === 'any' ? 'anyone' : p.allow.length === 0 ? 'nobody' : p.allow.join(', ');
+      lines.push(`  ${p.port} → ${p.containerPort}  ${who}  [${p.rule ?? 'ports.default'}]${p.note ? `  (${printable(p.note)})` : ''}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
