@@ -23,13 +23,21 @@ ports:
     - { name: echo, match: { port: 18104/tcp }, allow: [good] }
 `;
 
-const removeFirewall = () => execFileSync(process.execPath, [CLI, 'firewall', 'remove'], { env: { ...process.env, DOCKWARDEN_FIREWALL_BACKEND: 'nftables' }, stdio: 'ignore' });
+const BACKENDS = ['nftables', 'iptables'] as const;
+type Backend = (typeof BACKENDS)[number];
 
-function daemon(t: Test, dir?: { stateDir: string }): DaemonProcess {
+const dockwarden = (backend: Backend, ...args: string[]) =>
+  execFileSync(process.execPath, [CLI, ...args], { env: { ...process.env, DOCKWARDEN_FIREWALL_BACKEND: backend }, encoding: 'utf8' });
+const removeFirewall = () => BACKENDS.forEach((backend) => dockwarden(backend, 'firewall', 'remove'));
+
+for (const backend of BACKENDS) t.test(`${backend} backend`, async (t) => scenarios(t, backend));
+
+function scenarios(t: Test, backend: Backend): void {
+function daemon(t: Test): DaemonProcess {
   const d = spawnDaemon({
     policy: policy(GOOD),
     dockerSocket: DOCKER_SOCKET,
-    extraConfig: `firewall:\n  backend: nftables\n  driftCheckSeconds: 1${dir ? `\nstate:\n  dir: ${dir.stateDir}` : ''}`,
+    extraConfig: `firewall:\n  backend: ${backend}\n  driftCheckSeconds: 1`,
   });
   t.teardown(() => d.stop('SIGKILL'));
   return d;
@@ -57,7 +65,7 @@ t.test('published ports admit exactly the sources the policy allows', async (t) 
   t.notOk(await reaches(client, GOOD, HOST_ADDR, 18102), 'a port no rule matches is closed (ports.default: deny)');
   t.notOk(await reaches(client, OTHER, HOST_ADDR, 18102));
   t.equal(await d.stop(), 0);
-  t.match(execFileSync(process.execPath, [CLI, 'firewall', 'show'], { env: { ...process.env, DOCKWARDEN_FIREWALL_BACKEND: 'nftables' }, encoding: 'utf8' }), /table inet dockwarden/, 'rules stay after the daemon stops');
+  t.match(dockwarden(backend, 'firewall', 'show'), backend === 'nftables' ? /table inet dockwarden/ : /-A DOCKWARDEN .*--ctorigdstport 18100/, 'rules stay after the daemon stops');
   t.ok(await reaches(client, GOOD, HOST_ADDR, 18100), 'and keep admitting while it is down');
   t.notOk(await reaches(client, OTHER, HOST_ADDR, 18100), 'and keep refusing');
 });
@@ -111,7 +119,7 @@ t.test('nft flush ruleset is repaired; a dockerd restart keeps every port enforc
   execFileSync('nft', ['flush', 'ruleset']);
   const repaired = await d.waitForLog((l) => l.msg === 'firewall drift repaired', 10_000);
   t.match((repaired.firewall as { drift: string }).drift, /missing|differ/);
-  t.match(execFileSync('nft', ['list', 'set', 'inet', 'dockwarden', 'allow4'], { encoding: 'utf8' }), /198\.51\.100\.10/, 'our allowances are back');
+  t.match(dockwarden(backend, 'firewall', 'show'), /198\.51\.100\.10/, 'our allowances are back');
 
   execFileSync('bash', [TEST_ENV, 'stop-dockerd'], { stdio: 'ignore' });
   execFileSync('bash', [TEST_ENV, 'up'], { stdio: 'ignore' });
@@ -120,3 +128,4 @@ t.test('nft flush ruleset is repaired; a dockerd restart keeps every port enforc
   t.notOk(await reaches(client, OTHER, HOST_ADDR, 18100), 'and the other is still refused');
   t.equal(await d.stop(), 0);
 });
+}

@@ -3,7 +3,8 @@
  * nft applies a whole script as one kernel transaction, so a failed run changes nothing; retries are
  * the caller's business. `netns` runs nft inside a named network namespace (tests).
  */
-import { execFile, type ExecFileException } from 'node:child_process';
+import type { ExecFileException } from 'node:child_process';
+import { runTool, TOOL_TIMEOUT_MS, type ToolFailure } from '../firewall/run-tool.js';
 import {
   parseAddress, type AllowElement, type EndpointElement, type FirewallPlan, type PortElement,
 } from '../../domain/firewall/plan.js';
@@ -92,24 +93,14 @@ export async function nftAvailable(options: NftOptions = {}): Promise<boolean> {
   }
 }
 
-const TIMEOUT_MS = 30_000;
-const MAX_OUTPUT = 256 << 20;
-const NETNS = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
-
-function nft(args: readonly string[], input: string, { netns }: NftOptions): Promise<string> {
-  if (netns !== undefined && !NETNS.test(netns)) throw new TypeError(`invalid network namespace name ${JSON.stringify(netns)}`);
-  const [file, ...argv] = netns === undefined ? ['nft', ...args] : ['ip', 'netns', 'exec', netns, 'nft', ...args];
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      file!,
-      argv,
-      { encoding: 'utf8', timeout: TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: MAX_OUTPUT },
-      (err, stdout, stderr) => (err ? reject(toNftError(err, stderr, input)) : resolve(stdout)),
-    );
-    // nft may exit before reading all its input; its exit status says why, so EPIPE adds nothing.
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(input);
-  });
+async function nft(args: readonly string[], input: string, { netns }: NftOptions): Promise<string> {
+  try {
+    return await runTool(['nft', ...args], input, netns);
+  } catch (failure) {
+    if (failure instanceof TypeError) throw failure;
+    const { error, stderr } = failure as ToolFailure;
+    throw toNftError(error, stderr, input);
+  }
 }
 
 /** nft points at the failing command: `/dev/stdin:LINE:COL-COL: Error: MESSAGE`. */
@@ -124,7 +115,7 @@ function toNftError(err: ExecFileException, stderr: string, script: string): Nft
     const shown = scriptLine.length > 200 ? `${scriptLine.slice(0, 200)}…` : scriptLine;
     return new NftError(`nft: ${located[2]} (line ${line}: ${shown.trim()})`, { exitCode, stderr, line, scriptLine });
   }
-  const reason = err.killed ? `killed after ${TIMEOUT_MS} ms` : (/^Error: (.*)$/m.exec(stderr)?.[1] ?? (stderr.trim() || err.message));
+  const reason = err.killed ? `killed after ${TOOL_TIMEOUT_MS} ms` : (/^Error: (.*)$/m.exec(stderr)?.[1] ?? (stderr.trim() || err.message));
   return new NftError(`nft: ${reason}`, { exitCode, stderr });
 }
 

@@ -4,14 +4,12 @@
  * addresses, the protocol enum, interface names of a fixed alphabet. No name, label or image ever
  * reaches the script. Each published port is its own element, so no port ranges are needed.
  */
-import { parseCidr } from '../../domain/net/cidr.js';
-import {
-  parseAddress,
-  type AllowElement, type ElementDiff, type EndpointElement, type Family, type FirewallElements, type FirewallPlan,
-  type IpAddress, type PortElement,
+import type {
+  AllowElement, ElementDiff, EndpointElement, FirewallElements, FirewallPlan, PortElement,
 } from '../../domain/firewall/plan.js';
-import type { Protocol } from '../../domain/facts.js';
-import type { Cidr } from '../../domain/policy/model.js';
+import { address, cidr, family, ifname, port, proto } from '../firewall/safe-values.js';
+
+export { UnsafeValueError, isUnsafeValueError } from '../firewall/safe-values.js';
 
 export const TABLE = 'inet dockwarden';
 
@@ -29,15 +27,6 @@ const SET_NAMES = Object.keys(SET_TYPES) as SetName[];
 
 /** Sets keyed on address blocks (wildcard bindings, source CIDRs) need `flags interval`. */
 const INTERVAL_SETS: ReadonlySet<SetName> = new Set(['ports4', 'ports6', 'allow4', 'allow6']);
-
-const PROTOCOLS: ReadonlySet<string> = new Set<Protocol>(['tcp', 'udp', 'sctp']);
-const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
-
-export class UnsafeValueError extends Error {
-  override readonly name = 'UnsafeValueError';
-}
-
-export const isUnsafeValueError = (err: unknown): err is UnsafeValueError => err instanceof UnsafeValueError;
 
 /** The whole table, replaced atomically: create-if-missing, delete, recreate, in one transaction. */
 export function renderTable(plan: FirewallPlan): string {
@@ -145,37 +134,3 @@ function endpointElement(e: EndpointElement): string {
   return `${address(e.addr, family(e.addr.family))} . ${proto(e.proto)} . ${port(e.port)}`;
 }
 
-function unsafe(what: string, value: unknown): never {
-  throw new UnsafeValueError(`refusing to render ${what} ${JSON.stringify(value)}`);
-}
-
-function family(value: Family): Family {
-  return value === 4 || value === 6 ? value : unsafe('address family', value);
-}
-
-function port(value: number): number {
-  return Number.isInteger(value) && value >= 1 && value <= 65535 ? value : unsafe('port', value);
-}
-
-function proto(value: Protocol): Protocol {
-  return PROTOCOLS.has(value) ? value : unsafe('protocol', value);
-}
-
-function ifname(value: string): string {
-  return IFNAME.test(value) ? value : unsafe('interface name', value);
-}
-
-function address(value: IpAddress, expected: Family): string {
-  const parsed = typeof value.text === 'string' ? parseAddress(value.text) : null;
-  return parsed?.family === expected && value.family === expected && parsed.text === value.text
-    ? value.text
-    : unsafe(`IPv${expected} address`, value);
-}
-
-/** Canonical: re-parsing the text gives exactly this block of the expected family (no host bits set). */
-function cidr(value: Cidr, expected: Family): string {
-  const parsed = typeof value.text === 'string' ? parseCidr(value.text) : undefined;
-  const valid = parsed?.family === expected && value.family === expected && parsed.address === value.address &&
-    parsed.prefix === value.prefix && parsed.text === value.text;
-  return valid ? value.text : unsafe(`IPv${expected} block`, value);
-}

@@ -1,0 +1,114 @@
+/**
+ * The iptables applier: runs `iptables-restore --noflush` (payload on stdin) and `iptables -S`, by
+ * argument array, never a shell, always with `-w` (wait for the xtables lock rather than fail). One
+ * restore is one atomic commit of table `filter`: a failed run changes nothing. `variant` picks the
+ * binaries explicitly (`iptables-nft…` or `iptables-legacy…`), never whatever `iptables` points to;
+ * `netns` runs them inside a named network namespace (tests).
+ */
+import type { ExecFileException } from 'node:child_process';
+import { runTool, TOOL_TIMEOUT_MS, type ToolFailure } from '../firewall/run-tool.js';
+import type { Family, FirewallPlan } from '../../domain/firewall/plan.js';
+import { CHAIN, JUMP_RULE, USER_CHAIN, renderRemoval, renderRestore, type UserChainState } from './render.js';
+
+export interface IptablesOptions {
+  readonly variant: 'nft' | 'legacy';
+  /** Run inside this network namespace (`ip netns exec NAME …`). */
+  readonly netns?: string;
+}
+
+/** What table `filter` of one family holds of ours. */
+export interface FilterState {
+  /** The chain's rules as `iptables -S` prints them; null when the chain does not exist. */
+  readonly chain: readonly string[] | null;
+  readonly userChain: UserChainState;
+}
+
+export class IptablesError extends Error {
+  override readonly name = 'IptablesError';
+  /** The tool's exit code; null when it could not be started or was killed. */
+  readonly exitCode: number | null;
+  readonly stderr: string;
+  /** The 1-based payload line a restore reports as failed, and its text. */
+  readonly line: number | null;
+  readonly payloadLine: string | null;
+
+  constructor(message: string, details: { exitCode: number | null; stderr: string; line?: number; payloadLine?: string }) {
+    super(message);
+    this.exitCode = details.exitCode;
+    this.stderr = details.stderr;
+    this.line = details.line ?? null;
+    this.payloadLine = details.payloadLine ?? null;
+  }
+}
+
+export const isIptablesError = (err: unknown): err is IptablesError => err instanceof IptablesError;
+
+/** Replaces the chain and makes our jump the one first rule of DOCKER-USER, in one commit. */
+export async function applyChain(plan: FirewallPlan, family: Family, options: IptablesOptions): Promise<void> {
+  const { userChain } = await readFilter(family, options);
+  await restore(renderRestore(plan, family, userChain), family, options);
+}
+
+/** Deletes our jumps and the chain; nothing to do when neither is there. */
+export async function removeChain(family: Family, options: IptablesOptions): Promise<void> {
+  const { chain, userChain } = await readFilter(family, options);
+  if (chain !== null || userChain.jumps > 0) await restore(renderRemoval(userChain, chain !== null), family, options);
+}
+
+/**
+ * Reads the whole table with `iptables -S`: `-S CHAIN` cannot tell a missing chain from a failure
+ * (iptables-nft 1.8.9 calls a missing chain "incompatible"), and one listing is one consistent view.
+ */
+export async function readFilter(family: Family, options: IptablesOptions): Promise<FilterState> {
+  const lines = (await run(family, 'iptables', ['-w', '-S'], '', options)).split('\n');
+  const rulesOf = (chain: string): string[] => lines.filter((line) => line.startsWith(`-A ${chain} `));
+  const exists = (chain: string): boolean => lines.includes(`-N ${chain}`);
+  const userRules = rulesOf(USER_CHAIN);
+  return {
+    chain: exists(CHAIN) ? rulesOf(CHAIN) : null,
+    userChain: {
+      exists: exists(USER_CHAIN),
+      jumps: userRules.filter((rule) => rule === JUMP_RULE).length,
+      jumpFirst: userRules[0] === JUMP_RULE,
+    },
+  };
+}
+
+/** Applies one `*filter … COMMIT` payload atomically. */
+export async function restore(payload: string, family: Family, options: IptablesOptions): Promise<void> {
+  await run(family, 'iptables-restore', ['-w', '--noflush'], payload, options);
+}
+
+/** `iptables-nft`, `ip6tables-legacy-restore`, …: the binary of one family, variant and tool. */
+function binary(family: Family, tool: 'iptables' | 'iptables-restore', variant: IptablesOptions['variant']): string {
+  if (variant !== 'nft' && variant !== 'legacy') throw new TypeError(`invalid iptables variant ${JSON.stringify(variant)}`);
+  const base = family === 4 ? 'iptables' : 'ip6tables';
+  return tool === 'iptables' ? `${base}-${variant}` : `${base}-${variant}-restore`;
+}
+
+async function run(family: Family, tool: 'iptables' | 'iptables-restore', args: readonly string[], input: string, { variant, netns }: IptablesOptions): Promise<string> {
+  const command = [binary(family, tool, variant), ...args];
+  try {
+    return await runTool(command, input, netns);
+  } catch (failure) {
+    if (failure instanceof TypeError) throw failure;
+    const { error, stderr } = failure as ToolFailure;
+    throw toIptablesError(command[0]!, error, stderr, input);
+  }
+}
+
+/** Restore names the payload line it failed on: a parse error, or a rule the kernel refused at commit. */
+const FAILED_LINE = /^Error occurred at line: (\d+)$|line (\d+) failed/m;
+
+function toIptablesError(tool: string, err: ExecFileException, stderr: string, payload: string): IptablesError {
+  const exitCode = typeof err.code === 'number' ? err.code : null;
+  const messages = stderr.split('\n').map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('Try `') && !line.startsWith('Error occurred at line'));
+  const reason = err.killed ? `killed after ${TOOL_TIMEOUT_MS} ms` : (messages.join('; ') || err.message);
+  const failed = FAILED_LINE.exec(stderr);
+  if (!failed) return new IptablesError(`${tool}: ${reason}`, { exitCode, stderr });
+  const line = Number(failed[1] ?? failed[2]);
+  const payloadLine = payload.split('\n')[line - 1] ?? '';
+  const shown = payloadLine.length > 200 ? `${payloadLine.slice(0, 200)}…` : payloadLine;
+  return new IptablesError(`${tool}: ${reason} (line ${line}: ${shown})`, { exitCode, stderr, line, payloadLine });
+}

@@ -1,0 +1,71 @@
+import type { Family, FirewallPlan } from '../../domain/firewall/plan.js';
+import type { FirewallBackend } from '../firewall/backend.js';
+import { applyChain, readFilter, removeChain, type IptablesOptions } from './apply.js';
+import { CHAIN, renderRules } from './render.js';
+
+const FAMILIES: readonly Family[] = [4, 6];
+const label = (family: Family): string => `IPv${family}`;
+
+/**
+ * One owned chain `DOCKWARDEN` per family, jumped to first from `DOCKER-USER`, for hosts without nft.
+ * Each family's chain is replaced atomically; the two families are two commits.
+ */
+export function iptablesBackend(options: IptablesOptions): FirewallBackend {
+  // Per family, the rules we rendered and the rules `iptables -S` printed right after applying them:
+  // drift compares with what the tool prints, should a version print a rule differently than rendered.
+  const applied = new Map<Family, { rendered: string; listed: string }>();
+
+  async function apply(plan: FirewallPlan): Promise<void> {
+    await Promise.all(FAMILIES.map(async (family) => {
+      await applyChain(plan, family, options);
+      const { chain } = await readFilter(family, options);
+      applied.set(family, { rendered: renderRules(plan, family).join('\n'), listed: (chain ?? []).join('\n') });
+    }));
+  }
+
+  async function familyDrift(expected: FirewallPlan, family: Family): Promise<string[]> {
+    const { chain, userChain } = await readFilter(family, options);
+    const problems: string[] = [];
+    if (chain === null) problems.push(`chain ${CHAIN} (${label(family)}) is missing`);
+    if (!userChain.exists) problems.push(`DOCKER-USER (${label(family)}) is missing`);
+    else if (userChain.jumps === 0) problems.push(`the jump from DOCKER-USER to ${CHAIN} (${label(family)}) is missing`);
+    else if (userChain.jumps > 1) problems.push(`DOCKER-USER (${label(family)}) jumps to ${CHAIN} ${userChain.jumps} times`);
+    else if (!userChain.jumpFirst) problems.push(`the jump to ${CHAIN} is not the first rule of DOCKER-USER (${label(family)})`);
+    if (chain !== null) {
+      const rendered = renderRules(expected, family).join('\n');
+      const last = applied.get(family);
+      if (chain.join('\n') !== (last?.rendered === rendered ? last.listed : rendered)) {
+        problems.push(`rules in ${CHAIN} (${label(family)}) differ from what dockwarden applied`);
+      }
+    }
+    return problems;
+  }
+
+  return {
+    name: 'iptables',
+    replace: apply,
+    // Rule lists have no sets, so there is no small element change: every update re-renders the whole
+    // chain from the plan, still one atomic restore per family.
+    update: (_diff, plan) => apply(plan),
+    async drift(expected) {
+      const problems = (await Promise.all(FAMILIES.map((family) => familyDrift(expected, family)))).flat();
+      return problems.length === 0 ? null : problems.join('; ');
+    },
+    async installed() {
+      const states = await Promise.all(FAMILIES.map((family) => readFilter(family, options)));
+      return states.some((state) => state.chain !== null);
+    },
+    async remove() {
+      for (const family of FAMILIES) await removeChain(family, options);
+      applied.clear();
+    },
+    async show() {
+      const states = await Promise.all(FAMILIES.map((family) => readFilter(family, options)));
+      return states.map(({ chain }, i) => {
+        const family = FAMILIES[i]!;
+        const body = chain === null ? [`# chain ${CHAIN} is not installed`] : [`-N ${CHAIN}`, ...chain];
+        return [`# ${label(family)}: ${family === 4 ? 'iptables' : 'ip6tables'} -S ${CHAIN}`, ...body].join('\n');
+      }).join('\n') + '\n';
+    },
+  };
+}
