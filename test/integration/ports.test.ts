@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CLI, spawnDaemon, type DaemonProcess } from '../helpers/daemon.js';
-import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { docker, DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 import { createClient, HOST_ADDR } from '../helpers/netns.js';
 import { eventuallyReaches, holdConnection, reaches } from '../helpers/probe.js';
 
@@ -21,6 +21,8 @@ ports:
     - { name: second, match: { port: 18101/tcp }, allow: [${OTHER}] }
     - { name: late, match: { port: 18103/tcp }, allow: [good] }
     - { name: echo, match: { port: 18104/tcp }, allow: [good] }
+    - { name: bound, match: { port: 18105/tcp }, allow: [good] }
+    - { name: user-net, match: { port: 18106/tcp }, allow: [good] }
 `;
 
 const BACKENDS = ['nftables', 'iptables'] as const;
@@ -29,6 +31,16 @@ type Backend = (typeof BACKENDS)[number];
 const dockwarden = (backend: Backend, ...args: string[]) =>
   execFileSync(process.execPath, [CLI, ...args], { env: { ...process.env, DOCKWARDEN_FIREWALL_BACKEND: backend }, encoding: 'utf8' });
 const removeFirewall = () => BACKENDS.forEach((backend) => dockwarden(backend, 'firewall', 'remove'));
+
+/** A user-defined bridge network (its bridge is `br-<id>`), removed with the test. */
+async function userNetwork(t: Test, name: string): Promise<void> {
+  await docker.getNetwork(name).remove().catch(() => {});
+  await docker.createNetwork({ Name: name, Driver: 'bridge' });
+  t.teardown(async () => {
+    await removeTestContainers();
+    await docker.getNetwork(name).remove().catch(() => {});
+  });
+}
 
 for (const backend of BACKENDS) t.test(`${backend} backend`, async (t) => scenarios(t, backend));
 
@@ -54,7 +66,9 @@ t.teardown(async () => {
 
 t.test('published ports admit exactly the sources the policy allows', async (t) => {
   const client = createClient({ addrs: [GOOD, OTHER], t });
-  await runContainer({ publish: ['18100:80/tcp', '18101:80/tcp', '18102:80/tcp'] });
+  await runContainer({ publish: ['18100:80/tcp', '18101:80/tcp', '18102:80/tcp', `${HOST_ADDR}:18105:80/tcp`] });
+  await userNetwork(t, 'dw-ports-net');
+  await runContainer({ publish: ['18106:80/tcp'], hostConfig: { NetworkMode: 'dw-ports-net' } });
   const d = daemon(t);
   await d.waitForLog((l) => l.msg === 'reconciled');
 
@@ -64,6 +78,10 @@ t.test('published ports admit exactly the sources the policy allows', async (t) 
   t.notOk(await reaches(client, GOOD, HOST_ADDR, 18101), 'and admits only that rule\'s sources');
   t.notOk(await reaches(client, GOOD, HOST_ADDR, 18102), 'a port no rule matches is closed (ports.default: deny)');
   t.notOk(await reaches(client, OTHER, HOST_ADDR, 18102));
+  t.ok(await reaches(client, GOOD, HOST_ADDR, 18105), 'a port bound to one host address admits its source');
+  t.notOk(await reaches(client, OTHER, HOST_ADDR, 18105), 'and refuses others');
+  t.ok(await reaches(client, GOOD, HOST_ADDR, 18106), 'a container on a user-defined bridge network admits its source');
+  t.notOk(await reaches(client, OTHER, HOST_ADDR, 18106), 'and refuses others');
   t.equal(await d.stop(), 0);
   t.match(dockwarden(backend, 'firewall', 'show'), backend === 'nftables' ? /table inet dockwarden/ : /-A DOCKWARDEN .*--ctorigdstport 18100/, 'rules stay after the daemon stops');
   t.ok(await reaches(client, GOOD, HOST_ADDR, 18100), 'and keep admitting while it is down');
