@@ -1,0 +1,123 @@
+import t from 'tap';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
+import type { FirewallBackend } from '../../src/adapters/firewall/backend.js';
+import { FirewallEnforcer } from '../../src/app/firewall-enforcer.js';
+import { evaluate } from '../../src/domain/evaluate.js';
+import type { ElementDiff, FirewallPlan } from '../../src/domain/firewall/plan.js';
+import { parsePolicy } from '../../src/domain/policy/load.js';
+import { makeFacts } from '../helpers/facts.js';
+
+/**
+ * FAKE, by necessity: nft and iptables refusing a well-formed transaction, or hanging, cannot be
+ * produced on demand against the real kernel. Everything else about the backends is tested for real
+ * (test/integration/nft-apply, iptables-apply, ports). This records calls and fails when told to.
+ */
+class FaultInjectingBackend implements FirewallBackend {
+  readonly name = 'nftables' as const;
+  readonly calls: string[] = [];
+  failUpdates = 0;
+  failReplaces = 0;
+  kernel: FirewallPlan | null = null;
+  async replace(plan: FirewallPlan) {
+    this.calls.push(`replace ${plan.allows.length}`);
+    if (this.failReplaces-- > 0) throw new Error('nft: Could not process rule: Device or resource busy');
+    this.kernel = plan;
+  }
+  async update(diff: ElementDiff, plan: FirewallPlan) {
+    this.calls.push(`update +${diff.add.allows.length} -${diff.delete.allows.length}`);
+    if (this.failUpdates-- > 0) throw new Error('nft: Could not process rule: No such file or directory');
+    this.kernel = plan;
+  }
+  async drift(expected: FirewallPlan) {
+    return JSON.stringify(this.kernel) === JSON.stringify(expected) ? null : 'differs';
+  }
+  async installed() {
+    return this.kernel !== null;
+  }
+  async remove() {
+    this.kernel = null;
+  }
+  async show() {
+    return '';
+  }
+}
+
+const policy = (() => {
+  const r = parsePolicy('version: 1\nports:\n  rules:\n    - { name: web, match: { port: 8080/tcp }, allow: [198.51.100.10] }\n', 'p.yaml');
+  if (!r.ok) throw new Error('bad policy');
+  return r.policy;
+})();
+
+function tracked(id: string, hostPort = 8080) {
+  const facts = makeFacts({ id, name: id, ports: [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort, containerPort: 80 }] });
+  return { facts, decision: evaluate(policy, facts) };
+}
+
+function setup() {
+  const lines: Array<{ msg: string }> = [];
+  const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
+  const backend = new FaultInjectingBackend();
+  const enforcer = new FirewallEnforcer(backend, log, { defaultDeny: true, bridges: ['docker0'] });
+  return { backend, enforcer, lines };
+}
+
+t.test('first change replaces, later ones are element updates, forgetting removes', async (t) => {
+  const { backend, enforcer } = setup();
+  await enforcer.apply(tracked('a'), policy);
+  await enforcer.apply(tracked('b', 8081), policy);
+  await enforcer.apply(tracked('b', 8081), policy); // unchanged: no call at all
+  await enforcer.forget('a');
+  t.same(backend.calls, ['replace 1', 'update +0 -0', 'update +0 -1']);
+  t.same(backend.kernel?.ports.map((p) => p.port), [8081]);
+});
+
+t.test('a failed update falls back to an atomic replace', async (t) => {
+  const { backend, enforcer, lines } = setup();
+  await enforcer.apply(tracked('a'), policy);
+  backend.failUpdates = 1;
+  await enforcer.apply(tracked('b', 8081), policy);
+  t.same(backend.calls, ['replace 1', 'update +0 -0', 'replace 1']);
+  t.ok(lines.some((l) => l.msg === 'firewall update failed; replacing the whole ruleset'));
+  t.same(backend.kernel?.ports.map((p) => p.port).sort(), [8080, 8081]);
+});
+
+t.test('a failed replace is retried, then reported; the next change replaces again', async (t) => {
+  const { backend, enforcer, lines } = setup();
+  backend.failReplaces = 2;
+  await enforcer.apply(tracked('a'), policy);
+  t.same(backend.calls, ['replace 1', 'replace 1', 'replace 1'], 'retried until it took');
+  t.equal(lines.filter((l) => l.msg === 'firewall replace failed; retrying').length, 2);
+
+  backend.failReplaces = 10;
+  backend.failUpdates = 1;
+  await t.rejects(enforcer.apply(tracked('b', 8081), policy), /Device or resource busy/, 'after the retries the error reaches the caller');
+  backend.failReplaces = 0;
+  backend.calls.length = 0;
+  await enforcer.apply(tracked('c', 8082), policy);
+  t.same(backend.calls, ['replace 1'], 'state unknown after a failure: the next flush is a replace, never an update');
+});
+
+t.test('drift is repaired by a replace, and logged', async (t) => {
+  const { backend, enforcer, lines } = setup();
+  await enforcer.apply(tracked('a'), policy);
+  backend.kernel = null; // someone ran `nft flush ruleset`
+  t.equal(await enforcer.repairDrift(), 'differs');
+  t.same(backend.kernel?.ports.map((p) => p.port), [8080]);
+  t.ok(lines.some((l) => l.msg === 'firewall drift repaired'));
+  t.equal(await enforcer.repairDrift(), null, 'nothing to repair the second time');
+});
+
+t.test('changes during a flush are batched into the next one', async (t) => {
+  const { backend, enforcer } = setup();
+  await Promise.all(['a', 'b', 'c', 'd'].map((id, i) => enforcer.apply(tracked(id, 9000 + i), policy)));
+  t.ok(backend.calls.length <= 2, `4 containers, ${backend.calls.length} transactions`);
+  t.same(backend.kernel?.ports.map((p) => p.port).sort(), [9000, 9001, 9002, 9003]);
+});
+
+t.test('the baseline goes in only when nothing of ours is installed', async (t) => {
+  const { backend, enforcer } = setup();
+  t.equal(await enforcer.baseline(), true);
+  t.same(backend.kernel?.ports, []);
+  t.equal(await enforcer.baseline(), false);
+});
