@@ -29,6 +29,9 @@ ports:
     - name: web
       match: { port: 18081/tcp }
       allow: [clients, 198.51.100.200]
+    - name: status-web
+      match: { port: 18091/tcp }
+      allow: [clients, 198.51.100.200]
     - name: everything-tcp
       match: { port: 1-65535/tcp }
       allow: [any]
@@ -70,7 +73,7 @@ t.test('policy explain: which rules match each published port and what decides',
   t.same(byPort.get('0.0.0.0:18081/tcp'), {
     port: '0.0.0.0:18081/tcp',
     containerPort: 80,
-    matchingRules: ['web (ports.rules[0])', 'everything-tcp (ports.rules[1])'],
+    matchingRules: ['web (ports.rules[0])', 'everything-tcp (ports.rules[2])'],
     decidedBy: 'web',
     allow: ['198.51.100.0/24', '198.51.100.200/32'],
   });
@@ -79,7 +82,7 @@ t.test('policy explain: which rules match each published port and what decides',
 
   const text = await dockwarden(['policy', 'explain', name], env);
   t.equal(text.code, 0);
-  t.match(text.stdout, /0\.0\.0\.0:18081\/tcp → 80: 198\.51\.100\.0\/24, 198\.51\.100\.200\/32\n\s+decided by web\n\s+also matching, not deciding: everything-tcp \(ports\.rules\[1\]\)/);
+  t.match(text.stdout, /0\.0\.0\.0:18081\/tcp → 80: 198\.51\.100\.0\/24, 198\.51\.100\.200\/32\n\s+decided by web\n\s+also matching, not deciding: everything-tcp \(ports\.rules\[2\]\)/);
   t.match(text.stdout, /0\.0\.0\.0:18083\/udp → 53: nobody\n\s+decided by ports\.default: deny/);
 });
 
@@ -103,4 +106,33 @@ t.test('usage errors and bad configuration exit 2 with the reason', async (t) =>
   const help = await dockwarden(['--help']);
   t.equal(help.code, 0);
   t.match(help.stdout, /^usage: dockwarden <command>/);
+});
+
+t.test('status: every published port, who may reach it, and whether the kernel matches', async (t) => {
+  const dir = t.testdir({ 'policy.yaml': POLICY });
+  const env = { DOCKWARDEN_POLICY: join(dir, 'policy.yaml'), DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET, DOCKWARDEN_FIREWALL_BACKEND: 'nftables', DOCKWARDEN_STATE_DIR: join(dir, 'state') };
+  await dockwarden(['firewall', 'remove'], env);
+  const name = `dw-status-${process.pid}`;
+  await runContainer({ name, publish: ['18091:80/tcp'], labels: { 'dockwarden.ports.allow': '198.51.100.200' } });
+
+  const before = await dockwarden(['status', '--json'], env);
+  t.equal(before.code, 0, before.stderr);
+  const report = JSON.parse(before.stdout) as { firewall: { inSync: boolean; drift: string }; containers: Array<{ name: string; ports: Array<{ port: string; rule: string; allow: string[]; note: string }> }> };
+  t.same(report.firewall, { backend: 'nftables', inSync: false, drift: 'table inet dockwarden is missing' });
+  const mine = report.containers.find((c) => c.name === name)!;
+  t.same(mine.ports.find((p) => p.port === '0.0.0.0:18091/tcp'), { port: '0.0.0.0:18091/tcp', containerPort: 80, rule: 'status-web', allow: ['198.51.100.200/32'], note: 'narrowed by label' });
+
+  const baseline = await dockwarden(['firewall', 'baseline'], env);
+  t.equal(baseline.code, 0, baseline.stderr);
+  t.match(baseline.stdout, /nftables baseline installed \(new connections to unjudged published ports are dropped\)/);
+  t.match((await dockwarden(['firewall', 'baseline'], env)).stdout, /already installed; left as it is/, 'idempotent');
+  const shown = await dockwarden(['firewall', 'show'], env);
+  t.match(shown.stdout, /table inet dockwarden \{[\s\S]*chain published/);
+
+  const text = await dockwarden(['status'], env);
+  t.match(text.stdout, /^firewall   nftables: NOT in sync: set elements differ from what dockwarden applied/, 'a bare baseline lacks the allowances');
+  t.match(text.stdout, new RegExp(`${name} \\([0-9a-f]{12}\\)\\n  0\\.0\\.0\\.0:18091/tcp → 80  198\\.51\\.100\\.200/32  \\[status-web\\]  \\(narrowed by label\\)`));
+
+  t.equal((await dockwarden(['firewall', 'remove'], env)).code, 0);
+  t.match((await dockwarden(['firewall', 'show'], env)).stdout, /not installed/);
 });
