@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { FirewallBackend } from '../adapters/firewall/backend.js';
 import {
-  diffElements, isEmpty, isFirewallInputError, planAll, planContainer,
+  IncrementalPlan, PendingChanges, isFirewallInputError, planContainer,
   type ContainerElements, type FirewallPlan, type PlanOptions,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
@@ -11,20 +11,24 @@ const INTERFACE_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 const RETRY_DELAYS_MS = [100, 500, 2_000];
 
 /**
- * Keeps the kernel's ruleset equal to the plan of every running container. Changes are batched:
- * while one flush runs, further changes wait and go out together in the next, so a burst of events
- * (start-up, reconcile) costs a few transactions, not one per container. A flush is a small element
- * update when only containers changed, an atomic replace otherwise, and always a replace after a
- * failure, so the kernel never keeps a half-applied state. Failed applies are retried, then reported.
+ * Keeps the kernel's ruleset equal to the plan of every running container. A container change costs
+ * only its own elements (IncrementalPlan), whatever the number of containers. Changes are batched:
+ * while one transaction runs, further changes accumulate and go out together in the next, so a burst
+ * of events (start-up, reconcile) costs a few transactions, not one per container. A transaction is
+ * an element update when only containers changed, an atomic replace otherwise, and always a replace
+ * after a failure, so the kernel never keeps a half-applied state. Failed applies are retried, then
+ * reported. Drift checks run in the same queue, between transactions, so they compare the kernel
+ * with exactly what was applied.
  */
 export class FirewallEnforcer implements Enforcer {
   readonly name = 'firewall';
-  private readonly containers = new Map<string, ContainerElements>();
+  private readonly desired = new IncrementalPlan();
+  private readonly pending = new PendingChanges();
   private options: PlanOptions;
-  /** What the kernel holds, as far as we know; null = unknown, so the next flush replaces. */
-  private applied: FirewallPlan | null = null;
-  private waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }> = [];
-  private flushing = false;
+  /** The options of the last replace; null = the kernel's content is unknown, so the next flush replaces. */
+  private installedOptions: PlanOptions | null = null;
+  private readonly jobs: Array<{ readonly verify: boolean; resolve(drift: string | null): void; reject(error: unknown): void }> = [];
+  private running = false;
 
   constructor(
     private readonly backend: FirewallBackend,
@@ -36,7 +40,7 @@ export class FirewallEnforcer implements Enforcer {
   }
 
   async apply({ facts, decision }: Tracked): Promise<void> {
-    let elements: ContainerElements | null = null;
+    let elements: ContainerElements = { containerId: facts.id, claims: [], endpoints: [] };
     try {
       elements = planContainer(facts, decision);
     } catch (error) {
@@ -47,13 +51,11 @@ export class FirewallEnforcer implements Enforcer {
     for (const verdict of decision.ports) {
       if (verdict.labelError) this.log.warn({ container: { id: facts.id, name: facts.name }, reason: verdict.labelError }, 'port closed: narrowing label unreadable');
     }
-    if (elements && elements.claims.length + elements.endpoints.length > 0) this.containers.set(facts.id, elements);
-    else if (!this.containers.delete(facts.id)) return;
-    await this.flush();
+    await this.change(elements);
   }
 
   async forget(id: string): Promise<void> {
-    if (this.containers.delete(id)) await this.flush();
+    await this.change({ containerId: id, claims: [], endpoints: [] });
   }
 
   /** The policy's default and Docker's bridges; a change rewrites the chains, so it is a full replace. */
@@ -64,10 +66,10 @@ export class FirewallEnforcer implements Enforcer {
       return false;
     });
     const next = { defaultDeny: change.defaultDeny ?? this.options.defaultDeny, bridges: [...new Set(bridges)].sort() };
-    if (next.defaultDeny === this.options.defaultDeny && next.bridges.join() === this.options.bridges.join()) return;
+    if (sameOptions(next, this.options)) return;
     this.options = next;
     this.onOptionsChanged(next);
-    await this.flush();
+    await this.enqueue(false);
   }
 
   /**
@@ -77,7 +79,7 @@ export class FirewallEnforcer implements Enforcer {
    */
   async baseline(): Promise<boolean> {
     if (await this.backend.installed()) return false;
-    await this.backend.replace(planAll([], this.options));
+    await this.backend.replace(new IncrementalPlan().plan(this.options));
     return true;
   }
 
@@ -85,62 +87,72 @@ export class FirewallEnforcer implements Enforcer {
    * Compares the kernel with what we applied; repairs (atomic replace) and says so when they differ.
    * When we do not know what the kernel holds (a ruleset from an earlier run, a failed apply), replaces.
    */
-  async repairDrift(): Promise<string | null> {
-    const expected = this.applied;
-    const drift = expected ? await this.backend.drift(expected) : null;
-    if (drift) {
-      this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
-      this.applied = null;
-    }
-    if (!this.applied) await this.flush();
-    return drift;
+  repairDrift(): Promise<string | null> {
+    return this.enqueue(true);
   }
 
-  /** The plan as of now (for status output and tests). */
+  /** The desired plan as of now (status output, tests). Costs all containers. */
   plan(): FirewallPlan {
-    return planAll(this.containers.values(), this.options);
+    return this.desired.plan(this.options);
   }
 
-  /** Resolves once a flush that includes every change made so far has been applied. */
-  private flush(): Promise<void> {
+  private async change(elements: ContainerElements): Promise<void> {
+    const diff = this.desired.set(elements);
+    this.pending.record(diff);
+    if (!this.pending.empty || this.installedOptions === null) await this.enqueue(false);
+  }
+
+  private enqueue(verify: boolean): Promise<string | null> {
     return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      if (!this.flushing) void this.drain();
+      this.jobs.push({ verify, resolve, reject });
+      if (!this.running) void this.drain();
     });
   }
 
   private async drain(): Promise<void> {
-    this.flushing = true;
-    while (this.waiters.length > 0) {
-      const batch = this.waiters.splice(0);
+    this.running = true;
+    while (this.jobs.length > 0) {
+      // One flush serves every waiting change; a verification waits for its own turn.
+      const first = this.jobs[0]!;
+      const batch = first.verify ? this.jobs.splice(0, 1) : this.jobs.splice(0, countWhile(this.jobs, (j) => !j.verify));
       try {
-        await this.applyPlan(this.plan());
-        for (const w of batch) w.resolve();
+        await this.flush();
+        const drift = first.verify ? await this.verify() : null;
+        for (const job of batch) job.resolve(drift);
       } catch (error) {
-        for (const w of batch) w.reject(error);
+        for (const job of batch) job.reject(error);
       }
     }
-    this.flushing = false;
+    this.running = false;
   }
 
-  private async applyPlan(next: FirewallPlan): Promise<void> {
-    const before = this.applied;
-    if (before && before.defaultDeny === next.defaultDeny && before.bridges.join() === next.bridges.join()) {
-      const diff = diffElements(before, next);
-      if (isEmpty(diff.add) && isEmpty(diff.delete)) return;
+  private async verify(): Promise<string | null> {
+    const drift = await this.backend.drift(this.desired.plan(this.installedOptions ?? this.options));
+    if (!drift) return null;
+    this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
+    this.installedOptions = null;
+    await this.flush();
+    return drift;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.installedOptions && sameOptions(this.installedOptions, this.options)) {
+      if (this.pending.empty) return;
+      const diff = this.pending.take();
       try {
-        await this.backend.update(diff, next);
-        this.applied = next;
+        await this.backend.update(diff, () => this.desired.plan(this.options));
         return;
       } catch (error) {
         this.log.warn({ firewall: { backend: this.backend.name }, err: error }, 'firewall update failed; replacing the whole ruleset');
       }
     }
-    this.applied = null;
+    this.installedOptions = null;
     for (let attempt = 0; ; attempt++) {
+      const options = this.options;
+      this.pending.clear(); // the replace installs everything desired up to this moment
       try {
-        await this.backend.replace(next);
-        this.applied = next;
+        await this.backend.replace(this.desired.plan(options));
+        this.installedOptions = options;
         return;
       } catch (error) {
         const delay = RETRY_DELAYS_MS[attempt];
@@ -150,4 +162,11 @@ export class FirewallEnforcer implements Enforcer {
       }
     }
   }
+}
+
+const sameOptions = (a: PlanOptions, b: PlanOptions): boolean => a.defaultDeny === b.defaultDeny && a.bridges.join() === b.bridges.join();
+
+function countWhile<T>(items: readonly T[], test: (item: T) => boolean): number {
+  const stop = items.findIndex((item) => !test(item));
+  return stop < 0 ? items.length : stop;
 }

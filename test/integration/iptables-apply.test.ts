@@ -121,7 +121,7 @@ for (const variant of VARIANTS) {
       const options = { variant, netns: name };
       const backend = iptablesBackend(options);
       await backend.replace(BASE);
-      await backend.update({ add: OTHER, delete: BASE }, OTHER);
+      await backend.update({ add: OTHER, delete: BASE }, () => OTHER);
       t.same(await chainOf(options, 4), renderRules(OTHER, 4));
       t.same(await chainOf(options, 6), [], 'IPv6: nothing left to judge, no baseline');
       t.equal(await backend.drift(OTHER), null);
@@ -321,13 +321,13 @@ for (const variant of VARIANTS) {
     const a = container('a', [['0.0.0.0', 8080, '198.51.100.130', 80, ['198.51.100.10']]]);
     const b = container('b', [['198.51.100.1', 8081, '198.51.100.194', 80, ['198.51.100.11']]]);
     const judged = planAll([a, b], { defaultDeny: true, bridges: ['docker0'] });
-    await backend.update({ add: judged, delete: { ports: [], allows: [], endpoints: [], bridges: [] } }, judged);
+    await backend.update({ add: judged, delete: { ports: [], allows: [], endpoints: [], bridges: [] } }, () => judged);
     t.same(await reach(), { a10: true, a11: false, b10: false, b11: true },
       'each port admits exactly its allowed source, judged by host address and port');
 
     const holder = await startIn(t, client, ['-e', CLIENT_JS, '198.51.100.1', '8080', '198.51.100.10', 'hold']);
     const narrowed = planAll([container('a', [['0.0.0.0', 8080, '198.51.100.130', 80, []]]), b], { defaultDeny: true, bridges: ['docker0'] });
-    await backend.update({ add: narrowed, delete: judged }, narrowed);
+    await backend.update({ add: narrowed, delete: judged }, () => narrowed);
     holder.stdin!.write('go\n');
     const code = await new Promise<number | null>((resolve) => holder.on('exit', resolve));
     t.equal(code, 4, 'an established connection gets no answer once its allowance is revoked');

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import type { FirewallBackend } from '../../src/adapters/firewall/backend.js';
 import { FirewallEnforcer } from '../../src/app/firewall-enforcer.js';
 import { evaluate } from '../../src/domain/evaluate.js';
-import type { ElementDiff, FirewallPlan } from '../../src/domain/firewall/plan.js';
+import { diffElements, isEmpty, type ElementDiff, type FirewallPlan } from '../../src/domain/firewall/plan.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import { makeFacts } from '../helpers/facts.js';
 
@@ -24,13 +24,23 @@ class FaultInjectingBackend implements FirewallBackend {
     if (this.failReplaces-- > 0) throw new Error('nft: Could not process rule: Device or resource busy');
     this.kernel = plan;
   }
-  async update(diff: ElementDiff, plan: FirewallPlan) {
+  /** Applies the delta element by element, as nft would, so a wrong delta shows up as drift. */
+  async update(diff: ElementDiff) {
     this.calls.push(`update +${diff.add.allows.length} -${diff.delete.allows.length}`);
     if (this.failUpdates-- > 0) throw new Error('nft: Could not process rule: No such file or directory');
-    this.kernel = plan;
+    const kernel = this.kernel!;
+    const without = <T,>(list: readonly T[], gone: readonly T[]) => list.filter((e) => !gone.some((g) => JSON.stringify(g) === JSON.stringify(e)));
+    this.kernel = {
+      ...kernel,
+      ports: [...without(kernel.ports, diff.delete.ports), ...diff.add.ports],
+      allows: [...without(kernel.allows, diff.delete.allows), ...diff.add.allows],
+      endpoints: [...without(kernel.endpoints, diff.delete.endpoints), ...diff.add.endpoints],
+    };
   }
   async drift(expected: FirewallPlan) {
-    return JSON.stringify(this.kernel) === JSON.stringify(expected) ? null : 'differs';
+    if (!this.kernel) return 'missing';
+    const diff = diffElements(this.kernel, expected);
+    return isEmpty(diff.add) && isEmpty(diff.delete) && this.kernel.defaultDeny === expected.defaultDeny ? null : 'differs';
   }
   async installed() {
     return this.kernel !== null;
@@ -72,7 +82,8 @@ t.test('first change replaces, later ones are element updates, forgetting remove
   await enforcer.apply(tracked('b', 8081)); // unchanged: no call at all
   await enforcer.forget('a');
   t.same(backend.calls, ['replace 1', 'update +0 -0', 'update +0 -1']);
-  t.same(backend.kernel?.ports.map((p) => p.port), [8081]);
+  t.same(backend.installedPlan()?.ports.map((p) => p.port), [8081]);
+  t.equal(await enforcer.repairDrift(), null, 'the deltas left the kernel exactly as planned');
 });
 
 t.test('a failed update falls back to an atomic replace', async (t) => {
@@ -82,7 +93,7 @@ t.test('a failed update falls back to an atomic replace', async (t) => {
   await enforcer.apply(tracked('b', 8081));
   t.same(backend.calls, ['replace 1', 'update +0 -0', 'replace 1']);
   t.ok(lines.some((l) => l.msg === 'firewall update failed; replacing the whole ruleset'));
-  t.same(backend.kernel?.ports.map((p) => p.port).sort(), [8080, 8081]);
+  t.same(backend.installedPlan()?.ports.map((p) => p.port).sort(), [8080, 8081]);
 });
 
 t.test('a failed replace is retried, then reported; the next change replaces again', async (t) => {
@@ -105,7 +116,7 @@ t.test('drift is repaired by a replace, and logged', async (t) => {
   const { backend, enforcer, lines } = setup();
   await enforcer.apply(tracked('a'));
   backend.kernel = null; // someone ran `nft flush ruleset`
-  t.equal(await enforcer.repairDrift(), 'differs');
+  t.equal(await enforcer.repairDrift(), 'missing');
   t.same(backend.installedPlan()?.ports.map((p) => p.port), [8080]);
   t.ok(lines.some((l) => l.msg === 'firewall drift repaired'));
   t.equal(await enforcer.repairDrift(), null, 'nothing to repair the second time');
@@ -115,7 +126,8 @@ t.test('changes during a flush are batched into the next one', async (t) => {
   const { backend, enforcer } = setup();
   await Promise.all(['a', 'b', 'c', 'd'].map((id, i) => enforcer.apply(tracked(id, 9000 + i))));
   t.ok(backend.calls.length <= 2, `4 containers, ${backend.calls.length} transactions`);
-  t.same(backend.kernel?.ports.map((p) => p.port).sort(), [9000, 9001, 9002, 9003]);
+  t.same(backend.installedPlan()?.ports.map((p) => p.port).sort(), [9000, 9001, 9002, 9003]);
+  t.equal(await enforcer.repairDrift(), null);
 });
 
 t.test('the baseline goes in only when nothing of ours is installed', async (t) => {

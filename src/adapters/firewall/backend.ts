@@ -11,7 +11,8 @@ import type { ElementDiff, FirewallPlan } from '../../domain/firewall/plan.js';
 export interface FirewallBackend {
   readonly name: 'nftables' | 'iptables';
   replace(plan: FirewallPlan): Promise<void>;
-  update(diff: ElementDiff, plan: FirewallPlan): Promise<void>;
+  /** `plan()` is the whole desired content, for backends without sets; computing it costs every container. */
+  update(diff: ElementDiff, plan: () => FirewallPlan): Promise<void>;
   /** Null when the kernel holds exactly what `replace`/`update` last installed; else what differs, in words. */
   drift(expected: FirewallPlan): Promise<string | null>;
   /** Whether any ruleset of ours is installed (the boot-time baseline leaves an existing one alone). */

@@ -46,7 +46,7 @@ export function iptablesBackend(options: IptablesOptions): FirewallBackend {
     replace: apply,
     // Rule lists have no sets, so there is no small element change: every update re-renders the whole
     // chain from the plan, still one atomic restore per family.
-    update: (_diff, plan) => apply(plan),
+    update: (_diff, plan) => apply(plan()),
     async drift(expected) {
       const problems = (await Promise.all(FAMILIES.map((family) => familyDrift(expected, family)))).flat();
       return problems.length === 0 ? null : problems.join('; ');

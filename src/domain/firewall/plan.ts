@@ -132,26 +132,146 @@ export function planContainer(facts: ContainerFacts, decision: Decision): Contai
  * widest address, allowing only the sources every overlapping claim allows.
  */
 export function planAll(containers: Iterable<ContainerElements>, options: PlanOptions): FirewallPlan {
-  const groups = new Map<string, PortClaim[]>();
-  const endpoints = new Map<string, EndpointElement>();
-  for (const container of containers) {
-    for (const claim of container.claims) {
-      const group = `${claim.hostAddr.family} ${claim.proto} ${claim.port}`;
-      const claims = groups.get(group);
-      if (claims) claims.push(claim);
-      else groups.set(group, [claim]);
-    }
-    for (const endpoint of container.endpoints) endpoints.set(endpointKey(endpoint), endpoint);
-  }
-  const merged = [...groups.values()].flatMap(mergeOverlapping);
-  return {
-    ports: sortByKey(merged.map(({ hostAddr, proto, port }) => ({ hostAddr, proto, port })), portKey),
-    allows: sortByKey(merged.flatMap(({ sources, ...port }) => sources.map((source) => ({ ...port, source }))), allowKey),
-    endpoints: sortByKey([...endpoints.values()], endpointKey),
-    bridges: [...new Set(options.bridges)].sort(),
-    defaultDeny: options.defaultDeny,
-  };
+  const plan = new IncrementalPlan();
+  for (const container of containers) plan.set(container);
+  return plan.plan(options);
 }
+
+/**
+ * The desired content kept current one container at a time. A change recomputes only the port
+ * groups (family, protocol, host port) that container claims, and reference-counts endpoints, so its
+ * cost does not grow with the number of other containers. `set` returns the element delta.
+ */
+export class IncrementalPlan {
+  private readonly containers = new Map<string, ContainerElements>();
+  /** Group key → the claims of each container in it. */
+  private readonly claimsByGroup = new Map<string, Map<string, readonly PortClaim[]>>();
+  /** Group key → its merged elements, as last returned. */
+  private readonly elementsByGroup = new Map<string, { ports: PortElement[]; allows: AllowElement[] }>();
+  private readonly endpoints = new Map<string, { element: EndpointElement; count: number }>();
+
+  get size(): number {
+    return this.containers.size;
+  }
+
+  /** Replaces one container's contribution (no claims and no endpoints = gone). */
+  set(next: ContainerElements): ElementDiff {
+    const id = next.containerId;
+    const before = this.containers.get(id);
+    if (next.claims.length + next.endpoints.length === 0) this.containers.delete(id);
+    else this.containers.set(id, next);
+
+    const affected = new Set([...(before?.claims ?? []), ...next.claims].map(groupKey));
+    for (const group of affected) {
+      const members = this.claimsByGroup.get(group) ?? new Map<string, readonly PortClaim[]>();
+      const mine = next.claims.filter((claim) => groupKey(claim) === group);
+      if (mine.length > 0) members.set(id, mine);
+      else members.delete(id);
+      if (members.size > 0) this.claimsByGroup.set(group, members);
+      else this.claimsByGroup.delete(group);
+    }
+
+    const add = emptyElements();
+    const del = emptyElements();
+    for (const group of affected) {
+      const old = this.elementsByGroup.get(group) ?? { ports: [], allows: [] };
+      const merged = mergeOverlapping([...(this.claimsByGroup.get(group)?.values() ?? [])].flat());
+      const now = {
+        ports: merged.map(({ hostAddr, proto, port }) => ({ hostAddr, proto, port })),
+        allows: merged.flatMap(({ sources, ...port }) => sources.map((source) => ({ ...port, source }))),
+      };
+      if (now.ports.length > 0) this.elementsByGroup.set(group, now);
+      else this.elementsByGroup.delete(group);
+      add.ports.push(...difference(now.ports, old.ports, portKey));
+      add.allows.push(...difference(now.allows, old.allows, allowKey));
+      del.ports.push(...difference(old.ports, now.ports, portKey));
+      del.allows.push(...difference(old.allows, now.allows, allowKey));
+    }
+
+    for (const endpoint of next.endpoints) {
+      const held = this.endpoints.get(endpointKey(endpoint));
+      if (held) held.count++;
+      else {
+        this.endpoints.set(endpointKey(endpoint), { element: endpoint, count: 1 });
+        add.endpoints.push(endpoint);
+      }
+    }
+    for (const endpoint of before?.endpoints ?? []) {
+      const key = endpointKey(endpoint);
+      const held = this.endpoints.get(key)!;
+      if (--held.count > 0) continue;
+      this.endpoints.delete(key);
+      del.endpoints.push(endpoint);
+    }
+    return { add, delete: del };
+  }
+
+  /** Everything, sorted: for a full replace, drift checks and status. Costs all containers. */
+  plan(options: PlanOptions): FirewallPlan {
+    const groups = [...this.elementsByGroup.values()];
+    return {
+      ports: sortByKey(groups.flatMap((g) => g.ports), portKey),
+      allows: sortByKey(groups.flatMap((g) => g.allows), allowKey),
+      endpoints: sortByKey([...this.endpoints.values()].map((e) => e.element), endpointKey),
+      bridges: [...new Set(options.bridges)].sort(),
+      defaultDeny: options.defaultDeny,
+    };
+  }
+}
+
+type PendingElement = { readonly kind: 'ports' | 'allows' | 'endpoints'; readonly element: PortElement | AllowElement | EndpointElement };
+
+/**
+ * Element changes not yet applied, accumulated across several `IncrementalPlan.set` deltas: an add
+ * and a delete of the same element cancel out, so what is taken is one consistent transaction.
+ */
+export class PendingChanges {
+  private readonly add = new Map<string, PendingElement>();
+  private readonly del = new Map<string, PendingElement>();
+
+  get empty(): boolean {
+    return this.add.size + this.del.size === 0;
+  }
+
+  record(diff: ElementDiff): void {
+    for (const kind of ['ports', 'allows', 'endpoints'] as const) {
+      for (const element of diff.delete[kind]) {
+        const key = elementKey(kind, element);
+        if (!this.add.delete(key)) this.del.set(key, { kind, element });
+      }
+      for (const element of diff.add[kind]) {
+        const key = elementKey(kind, element);
+        if (!this.del.delete(key)) this.add.set(key, { kind, element });
+      }
+    }
+  }
+
+  /** The accumulated transaction; empties the record. */
+  take(): ElementDiff {
+    const collect = (from: ReadonlyMap<string, PendingElement>): FirewallElements => {
+      const out = emptyElements();
+      for (const { kind, element } of from.values()) (out[kind] as unknown[]).push(element);
+      return out;
+    };
+    const diff = { add: collect(this.add), delete: collect(this.del) };
+    this.clear();
+    return diff;
+  }
+
+  clear(): void {
+    this.add.clear();
+    this.del.clear();
+  }
+}
+
+function elementKey(kind: 'ports' | 'allows' | 'endpoints', element: PortElement | AllowElement | EndpointElement): string {
+  if (kind === 'ports') return `port ${portKey(element as PortElement)}`;
+  if (kind === 'allows') return `allow ${allowKey(element as AllowElement)}`;
+  return `endpoint ${endpointKey(element as EndpointElement)}`;
+}
+
+const groupKey = (claim: PortClaim): string => `${claim.hostAddr.family} ${claim.proto} ${claim.port}`;
+const emptyElements = () => ({ ports: [] as PortElement[], allows: [] as AllowElement[], endpoints: [] as EndpointElement[], bridges: [] as string[] });
 
 /** The element transaction that turns `before` into `after`. */
 export function diffElements(before: FirewallElements, after: FirewallElements): ElementDiff {
