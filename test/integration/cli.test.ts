@@ -1,6 +1,5 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI } from '../helpers/daemon.js';

@@ -3,7 +3,7 @@
  * network namespaces (`dwipt-<random>`): the host's own tables are never touched. Needs root.
  */
 import t, { type Test } from 'tap';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { isIptablesError, readFilter, restore, type IptablesOptions } from '../../src/adapters/iptables/apply.js';
@@ -15,6 +15,7 @@ import { planAll, planContainer, type ContainerElements, type FirewallPlan } fro
 import { parseCidr } from '../../src/domain/net/cidr.js';
 import { makeFacts } from '../helpers/facts.js';
 import { assertClientNetFree } from '../helpers/netns.js';
+import { CLIENT_JS, SERVER_JS, connects, startIn } from '../helpers/packet-lab.js';
 
 const VARIANTS = ['nft', 'legacy'] as const;
 type Variant = (typeof VARIANTS)[number];
@@ -231,47 +232,6 @@ for (const variant of VARIANTS) {
 }
 
 // --- Real packets: client → server (our chain, a Docker-like DNAT and DOCKER-USER) → containers, all in namespaces.
-
-const SERVER_JS = `
-require('net').createServer((s) => { s.on('error', () => {}); s.write('hello ' + s.remoteAddress + '\\n'); s.pipe(s); })
-  .listen(Number(process.argv[2]), process.argv[1], () => console.log('listening'));
-`;
-
-// probe: print the greeting and exit 0; hold: then wait for "go" on stdin, send a line, exit 0 if echoed, 4 if not.
-const CLIENT_JS = `
-const [host, port, localAddress, mode] = process.argv.slice(1);
-const s = require('net').connect({ host, port: Number(port), localAddress });
-let got = '';
-s.on('error', (e) => { console.error(e.message); process.exit(2); });
-s.on('data', (d) => {
-  got += d;
-  if (mode === 'probe' && got.includes('\\n')) { process.stdout.write(got); process.exit(0); }
-  if (mode === 'hold' && got === 'hello ' + localAddress + '\\n') { console.log('connected'); }
-  if (mode === 'hold' && got.endsWith('ping\\n')) process.exit(0);
-});
-process.stdin.on('data', () => { s.write('ping\\n'); setTimeout(() => process.exit(4), 1500); });
-setTimeout(() => { console.error('timeout'); process.exit(3); }, mode === 'probe' ? 1000 : 10000);
-`;
-
-function startIn(t: Test, name: string, args: string[]): Promise<ChildProcess> {
-  const child = spawn('ip', ['netns', 'exec', name, process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => (d.toString().includes('listening') || d.toString().includes('connected')) && resolve(child));
-    child.on('exit', (code) => reject(new Error(`exited ${code} before it was ready`)));
-  });
-}
-
-async function connects(client: string, from: string, port: number): Promise<boolean> {
-  const child = spawn('ip', ['netns', 'exec', client, process.execPath, '-e', CLIENT_JS, '198.51.100.1', String(port), from, 'probe'],
-    { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d));
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  return code === 0 && out === `hello ${from}\n`;
-}
 
 for (const variant of VARIANTS) {
   t.test(`real packets, iptables-${variant}: allowed sources connect, others do not, revocation cuts live connections`, async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { IncrementalPlan, planAll, type ContainerElements, type ElementDiff, type FirewallPlan } from '../../src/domain/firewall/plan.js';
+import { IncrementalPlan, planAll, type ContainerElements, type FirewallPlan } from '../../src/domain/firewall/plan.js';
 import { parseCidr } from '../../src/domain/net/cidr.js';
 import type { Cidr } from '../../src/domain/policy/model.js';
 

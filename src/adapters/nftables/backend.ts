@@ -1,4 +1,4 @@
-import { diffElements, isEmpty, type FirewallPlan } from '../../domain/firewall/plan.js';
+import { diffElements, isEmpty } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
 import { listTable, runNft, showTable, type NftOptions } from './nft.js';
 import { renderElementChanges, renderRemoval, renderTable } from './render.js';
