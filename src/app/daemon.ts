@@ -7,7 +7,7 @@ import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
 import type { Config } from './config.js';
 import { FirewallEnforcer } from './firewall-enforcer.js';
-import { readFirewallState, writeFirewallState } from './firewall-state.js';
+import { DEFAULT_BRIDGES, readFirewallState, writeFirewallState } from './firewall-state.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { logEnforcer } from './log-enforcer.js';
 import type { Logger } from './logger.js';
@@ -54,7 +54,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   try {
     const backend = await selectBackend(config.firewall.backend);
     const saved = readFirewallState(config.state.dir);
-    firewall = new FirewallEnforcer(backend, log, { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? [] }, (options) =>
+    firewall = new FirewallEnforcer(backend, log, { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? DEFAULT_BRIDGES }, (options) =>
       writeFirewallState(config.state.dir, options),
     );
     if (await firewall.baseline()) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');

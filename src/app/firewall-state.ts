@@ -13,6 +13,9 @@ export interface FirewallState {
 
 const FILE = 'firewall.json';
 
+/** Before dockwarden has ever seen Docker's networks: Docker's default bridge (user networks are `br-*`, always covered). */
+export const DEFAULT_BRIDGES: readonly string[] = ['docker0'];
+
 export function readFirewallState(stateDir: string): FirewallState | null {
   try {
     const raw = JSON.parse(readFileSync(join(stateDir, FILE), 'utf8')) as Partial<FirewallState>;

@@ -2,7 +2,7 @@ import { selectBackend } from '../adapters/firewall/select.js';
 import type { Config } from '../app/config.js';
 import { FirewallEnforcer } from '../app/firewall-enforcer.js';
 import { createLogger } from '../app/logger.js';
-import { readFirewallState } from '../app/firewall-state.js';
+import { DEFAULT_BRIDGES, readFirewallState } from '../app/firewall-state.js';
 import { policyOrReport } from './policy-or-report.js';
 
 /** `dockwarden firewall show | baseline | remove`. */
@@ -21,7 +21,7 @@ export async function firewallCommand(config: Config, action: string): Promise<n
       const policy = policyOrReport(config.policy.file);
       const saved = readFirewallState(config.state.dir);
       const defaultDeny = policy ? policy.ports.default === 'deny' : (saved?.defaultDeny ?? true);
-      const enforcer = new FirewallEnforcer(backend, createLogger(config.log.level, process.stderr), { defaultDeny, bridges: saved?.bridges ?? [] });
+      const enforcer = new FirewallEnforcer(backend, createLogger(config.log.level, process.stderr), { defaultDeny, bridges: saved?.bridges ?? DEFAULT_BRIDGES });
       const installed = await enforcer.baseline();
       process.stdout.write(
         installed

@@ -127,6 +127,7 @@ t.test('status: every published port, who may reach it, and whether the kernel m
   t.match((await dockwarden(['firewall', 'baseline'], env)).stdout, /already installed; left as it is/, 'idempotent');
   const shown = await dockwarden(['firewall', 'show'], env);
   t.match(shown.stdout, /table inet dockwarden \{[\s\S]*chain published/);
+  t.match(shown.stdout, /set bridges \{[^}]*elements = \{ "docker0" \}/, 'a host dockwarden never saw: Docker\'s default bridge is covered');
 
   const text = await dockwarden(['status'], env);
   t.match(text.stdout, /^firewall   nftables: NOT in sync: set elements differ from what dockwarden applied/, 'a bare baseline lacks the allowances');
