@@ -1,0 +1,291 @@
+/**
+ * scale (DESIGN §10): rule planning and apply for synthetic 10 / 1,000 / 10,000 containers. No Docker,
+ * no daemon: the modules the daemon uses (planContainer, IncrementalPlan, PendingChanges, renderTable,
+ * renderElementChanges, FirewallEnforcer), and nft spawned as its applier (runNft with `netns`: `ip netns exec NS nft -f -`)
+ * in a fresh scratch network namespace, so the host's ruleset is never touched. nft runs are timed in a
+ * small plain-node worker (lib.ts nftWorker), so this process's size (10,000 plans) does not inflate them.
+ *
+ * Synthetic containers look like Docker 20.10's: every published port twice (0.0.0.0 and ::), one
+ * IPv4 address, 1 or 2 published tcp ports (every third container has 2) on distinct host ports,
+ * every tenth bound to a specific host address; allowances rotate between `any`, one /24, and a /16
+ * plus a /32 (so allow4 carries 1–2 elements per port and the IPv6 side is closed or open).
+ *
+ * 1. planning + render of everything (what a full replace, a drift check, `status` cost): planContainer
+ *    for all, IncrementalPlan.set for all and .plan(), planAll (used by `status`), renderTable.
+ * 2. full table load of 10,000 containers: `nft -f` of renderTable in the scratch namespace (the first
+ *    load into an empty namespace, then replaces of the loaded table, then one element kind at a time);
+ *    floor: `nft -f` of the empty table (renderTable of an empty plan) in the same namespace.
+ * 3. per-event cost with 10 / 1,000 / 10,000 tracked containers, as FirewallEnforcer does it since
+ *    13e4fea: planContainer + IncrementalPlan.set + PendingChanges.record/take + renderElementChanges +
+ *    one element transaction (nft) into the loaded table, one container coming and going; each part
+ *    timed, and end to end through the real FirewallEnforcer and nftablesBackend({ netns }) (its nft is
+ *    spawned from this big process, so it carries ~1 ms more fork cost than the parts' nft). Also the
+ *    drift check (repairDrift, which holds the transaction queue) and, for reference, the full re-plan
+ *    (planAll + diffElements) the enforcer did per event before. Floor of the transaction: the same
+ *    three elements into a chain-less scratch table in the same namespace. Target: flat as N grows.
+ */
+import { makeFacts } from '../../test/helpers/facts.js';
+import type { Decision, PortVerdict } from '../../src/domain/decision.js';
+import type { ContainerFacts, PublishedPort } from '../../src/domain/facts.js';
+import { Writable } from 'node:stream';
+import {
+  IncrementalPlan, PendingChanges, diffElements, planAll, planContainer, type ContainerElements, type FirewallPlan, type PlanOptions,
+} from '../../src/domain/firewall/plan.js';
+import { nftablesBackend } from '../../src/adapters/nftables/backend.js';
+import { FirewallEnforcer } from '../../src/app/firewall-enforcer.js';
+import { createLogger } from '../../src/app/logger.js';
+import { parseCidr } from '../../src/domain/net/cidr.js';
+import type { Cidr } from '../../src/domain/policy/model.js';
+import { renderElementChanges, renderTable } from '../../src/adapters/nftables/render.js';
+import {
+  createScratchTable, elementTransaction, fmtStats, main, median, ms, nftJson, nftWorker, printJson, ratio, say, scratchNetns, stats, timed, type Stats,
+} from './lib.js';
+
+const SIZES = [10, 1_000, 10_000] as const;
+const OPTIONS: PlanOptions = { defaultDeny: true, bridges: ['docker0', 'dwtest0'] };
+
+const cidr = (text: string): Cidr => {
+  const c = parseCidr(text);
+  if (!c) throw new Error(`bad CIDR ${text}`);
+  return c;
+};
+
+/** Facts and decision of container `i` of a synthetic host (deterministic: the same i always gives the same container). */
+function syntheticInput(i: number): [ContainerFacts, Decision] {
+  const id = i.toString(16).padStart(64, '0');
+  const hostIp = i % 10 === 0 ? '10.255.0.1' : '0.0.0.0';
+  const ports: PublishedPort[] = [];
+  const count = i % 3 === 0 ? 2 : 1;
+  for (let k = 0; k < count; k++) {
+    const hostPort = 10_000 + 2 * i + k; // distinct: ≤ 30,001 for 10,000 containers
+    const containerPort = k === 0 ? 80 : 443;
+    ports.push({ proto: 'tcp', hostIp, hostPort, containerPort });
+    ports.push({ proto: 'tcp', hostIp: hostIp === '0.0.0.0' ? '::' : hostIp, hostPort, containerPort });
+  }
+  const allow: PortVerdict['allow'] =
+    i % 3 === 0 ? 'any'
+      : i % 3 === 1 ? [cidr(`172.${16 + (i % 16)}.${(i >> 4) & 255}.0/24`)]
+        : [cidr(`10.${(i >> 8) & 255}.0.0/16`), cidr(`192.168.${i & 255}.7/32`)];
+  const facts = makeFacts({
+    id,
+    name: `c${i}`,
+    ports,
+    networks: [{ name: 'bridge', networkId: 'n1', ipv4: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ipv6: '', mac: '02:42:00:00:00:00' }],
+  });
+  const decision: Decision = {
+    containerId: id,
+    ports: ports.map((port) => ({ port, rule: 'bench', allow, narrowedByLabel: false, labelError: null })),
+    violations: [],
+  };
+  return [facts, decision];
+}
+
+const syntheticContainer = (i: number): ContainerElements => planContainer(...syntheticInput(i));
+
+const synthetic = (n: number): ContainerElements[] => Array.from({ length: n }, (_, i) => syntheticContainer(i));
+
+function sizes(plan: FirewallPlan): { ports: number; allows: number; endpoints: number } {
+  return { ports: plan.ports.length, allows: plan.allows.length, endpoints: plan.endpoints.length };
+}
+
+await main('scale', 175, { hostTable: false, docker: false, daemon: false }, async () => {
+  // ---- 1. planning + render
+  const planning: Record<string, unknown> = {};
+  say('scale: planning + render of the whole table (pure, in-process): what a replace, a drift check or `status` costs');
+  for (const n of SIZES) {
+    const reps = n <= 10 ? 200 : n <= 1_000 ? 20 : 5;
+    const facts: number[] = [];
+    const build: number[] = [];
+    const plan: number[] = [];
+    const all: number[] = [];
+    const render: number[] = [];
+    let last: FirewallPlan | null = null;
+    let bytes = 0;
+    for (let r = 0; r <= reps; r++) { // r = 0 warms the JIT up and is not counted
+      const inputs = Array.from({ length: n }, (_, i) => syntheticInput(i));
+      const [containers, tFacts] = await timed(() => inputs.map(([f, d]) => planContainer(f, d)));
+      const [incremental, tBuild] = await timed(() => {
+        const p = new IncrementalPlan();
+        for (const c of containers) p.set(c);
+        return p;
+      });
+      const [p, tPlan] = await timed(() => incremental.plan(OPTIONS));
+      const [, tAll] = await timed(() => planAll(containers, OPTIONS));
+      const [script, tRender] = await timed(() => renderTable(p));
+      if (r === 0) continue;
+      facts.push(tFacts);
+      build.push(tBuild);
+      plan.push(tPlan);
+      all.push(tAll);
+      render.push(tRender);
+      last = p;
+      bytes = script.length;
+    }
+    const row = {
+      planContainer_ms: median(facts), incremental_set_all_ms: median(build), incremental_plan_ms: median(plan), planAll_ms: median(all),
+      renderTable_ms: median(render), script_bytes: bytes, elements: sizes(last!),
+    };
+    planning[String(n)] = row;
+    say(`  ${String(n).padStart(6)} containers: planContainer×n ${ms(row.planContainer_ms)}  IncrementalPlan.set×n ${ms(row.incremental_set_all_ms)}  .plan() ${ms(row.incremental_plan_ms)}  (planAll ${ms(row.planAll_ms)})  renderTable ${ms(row.renderTable_ms)}  (${(bytes / 1024).toFixed(0)} KiB; ${JSON.stringify(row.elements)}; median of ${reps})`);
+  }
+
+  // ---- 2. full table load, 10,000 containers, in a fresh namespace
+  const netns = scratchNetns();
+  const big = planAll(synthetic(10_000), OPTIONS);
+  const bigScript = renderTable(big);
+  const empty = renderTable(planAll([], OPTIONS));
+  const nft = nftWorker();
+  const firstLoad = await nft.run(bigScript, netns);
+  const loaded = nftJson(['list', 'set', 'inet', 'dockwarden', 'allow4'], netns);
+  const inKernel = countElements(loaded);
+  const expected4 = big.allows.filter((a) => a.hostAddr.family === 4).length;
+  if (inKernel !== expected4) throw new Error(`allow4 holds ${inKernel} elements after the load, expected ${expected4}`);
+  const replaces: number[] = [];
+  for (let r = 0; r < 2; r++) replaces.push(await nft.run(bigScript, netns));
+  const floors: number[] = [];
+  for (let r = 0; r < 5; r++) floors.push(await nft.run(empty, netns));
+  const load1k = renderTable(planAll(synthetic(1_000), OPTIONS));
+  const loads1k: number[] = [];
+  for (let r = 0; r < 3; r++) loads1k.push(await nft.run(load1k, netns));
+  // Which sets make the load slow: the same 10,000 containers, one kind of element at a time.
+  const bySet: Record<string, number> = {};
+  for (const [name, plan] of [
+    ['endpoints (plain set)', { ...big, ports: [], allows: [] }],
+    ['ports (interval, concatenated)', { ...big, allows: [], endpoints: [] }],
+    ['allows (interval, concatenated)', { ...big, ports: [], endpoints: [] }],
+  ] as const) {
+    bySet[name] = round(await nft.run(renderTable(plan), netns));
+  }
+  const floorMs = median(floors);
+  const load = { by_set_ms: bySet, first_ms: round(firstLoad), replace_ms: median(replaces), floor_empty_table_ms: floorMs, ratio_first: ratio(firstLoad, floorMs), ratio_replace: ratio(median(replaces), floorMs), load_1000_ms: median(loads1k) };
+  say('scale: full table load in a scratch netns (nft -f via ip netns exec, as runNft with netns)');
+  say(`  10,000 containers (${(bigScript.length / 1024).toFixed(0)} KiB, ${big.allows.length} allow, ${big.ports.length} ports, ${big.endpoints.length} endpoints): first load ${ms(firstLoad)}, replace ${ms(load.replace_ms)} (median of 2); allow4 verified (${inKernel} elements)`);
+  say(`  1,000 containers: load ${ms(load.load_1000_ms)} (median of 3)`);
+  say(`  10,000 containers, one kind of element at a time: ${Object.entries(bySet).map(([k, v]) => `${k} ${ms(v)}`).join(', ')}`);
+  say(`  floor: empty table ${ms(floorMs)} (median of 5)  →  ratio first ${load.ratio_first}, replace ${load.ratio_replace}`);
+
+  // ---- 3. per-event cost at 10 / 1,000 / 10,000 tracked containers
+  const scratch = await createScratchTable(netns);
+  const txFloor: number[] = [];
+  for (let r = 0; r < 15; r++) {
+    txFloor.push(await nft.run(elementTransaction(scratch, 20_000 + r, '10.99.0.1', 'add'), netns));
+    await nft.run(elementTransaction(scratch, 20_000 + r, '10.99.0.1', 'delete'), netns);
+  }
+  const floorTx = median(txFloor);
+  const log = createLogger('fatal', new Writable({ write: (_c, _e, done) => done() }));
+  say('scale: per-event cost (one container starts or stops) with N tracked containers, as FirewallEnforcer does it');
+  const perEvent: Record<string, Record<string, number>> = {};
+  const endToEnd: Record<string, Stats> = {};
+  const endToEndSplit: Record<string, { start: number; stop: number }> = {};
+  const fullReplan: Record<string, number> = {};
+  const drift: Record<string, number> = {};
+  for (const n of SIZES) {
+    const reps = n <= 1_000 ? 30 : 12; // even: the coming-and-going container ends up gone
+    const inputs = Array.from({ length: n }, (_, i) => syntheticInput(i));
+    const [extraFacts, extraDecision] = syntheticInput(n + 7); // distinct ports and address
+    const gone: ContainerElements = { containerId: extraFacts.id, claims: [], endpoints: [] };
+
+    // End to end: the daemon's FirewallEnforcer and nftables backend, in the scratch namespace. The
+    // first flush replaces the table with all N; then one container comes and goes.
+    const enforcer = new FirewallEnforcer(nftablesBackend({ netns }), log, OPTIONS);
+    await Promise.all(inputs.map(([facts, decision]) => enforcer.apply({ facts, decision })));
+    const e2e: number[] = [];
+    const e2eStart: number[] = [];
+    const e2eStop: number[] = [];
+    for (let r = 0; r <= reps; r++) {
+      const [, t] = await timed(() => (r % 2 === 0 ? enforcer.apply({ facts: extraFacts, decision: extraDecision }) : enforcer.forget(extraFacts.id)));
+      if (r === 0) continue;
+      e2e.push(t);
+      (r % 2 === 0 ? e2eStart : e2eStop).push(t);
+    }
+    if (reps % 2 === 0) await enforcer.forget(extraFacts.id); // r = reps was an apply
+    endToEnd[String(n)] = stats(e2e);
+    endToEndSplit[String(n)] = { start: median(e2eStart), stop: median(e2eStop) };
+    // The periodic drift check (every 30 s by default) runs in the same queue as the transactions:
+    // an event that arrives meanwhile waits for it.
+    const driftRuns: number[] = [];
+    for (let r = 0; r < (n >= 10_000 ? 2 : 5); r++) {
+      const [found, t] = await timed(() => enforcer.repairDrift());
+      if (found !== null) throw new Error(`drift found in the scratch table: ${found}`);
+      driftRuns.push(t);
+    }
+    drift[String(n)] = median(driftRuns);
+
+    // The same step by step, each part timed (the table holds the N containers; the extra is gone).
+    const plan = new IncrementalPlan();
+    const pending = new PendingChanges();
+    for (const [facts, decision] of inputs) plan.set(planContainer(facts, decision));
+    const parts = { planContainer: [] as number[], incrementalSet: [] as number[], pending: [] as number[], renderElementChanges: [] as number[], nft: [] as number[], nftAdd: [] as number[], nftDelete: [] as number[], total: [] as number[] };
+    for (let r = 0; r <= reps; r++) {
+      const [elements, tPlanC] = await timed(() => (r % 2 === 0 ? planContainer(extraFacts, extraDecision) : gone));
+      const [diff, tSet] = await timed(() => plan.set(elements));
+      const [taken, tPending] = await timed(() => {
+        pending.record(diff);
+        return pending.take();
+      });
+      const [script, tRender] = await timed(() => renderElementChanges(taken));
+      const tNft = await nft.run(script, netns);
+      if (r === 0) continue; // warm-up
+      parts.planContainer.push(tPlanC);
+      parts.incrementalSet.push(tSet);
+      parts.pending.push(tPending);
+      parts.renderElementChanges.push(tRender);
+      parts.nft.push(tNft);
+      (r % 2 === 0 ? parts.nftAdd : parts.nftDelete).push(tNft);
+      parts.total.push(tPlanC + tSet + tPending + tRender + tNft);
+    }
+    if (reps % 2 === 0) await nft.run(renderElementChanges(plan.set(gone)), netns);
+    perEvent[String(n)] = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, median(v)]));
+
+    // For reference: the full re-plan the enforcer did per event before it became incremental.
+    const all = inputs.map(([facts, decision]) => planContainer(facts, decision));
+    const before = planAll(all, OPTIONS);
+    const replan: number[] = [];
+    for (let r = 0; r < (n >= 10_000 ? 3 : 10); r++) replan.push((await timed(() => diffElements(before, planAll([...all, syntheticContainer(n + 7)], OPTIONS))))[1]);
+    fullReplan[String(n)] = median(replan);
+
+    const row = perEvent[String(n)]!;
+    say(`  ${String(n).padStart(6)} tracked: planContainer ${ms(row.planContainer!)}  IncrementalPlan.set ${ms(row.incrementalSet!)}  PendingChanges ${ms(row.pending!)}  renderElementChanges ${ms(row.renderElementChanges!)}  nft ${ms(row.nft!)}  = ${ms(row.total!)} (median of ${reps})`);
+    say(`  ${' '.repeat(6)}          nft: adding the container's elements ${ms(row.nftAdd!)}, deleting them ${ms(row.nftDelete!)} (medians)`);
+    say(`  ${' '.repeat(6)}          end to end FirewallEnforcer.apply/forget + nftablesBackend: ${fmtStats(endToEnd[String(n)]!)}; start ${ms(endToEndSplit[String(n)]!.start)}, stop ${ms(endToEndSplit[String(n)]!.stop)} (medians)`);
+    say(`  ${' '.repeat(6)}          drift check (repairDrift, no drift) ${ms(drift[String(n)]!)};  for reference, a full re-plan (planAll + diffElements, the per-event path before 13e4fea) ${ms(fullReplan[String(n)]!)}`);
+  }
+  const at10 = perEvent['10']!;
+  const at10k = perEvent['10000']!;
+  const growth = Object.fromEntries(Object.keys(at10).map((k) => [k, ratio(at10k[k]!, at10[k]!)]));
+  const e2eGrowth = ratio(endToEnd['10000']!.p50, endToEnd['10']!.p50);
+  say(`  floor: one element transaction into an empty chain-less table in the same netns ${ms(floorTx)} (median of 15)`);
+  say(`  cost@10k / cost@10: parts total ${growth.total} (planContainer ${growth.planContainer}, IncrementalPlan.set ${growth.incrementalSet}, PendingChanges ${growth.pending}, render ${growth.renderElementChanges}, nft ${growth.nft}: add ${growth.nftAdd}, delete ${growth.nftDelete}); end to end p50 ${e2eGrowth}`);
+  say(`  per-event / transaction floor: @10 ${ratio(at10.total!, floorTx)}, @1k ${ratio(perEvent['1000']!.total!, floorTx)}, @10k ${ratio(at10k.total!, floorTx)}; end to end @10k p50 ${ratio(endToEnd['10000']!.p50, floorTx)}`);
+  const planning10k = at10k.planContainer! + at10k.incrementalSet! + at10k.pending! + at10k.renderElementChanges!;
+  const planning10 = at10.planContainer! + at10.incrementalSet! + at10.pending! + at10.renderElementChanges!;
+  const planningFlat = ratio(planning10k, planning10) <= 2;
+  const stopGrowth = ratio(endToEndSplit['10000']!.stop, endToEndSplit['10']!.stop);
+  const startGrowth = ratio(endToEndSplit['10000']!.start, endToEndSplit['10']!.start);
+  const flat = planningFlat && growth.nftAdd! <= 2 && growth.nftDelete! <= 2 && startGrowth <= 2 && stopGrowth <= 2;
+  say(`  VERDICT: planning per event is ${planningFlat ? 'flat' : 'NOT flat'} (${ms(planning10)} at 10 → ${ms(planning10k)} at 10,000).`);
+  say(`    nft: adding a container's elements ${ms(at10.nftAdd!)} → ${ms(at10k.nftAdd!)} (×${growth.nftAdd}); deleting them ${ms(at10.nftDelete!)} → ${ms(at10k.nftDelete!)} (×${growth.nftDelete})${growth.nftDelete! > 2 ? ': a stop grows linearly with the size of the interval sets (nft deletes from a concatenated interval set in time proportional to the set)' : ''}.`);
+  say(`    end to end: a start ${ms(endToEndSplit['10']!.start)} → ${ms(endToEndSplit['10000']!.start)} (×${startGrowth}), a stop ${ms(endToEndSplit['10']!.stop)} → ${ms(endToEndSplit['10000']!.stop)} (×${stopGrowth}); ${flat ? 'flat' : 'NOT flat'} overall.`);
+  say(`  the drift check at 10,000 takes ${ms(drift['10000']!)} and holds the transaction queue meanwhile: an event arriving during one waits up to that long.`);
+  printJson('scale', {
+    planning_ms: planning,
+    load_10000: load,
+    per_event_ms: perEvent,
+    per_event_end_to_end_ms: endToEnd,
+    per_event_end_to_end_start_stop_ms: endToEndSplit,
+    per_event_growth_10k_over_10: { ...growth, end_to_end_p50: e2eGrowth, end_to_end_start: startGrowth, end_to_end_stop: stopGrowth },
+    transaction_floor_ms: floorTx,
+    drift_check_ms: drift,
+    full_replan_reference_ms: fullReplan,
+    flat,
+  });
+});
+
+function countElements(json: unknown): number {
+  const list = (json as { nftables?: Array<{ set?: { elem?: unknown[] } }> }).nftables ?? [];
+  return list.reduce((n, o) => n + (o.set?.elem?.length ?? 0), 0);
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
