@@ -178,7 +178,8 @@ dockerd_pid() {
   echo "$pid"
 }
 
-daemon_answers() { dk info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
+# Bounded: a wedged dockerd accepts the connection and never answers.
+daemon_answers() { timeout 10 docker -H "$SOCK" info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
 
 start_dockerd() {
   local t0 pid deadline
@@ -267,7 +268,8 @@ cmd_up() {
     return 0
   fi
   if pid=$(dockerd_pid); then
-    die "dockerd pid $pid is running but does not answer on $SOCK; run: $0 down"
+    log "dockerd pid $pid runs but does not answer on $SOCK: restarting it"
+    stop_dockerd
   fi
   setup_bridge
   write_env
