@@ -25,6 +25,14 @@ convict.addFormat({
   },
 });
 
+convict.addFormat({
+  name: 'positive-int',
+  validate(value: unknown) {
+    if (!Number.isSafeInteger(value) || (value as number) < 1) throw new Error('must be a whole number of at least 1');
+  },
+  coerce: Number,
+});
+
 const schema = {
   docker: {
     socket: { doc: 'Docker engine API socket.', format: 'absolute-path', default: '/var/run/docker.sock', env: 'DOCKWARDEN_DOCKER_SOCKET' },
@@ -35,7 +43,7 @@ const schema = {
   },
   firewall: {
     backend: { doc: 'auto = nftables when `nft` exists, else iptables.', format: ['auto', 'nftables', 'iptables'], default: 'auto', env: 'DOCKWARDEN_FIREWALL_BACKEND' },
-    driftCheckSeconds: { doc: 'How often the installed ruleset is compared with what was applied (and repaired).', format: 'nat', default: 30 },
+    driftCheckSeconds: { doc: 'How often the installed ruleset is compared with what was applied (and repaired).', format: 'positive-int', default: 30 },
   },
   state: {
     dir: { doc: 'Where dockwarden keeps its state.', format: 'absolute-path', default: '/var/lib/dockwarden', env: 'DOCKWARDEN_STATE_DIR' },
@@ -44,7 +52,7 @@ const schema = {
     level: { doc: 'pino log level.', format: [...LOG_LEVELS], default: 'info', env: 'DOCKWARDEN_LOG_LEVEL' },
   },
   reconcile: {
-    intervalSeconds: { doc: 'Full reconcile period; events keep state current in between.', format: 'nat', default: 300 },
+    intervalSeconds: { doc: 'Full reconcile period; events keep state current in between.', format: 'positive-int', default: 300 },
   },
 };
 

@@ -62,3 +62,10 @@ t.test('YAML syntax errors and duplicate keys are located', async (t) => {
 t.test('a config file asked for but missing is an error, not defaults', async (t) => {
   t.match(errorsOf(() => loadConfig('/nonexistent/dockwarden.yaml', {}))[0], /^\/nonexistent\/dockwarden\.yaml:0:0: cannot read: ENOENT/);
 });
+
+t.test('periods of zero are refused: they would spin the daemon', async (t) => {
+  const file = configFile(t, 'reconcile:\n  intervalSeconds: 0\nfirewall:\n  driftCheckSeconds: 0\n');
+  const errors = errorsOf(() => loadConfig(file, {}));
+  t.ok(errors.includes(`${file}:2:20: reconcile.intervalSeconds: must be a whole number of at least 1`), errors.join('\n'));
+  t.ok(errors.includes(`${file}:4:22: firewall.driftCheckSeconds: must be a whole number of at least 1`), errors.join('\n'));
+});
