@@ -2,8 +2,45 @@
  * A tiny packet lab for the firewall tests: a greeting echo server and a client, run inside network
  * namespaces with `ip netns exec` (argument arrays, no shell).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { Test } from 'tap';
+
+/** A fresh network namespace named `<prefix>-<random><suffix>`, deleted with the test. */
+export function netns(t: Test, prefix: string, suffix = ''): string {
+  const name = `${prefix}-${randomBytes(4).toString('hex')}${suffix}`;
+  execFileSync('ip', ['netns', 'add', name]);
+  t.teardown(() => execFileSync('ip', ['netns', 'del', name]));
+  return name;
+}
+
+/**
+ * client 198.51.100.10 and .11 ── server .1 ; server "br-dwtest" .129 ── container A .130 ;
+ * server "docker0" .193 ── container B .194. The server forwards; the caller adds its ruleset and a
+ * Docker-like DNAT. Only 198.51.100.0/24, only inside namespaces.
+ */
+export function packetTopology(t: Test, prefix: string): { server: string; client: string; ctrA: string; ctrB: string } {
+  const server = netns(t, prefix, '-s');
+  const client = netns(t, prefix, '-c');
+  const ctrA = netns(t, prefix, '-a');
+  const ctrB = netns(t, prefix, '-b');
+  const ip = (...args: string[]) => execFileSync('ip', args);
+  ip('-n', server, 'link', 'add', 'cli0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client);
+  ip('-n', server, 'link', 'add', 'br-dwtest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctrA);
+  ip('-n', server, 'link', 'add', 'docker0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctrB);
+  for (const [ns, dev, addr] of [
+    [server, 'cli0', '198.51.100.1/25'], [server, 'br-dwtest', '198.51.100.129/26'], [server, 'docker0', '198.51.100.193/26'],
+    [client, 'eth0', '198.51.100.10/25'], [client, 'eth0', '198.51.100.11/25'],
+    [ctrA, 'eth0', '198.51.100.130/26'], [ctrB, 'eth0', '198.51.100.194/26'],
+  ] as const) ip('-n', ns, 'addr', 'add', addr, 'dev', dev);
+  for (const [ns, devs] of [[server, ['lo', 'cli0', 'br-dwtest', 'docker0']], [client, ['lo', 'eth0']], [ctrA, ['lo', 'eth0']], [ctrB, ['lo', 'eth0']]] as const) {
+    for (const dev of devs) ip('-n', ns, 'link', 'set', dev, 'up');
+  }
+  ip('-n', ctrA, 'route', 'add', 'default', 'via', '198.51.100.129');
+  ip('-n', ctrB, 'route', 'add', 'default', 'via', '198.51.100.193');
+  execFileSync('ip', ['netns', 'exec', server, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+  return { server, client, ctrA, ctrB };
+}
 
 export const SERVER_JS = `
 require('net').createServer((s) => { s.on('error', () => {}); s.write('hello ' + s.remoteAddress + '\\n'); s.pipe(s); })

@@ -4,7 +4,6 @@
  */
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { isIptablesError, readFilter, restore, type IptablesOptions } from '../../src/adapters/iptables/apply.js';
 import { iptablesBackend } from '../../src/adapters/iptables/backend.js';
@@ -15,18 +14,13 @@ import { planAll, planContainer, type ContainerElements, type FirewallPlan } fro
 import { parseCidr } from '../../src/domain/net/cidr.js';
 import { makeFacts } from '../helpers/facts.js';
 import { assertClientNetFree } from '../helpers/netns.js';
-import { CLIENT_JS, SERVER_JS, connects, startIn } from '../helpers/packet-lab.js';
+import { CLIENT_JS, SERVER_JS, connects, netns as labNetns, packetTopology, startIn } from '../helpers/packet-lab.js';
 
 const VARIANTS = ['nft', 'legacy'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 /** A fresh, empty network namespace, deleted in teardown. */
-function netns(t: Test, suffix = ''): string {
-  const name = `dwipt-${randomBytes(4).toString('hex')}${suffix}`;
-  execFileSync('ip', ['netns', 'add', name]);
-  t.teardown(() => execFileSync('ip', ['netns', 'del', name]));
-  return name;
-}
+const netns = (t: Test, suffix = ''): string => labNetns(t, 'dwipt', suffix);
 
 const inNetns = (name: string, ...argv: string[]): string =>
   execFileSync('ip', ['netns', 'exec', name, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -236,26 +230,7 @@ for (const variant of VARIANTS) {
 for (const variant of VARIANTS) {
   t.test(`real packets, iptables-${variant}: allowed sources connect, others do not, revocation cuts live connections`, async (t) => {
     assertClientNetFree(); // refuses when 198.51.100.0/24 is routed on the host (these namespaces never route it there)
-    const server = netns(t, '-s');
-    const client = netns(t, '-c');
-    const ctrA = netns(t, '-a');
-    const ctrB = netns(t, '-b');
-    const ip = (...args: string[]) => execFileSync('ip', args);
-    // client 198.51.100.10 and .11 ── server .1 ; server "br-dwtest" .129 ── container A .130 ; server "docker0" .193 ── container B .194
-    ip('-n', server, 'link', 'add', 'cli0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', client);
-    ip('-n', server, 'link', 'add', 'br-dwtest', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctrA);
-    ip('-n', server, 'link', 'add', 'docker0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctrB);
-    for (const [ns, dev, addr] of [
-      [server, 'cli0', '198.51.100.1/25'], [server, 'br-dwtest', '198.51.100.129/26'], [server, 'docker0', '198.51.100.193/26'],
-      [client, 'eth0', '198.51.100.10/25'], [client, 'eth0', '198.51.100.11/25'],
-      [ctrA, 'eth0', '198.51.100.130/26'], [ctrB, 'eth0', '198.51.100.194/26'],
-    ] as const) ip('-n', ns, 'addr', 'add', addr, 'dev', dev);
-    for (const [ns, devs] of [[server, ['lo', 'cli0', 'br-dwtest', 'docker0']], [client, ['lo', 'eth0']], [ctrA, ['lo', 'eth0']], [ctrB, ['lo', 'eth0']]] as const) {
-      for (const dev of devs) ip('-n', ns, 'link', 'set', dev, 'up');
-    }
-    ip('-n', ctrA, 'route', 'add', 'default', 'via', '198.51.100.129');
-    ip('-n', ctrB, 'route', 'add', 'default', 'via', '198.51.100.193');
-    inNetns(server, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    const { server, client, ctrA, ctrB } = packetTopology(t, 'dwipt');
     // What Docker does for `-p 8080:80` and `-p 8081:80`, and its DOCKER-USER hook in FORWARD.
     for (const [port, to] of [['8080', '198.51.100.130:80'], ['8081', '198.51.100.194:80']] as const) {
       ipt(server, variant, 4, '-t', 'nat', '-A', 'PREROUTING', '-m', 'addrtype', '--dst-type', 'LOCAL', '-p', 'tcp', '--dport', port,
