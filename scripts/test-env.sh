@@ -40,8 +40,12 @@ readonly ENVFILE=$RUN_DIR/env
 readonly LOCKFILE=/run/dw-test.lock
 readonly BRIDGE=dwtest0
 readonly IMAGE=dw-test/busybox:1
+# An OCI runtime for tests of privileged containers (see scripts/test-runtime/runc-host-caps):
+# copied under RUN_DIR so the dockerd flag does not depend on where the checkout lives.
+readonly HOST_CAPS_RUNTIME=dw-host-caps
+readonly HOST_CAPS_SHIM=$RUN_DIR/runc-host-caps
 # the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram)
-readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl build-essential python3)
+readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30
 # ranges that belong to the machine / the test clients: never give them to Docker
@@ -181,9 +185,12 @@ dockerd_pid() {
 # Bounded: a wedged dockerd accepts the connection and never answers.
 daemon_answers() { timeout 10 docker -H "$SOCK" info --format '{{.ServerVersion}}' >/dev/null 2>&1; }
 
+has_host_caps_runtime() { dk info --format '{{json .Runtimes}}' 2>/dev/null | grep -q "\"$HOST_CAPS_RUNTIME\""; }
+
 start_dockerd() {
   local t0 pid deadline
   mkdir -p "$RUN_DIR" "$EXEC_ROOT" "$DATA_ROOT"
+  install -m 0755 "$(dirname "$0")/test-runtime/runc-host-caps" "$HOST_CAPS_SHIM"
   rm -f "$PIDFILE"
   t0=$(now_ms)
   : >>"$LOGFILE"
@@ -199,6 +206,7 @@ start_dockerd() {
     --containerd-namespace dw-test \
     --containerd-plugins-namespace dw-test-plugins \
     --cgroup-parent dw-test \
+    --add-runtime "$HOST_CAPS_RUNTIME=$HOST_CAPS_SHIM" \
     >>"$LOGFILE" 2>&1 </dev/null 9>&- &
   pid=$!
   disown "$pid" 2>/dev/null || true
@@ -259,7 +267,7 @@ cmd_up() {
   install_packages
   mkdir -p "$RUN_DIR"
   lock
-  if dockerd_pid >/dev/null && daemon_answers; then
+  if dockerd_pid >/dev/null && daemon_answers && has_host_caps_runtime; then
     # already running: just verify bridge + image
     setup_bridge
     write_env
@@ -268,7 +276,7 @@ cmd_up() {
     return 0
   fi
   if pid=$(dockerd_pid); then
-    log "dockerd pid $pid runs but does not answer on $SOCK: restarting it"
+    log "dockerd pid $pid does not answer on $SOCK, or was started without the $HOST_CAPS_RUNTIME runtime: restarting it"
     stop_dockerd
   fi
   setup_bridge
