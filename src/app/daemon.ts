@@ -5,6 +5,7 @@ import { selectBackend } from '../adapters/firewall/select.js';
 import { createNotifier } from '../adapters/sd-notify.js';
 import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
+import { actionEnforcer } from './action-enforcer.js';
 import type { Config } from './config.js';
 import { FirewallEnforcer } from './firewall-enforcer.js';
 import { DEFAULT_BRIDGES, readFirewallState, writeFirewallState } from './firewall-state.js';
@@ -23,6 +24,8 @@ const STUCK_AFTER_MS = 60_000;
 /** SIGTERM waits this long for queued work before exiting anyway. */
 const DRAIN_MS = 10_000;
 const RELOAD_DEBOUNCE_MS = 200;
+/** A failed stop or kill is tried three times in about a second, then reported; the next sync tries again. */
+const ACTION_RETRY_DELAYS_MS = [200, 800];
 
 export interface DaemonHandle {
   /** Resolves with the exit code once the daemon has shut down. */
@@ -76,7 +79,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       reconcileRequested = true;
     },
   });
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall], () => policy);
+  const actions = actionEnforcer(docker, log, { retryDelaysMs: ACTION_RETRY_DELAYS_MS });
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions], () => policy);
 
   let ready = false;
   let stopping = false;

@@ -23,6 +23,13 @@ export interface Enforcer {
 }
 
 /**
+ * Events that change nothing dockwarden judges. Healthchecks alone send exec_create, exec_start,
+ * exec_die and health_status every interval for every container; exec_start is still looked at
+ * (a healthcheck exec is never privileged, so it raises nothing).
+ */
+const IRRELEVANT_ACTIONS: ReadonlySet<string> = new Set(['exec_create', 'exec_die', 'exec_detach', 'health_status', 'attach', 'resize', 'top', 'export', 'copy', 'archive-path', 'extract-to-dir']);
+
+/**
  * Keeps `tracked` equal to what the engine runs, judged under the current policy. Every path, an
  * event, a reconcile, a reload, ends in `sync(id)`: inspect now, evaluate, apply. Events are only a
  * hint about which container to look at; the inspect is the truth.
@@ -38,7 +45,11 @@ export class Reconciler {
   ) {}
 
   handleEvent(event: DockerEvent): void {
-    if (event.type === 'container') void this.queue.push(event.id, 'sync', () => this.sync(event.id));
+    if (event.type !== 'container' || IRRELEVANT_ACTIONS.has(event.action)) return;
+    const execId = event.action === 'exec_start' ? event.attributes.execID : undefined;
+    // Its own kind, so a waiting plain sync does not absorb it and lose the exec to look at.
+    if (execId !== undefined) void this.queue.push(event.id, `exec ${execId}`, () => this.sync(event.id, execId));
+    else void this.queue.push(event.id, 'sync', () => this.sync(event.id));
   }
 
   /** Looks at every container the engine has and forgets those it no longer has. */
@@ -52,8 +63,8 @@ export class Reconciler {
     await Promise.all(work);
   }
 
-  private async sync(id: string): Promise<void> {
-    const facts = await this.docker.readFacts(id);
+  private async sync(id: string, execId?: string): Promise<void> {
+    const facts = await this.docker.readFacts(id, execId);
     if (!facts) {
       this.tracked.delete(id);
       await forEachEnforcer(this.enforcers, (e) => e.forget(id));

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigInvalid, loadConfig, type Config } from '../app/config.js';
 import { policyJsonSchemaText } from '../domain/policy/json-schema.js';
+import { checkCommand } from './check.js';
 import { firewallCommand } from './firewall.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
@@ -11,6 +12,7 @@ import { validateCommand } from './validate.js';
 const USAGE = `usage: dockwarden <command> [options]
 
   run                [--config FILE]          run the daemon (systemd ExecStart)
+  check              [--json] [--config FILE] judge every running container once; exit 0 clean, 1 violations
   policy validate    [FILE] [--config FILE]   check a policy file; exit 0 valid, 1 invalid
   policy explain     CONTAINER [--json] [--config FILE]
                                               which rules match a container and what would happen
@@ -41,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'run' && sub === undefined) return runCommand(config());
   if (command === 'policy' && sub === 'validate' && rest.length <= 1) return validateCommand(rest[0] ?? config().policy.file);
   if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
+  if (command === 'check' && sub === undefined) return checkCommand(config(), values.json);
   if (command === 'status' && sub === undefined) return statusCommand(config(), values.json);
   if (command === 'firewall' && sub !== undefined && rest.length === 0) return firewallCommand(config(), sub);
   if (command === 'policy' && sub === 'schema' && rest.length === 0) {

@@ -1,5 +1,5 @@
 import type { PublishedPort } from './facts.js';
-import type { Action, Cidr, CheckId, Severity } from './policy/model.js';
+import type { Action, Cidr, CheckId, Mode, Severity } from './policy/model.js';
 
 /** What the policy says about one container. Pure data: enforcers turn it into effects. */
 export interface Decision {
@@ -31,4 +31,9 @@ export interface Violation {
   /** One line for a human, naming what was found. */
   readonly message: string;
   readonly details: Readonly<Record<string, unknown>>;
+}
+
+/** What is done about a violation: its action in enforce mode, only an alert in audit mode. */
+export function effectiveAction(mode: Mode, action: Action): Action {
+  return mode === 'audit' ? 'alert' : action;
 }

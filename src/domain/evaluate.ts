@@ -1,3 +1,4 @@
+import { runtimeViolations } from './checks/runtime.js';
 import type { Decision, PortVerdict } from './decision.js';
 import type { ContainerFacts, PublishedPort } from './facts.js';
 import type { Cidr, Policy, PortRule, PortsPolicy, SourceRef } from './policy/model.js';
@@ -9,7 +10,7 @@ export function evaluate(policy: Policy, facts: ContainerFacts): Decision {
   return {
     containerId: facts.id,
     ports: facts.ports.map((port) => narrowByLabel(policy, facts, portVerdict(policy.ports, facts, port))),
-    violations: [],
+    violations: [...runtimeViolations(policy.containers, facts)],
   };
 }
 

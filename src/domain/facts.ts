@@ -25,6 +25,18 @@ export interface ContainerFacts {
   readonly restartPolicy: { readonly name: string; readonly maximumRetryCount: number };
   readonly mountLabel: string;
   readonly processLabel: string;
+  /** `docker exec` processes dockerd still knows (running ones, and the one an exec event named). */
+  readonly execs: readonly ExecFacts[];
+}
+
+/** One `docker exec`, from `GET /exec/{id}/json`. Healthchecks are execs too, never privileged. */
+export interface ExecFacts {
+  readonly id: string;
+  readonly privileged: boolean;
+  /** Entrypoint and arguments, as given (untrusted). */
+  readonly command: readonly string[];
+  readonly user: string;
+  readonly running: boolean;
 }
 
 export interface ImageFacts {

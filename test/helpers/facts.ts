@@ -25,6 +25,7 @@ export function makeFacts(overrides: Overrides = {}): ContainerFacts {
     restartPolicy: { name: 'no', maximumRetryCount: 0 },
     mountLabel: '',
     processLabel: '',
+    execs: [],
     ...overrides,
   };
 }

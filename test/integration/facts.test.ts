@@ -86,6 +86,7 @@ t.test('image inspects are cached briefly, since tags move', async (t) => {
   const counting: InspectClient = {
     getContainer: (c) => docker.getContainer(c),
     getImage: (image) => (imageInspects++, docker.getImage(image)),
+    getExec: (e) => docker.getExec(e),
   };
   let clock = 0;
   const options = { now: () => clock, imageTtlMs: 1_000 };
@@ -123,6 +124,7 @@ function fakeClient(inspect: ContainerInspect): InspectClient {
   return {
     getContainer: () => ({ inspect: async () => inspect }),
     getImage: () => ({ inspect: async () => ({ RepoTags: [], RepoDigests: [] }) }),
+    getExec: (e) => docker.getExec(e),
   };
 }
 

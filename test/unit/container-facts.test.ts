@@ -20,7 +20,7 @@ const identity = (path: string) => path;
 
 function factsOf(name: string, realpath = identity) {
   const { inspect, image, procStatus } = fixture(name);
-  return toContainerFacts(inspect, { image, procStatus, realpath });
+  return toContainerFacts(inspect, { image, procStatus, realpath, execs: [] });
 }
 
 /** The default fixture with some inspect fields replaced; no /proc status unless given. */
@@ -35,7 +35,7 @@ function variant(
     Config: { ...base.inspect.Config, ...change.config },
     HostConfig: { ...base.inspect.HostConfig, ...change.host },
   };
-  return toContainerFacts(inspect, { image: base.image, procStatus: null, realpath: identity, ...input });
+  return toContainerFacts(inspect, { image: base.image, procStatus: null, realpath: identity, execs: [], ...input });
 }
 
 const sorted = <T>(items: readonly T[]) => [...items].sort();

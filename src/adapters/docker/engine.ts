@@ -10,8 +10,13 @@ export interface DockerEngine {
   ping(): Promise<void>;
   /** Ids of all containers, running or not. */
   listContainerIds(): Promise<string[]>;
-  /** Normalised facts, or null when the container no longer exists. */
-  readFacts(id: string): Promise<ContainerFacts | null>;
+  /** Normalised facts, or null when the container no longer exists; `execId`: an exec an event named. */
+  readFacts(id: string, execId?: string): Promise<ContainerFacts | null>;
+  /** Sets the restart policy to `no`, so a container dockwarden ends stays ended. */
+  disableRestart(id: string): Promise<void>;
+  /** SIGTERM, then SIGKILL after the container's stop timeout. */
+  stop(id: string): Promise<void>;
+  kill(id: string): Promise<void>;
   /** Bridge networks with their host interface names: where published ports lead. */
   listBridges(): Promise<BridgeNetwork[]>;
   /** The container event stream from `sinceNano` (replay is best effort: dockerd keeps only 256 events). */
@@ -30,10 +35,14 @@ export interface EngineOptions {
   readonly timeoutMs: number;
 }
 
+/** The API waits out the stop timeout (default 10 s) before answering: allow for it beyond our own. */
+const STOP_GRACE_MS = 15_000;
+
 export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerEngine {
   // Two clients: API calls time out; the event stream is long-lived and must not.
   const api = new Docker({ socketPath, timeout: timeoutMs });
   const events = new Docker({ socketPath });
+  const stopper = new Docker({ socketPath, timeout: timeoutMs + STOP_GRACE_MS });
   const images: ImageCache = new Map();
   return {
     async ping() {
@@ -43,7 +52,13 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
       const list = await api.listContainers({ all: true });
       return list.map((c) => c.Id);
     },
-    readFacts: (id) => readFacts(api, id, images),
+    readFacts: (id, execId) => readFacts(api, id, images, {}, execId),
+    async disableRestart(id) {
+      await api.getContainer(id).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
+    },
+    // Not running (304 / 409) or gone (404) is what stop and kill are for: not a failure.
+    stop: (id) => unlessEnded(stopper.getContainer(id).stop()),
+    kill: (id) => unlessEnded(api.getContainer(id).kill()),
     async listBridges() {
       const networks = await api.listNetworks({ filters: { driver: ['bridge'] } });
       return networks.map((n) => ({
@@ -60,4 +75,13 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
       });
     },
   };
+}
+
+async function unlessEnded(request: Promise<unknown>): Promise<void> {
+  try {
+    await request;
+  } catch (error) {
+    const status = (error as { statusCode?: unknown }).statusCode;
+    if (status !== 304 && status !== 404 && status !== 409) throw error;
+  }
 }

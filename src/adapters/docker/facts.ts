@@ -58,9 +58,19 @@ export interface ContainerInspect {
     readonly Mode: string;
     readonly RW: boolean;
   }> | null;
+  /** Execs dockerd still holds for the container. */
+  readonly ExecIDs?: readonly string[] | null;
   readonly AppArmorProfile?: string | null;
   readonly MountLabel?: string | null;
   readonly ProcessLabel?: string | null;
+}
+
+/** The part of `GET /exec/{id}/json` facts use. */
+export interface ExecInspect {
+  readonly ID: string;
+  readonly ContainerID: string;
+  readonly Running: boolean;
+  readonly ProcessConfig: { readonly entrypoint: string; readonly arguments?: readonly string[] | null; readonly privileged: boolean; readonly user?: string };
 }
 
 export interface FactsInput {
@@ -70,6 +80,8 @@ export interface FactsInput {
   readonly procStatus: string | null;
   /** Resolves a host path's symlinks; returns the path itself when it cannot. */
   readonly realpath: (path: string) => string;
+  /** Inspections of the container's execs that still existed when read. */
+  readonly execs: readonly ExecInspect[];
 }
 
 /** Maps what dockerd and procfs report into `ContainerFacts`. Pure: all I/O happens in read-facts. */
@@ -112,6 +124,13 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
     },
     mountLabel: inspect.MountLabel ?? '',
     processLabel: inspect.ProcessLabel ?? '',
+    execs: input.execs.map((e) => ({
+      id: e.ID,
+      privileged: e.ProcessConfig.privileged === true,
+      command: [e.ProcessConfig.entrypoint, ...(e.ProcessConfig.arguments ?? [])],
+      user: e.ProcessConfig.user ?? '',
+      running: e.Running,
+    })),
   };
 }
 

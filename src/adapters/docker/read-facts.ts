@@ -1,10 +1,11 @@
 import { readFile, realpath } from 'node:fs/promises';
 import type { ContainerFacts } from '../../domain/facts.js';
-import { toContainerFacts, type ContainerInspect, type FactsInput } from './facts.js';
+import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput } from './facts.js';
 
-/** The two dockerode calls facts need; a `Dockerode` instance is one. */
+/** The dockerode calls facts need; a `Dockerode` instance is one. */
 export interface InspectClient {
   getContainer(id: string): { inspect(): Promise<ContainerInspect> };
+  getExec(id: string): { inspect(): Promise<ExecInspect> };
   getImage(id: string): { inspect(): Promise<{ readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null }> };
 }
 
@@ -24,17 +25,35 @@ export interface ReadFactsOptions {
   readonly now?: () => number;
 }
 
-/** Inspects a container and gathers what `toContainerFacts` needs; null when it no longer exists. */
-export async function readFacts(docker: InspectClient, id: string, images: ImageCache, options: ReadFactsOptions = {}): Promise<ContainerFacts | null> {
+/**
+ * Inspects a container and gathers what `toContainerFacts` needs; null when it no longer exists.
+ * `execId` names an exec an event announced: a short `docker exec` has often left `ExecIDs` by the
+ * time we look, but dockerd still answers for it.
+ */
+export async function readFacts(
+  docker: InspectClient,
+  id: string,
+  images: ImageCache,
+  options: ReadFactsOptions = {},
+  execId?: string,
+): Promise<ContainerFacts | null> {
   const inspect = await orNullIfMissing(docker.getContainer(id).inspect());
   if (inspect === null) return null;
   const running = inspect.State.Running && inspect.State.Pid > 0;
-  const [image, procStatus, realSources] = await Promise.all([
+  const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined ? [] : [execId])]);
+  const [image, procStatus, realSources, execs] = await Promise.all([
     imageRefs(docker, inspect.Image, images, options),
     running ? readInitStatus(inspect.State.Pid, inspect.Id) : null,
     resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
+    Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
   ]);
-  return toContainerFacts(inspect, { image, procStatus, realpath: (path) => realSources.get(path) ?? path });
+  return toContainerFacts(inspect, {
+    image,
+    procStatus,
+    realpath: (path) => realSources.get(path) ?? path,
+    // An exec id from an event is only trusted for the container it belongs to.
+    execs: execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id),
+  });
 }
 
 async function imageRefs(docker: InspectClient, imageId: string, images: ImageCache, options: ReadFactsOptions): Promise<ImageRefs> {

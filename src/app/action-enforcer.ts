@@ -1,0 +1,86 @@
+import type { Logger } from 'pino';
+import type { DockerEngine } from '../adapters/docker/engine.js';
+import type { Violation } from '../domain/decision.js';
+import type { ContainerFacts } from '../domain/facts.js';
+import type { Policy } from '../domain/policy/model.js';
+import type { Enforcer, Tracked } from './reconciler.js';
+
+export type ContainerAction = 'stop' | 'kill';
+
+/** A stop or kill that failed after every retry; the next sync of the container tries again. */
+export interface ActionFailure {
+  readonly facts: ContainerFacts;
+  readonly action: ContainerAction;
+  readonly violations: readonly Violation[];
+  readonly error: unknown;
+}
+
+export interface ActionEnforcerOptions {
+  /** Pauses between attempts; one attempt more than there are pauses. */
+  readonly retryDelaysMs: readonly number[];
+  /** Told of each failure after it is logged (alerts). */
+  readonly onFailure?: (failure: ActionFailure) => void;
+}
+
+const STRENGTH: Readonly<Record<Violation['action'], number>> = { alert: 0, stop: 1, kill: 2 };
+
+/** The strongest action the violations call for; null when they only call for alerts. */
+export function strongestAction(violations: readonly Violation[]): ContainerAction | null {
+  const strongest = violations.reduce<Violation['action']>((best, v) => (STRENGTH[v.action] > STRENGTH[best] ? v.action : best), 'alert');
+  return strongest === 'alert' ? null : strongest;
+}
+
+/**
+ * Stops or kills running containers whose violations call for it (DESIGN §4), through the Docker
+ * API: first the restart policy becomes `no`, so neither dockerd nor `--restart always` brings the
+ * container back, then the stop or kill. In audit mode nothing is done and that is logged once per
+ * change. Idempotent: a container that is not running is left alone.
+ */
+export function actionEnforcer(docker: Pick<DockerEngine, 'disableRestart' | 'stop' | 'kill'>, log: Logger, options: ActionEnforcerOptions): Enforcer {
+  const auditLogged = new Map<string, string>();
+  return {
+    name: 'action',
+    async apply({ facts, decision }: Tracked, policy: Policy) {
+      const action = strongestAction(decision.violations);
+      if (action === null || !facts.state.running) return;
+      const violations = decision.violations.filter((v) => v.action !== 'alert');
+      const record = { container: { id: facts.id, name: facts.name, image: facts.image.reference }, action, violations: violations.map(brief) };
+      if (policy.mode === 'audit') {
+        const key = JSON.stringify(record);
+        if (auditLogged.get(facts.id) !== key) log.warn(record, 'audit mode: container left running');
+        auditLogged.set(facts.id, key);
+        return;
+      }
+      try {
+        await withRetries(() => docker.disableRestart(facts.id), options.retryDelaysMs);
+      } catch (error) {
+        // The stop or kill still matters more; a restart it allows is judged again when it starts.
+        log.error({ ...record, err: error }, 'cannot set the restart policy to no');
+      }
+      try {
+        await withRetries(() => docker[action](facts.id), options.retryDelaysMs);
+      } catch (error) {
+        log.error({ ...record, err: error }, action === 'kill' ? 'kill failed; retried at the next sync' : 'stop failed; retried at the next sync');
+        options.onFailure?.({ facts, action, violations, error });
+        return;
+      }
+      log.warn(record, action === 'kill' ? 'container killed' : 'container stopped');
+    },
+    async forget(id: string) {
+      auditLogged.delete(id);
+    },
+  };
+}
+
+const brief = (v: Violation) => ({ check: v.check, severity: v.severity, message: v.message });
+
+async function withRetries(attempt: () => Promise<void>, delaysMs: readonly number[]): Promise<void> {
+  for (const delay of delaysMs) {
+    try {
+      return await attempt();
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+  return attempt();
+}
