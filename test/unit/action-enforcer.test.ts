@@ -1,0 +1,131 @@
+import t, { type Test } from 'tap';
+import { createServer, type IncomingMessage } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { connectEngine } from '../../src/adapters/docker/engine.js';
+import { actionEnforcer, strongestAction, type ActionFailure } from '../../src/app/action-enforcer.js';
+import type { Violation } from '../../src/domain/decision.js';
+import { parsePolicy } from '../../src/domain/policy/load.js';
+import type { Policy } from '../../src/domain/policy/model.js';
+import { makeFacts } from '../helpers/facts.js';
+
+/**
+ * A stand-in for dockerd on a real unix socket, for the one thing a real dockerd will not do on
+ * demand: fail a kill. It records every request and answers `status(request)` (204 by default).
+ * The Docker client under test is the real one (dockerode over the socket).
+ */
+async function fakeDockerd(t: Test, status: (path: string, attempt: number) => number = () => 204) {
+  const dir = mkdtempSync(join(tmpdir(), 'dw-action-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const requests: Array<{ method: string; path: string; body: string }> = [];
+  const attempts = new Map<string, number>();
+  const server = createServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk));
+    req.on('end', () => {
+      const path = (req.url ?? '').replace(/^\/v[\d.]+/, '').split('?')[0]!;
+      requests.push({ method: req.method ?? '', path, body });
+      const n = (attempts.get(path) ?? 0) + 1;
+      attempts.set(path, n);
+      const code = status(path, n);
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(code >= 400 ? JSON.stringify({ message: 'injected failure' }) : code === 200 ? '{"Warnings":[]}' : '');
+    });
+  });
+  const socketPath = join(dir, 'docker.sock');
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { engine: connectEngine({ socketPath, timeoutMs: 2_000 }), requests };
+}
+
+function capture() {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
+  return { log, lines };
+}
+
+function policy(mode: 'enforce' | 'audit'): Policy {
+  const result = parsePolicy(`version: 1\nmode: ${mode}\n`, 'policy.yaml');
+  if (!result.ok) throw new Error('bad policy');
+  return result.policy;
+}
+
+const violation = (action: Violation['action'], check: Violation['check'] = 'privileged'): Violation => ({ check, severity: 'high', action, message: `${check} found`, details: {} });
+const facts = makeFacts();
+const tracked = (...violations: Violation[]) => ({ facts, decision: { containerId: facts.id, ports: [], violations } });
+const UPDATE = `/containers/${facts.id}/update`;
+const KILL = `/containers/${facts.id}/kill`;
+const STOP = `/containers/${facts.id}/stop`;
+const DELAYS = [10, 10];
+
+t.test('the strongest action wins; alerts alone call for none', async (t) => {
+  t.equal(strongestAction([violation('alert'), violation('kill'), violation('stop')]), 'kill');
+  t.equal(strongestAction([violation('alert'), violation('stop')]), 'stop');
+  t.equal(strongestAction([violation('alert')]), null);
+  t.equal(strongestAction([]), null);
+});
+
+t.test('kill: restart policy set to no first, then the kill, then one log line with the reasons', async (t) => {
+  const { engine, requests } = await fakeDockerd(t, (path) => (path === UPDATE ? 200 : 204));
+  const { log, lines } = capture();
+  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS }).apply(tracked(violation('alert', 'root-user'), violation('kill')), policy('enforce'));
+  t.same(requests.map((r) => `${r.method} ${r.path}`), [`POST ${UPDATE}`, `POST ${KILL}`]);
+  t.same(JSON.parse(requests[0]!.body), { RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
+  const killed = lines.filter((l) => l.msg === 'container killed');
+  t.equal(killed.length, 1);
+  t.same(killed[0]!.violations, [{ check: 'privileged', severity: 'high', message: 'privileged found' }], 'only the violations that asked for it');
+});
+
+t.test('stop goes through the stop endpoint', async (t) => {
+  const { engine, requests } = await fakeDockerd(t, (path) => (path === UPDATE ? 200 : 204));
+  await actionEnforcer(engine, capture().log, { retryDelaysMs: DELAYS }).apply(tracked(violation('stop')), policy('enforce'));
+  t.same(requests.map((r) => r.path), [UPDATE, STOP]);
+});
+
+t.test('nothing is done in audit mode, for alerts, or for a container that is not running', async (t) => {
+  const { engine, requests } = await fakeDockerd(t);
+  const { log, lines } = capture();
+  const enforcer = actionEnforcer(engine, log, { retryDelaysMs: DELAYS });
+  await enforcer.apply(tracked(violation('kill')), policy('audit'));
+  await enforcer.apply(tracked(violation('kill')), policy('audit'));
+  await enforcer.apply(tracked(violation('alert')), policy('enforce'));
+  const created = makeFacts({ state: { running: false, status: 'created', pid: 0, startedAt: '' } });
+  await enforcer.apply({ facts: created, decision: { containerId: created.id, ports: [], violations: [violation('kill')] } }, policy('enforce'));
+  t.same(requests, []);
+  t.equal(lines.filter((l) => l.msg === 'audit mode: container left running').length, 1, 'audit logged once, not on every reconcile');
+});
+
+t.test('a failing kill is retried, and succeeds on the third attempt', async (t) => {
+  const { engine, requests } = await fakeDockerd(t, (path, n) => (path === KILL && n < 3 ? 500 : path === UPDATE ? 200 : 204));
+  const { log, lines } = capture();
+  const failures: ActionFailure[] = [];
+  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onFailure: (f) => failures.push(f) }).apply(tracked(violation('kill')), policy('enforce'));
+  t.equal(requests.filter((r) => r.path === KILL).length, 3);
+  t.same(failures, []);
+  t.ok(lines.some((l) => l.msg === 'container killed'));
+});
+
+t.test('a kill that keeps failing is reported, never dropped silently', async (t) => {
+  const { engine, requests } = await fakeDockerd(t, () => 500);
+  const { log, lines } = capture();
+  const failures: ActionFailure[] = [];
+  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onFailure: (f) => failures.push(f) }).apply(tracked(violation('kill')), policy('enforce'));
+  t.equal(requests.filter((r) => r.path === KILL).length, 3, 'three attempts');
+  t.ok(lines.some((l) => l.msg === 'cannot set the restart policy to no'), 'the restart policy failure is logged, and the kill still tried');
+  t.equal(failures.length, 1);
+  t.equal(failures[0]!.action, 'kill');
+  t.match(String(failures[0]!.error), /injected failure/);
+  t.ok(lines.some((l) => l.msg === 'kill failed; retried at the next sync' && l.level === 50));
+});
+
+t.test('a container that ended on its own meanwhile (409, 404) is not a failure', async (t) => {
+  const { engine } = await fakeDockerd(t, (path) => (path === KILL ? 409 : 200));
+  const failures: ActionFailure[] = [];
+  const { log, lines } = capture();
+  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onFailure: (f) => failures.push(f) }).apply(tracked(violation('kill')), policy('enforce'));
+  t.same(failures, []);
+  t.ok(lines.some((l) => l.msg === 'container killed'));
+});
