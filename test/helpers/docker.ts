@@ -98,10 +98,10 @@ export async function runContainer(opts: RunOptions = {}): Promise<string> {
   return container.id;
 }
 
-/** Force-removes every container labelled `dw-test=1` on the test daemon. */
-export async function removeTestContainers(): Promise<void> {
+/** Force-removes every container labelled `dw-test=1` (or `label`, `key=value`) on the test daemon. */
+export async function removeTestContainers(label = `${TEST_LABEL}=1`): Promise<void> {
   await ensureTestDocker();
-  const list = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=1`] } });
+  const list = await docker.listContainers({ all: true, filters: { label: [label] } });
   await Promise.all(
     list.map(async (c) => {
       try {
