@@ -1,4 +1,5 @@
 import t from 'tap';
+import { join, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import type { CheckReport } from '../../src/cli/check.js';
 import { dockwarden } from '../helpers/cli.js';
@@ -178,6 +179,19 @@ t.test('dockwarden check: a table, exit 1 with violations, 0 clean, 2 on error; 
   const unreachable = await dockwarden(['check'], { ...env, DOCKWARDEN_DOCKER_SOCKET: '/run/dw-test/no-such.sock' });
   t.equal(unreachable.code, 2);
   t.match(unreachable.stderr, /no-such\.sock/);
+});
+
+t.test('the example policies: a default docker run passes policy.yaml; policy.strict.yaml wants two more drops', async (t) => {
+  const examples = resolve(import.meta.dirname, '../../config');
+  const findingsFor = async (policyFile: string, id: string) => {
+    const result = await dockwarden(['check', '--json'], { DOCKWARDEN_POLICY: join(examples, policyFile), DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET });
+    return (JSON.parse(result.stdout) as CheckReport).findings.filter((f) => f.container.id === id).map((f) => `${f.check}: ${f.message}`);
+  };
+  const plain = await start({});
+  t.same(await findingsFor('policy.yaml', plain), []);
+  t.same(await findingsFor('policy.strict.yaml', plain), ['capabilities: holds forbidden capabilities: SETPCAP, AUDIT_WRITE']);
+  const dropped = await start({ CapDrop: ['SETPCAP', 'AUDIT_WRITE'] });
+  t.same(await findingsFor('policy.strict.yaml', dropped), [], 'as its comments say');
 });
 
 async function execIn(id: string, cmd: string[], privileged: boolean): Promise<string> {
