@@ -1,6 +1,7 @@
 import type { Decision, PortVerdict } from './decision.js';
 import type { ContainerFacts, PublishedPort } from './facts.js';
 import type { Cidr, Policy, PortRule, PortsPolicy, SourceRef } from './policy/model.js';
+import { imageViolations } from './checks/image.js';
 import { ALLOW_LABEL, narrow, parseAllowLabel } from './label-narrowing.js';
 import { selectorMatches } from './selector.js';
 
@@ -9,7 +10,7 @@ export function evaluate(policy: Policy, facts: ContainerFacts): Decision {
   return {
     containerId: facts.id,
     ports: facts.ports.map((port) => narrowByLabel(policy, facts, portVerdict(policy.ports, facts, port))),
-    violations: [],
+    violations: [...imageViolations(policy.images, facts)],
   };
 }
 
