@@ -40,8 +40,9 @@ readonly ENVFILE=$RUN_DIR/env
 readonly LOCKFILE=/run/dw-test.lock
 readonly BRIDGE=dwtest0
 readonly IMAGE=dw-test/busybox:1
-# the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram)
-readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl build-essential python3)
+# the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram);
+# docker-registry: the image tests start their own on loopback for real repo digests (no service is used)
+readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl build-essential python3 docker-registry)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30
 # ranges that belong to the machine / the test clients: never give them to Docker

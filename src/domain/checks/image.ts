@@ -86,7 +86,7 @@ export function imageViolations(images: ImagesPolicy, facts: ContainerFacts): Vi
       action: images.action,
       message,
       details: {
-        rule: refused.rule ? ruleLabel(refused.rule) : refused.refusal === 'invalid-reference' ? null : 'images.default',
+        rule: decidedBy(refused),
         pattern: refused.rule?.match.pattern ?? null,
         reason: refused.refusal,
         reference: refused.name,
@@ -99,6 +99,12 @@ export function imageViolations(images: ImagesPolicy, facts: ContainerFacts): Vi
 
 export function ruleLabel(rule: ImageRule): string {
   return `images.rules[${rule.index}]`;
+}
+
+/** `images.rules[i]`, `images.default`, or null when nothing could decide (the name does not parse). */
+export function decidedBy(verdict: NameVerdict): string | null {
+  if (verdict.rule) return ruleLabel(verdict.rule);
+  return verdict.refusal === 'invalid-reference' ? null : 'images.default';
 }
 
 /** A full id, or a prefix of this image's id that is not also one of its names (dockerd tries the name first). */
