@@ -72,6 +72,10 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian starts the package's registry service on :5000; the tests start their own on loopback.
+    if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
+      systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    fi
   fi
   command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
   command -v docker >/dev/null || die "docker CLI not found after installing docker.io"
