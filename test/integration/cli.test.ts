@@ -1,22 +1,7 @@
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { CLI } from '../helpers/daemon.js';
+import { dockwarden } from '../helpers/cli.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
-
-const exec = promisify(execFile);
-
-/** Runs the built CLI; resolves with exit code and output whatever the code. */
-async function dockwarden(args: string[], env: NodeJS.ProcessEnv = {}) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const POLICY = `version: 1
 mode: audit
