@@ -235,3 +235,27 @@ t.test('invalid image patterns are located validation errors', async (t) => {
     'policy.yaml:8:14: images.rules[4].match: "docker.io/library/nginx latest" never matches: " " cannot appear in an image reference',
   ]);
 });
+
+t.test('the README example decides as the README says', async (t) => {
+  const readme = policy(
+    'images:',
+    '  default: deny',
+    '  action: kill',
+    '  rules:',
+    '    - match: official',
+    '    - match: "registry.example.com:5000/team/**"',
+    '    - match: "registry.example.com:5000/team/prod/*"',
+    '      require: { digest-pinned: true }',
+    '  exceptions:',
+    '    - { container: "ci-build-*" }',
+  );
+  t.same(outcome(readme, created('registry.example.com:5000/team/prod/api:1')), ['not-digest-pinned', 'images.rules[2]']);
+  t.equal(outcome(readme, created('registry.example.com:5000/team/web:1')), 'allowed');
+  t.equal(judgeImage(readme.images, created('registry.example.com:5000/team/web:1')).names[0]?.rule?.index, 1);
+  t.equal(outcome(readme, created('busybox:1@' + D1, { repoDigests: [] })), 'allowed', 'official covers a digest too');
+  t.equal(outcome(readme, created('nginx@' + D1)), 'allowed');
+  const tagOnly = policy('images:', '  default: deny', '  rules: [{ match: "docker.io/library/nginx:*" }, { match: "docker.io/library/nginx@*" }]');
+  t.equal(outcome(tagOnly, created('nginx:1')), 'allowed');
+  t.equal(outcome(tagOnly, created('nginx@' + D1)), 'allowed', 'the second rule covers digest-only references');
+  t.same(outcome(policy('images:', '  default: deny', '  rules: [{ match: "docker.io/library/nginx:*" }]'), created('nginx@' + D1)), ['no-matching-rule', 'images.default']);
+});
