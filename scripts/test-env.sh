@@ -44,8 +44,10 @@ readonly IMAGE=dw-test/busybox:1
 # copied under RUN_DIR so the dockerd flag does not depend on where the checkout lives.
 readonly HOST_CAPS_RUNTIME=dw-host-caps
 readonly HOST_CAPS_SHIM=$RUN_DIR/runc-host-caps
-# the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram)
-readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3)
+# the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram);
+# docker-registry: the image tests start their own on loopback for real repo digests (no service is used);
+# jq: the dw-host-caps runtime edits OCI configs with it
+readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30
 # ranges that belong to the machine / the test clients: never give them to Docker
@@ -75,6 +77,10 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian starts the package's registry service on :5000; the tests start their own on loopback.
+    if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
+      systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    fi
   fi
   command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"
   command -v docker >/dev/null || die "docker CLI not found after installing docker.io"

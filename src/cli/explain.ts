@@ -1,5 +1,6 @@
 import { connectEngine } from '../adapters/docker/engine.js';
 import type { Config } from '../app/config.js';
+import { decidedBy, judgeImage, ruleLabel } from '../domain/checks/image.js';
 import type { PortVerdict } from '../domain/decision.js';
 import { evaluate, matchingPortRules } from '../domain/evaluate.js';
 import type { ContainerFacts } from '../domain/facts.js';
@@ -35,6 +36,22 @@ export interface Explanation {
     readonly decidedBy: string;
     readonly allow: 'any' | readonly string[];
   }>;
+  /** The image provenance decision: what was judged under which names, and which rule decided each. */
+  readonly image: {
+    /** `Config.Image` as given. */
+    readonly reference: string;
+    readonly referencedBy: 'name' | 'image id';
+    readonly excusedBy: string | null;
+    readonly names: ReadonlyArray<{
+      readonly name: string;
+      /** Every rule whose pattern matches, most specific first; the first decides. */
+      readonly matchingRules: readonly string[];
+      readonly decidedBy: string;
+      readonly allowed: boolean;
+      readonly reason: string | null;
+      readonly why: string;
+    }>;
+  };
   readonly violations: ReadonlyArray<{ readonly check: string; readonly severity: string; readonly action: string; readonly message: string }>;
 }
 
@@ -50,6 +67,7 @@ export function explain(policy: Policy, facts: ContainerFacts): Explanation {
       decidedBy: verdict.rule ?? `ports.default: ${policy.ports.default}`,
       allow: allowText(verdict),
     })),
+    image: imageExplanation(policy, facts),
     violations: decision.violations.map(({ check, severity, action, message }) => ({
       check,
       severity,
@@ -72,9 +90,32 @@ function renderExplanation(report: Explanation): string {
     lines.push(`      decided by ${p.decidedBy}`);
     if (p.matchingRules.length > 1) lines.push(`      also matching, not deciding: ${p.matchingRules.slice(1).join(', ')}`);
   }
+  const image = report.image;
+  lines.push('', `images     referenced by ${image.referencedBy} ${printable(JSON.stringify(image.reference))}${image.excusedBy ? `, excused by ${image.excusedBy}` : ''}`);
+  for (const n of image.names) {
+    lines.push(`  ${printable(n.name)}: ${n.allowed ? 'allowed' : `refused (${n.reason})`}: ${printable(n.why)}`);
+    if (n.matchingRules.length > 1) lines.push(`      also matching, less specific: ${n.matchingRules.slice(1).join(', ')}`);
+  }
   lines.push('', report.violations.length === 0 ? 'violations none' : 'violations');
   for (const v of report.violations) lines.push(`  ${v.check} [${v.severity}] → ${v.action}: ${printable(v.message)}`);
   return `${lines.join('\n')}\n`;
+}
+
+function imageExplanation(policy: Policy, facts: ContainerFacts): Explanation['image'] {
+  const judgement = judgeImage(policy.images, facts);
+  return {
+    reference: judgement.reference,
+    referencedBy: judgement.referencedBy,
+    excusedBy: judgement.exception === null ? null : `images.exceptions[${judgement.exception}]`,
+    names: judgement.names.map((n) => ({
+      name: n.name,
+      matchingRules: n.matchingRules.map((rule) => `${ruleLabel(rule)} (${rule.match.pattern})`),
+      decidedBy: decidedBy(n) ?? 'nothing: the reference does not parse',
+      allowed: n.refusal === null,
+      reason: n.refusal,
+      why: n.why,
+    })),
+  };
 }
 
 function allowText(verdict: PortVerdict): 'any' | string[] {

@@ -2,6 +2,7 @@ import { runtimeViolations } from './checks/runtime.js';
 import type { Decision, PortVerdict } from './decision.js';
 import type { ContainerFacts, PublishedPort } from './facts.js';
 import type { Cidr, Policy, PortRule, PortsPolicy, SourceRef } from './policy/model.js';
+import { imageViolations } from './checks/image.js';
 import { ALLOW_LABEL, narrow, parseAllowLabel } from './label-narrowing.js';
 import { selectorMatches } from './selector.js';
 
@@ -10,7 +11,7 @@ export function evaluate(policy: Policy, facts: ContainerFacts): Decision {
   return {
     containerId: facts.id,
     ports: facts.ports.map((port) => narrowByLabel(policy, facts, portVerdict(policy.ports, facts, port))),
-    violations: [...runtimeViolations(policy.containers, facts)],
+    violations: [...runtimeViolations(policy.containers, facts), ...imageViolations(policy.images, facts)],
   };
 }
 

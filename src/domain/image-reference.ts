@@ -40,15 +40,16 @@ const digest = '[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{
 
 const REGISTRY = new RegExp(`^${host}(?::[0-9]+)?$`);
 const REMAINDER = new RegExp(`^(${remoteName})(?::(${tag}))?(?:@(${digest}))?$`);
-const IMAGE_ID = /^[a-f0-9]{64}$/;
-const SHA256_IMAGE_ID = /^sha256:[a-f0-9]{64}$/;
+/** A full image id or a prefix of one, with or without `sha256:`: what dockerd's image store looks up by id. */
+const IMAGE_ID_OR_PREFIX = /^(?:sha256:)?([a-f0-9]{1,64})$/;
+const IMAGE_ID_LENGTH = 64;
 
 /** Hex lengths of the digest algorithms dockerd accepts (go-digest with sha256 and sha512 registered). */
 const DIGEST_HEX_LENGTH: ReadonlyMap<string, number> = new Map([['sha256', 64], ['sha384', 96], ['sha512', 128]]);
 
 export function parseImageReference(text: string): ImageReferenceResult {
   // dockerd resolves these as image ids before it tries them as names.
-  if (IMAGE_ID.test(text) || SHA256_IMAGE_ID.test(text)) return fail(`${quote(text)} is an image id, not a reference`);
+  if (imageIdHex(text)?.length === IMAGE_ID_LENGTH) return fail(`${quote(text)} is an image id, not a reference`);
 
   const { registry, remainder } = splitRegistry(text);
   const repository = remainder.split(':', 1)[0]!;
@@ -79,6 +80,14 @@ export function parseImageReference(text: string): ImageReferenceResult {
       familiar: familiarName(registry, path) + suffix,
     },
   };
+}
+
+/**
+ * The hex digits when `text` is an image id or a prefix of one (`0123ab`, `sha256:0123ab`); dockerd
+ * takes a full id as an id, and a prefix as an id only when no image has that name.
+ */
+export function imageIdHex(text: string): string | undefined {
+  return IMAGE_ID_OR_PREFIX.exec(text)?.[1];
 }
 
 /**

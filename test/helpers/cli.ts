@@ -4,7 +4,7 @@ import { CLI } from './daemon.js';
 
 const exec = promisify(execFile);
 
-/** Runs the built CLI; resolves with exit code and output whatever the code. */
+/** Runs the built CLI (dist/) with only PATH and `env`; resolves with exit code and output whatever the code. */
 export async function dockwarden(args: string[], env: NodeJS.ProcessEnv = {}) {
   try {
     const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env } });

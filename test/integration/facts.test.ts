@@ -137,3 +137,25 @@ t.test('a pid that is not the container init gives no effective set, and never a
   const vanished = { ...real, State: { ...real.State, Pid: 2 ** 22 + 1 } };
   t.equal((await readFacts(fakeClient(vanished), id, new Map()))!.capabilities.effective, null, 'vanished pid');
 });
+
+t.test('execs: running ones from the inspect, a finished one when an event names it, never another container\'s', async (t) => {
+  const id = await run();
+  const other = await run();
+  const startExec = async (container: string, cmd: string[]) => {
+    const exec = await docker.getContainer(container).exec({ Cmd: cmd, AttachStdout: false, AttachStderr: false });
+    await exec.start({ Detach: true });
+    return exec.id;
+  };
+  const running = await startExec(id, ['sleep', '30']);
+  const finished = await startExec(id, ['true']);
+  const foreign = await startExec(other, ['true']);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+
+  const plain = (await readFacts(docker, id, new Map()))!;
+  t.same(plain.execs.map((e) => [e.id, e.command, e.running]), [[running, ['sleep', '30'], true]], 'ExecIDs lists the running one');
+  const hinted = (await readFacts(docker, id, new Map(), {}, finished))!;
+  t.same(hinted.execs.map((e) => [e.id, e.running]).sort(), [[finished, false], [running, true]].sort(), 'the finished exec an event named');
+  const forged = (await readFacts(docker, id, new Map(), {}, foreign))!;
+  t.same(forged.execs.map((e) => e.id), [running], "another container's exec is not taken for this one's");
+  t.same((await readFacts(docker, id, new Map(), {}, 'f'.repeat(64)))!.execs.map((e) => e.id), [running], 'an unknown exec id is ignored');
+});

@@ -68,6 +68,7 @@ t.test('docker run (defaults)', async (t) => {
       restartPolicy: { name: 'no', maximumRetryCount: 0 },
       mountLabel: '',
       processLabel: '',
+      execs: [],
     },
   );
 });
@@ -254,4 +255,17 @@ t.test('image refs: a removed image has none', async (t) => {
     repoTags: [],
     repoDigests: digests,
   });
+});
+
+t.test('execs: privilege, command and state from the exec inspect', async (t) => {
+  const exec = (privileged: boolean, args: string[] | null) => ({
+    ID: `e-${String(privileged)}`,
+    ContainerID: fixture('default').inspect.Id,
+    Running: privileged,
+    ProcessConfig: { entrypoint: 'sh', arguments: args, privileged, user: privileged ? '' : 'nobody' },
+  });
+  t.strictSame(variant({}, { execs: [exec(true, ['-c', 'id']), exec(false, null)] }).execs, [
+    { id: 'e-true', privileged: true, command: ['sh', '-c', 'id'], user: '', running: true },
+    { id: 'e-false', privileged: false, command: ['sh'], user: 'nobody', running: false },
+  ]);
 });

@@ -119,7 +119,16 @@ export interface CheckException {
 export interface ImageRule {
   readonly index: number;
   readonly match: Glob;
-  readonly require: { readonly digestPinned: boolean };
+  readonly require: ImageRequirements;
+}
+
+/**
+ * What an image that a rule matches must also satisfy; all must hold. Signature verification
+ * (cosign: `signed: { keys | identities }`) is meant to become one more member here.
+ */
+export interface ImageRequirements {
+  /** The reference carries `@sha256:…`, and that digest is among the image's `RepoDigests` for that repository. */
+  readonly digestPinned: boolean;
 }
 
 export interface ImagesPolicy {

@@ -25,6 +25,8 @@ const SET_NAME = /^[a-z][a-z0-9_-]*$/;
 /** Rule names end up in logs, `explain` output and firewall rule comments: keep them plain and short. */
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const OFFICIAL_IMAGES = 'docker.io/library/*';
+/** A character no normalised image reference holds (nor a glob wildcard). */
+const IMAGE_PATTERN_FOREIGN = /[^A-Za-z0-9._:@/[\]*?-]/u;
 const MAX_QUOTED = 80;
 const MAX_LISTED = 10;
 
@@ -150,6 +152,8 @@ const glob = parsed<Glob>(
  */
 function imagePatternProblem(pattern: string): string | undefined {
   if (pattern === '') return 'an empty pattern matches nothing; expected a glob, e.g. "docker.io/library/nginx:*"';
+  const foreign = IMAGE_PATTERN_FOREIGN.exec(pattern)?.[0];
+  if (foreign !== undefined) return `${quote(pattern)} never matches: ${quote(foreign)} cannot appear in an image reference`;
   if (pattern.includes('**')) return undefined;
   const [first = '', ...rest] = pattern.split('/');
   if (rest.length > 0 && (/[.:*?]/.test(first) || first === 'localhost')) return undefined;
@@ -346,12 +350,17 @@ const imagesSection = mapping({
     .array(
       mapping({
         match: imageRuleMatch,
-        require: mapping({ 'digest-pinned': z.boolean().default(false) }).transform(camelKeys).prefault({}),
+        // What a matched image must also satisfy. Signature verification (cosign) is to be one more key here.
+        require: mapping({
+          'digest-pinned': z.boolean().default(false).meta({ description: "The reference carries @sha256:…, and that digest is among the image's RepoDigests." }),
+        })
+          .transform(camelKeys)
+          .prefault({}),
       }),
     )
     .prefault([])
     .transform(indexed)
-    .meta({ description: 'The most specific matching pattern wins.' }),
+    .meta({ description: 'The most specific matching pattern wins: the longer literal prefix, then more literal characters, then fewer **, then the earlier rule.' }),
   default: z.enum(['deny', 'allow']).default('allow').meta({ description: 'For images no rule matches.' }),
   action: action.default('alert'),
   severity: severity.default('medium'),
