@@ -51,6 +51,8 @@ t.before(async () => {
 });
 t.teardown(async () => {
   await daemon.stop('SIGKILL');
+  // Rules outlive the daemon by design; the next test file must not find this policy's table.
+  await dockwarden(['firewall', 'remove'], { DOCKWARDEN_FIREWALL_BACKEND: 'nftables' });
   await removeTestContainers(SUITE);
   await docker.getImage(EXCUSED_IMAGE).remove().catch(() => {});
 });
