@@ -32,8 +32,8 @@ export function strongestAction(violations: readonly Violation[]): ContainerActi
 
 /**
  * Stops or kills running containers whose violations call for it (DESIGN §4), through the Docker
- * API: first the restart policy becomes `no`, so neither dockerd nor `--restart always` brings the
- * container back, then the stop or kill. In audit mode nothing is done and that is logged once per
+ * API, and sets their restart policy to `no`, so neither `--restart always` nor a dockerd restart
+ * brings them back. In audit mode nothing is done and that is logged once per
  * change. Idempotent: a container that is not running is left alone.
  */
 export function actionEnforcer(docker: Pick<DockerEngine, 'disableRestart' | 'stop' | 'kill'>, log: Logger, options: ActionEnforcerOptions): Enforcer {
@@ -51,17 +51,17 @@ export function actionEnforcer(docker: Pick<DockerEngine, 'disableRestart' | 'st
         auditLogged.set(facts.id, key);
         return;
       }
-      try {
-        await withRetries(() => docker.disableRestart(facts.id), options.retryDelaysMs);
-      } catch (error) {
-        // The stop or kill still matters more; a restart it allows is judged again when it starts.
-        log.error({ ...record, err: error }, 'cannot set the restart policy to no');
-      }
-      try {
-        await withRetries(() => docker[action](facts.id), options.retryDelaysMs);
-      } catch (error) {
-        log.error({ ...record, err: error }, action === 'kill' ? 'kill failed; retried at the next sync' : 'stop failed; retried at the next sync');
-        options.onFailure?.({ facts, action, violations, error });
+      // Side by side, so the restart-policy call adds nothing to the time the container gets to run:
+      // dockerd does not restart a container the API stopped or killed, and the policy `no` keeps
+      // it down across a dockerd restart too.
+      const [restart, ended] = await Promise.allSettled([
+        withRetries(() => docker.disableRestart(facts.id), options.retryDelaysMs),
+        withRetries(() => docker[action](facts.id), options.retryDelaysMs),
+      ]);
+      if (restart.status === 'rejected') log.error({ ...record, err: restart.reason }, 'cannot set the restart policy to no');
+      if (ended.status === 'rejected') {
+        log.error({ ...record, err: ended.reason }, action === 'kill' ? 'kill failed; retried at the next sync' : 'stop failed; retried at the next sync');
+        options.onFailure?.({ facts, action, violations, error: ended.reason });
         return;
       }
       log.warn(record, action === 'kill' ? 'container killed' : 'container stopped');
