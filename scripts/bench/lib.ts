@@ -637,6 +637,7 @@ export function writeConfig(dir: string, policyFile: string, stateDir: string, e
       `state:\n  dir: ${stateDir}`,
       `log:\n  level: ${extra.logLevel ?? 'info'}`,
       `reconcile:\n  intervalSeconds: ${extra.reconcileSeconds ?? 300}`,
+      `metrics:\n  listen: unix:${join(dir, 'metrics.sock')}`,
       '',
     ].join('\n'),
   );

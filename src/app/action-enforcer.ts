@@ -7,8 +7,8 @@ import type { Enforcer, Tracked } from './reconciler.js';
 
 export type ContainerAction = 'stop' | 'kill';
 
-/** A stop or kill that failed after every retry; the next sync of the container tries again. */
-export interface ActionFailure {
+/** A stop or kill done, or failed after every retry (`error` set; the container's next sync tries again). */
+export interface ActionOutcome {
   readonly facts: ContainerFacts;
   readonly action: ContainerAction;
   readonly violations: readonly Violation[];
@@ -18,8 +18,8 @@ export interface ActionFailure {
 export interface ActionEnforcerOptions {
   /** Pauses between attempts; one attempt more than there are pauses. */
   readonly retryDelaysMs: readonly number[];
-  /** Told of each failure after it is logged (alerts). */
-  readonly onFailure?: (failure: ActionFailure) => void;
+  /** Told of each stop or kill after it is logged (metrics, alerts). */
+  readonly onOutcome?: (outcome: ActionOutcome) => void;
 }
 
 const STRENGTH: Readonly<Record<Violation['action'], number>> = { alert: 0, stop: 1, kill: 2 };
@@ -61,10 +61,11 @@ export function actionEnforcer(docker: Pick<DockerEngine, 'disableRestart' | 'st
       if (restart.status === 'rejected') log.error({ ...record, err: restart.reason }, 'cannot set the restart policy to no');
       if (ended.status === 'rejected') {
         log.error({ ...record, err: ended.reason }, action === 'kill' ? 'kill failed; retried at the next sync' : 'stop failed; retried at the next sync');
-        options.onFailure?.({ facts, action, violations, error: ended.reason });
+        options.onOutcome?.({ facts, action, violations, error: ended.reason });
         return;
       }
       log.warn(record, action === 'kill' ? 'container killed' : 'container stopped');
+      options.onOutcome?.({ facts, action, violations, error: null });
     },
     async forget(id: string) {
       auditLogged.delete(id);

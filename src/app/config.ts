@@ -1,6 +1,7 @@
 import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { parseMetricsListen } from '../adapters/metrics-server.js';
 import { parseYamlSource, type SourceLocation } from '../domain/yaml-source.js';
 
 /** The daemon's own settings (not the policy): where things are, how loud to be. */
@@ -11,6 +12,8 @@ export interface Config {
   readonly state: { readonly dir: string };
   readonly log: { readonly level: LogLevel };
   readonly reconcile: { readonly intervalSeconds: number };
+  /** `off`, `unix:/path` or `tcp://host:port`, validated (`parseMetricsListen` reads it). */
+  readonly metrics: { readonly listen: string };
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -33,6 +36,13 @@ convict.addFormat({
   coerce: Number,
 });
 
+convict.addFormat({
+  name: 'metrics-listen',
+  validate(value: unknown) {
+    if (typeof value !== 'string' || parseMetricsListen(value) === undefined) throw new Error('must be off, unix:/absolute/path or tcp://host:port');
+  },
+});
+
 const schema = {
   docker: {
     socket: { doc: 'Docker engine API socket.', format: 'absolute-path', default: '/var/run/docker.sock', env: 'DOCKWARDEN_DOCKER_SOCKET' },
@@ -53,6 +63,14 @@ const schema = {
   },
   reconcile: {
     intervalSeconds: { doc: 'Full reconcile period; events keep state current in between.', format: 'positive-int', default: 300 },
+  },
+  metrics: {
+    listen: {
+      doc: 'Prometheus metrics: off, unix:/path (default; no TCP port is opened unless asked for) or tcp://host:port.',
+      format: 'metrics-listen',
+      default: 'unix:/run/dockwarden/metrics.sock',
+      env: 'DOCKWARDEN_METRICS_LISTEN',
+    },
   },
 };
 

@@ -2,6 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { selectBackend } from '../adapters/firewall/select.js';
+import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
 import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
@@ -12,6 +13,7 @@ import { DEFAULT_BRIDGES, readFirewallState, writeFirewallState } from './firewa
 import { KeyedQueue } from './keyed-queue.js';
 import { logEnforcer } from './log-enforcer.js';
 import type { Logger } from './logger.js';
+import { DaemonMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { Watcher } from './watcher.js';
 
@@ -53,9 +55,11 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy loaded');
 
   const denyByDefault = (p: Policy): boolean => p.ports.default === 'deny';
+  // Read at scrape time; the reconciler and the queue exist by the time anything scrapes.
+  const metrics = new DaemonMetrics({ tracked: () => reconciler.tracked, queue: () => queue });
   let firewall: FirewallEnforcer;
   try {
-    const backend = await selectBackend(config.firewall.backend);
+    const backend = metrics.measured(await selectBackend(config.firewall.backend));
     const saved = readFirewallState(config.state.dir);
     firewall = new FirewallEnforcer(backend, log, { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? DEFAULT_BRIDGES }, (options) =>
       writeFirewallState(config.state.dir, options),
@@ -79,7 +83,10 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       reconcileRequested = true;
     },
   });
-  const actions = actionEnforcer(docker, log, { retryDelaysMs: ACTION_RETRY_DELAYS_MS });
+  const actions = actionEnforcer(docker, log, {
+    retryDelaysMs: ACTION_RETRY_DELAYS_MS,
+    onOutcome: (o) => metrics.containerAction(o.action, o.error === null ? 'done' : 'failed'),
+  });
   const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions], () => policy);
 
   let ready = false;
@@ -100,11 +107,14 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     }
     reconcileRequested = false;
     const started = Date.now();
-    reconciling = (async () => {
-      await firewall.configure({ bridges: (await docker.listBridges()).map((b) => b.interfaceName) });
-      await reconciler.reconcile();
-      await firewall.repairDrift();
-    })()
+    reconciling = metrics
+      .reconcile(
+        (async () => {
+          await firewall.configure({ bridges: (await docker.listBridges()).map((b) => b.interfaceName) });
+          await reconciler.reconcile();
+          await firewall.repairDrift();
+        })(),
+      )
       .then(() => log.info({ reason, containers: reconciler.tracked.size, ms: Date.now() - started }, 'reconciled'))
       .catch((error: unknown) => log.error({ reason, err: error }, 'reconcile failed'))
       .finally(() => {
@@ -119,6 +129,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     docker,
     {
       onEvent: (event) => {
+        metrics.dockerEvent(event.action);
         log.debug({ event: { action: event.action, id: event.id } }, 'docker event');
         reconciler.handleEvent(event);
       },
@@ -201,9 +212,18 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     const drained = await Promise.race([queue.idle().then(() => true), sleep(DRAIN_MS).then(() => false)]);
     if (!drained) log.warn({ queue: { depth: queue.depth } }, 'exiting with work still queued');
     log.info({ queue: queue.counters }, 'stopped');
+    metricsServer?.close();
     notifier.close();
     resolveExit(0);
   };
+
+  const listen = parseMetricsListen(config.metrics.listen)!; // validated with the config
+  const metricsServer = await serveMetrics(listen, metrics.registry).catch((error: unknown) => {
+    // Metrics are for watching dockwarden, not for protecting anything: run without them.
+    log.error({ err: error, metrics: { listen: config.metrics.listen } }, 'cannot serve metrics; running without them');
+    return null;
+  });
+  if (metricsServer) log.info({ metrics: { listen: config.metrics.listen } }, 'serving metrics');
 
   watcher.start();
   return { exited, reload, shutdown };

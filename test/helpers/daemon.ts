@@ -37,7 +37,14 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
   writeFileSync(policyFile, options.policy);
   writeFileSync(
     configFile,
-    [`docker:\n  socket: ${options.dockerSocket}`, `policy:\n  file: ${policyFile}`, `state:\n  dir: ${join(dir, 'state')}`, 'log:\n  level: debug', options.extraConfig ?? ''].join('\n') + '\n',
+    [
+      `docker:\n  socket: ${options.dockerSocket}`,
+      `policy:\n  file: ${policyFile}`,
+      `state:\n  dir: ${join(dir, 'state')}`,
+      'log:\n  level: debug',
+      `metrics:\n  listen: unix:${join(dir, 'metrics.sock')}`,
+      options.extraConfig ?? '',
+    ].join('\n') + '\n',
   );
   const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: '', ...options.env };
   // The daemon runs as in production: plain node, without the test runner's loaders and settings.

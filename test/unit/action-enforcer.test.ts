@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { connectEngine } from '../../src/adapters/docker/engine.js';
-import { actionEnforcer, strongestAction, type ActionFailure } from '../../src/app/action-enforcer.js';
+import { actionEnforcer, strongestAction, type ActionOutcome } from '../../src/app/action-enforcer.js';
 import type { Violation } from '../../src/domain/decision.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import type { Policy } from '../../src/domain/policy/model.js';
@@ -101,31 +101,31 @@ t.test('nothing is done in audit mode, for alerts, or for a container that is no
 t.test('a failing kill is retried, and succeeds on the third attempt', async (t) => {
   const { engine, requests } = await fakeDockerd(t, (path, n) => (path === KILL && n < 3 ? 500 : path === UPDATE ? 200 : 204));
   const { log, lines } = capture();
-  const failures: ActionFailure[] = [];
-  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onFailure: (f) => failures.push(f) }).apply(tracked(violation('kill')), policy('enforce'));
+  const outcomes: ActionOutcome[] = [];
+  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onOutcome: (o) => outcomes.push(o) }).apply(tracked(violation('kill')), policy('enforce'));
   t.equal(requests.filter((r) => r.path === KILL).length, 3);
-  t.same(failures, []);
+  t.same(outcomes.map((o) => [o.action, o.error]), [['kill', null]]);
   t.ok(lines.some((l) => l.msg === 'container killed'));
 });
 
 t.test('a kill that keeps failing is reported, never dropped silently', async (t) => {
   const { engine, requests } = await fakeDockerd(t, () => 500);
   const { log, lines } = capture();
-  const failures: ActionFailure[] = [];
-  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onFailure: (f) => failures.push(f) }).apply(tracked(violation('kill')), policy('enforce'));
+  const outcomes: ActionOutcome[] = [];
+  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onOutcome: (o) => outcomes.push(o) }).apply(tracked(violation('kill')), policy('enforce'));
   t.equal(requests.filter((r) => r.path === KILL).length, 3, 'three attempts');
   t.ok(lines.some((l) => l.msg === 'cannot set the restart policy to no'), 'the restart policy failure is logged, and the kill still tried');
-  t.equal(failures.length, 1);
-  t.equal(failures[0]!.action, 'kill');
-  t.match(String(failures[0]!.error), /injected failure/);
+  t.equal(outcomes.length, 1);
+  t.equal(outcomes[0]!.action, 'kill');
+  t.match(String(outcomes[0]!.error), /injected failure/);
   t.ok(lines.some((l) => l.msg === 'kill failed; retried at the next sync' && l.level === 50));
 });
 
 t.test('a container that ended on its own meanwhile (409, 404) is not a failure', async (t) => {
   const { engine } = await fakeDockerd(t, (path) => (path === KILL ? 409 : 200));
-  const failures: ActionFailure[] = [];
+  const outcomes: ActionOutcome[] = [];
   const { log, lines } = capture();
-  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onFailure: (f) => failures.push(f) }).apply(tracked(violation('kill')), policy('enforce'));
-  t.same(failures, []);
+  await actionEnforcer(engine, log, { retryDelaysMs: DELAYS, onOutcome: (o) => outcomes.push(o) }).apply(tracked(violation('kill')), policy('enforce'));
+  t.same(outcomes.map((o) => o.error), [null]);
   t.ok(lines.some((l) => l.msg === 'container killed'));
 });
