@@ -212,7 +212,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     const drained = await Promise.race([queue.idle().then(() => true), sleep(DRAIN_MS).then(() => false)]);
     if (!drained) log.warn({ queue: { depth: queue.depth } }, 'exiting with work still queued');
     log.info({ queue: queue.counters }, 'stopped');
+    // Scrapers' keep-alive connections would hold the process open: close them too.
     metricsServer?.close();
+    metricsServer?.closeAllConnections();
     notifier.close();
     resolveExit(0);
   };

@@ -40,7 +40,7 @@ export class Watcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    (this.stream as { destroy?: () => void } | null)?.destroy?.();
+    destroy(this.stream);
     this.wake?.();
     await this.loop;
   }
@@ -65,6 +65,8 @@ export class Watcher {
         this.hooks.onDisconnected(error as Error, delay);
         await this.sleep(delay);
       } finally {
+        // A subscription that completed after stop() was called is ended here, or it holds the process open.
+        if (this.stopped) destroy(this.stream);
         this.stream = null;
       }
     }
@@ -93,4 +95,8 @@ export class Watcher {
       this.wake = done;
     });
   }
+}
+
+function destroy(stream: NodeJS.ReadableStream | null): void {
+  (stream as { destroy?: () => void } | null)?.destroy?.();
 }

@@ -12,6 +12,7 @@ export interface DaemonProcess {
   readonly child: ChildProcess;
   readonly dir: string;
   readonly policyFile: string;
+  readonly metricsSocket: string;
   readonly logs: LogLine[];
   readonly stderr: string[];
   /** Resolves with the first log line (past or future) that matches; rejects after `timeoutMs`. */
@@ -27,6 +28,10 @@ export interface DaemonOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Extra YAML appended to the generated config file. */
   readonly extraConfig?: string;
+  /** The CLI to run; default: this checkout's dist/cli/main.js. */
+  readonly cli?: string;
+  /** `metrics.listen`; default: a unix socket in the daemon's scratch directory (`metricsSocket`). */
+  readonly metricsListen?: string;
 }
 
 /** Runs `dockwarden run` from dist/ as a real child process in a scratch directory. */
@@ -34,6 +39,7 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
   const dir = mkdtempSync(join(tmpdir(), 'dw-daemon-'));
   const policyFile = join(dir, 'policy.yaml');
   const configFile = join(dir, 'config.yaml');
+  const metricsSocket = join(dir, 'metrics.sock');
   writeFileSync(policyFile, options.policy);
   writeFileSync(
     configFile,
@@ -42,14 +48,14 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
       `policy:\n  file: ${policyFile}`,
       `state:\n  dir: ${join(dir, 'state')}`,
       'log:\n  level: debug',
-      `metrics:\n  listen: unix:${join(dir, 'metrics.sock')}`,
+      `metrics:\n  listen: ${options.metricsListen ?? `unix:${metricsSocket}`}`,
       options.extraConfig ?? '',
     ].join('\n') + '\n',
   );
   const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: '', ...options.env };
   // The daemon runs as in production: plain node, without the test runner's loaders and settings.
   for (const key of Object.keys(env)) if (key.startsWith('DOCKWARDEN_') || key.startsWith('TAP') || key === 'NODE_OPTIONS') delete env[key];
-  const child = spawn(process.execPath, [CLI, 'run', '--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [options.cli ?? CLI, 'run', '--config', configFile], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const stderr: string[] = [];
   const waiters: Array<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];
@@ -76,6 +82,7 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
     child,
     dir,
     policyFile,
+    metricsSocket,
     logs,
     stderr,
     exited,
