@@ -1,10 +1,14 @@
 import { watch, type FSWatcher } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import { createNotifier } from '../adapters/sd-notify.js';
 import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
+import { alertEnforcer } from './alerts/alert-enforcer.js';
+import type { Alerter } from './alerts/alerter.js';
+import { createAlerter } from './alerts/create-alerter.js';
 import type { Config } from './config.js';
 import { FirewallEnforcer } from './firewall-enforcer.js';
 import { DEFAULT_BRIDGES, readFirewallState, writeFirewallState } from './firewall-state.js';
@@ -23,6 +27,8 @@ const STUCK_AFTER_MS = 60_000;
 /** SIGTERM waits this long for queued work before exiting anyway. */
 const DRAIN_MS = 10_000;
 const RELOAD_DEBOUNCE_MS = 200;
+/** SIGTERM then waits this long for alert sinks; what is left stays queued on disk for the next start. */
+const ALERT_FLUSH_MS = 5_000;
 
 export interface DaemonHandle {
   /** Resolves with the exit code once the daemon has shut down. */
@@ -49,18 +55,32 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   let policy: Policy = initial.policy;
   log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy loaded');
 
+  let alerter: Alerter;
+  try {
+    const host = hostname();
+    alerter = createAlerter(config.alerts, config.state.dir, log, () => ({ host, mode: policy.mode, policyHash: policy.hash }));
+  } catch (error) {
+    log.fatal({ err: error }, 'cannot set up alert sinks; not starting');
+    return notStarted(2);
+  }
+
   const denyByDefault = (p: Policy): boolean => p.ports.default === 'deny';
   let firewall: FirewallEnforcer;
   try {
     const backend = await selectBackend(config.firewall.backend);
     const saved = readFirewallState(config.state.dir);
-    firewall = new FirewallEnforcer(backend, log, { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? DEFAULT_BRIDGES }, (options) =>
-      writeFirewallState(config.state.dir, options),
+    firewall = new FirewallEnforcer(
+      backend,
+      log,
+      { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? DEFAULT_BRIDGES },
+      (options) => writeFirewallState(config.state.dir, options),
+      (drift) => alerter.raise({ check: 'daemon.firewall-drift-repaired', severity: 'high', action: 'repaired', message: 'firewall drift repaired', details: { backend: backend.name, drift } }),
     );
     if (await firewall.baseline()) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the first reconcile replaces it');
   } catch (error) {
     log.fatal({ err: error }, 'cannot install the firewall; not starting');
+    alerter.close();
     return notStarted(2);
   }
 
@@ -76,7 +96,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       reconcileRequested = true;
     },
   });
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall], () => policy);
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, alertEnforcer((input) => alerter.raise(input))], () => policy);
 
   let ready = false;
   let stopping = false;
@@ -111,6 +131,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     return reconciling;
   };
 
+  let dockerDown = false; // one alert per outage, however many retries
   const watcher = new Watcher(
     docker,
     {
@@ -120,10 +141,14 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       },
       onConnected: (reconnect) => {
         log.info({ socket: config.docker.socket }, reconnect ? 'reconnected to Docker' : 'connected to Docker');
+        if (dockerDown) alerter.raise({ check: 'daemon.docker-back', severity: 'info', message: 'Docker reachable again', details: { socket: config.docker.socket } });
+        dockerDown = false;
         void reconcile(reconnect ? 'reconnect' : 'start-up');
       },
       onDisconnected: (error, retryInMs) => {
         log.warn({ err: error, retryInMs }, 'Docker unreachable; rules stay in place');
+        if (!dockerDown) alerter.raise({ check: 'daemon.docker-unreachable', severity: 'high', message: 'Docker unreachable; rules stay in place', details: { socket: config.docker.socket, error: error.message } });
+        dockerDown = true;
         // Never hold systemd's start-up hostage to Docker: READY with a status that says what is wrong.
         announceReady(`Docker unreachable (${error.message}); retrying in ${Math.round(retryInMs / 1000)} s`);
       },
@@ -135,7 +160,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   const reload = async (): Promise<void> => {
     const next = loadPolicyFile(config.policy.file);
     if (!next.ok) {
-      log.error({ errors: next.errors.map(formatPolicyError) }, 'policy reload rejected; the last good policy stays in force');
+      const errors = next.errors.map(formatPolicyError);
+      log.error({ errors }, 'policy reload rejected; the last good policy stays in force');
+      alerter.raise({ check: 'daemon.policy-reload-rejected', severity: 'high', action: 'refused', message: 'policy reload rejected; the last good policy stays in force', details: { file: config.policy.file, errors } });
       return;
     }
     if (next.policy.hash === policy.hash) return;
@@ -196,6 +223,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     await watcher.stop();
     const drained = await Promise.race([queue.idle().then(() => true), sleep(DRAIN_MS).then(() => false)]);
     if (!drained) log.warn({ queue: { depth: queue.depth } }, 'exiting with work still queued');
+    if (!(await alerter.flush(ALERT_FLUSH_MS))) log.warn('alerts not yet delivered stay queued on disk for the next start');
+    alerter.close();
     log.info({ queue: queue.counters }, 'stopped');
     notifier.close();
     resolveExit(0);

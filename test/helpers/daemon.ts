@@ -27,6 +27,8 @@ export interface DaemonOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Extra YAML appended to the generated config file. */
   readonly extraConfig?: string;
+  /** A state dir that outlives this process (a restart test); default: one inside the scratch dir. */
+  readonly stateDir?: string;
 }
 
 /** Runs `dockwarden run` from dist/ as a real child process in a scratch directory. */
@@ -37,7 +39,7 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
   writeFileSync(policyFile, options.policy);
   writeFileSync(
     configFile,
-    [`docker:\n  socket: ${options.dockerSocket}`, `policy:\n  file: ${policyFile}`, `state:\n  dir: ${join(dir, 'state')}`, 'log:\n  level: debug', options.extraConfig ?? ''].join('\n') + '\n',
+    [`docker:\n  socket: ${options.dockerSocket}`, `policy:\n  file: ${policyFile}`, `state:\n  dir: ${options.stateDir ?? join(dir, 'state')}`, 'log:\n  level: debug', options.extraConfig ?? ''].join('\n') + '\n',
   );
   const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: '', ...options.env };
   // The daemon runs as in production: plain node, without the test runner's loaders and settings.

@@ -80,11 +80,21 @@ export class Alerter {
 
   private emit(input: AlertInput): Alert {
     const alert = makeAlert(input, this.options.context(), new Date(this.now()), randomBytes(10));
+    // On disk first: an alert the log shows is one a crash cannot lose.
+    for (const sink of this.options.sinks) if (severityAtLeast(alert.severity, sink.minSeverity)) this.push(sink, alert);
     this.log(alert);
-    for (const sink of this.options.sinks) {
-      if (severityAtLeast(alert.severity, sink.minSeverity)) this.noteDropped(sink, sink.push(alert));
-    }
     return alert;
+  }
+
+  /** Never throws: a queue that cannot be written (disk full, directory removed) counts as a drop and is reported. */
+  private push(sink: QueuedSink, alert: Alert, countDrops = true): void {
+    try {
+      const dropped = sink.push(alert);
+      if (countDrops) this.noteDropped(sink, dropped);
+    } catch (error) {
+      this.options.log.error({ sink: sink.name, alert: { id: alert.id }, err: error }, 'alert could not be queued');
+      this.noteDropped(sink, 1);
+    }
   }
 
   private log(alert: Alert): void {
@@ -117,8 +127,9 @@ export class Alerter {
    * counts itself, so a full queue does not make reports about reports.
    */
   private reportDrops(): void {
-    for (const [sink, count] of this.droppedPending) {
-      this.droppedPending.delete(sink);
+    const pending = [...this.droppedPending];
+    this.droppedPending.clear();
+    for (const [sink, count] of pending) {
       const dropped = count + sink.queue.overflowOnPush;
       const total = (this.droppedTotal.get(sink) ?? 0) + dropped;
       this.droppedTotal.set(sink, total);
@@ -134,8 +145,8 @@ export class Alerter {
         new Date(this.now()),
         randomBytes(10),
       );
+      this.push(sink, alert, false); // what it pushes out is already in `dropped`
       this.log(alert);
-      sink.push(alert);
     }
   }
 }
