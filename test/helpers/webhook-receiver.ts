@@ -7,6 +7,8 @@ export interface Delivery {
   readonly timestamp: number;
   readonly body: string;
   readonly json: unknown;
+  /** Wall-clock ms (performance.timeOrigin + performance.now()) when the request had been read. */
+  readonly receivedAt: number;
 }
 
 /**
@@ -37,6 +39,7 @@ export class WebhookReceiver {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         this.requests++;
+        const receivedAt = performance.timeOrigin + performance.now();
         const body = Buffer.concat(chunks).toString('utf8');
         const problem = this.check(req.headers, body);
         if (problem) {
@@ -47,7 +50,7 @@ export class WebhookReceiver {
         } else {
           const id = String(req.headers['webhook-id']);
           if (this.deliveries.has(id)) this.repeats++;
-          else this.deliveries.set(id, { id, timestamp: Number(req.headers['webhook-timestamp']), body, json: JSON.parse(body) });
+          else this.deliveries.set(id, { id, timestamp: Number(req.headers['webhook-timestamp']), body, json: JSON.parse(body), receivedAt });
           res.writeHead(204).end();
         }
         this.notify();
