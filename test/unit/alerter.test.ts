@@ -124,6 +124,19 @@ t.test('outage and restart: queued alerts survive a new alerter on the same stat
   t.same(dataOf(hook).map((a) => a.id), ids, 'every alert, in order, ids unchanged');
 });
 
+t.test('a sink removed from the config with records still queued is reported at start', async (t) => {
+  const hook = await receiver(t);
+  await hook.down();
+  const state = t.testdir();
+  const first = createAlerter(config({ webhooks: [webhook(hook.url)] }), state, logCapture().log, CONTEXT, { backoff: FAST });
+  first.raise({ check: 'daemon.test', severity: 'low', message: 'm' });
+  first.close();
+  const { log, lines } = logCapture();
+  createAlerter(config({}), state, log, CONTEXT).close();
+  const warning = lines.find((l) => l.msg === 'undelivered alerts of a sink no longer configured');
+  t.match(warning, { sink: /^webhook-[0-9a-f]{12}$/, queued: 1 });
+});
+
 t.test('a full queue drops the oldest and raises an alert saying how many, counting itself', async (t) => {
   const hook = await receiver(t);
   await hook.down();

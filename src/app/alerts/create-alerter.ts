@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { postWebhook } from '../../adapters/webhook.js';
@@ -48,6 +48,7 @@ export function createAlerter(
     sinks.push(new QueuedSink(name, webhook.minSeverity, queue(name), webhookTransport(webhook, name), log, backoff));
   }
   for (const sink of sinks) log.info({ sink: sink.name, queued: sink.queue.size, minSeverity: sink.minSeverity }, 'alert sink ready');
+  warnOrphanedQueues(join(stateDir, 'alerts'), new Set(sinks.map((s) => s.name)), log);
   return new Alerter({ log, sinks, context, dedupeWindowMs: config.dedupeWindowSeconds * 1000, now });
 }
 
@@ -70,5 +71,15 @@ function secretKey(webhook: WebhookConfig, name: string): Buffer | null {
     return webhookSecretKey(readFileSync(webhook.secretFile, 'utf8').trim());
   } catch (error) {
     throw new AlertSinkUnusable(`${name}: cannot read secretFile ${webhook.secretFile}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** A sink taken out of the config leaves its undelivered records behind: say so rather than sit on them silently. */
+function warnOrphanedQueues(dir: string, configured: ReadonlySet<string>, log: Logger): void {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    if (configured.has(name)) continue;
+    const queued = readdirSync(join(dir, name)).filter((f) => f.endsWith('.json')).length;
+    if (queued > 0) log.warn({ sink: name, queued, dir: join(dir, name) }, 'undelivered alerts of a sink no longer configured');
   }
 }
