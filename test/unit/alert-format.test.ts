@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createHmac } from 'node:crypto';
 import { actionTaken, makeAlert, severityAtLeast, uuidv7, wellFormed, type AlertInput } from '../../src/domain/alerts/alert.js';
-import { formatLocal, formatRfc5424, octetCounted, syslogPri, type SyslogIdentity } from '../../src/domain/alerts/syslog-format.js';
+import { formatLocal, formatRfc5424, octetCounted, SYSLOG_MAX_BYTES, syslogPri, withinSyslogLimit, type SyslogIdentity } from '../../src/domain/alerts/syslog-format.js';
 import { parseSyslogTarget } from '../../src/domain/alerts/syslog-target.js';
 import { webhookBody } from '../../src/domain/alerts/webhook-payload.js';
 import { webhookHeaders, webhookSecretKey, webhookSignature } from '../../src/domain/alerts/webhook-signature.js';
@@ -84,6 +84,23 @@ t.test('RFC 5424: header fields are PRINTUSASCII, a hostile message stays on one
   t.notOk('name' in parsed.sd.get('dockwarden@32473')!, 'no container, no container params');
   t.equal(syslogPri('kern', 'critical'), 2);
   t.equal(syslogPri('daemon', 'info'), 30);
+});
+
+t.test('records stay within 8 KiB without cutting a field: details give way first, then long names', async (t) => {
+  const small = makeAlert(input(), CONTEXT, TIME, RANDOM);
+  t.same(withinSyslogLimit(small, (a) => formatRfc5424(a, IDENTITY)), formatRfc5424(small, IDENTITY), 'a small record is untouched');
+  const bigDetails = makeAlert(input({ details: { mounts: Array.from({ length: 2000 }, (_, i) => `/srv/data/${i}`) } }), CONTEXT, TIME, RANDOM);
+  const record = withinSyslogLimit(bigDetails, (a) => formatRfc5424(a, IDENTITY));
+  t.ok(record.length <= SYSLOG_MAX_BYTES, `${record.length} bytes`);
+  const sd = parse5424(record).sd.get('dockwarden@32473')!;
+  t.same(JSON.parse(sd.details!), { truncated: true, detailsBytes: Buffer.byteLength(JSON.stringify(bigDetails.details)) });
+  t.equal(sd.name, HOSTILE.name.replace('\n', ' '), 'the rest is whole');
+  const bigName = makeAlert(input({ container: { id: 'c1', name: 'ü'.repeat(5000), image: 'i'.repeat(9000) } }), CONTEXT, TIME, RANDOM);
+  for (const format of [formatRfc5424, formatLocal]) {
+    const out = withinSyslogLimit(bigName, (a) => format(a, IDENTITY));
+    t.ok(out.length <= SYSLOG_MAX_BYTES && !out.toString('utf8').includes('\ufffd'), `${format.name}: ${out.length} bytes, valid UTF-8`);
+  }
+  t.equal(parse5424(withinSyslogLimit(bigName, (a) => formatRfc5424(a, IDENTITY))).sd.get('dockwarden@32473')!.name, 'ü'.repeat(256));
 });
 
 t.test('octet counting frames by bytes, not characters', async (t) => {

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { postWebhook } from '../../adapters/webhook.js';
 import { createSyslogTransport } from '../../adapters/syslog/transport.js';
 import type { AlertContext } from '../../domain/alerts/alert.js';
-import { formatLocal, formatRfc5424, type SyslogIdentity } from '../../domain/alerts/syslog-format.js';
+import { formatLocal, formatRfc5424, withinSyslogLimit, type SyslogIdentity } from '../../domain/alerts/syslog-format.js';
 import { parseSyslogTarget } from '../../domain/alerts/syslog-target.js';
 import { webhookHeaders, webhookSecretKey } from '../../domain/alerts/webhook-signature.js';
 import { webhookBody } from '../../domain/alerts/webhook-payload.js';
@@ -40,7 +40,7 @@ export function createAlerter(
     const transport = createSyslogTransport(target, syslog.timeoutMs);
     const identity: SyslogIdentity = { facility: syslog.facility, appName: syslog.appName, procId: process.pid };
     const format = target.transport === 'unix' ? formatLocal : formatRfc5424;
-    const deliver: SinkTransport = { deliver: (alert) => transport.send(format(alert, identity)), close: () => transport.close() };
+    const deliver: SinkTransport = { deliver: (alert) => transport.send(withinSyslogLimit(alert, (a) => format(a, identity))), close: () => transport.close() };
     sinks.push(new QueuedSink('syslog', syslog.minSeverity, queue('syslog'), deliver, log, backoff));
   }
   for (const webhook of config.webhooks) {

@@ -61,6 +61,23 @@ export function formatLocal(alert: Alert, id: SyslogIdentity): Buffer {
   return Buffer.from(`<${syslogPri(id.facility, alert.severity)}>${headerField(id.appName, 48)}[${id.procId}]: ${oneLine(alert.message)} ${JSON.stringify(alert)}`, 'utf8');
 }
 
+/** rsyslog's default maxMessageSize: a bigger record is cut by receivers, and over UDP can be refused (EMSGSIZE) forever. */
+export const SYSLOG_MAX_BYTES = 8192;
+
+/**
+ * `format(alert)`, kept within SYSLOG_MAX_BYTES without cutting through a field: first the details
+ * give way (replaced by their size), then overlong container names and images are shortened.
+ */
+export function withinSyslogLimit(alert: Alert, format: (alert: Alert) => Buffer): Buffer {
+  const full = format(alert);
+  if (full.length <= SYSLOG_MAX_BYTES) return full;
+  const slim = { ...alert, details: { truncated: true, detailsBytes: Buffer.byteLength(JSON.stringify(alert.details)) } };
+  const withoutDetails = format(slim);
+  if (withoutDetails.length <= SYSLOG_MAX_BYTES || !alert.container) return withoutDetails;
+  const short = (text: string): string => wellFormed(text.slice(0, 256));
+  return format({ ...slim, message: short(alert.message), container: { id: short(alert.container.id), name: short(alert.container.name), image: short(alert.container.image) } });
+}
+
 /** RFC 6587 octet counting: `LEN SP MSG`, LEN in bytes. */
 export function octetCounted(message: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${message.length} `, 'ascii'), message]);
