@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/bench/run-all.sh — every benchmark of DESIGN §10, one after the other (scripts/bench/README.md).
 #
-#   bash scripts/bench/run-all.sh                      build, test env up, all four benches
+#   bash scripts/bench/run-all.sh                      build, test env up, all five benches
 #   bash scripts/bench/run-all.sh scale daemon-rss     only these
 #
 # Needs root. Runs `npm run build` first (DW_BENCH_SKIP_BUILD=1 skips it) and `scripts/test-env.sh up`.
@@ -12,7 +12,7 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/../.."
-readonly ALL=(enforce-latency exposure-window scale daemon-rss kill-latency)
+readonly ALL=(enforce-latency exposure-window scale daemon-rss kill-latency alerts)
 readonly LOADER=@isaacs/ts-node-temp-fork-for-pr-2009/import
 # Each bench stops itself (and cleans up) after ~170 s of work; this is the backstop, plus the wait.
 readonly BACKSTOP=$((200 + ${DW_BENCH_WAIT_SECONDS:-0}))

@@ -2,6 +2,10 @@ import convict from 'convict';
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parseMetricsListen } from '../adapters/metrics-server.js';
+import { ALERT_SEVERITIES, type AlertSeverity } from '../domain/alerts/alert.js';
+import { SYSLOG_FACILITIES, type SyslogFacility } from '../domain/alerts/syslog-format.js';
+import { parseSyslogTarget } from '../domain/alerts/syslog-target.js';
+import { WEBHOOK_FORMATS, type WebhookFormat } from '../domain/alerts/webhook-payload.js';
 import { parseYamlSource, type SourceLocation } from '../domain/yaml-source.js';
 
 /** The daemon's own settings (not the policy): where things are, how loud to be. */
@@ -14,6 +18,25 @@ export interface Config {
   readonly reconcile: { readonly intervalSeconds: number };
   /** `off`, `unix:/path` or `tcp://host:port`, validated (`parseMetricsListen` reads it). */
   readonly metrics: { readonly listen: string };
+  readonly alerts: AlertsConfig;
+}
+
+export interface AlertsConfig {
+  /** `target` empty = no syslog sink. */
+  readonly syslog: { readonly target: string; readonly facility: SyslogFacility; readonly appName: string; readonly minSeverity: AlertSeverity; readonly timeoutMs: number };
+  readonly webhooks: readonly WebhookConfig[];
+  readonly dedupeWindowSeconds: number;
+  readonly queueLimit: number;
+}
+
+export interface WebhookConfig {
+  readonly url: string;
+  /** `whsec_<base64>` or raw; exactly one of secret / secretFile, required for `format: standard`. */
+  readonly secret?: string;
+  readonly secretFile?: string;
+  readonly format: WebhookFormat;
+  readonly minSeverity: AlertSeverity;
+  readonly timeoutMs: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
@@ -43,6 +66,60 @@ convict.addFormat({
   },
 });
 
+convict.addFormat({
+  name: 'syslog-target',
+  validate(value: unknown) {
+    if (value === '') return;
+    const target = parseSyslogTarget(String(value));
+    if ('error' in target) throw new Error(target.error);
+  },
+});
+
+/** RFC 5424 APP-NAME: 1 to 48 printable ASCII characters. */
+convict.addFormat({
+  name: 'app-name',
+  validate(value: unknown) {
+    if (typeof value !== 'string' || !/^[\x21-\x7e]{1,48}$/.test(value)) throw new Error('must be 1 to 48 printable ASCII characters, no spaces');
+  },
+});
+
+const WEBHOOK_DEFAULTS = { format: 'standard', minSeverity: 'info', timeoutMs: 5_000 } as const;
+const WEBHOOK_KEYS = ['url', 'secret', 'secretFile', 'format', 'minSeverity', 'timeoutMs'];
+
+/**
+ * convict validates no array entries: each webhook is checked here, and each problem is its own
+ * `alerts.webhooks: [i].key: …` line, which `locateConvictMessage` points at the entry's key or value.
+ */
+convict.addFormat({
+  name: 'webhook-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of webhooks');
+    const problems = value.flatMap((entry: unknown, i) => webhookProblems(entry).map((p) => `[${i}]${p}`));
+    if (problems.length > 0) throw new Error(problems.join('\nalerts.webhooks: '));
+  },
+  coerce: (value: unknown) => value,
+});
+
+function webhookProblems(entry: unknown): string[] {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return [': must be a mapping with url and secret or secretFile'];
+  const e: Record<string, unknown> = { ...WEBHOOK_DEFAULTS, ...entry };
+  const problems = Object.keys(entry).filter((k) => !WEBHOOK_KEYS.includes(k)).map((k) => `.${k}: unknown key; known keys: ${WEBHOOK_KEYS.join(', ')}`);
+  let url: URL | null = null;
+  try {
+    url = new URL(String(e.url));
+  } catch {}
+  if (typeof e.url !== 'string' || !url || !['http:', 'https:'].includes(url.protocol)) problems.push('.url: must be an http:// or https:// URL');
+  else if (url.username || url.password) problems.push('.url: must not carry credentials; use secret or secretFile');
+  if ('secret' in e && 'secretFile' in e) problems.push('.secretFile: give secret or secretFile, not both');
+  else if ('secret' in e && (typeof e.secret !== 'string' || e.secret === '')) problems.push('.secret: must be a non-empty string');
+  else if ('secretFile' in e && (typeof e.secretFile !== 'string' || !isAbsolute(e.secretFile))) problems.push('.secretFile: must be an absolute path');
+  else if (!('secret' in e) && !('secretFile' in e) && e.format === 'standard') problems.push(': needs secret or secretFile: standard webhooks are signed');
+  if (!(WEBHOOK_FORMATS as readonly unknown[]).includes(e.format)) problems.push(`.format: must be one of ${WEBHOOK_FORMATS.join(', ')}`);
+  if (!(ALERT_SEVERITIES as readonly unknown[]).includes(e.minSeverity)) problems.push(`.minSeverity: must be one of ${ALERT_SEVERITIES.join(', ')}`);
+  if (!Number.isSafeInteger(e.timeoutMs) || (e.timeoutMs as number) < 1) problems.push('.timeoutMs: must be a whole number of at least 1');
+  return problems;
+}
+
 const schema = {
   docker: {
     socket: { doc: 'Docker engine API socket.', format: 'absolute-path', default: '/var/run/docker.sock', env: 'DOCKWARDEN_DOCKER_SOCKET' },
@@ -71,6 +148,18 @@ const schema = {
       default: 'unix:/run/dockwarden/metrics.sock',
       env: 'DOCKWARDEN_METRICS_LISTEN',
     },
+  },
+  alerts: {
+    syslog: {
+      target: { doc: 'udp://HOST:PORT, tcp://HOST:PORT or unix:/dev/log; empty = no syslog.', format: 'syslog-target', default: '' },
+      facility: { doc: 'Syslog facility.', format: [...SYSLOG_FACILITIES], default: 'daemon' },
+      appName: { doc: 'RFC 5424 APP-NAME (the journald identifier on the local socket).', format: 'app-name', default: 'dockwarden' },
+      minSeverity: { doc: 'Alerts below this severity are not sent to syslog.', format: [...ALERT_SEVERITIES], default: 'info' },
+      timeoutMs: { doc: 'TCP connect timeout.', format: 'positive-int', default: 5_000 },
+    },
+    webhooks: { doc: 'Webhook sinks: url, secret or secretFile, format, minSeverity, timeoutMs.', format: 'webhook-list', default: [] as unknown[], sensitive: true },
+    dedupeWindowSeconds: { doc: 'Repeats of one check on one container within this window are folded; 0 = off.', format: 'nat', default: 300 },
+    queueLimit: { doc: 'Undelivered alerts kept on disk per sink; beyond it the oldest are dropped (and that is alerted).', format: 'positive-int', default: 10_000 },
   },
 };
 
@@ -116,22 +205,27 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
         .map((line) => locateConvictMessage(line, path, source?.locate, env)),
     );
   }
-  return config.getProperties() as Config;
+  const properties = config.getProperties() as Config;
+  const webhooks = properties.alerts.webhooks.map((w) => ({ ...WEBHOOK_DEFAULTS, ...w }));
+  return { ...properties, alerts: { ...properties.alerts, webhooks } };
 }
 
 /** convict reports `a.b: what is wrong` or `configuration param 'a.b' not declared in the schema`. */
 function locateConvictMessage(
   line: string,
   file: string,
-  locate: ((path: readonly string[], at: 'key' | 'value') => SourceLocation) | undefined,
+  locate: ((path: readonly (string | number)[], at: 'key' | 'value') => SourceLocation) | undefined,
   env: NodeJS.ProcessEnv,
 ): ConfigError {
   const unknown = /^configuration param '([^']+)' not declared in the schema$/.exec(line);
   const keyPath = unknown ? unknown[1]! : (/^([\w.]+): /.exec(line)?.[1] ?? '');
-  const path = keyPath.split('.');
-  const envName = envVariableOf(path);
+  const path: Array<string | number> = keyPath.split('.');
+  // A list entry's problem, `alerts.webhooks: [1].url: …`: point at that entry's key (unknown) or value.
+  const entry = /^[\w.]+: \[(\d+)\](?:\.(\w+))?: (unknown key)?/.exec(line);
+  if (entry) path.push(Number(entry[1]), ...(entry[2] ? [entry[2]] : []));
+  const envName = envVariableOf(path.map(String));
   const fromEnv = envName !== undefined && env[envName] !== undefined;
-  const where = locate && !fromEnv ? locate(path, unknown ? 'key' : 'value') : { file, line: 0, column: 0 };
+  const where = locate && !fromEnv ? locate(path, unknown || entry?.[3] ? 'key' : 'value') : { file, line: 0, column: 0 };
   const message = unknown
     ? `${keyPath}: unknown setting; known settings: ${knownSettings().join(', ')}`
     : `${line}${fromEnv ? ` (from environment variable ${envName})` : ''}`;

@@ -1,4 +1,5 @@
-import { watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { selectBackend } from '../adapters/firewall/select.js';
@@ -7,6 +8,9 @@ import { createNotifier } from '../adapters/sd-notify.js';
 import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
 import { actionEnforcer } from './action-enforcer.js';
+import { alertEnforcer } from './alerts/alert-enforcer.js';
+import type { Alerter } from './alerts/alerter.js';
+import { createAlerter } from './alerts/create-alerter.js';
 import type { Config } from './config.js';
 import { FirewallEnforcer } from './firewall-enforcer.js';
 import { DEFAULT_BRIDGES, readFirewallState, writeFirewallState } from './firewall-state.js';
@@ -28,6 +32,8 @@ const DRAIN_MS = 10_000;
 const RELOAD_DEBOUNCE_MS = 200;
 /** A failed stop or kill is tried three times in about a second, then reported; the next sync tries again. */
 const ACTION_RETRY_DELAYS_MS = [200, 800];
+/** SIGTERM then waits this long for alert sinks; what is left stays queued on disk for the next start. */
+const ALERT_FLUSH_MS = 5_000;
 
 export interface DaemonHandle {
   /** Resolves with the exit code once the daemon has shut down. */
@@ -54,6 +60,15 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   let policy: Policy = initial.policy;
   log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy loaded');
 
+  let alerter: Alerter;
+  try {
+    const host = hostname();
+    alerter = createAlerter(config.alerts, config.state.dir, log, () => ({ host, mode: policy.mode, policyHash: policy.hash }));
+  } catch (error) {
+    log.fatal({ err: error }, 'cannot set up alert sinks; not starting');
+    return notStarted(2);
+  }
+
   const denyByDefault = (p: Policy): boolean => p.ports.default === 'deny';
   // Read at scrape time; the reconciler and the queue exist by the time anything scrapes.
   const metrics = new DaemonMetrics({ tracked: () => reconciler.tracked, queue: () => queue });
@@ -61,13 +76,18 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   try {
     const backend = metrics.measured(await selectBackend(config.firewall.backend));
     const saved = readFirewallState(config.state.dir);
-    firewall = new FirewallEnforcer(backend, log, { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? DEFAULT_BRIDGES }, (options) =>
-      writeFirewallState(config.state.dir, options),
+    firewall = new FirewallEnforcer(
+      backend,
+      log,
+      { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? DEFAULT_BRIDGES },
+      (options) => writeFirewallState(config.state.dir, options),
+      (drift) => alerter.raise({ check: 'daemon.firewall-drift-repaired', severity: 'high', action: 'repaired', message: 'firewall drift repaired', details: { backend: backend.name, drift } }),
     );
     if (await firewall.baseline()) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the first reconcile replaces it');
   } catch (error) {
     log.fatal({ err: error }, 'cannot install the firewall; not starting');
+    alerter.close();
     return notStarted(2);
   }
 
@@ -85,9 +105,20 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   });
   const actions = actionEnforcer(docker, log, {
     retryDelaysMs: ACTION_RETRY_DELAYS_MS,
-    onOutcome: (o) => metrics.containerAction(o.action, o.error === null ? 'done' : 'failed'),
+    onOutcome: (o) => {
+      metrics.containerAction(o.action, o.error === null ? 'done' : 'failed');
+      if (o.error === null) return;
+      alerter.raise({
+        check: `daemon.${o.action}-failed`,
+        severity: 'critical',
+        action: o.action,
+        message: `${o.action} failed; retried at the next sync`,
+        container: { id: o.facts.id, name: o.facts.name, image: o.facts.image.reference },
+        details: { error: String(o.error), violations: o.violations.map((v) => v.check) },
+      });
+    },
   });
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions], () => policy);
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions, alertEnforcer((input) => alerter.raise(input))], () => policy);
 
   let ready = false;
   let stopping = false;
@@ -125,6 +156,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     return reconciling;
   };
 
+  let dockerDown = false; // one alert per outage, however many retries
   const watcher = new Watcher(
     docker,
     {
@@ -135,10 +167,14 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       },
       onConnected: (reconnect) => {
         log.info({ socket: config.docker.socket }, reconnect ? 'reconnected to Docker' : 'connected to Docker');
+        if (dockerDown) alerter.raise({ check: 'daemon.docker-back', severity: 'info', message: 'Docker reachable again', details: { socket: config.docker.socket } });
+        dockerDown = false;
         void reconcile(reconnect ? 'reconnect' : 'start-up');
       },
       onDisconnected: (error, retryInMs) => {
         log.warn({ err: error, retryInMs }, 'Docker unreachable; rules stay in place');
+        if (!dockerDown) alerter.raise({ check: 'daemon.docker-unreachable', severity: 'high', message: 'Docker unreachable; rules stay in place', details: { socket: config.docker.socket, error: error.message } });
+        dockerDown = true;
         // Never hold systemd's start-up hostage to Docker: READY with a status that says what is wrong.
         announceReady(`Docker unreachable (${error.message}); retrying in ${Math.round(retryInMs / 1000)} s`);
       },
@@ -147,12 +183,28 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     { backoffMs: { initial: 500, max: 30_000 }, replayOverlapMs: 1_000 },
   );
 
+  // A file change and a SIGHUP for one edit are two reloads of the same file: one alert per rejected edit, not per attempt.
+  let lastRejected: string | null = null;
+  const fileVersion = (): string => {
+    try {
+      const { ino, size, mtimeMs } = statSync(config.policy.file);
+      return `${ino}:${size}:${mtimeMs}`;
+    } catch {
+      return 'unreadable';
+    }
+  };
   const reload = async (): Promise<void> => {
     const next = loadPolicyFile(config.policy.file);
     if (!next.ok) {
-      log.error({ errors: next.errors.map(formatPolicyError) }, 'policy reload rejected; the last good policy stays in force');
+      const errors = next.errors.map(formatPolicyError);
+      log.error({ errors }, 'policy reload rejected; the last good policy stays in force');
+      const rejection = `${fileVersion()} ${JSON.stringify(errors)}`;
+      if (rejection === lastRejected) return;
+      lastRejected = rejection;
+      alerter.raise({ check: 'daemon.policy-reload-rejected', severity: 'high', action: 'refused', message: 'policy reload rejected; the last good policy stays in force', details: { file: config.policy.file, errors } });
       return;
     }
+    lastRejected = null;
     if (next.policy.hash === policy.hash) return;
     policy = next.policy;
     log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
@@ -211,6 +263,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     await watcher.stop();
     const drained = await Promise.race([queue.idle().then(() => true), sleep(DRAIN_MS).then(() => false)]);
     if (!drained) log.warn({ queue: { depth: queue.depth } }, 'exiting with work still queued');
+    if (!(await alerter.flush(ALERT_FLUSH_MS))) log.warn('alerts not yet delivered stay queued on disk for the next start');
+    alerter.close();
     log.info({ queue: queue.counters }, 'stopped');
     // Scrapers' keep-alive connections would hold the process open: close them too.
     metricsServer?.close();

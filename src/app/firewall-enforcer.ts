@@ -35,6 +35,7 @@ export class FirewallEnforcer implements Enforcer {
     private readonly log: Logger,
     initial: PlanOptions,
     private readonly onOptionsChanged: (options: PlanOptions) => void = () => {},
+    private readonly onDriftRepaired: (drift: string) => void = () => {},
   ) {
     this.options = initial;
   }
@@ -132,6 +133,7 @@ export class FirewallEnforcer implements Enforcer {
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
     this.installedOptions = null;
     await this.flush();
+    this.onDriftRepaired(drift);
     return drift;
   }
 

@@ -32,6 +32,8 @@ export interface DaemonOptions {
   readonly cli?: string;
   /** `metrics.listen`; default: a unix socket in the daemon's scratch directory (`metricsSocket`). */
   readonly metricsListen?: string;
+  /** A state dir that outlives this process (a restart test); default: one inside the scratch dir. */
+  readonly stateDir?: string;
 }
 
 /** Runs `dockwarden run` from dist/ as a real child process in a scratch directory. */
@@ -46,7 +48,7 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
     [
       `docker:\n  socket: ${options.dockerSocket}`,
       `policy:\n  file: ${policyFile}`,
-      `state:\n  dir: ${join(dir, 'state')}`,
+      `state:\n  dir: ${options.stateDir ?? join(dir, 'state')}`,
       'log:\n  level: debug',
       `metrics:\n  listen: ${options.metricsListen ?? `unix:${metricsSocket}`}`,
       options.extraConfig ?? '',

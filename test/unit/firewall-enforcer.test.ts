@@ -122,6 +122,19 @@ t.test('drift is repaired by a replace, and logged', async (t) => {
   t.equal(await enforcer.repairDrift(), null, 'nothing to repair the second time');
 });
 
+t.test('a repaired drift is reported to the callback (the daemon alerts with it), once', async (t) => {
+  const backend = new FaultInjectingBackend();
+  const repaired: string[] = [];
+  const enforcer = new FirewallEnforcer(backend, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, () => {}, (drift) => repaired.push(drift));
+  await enforcer.apply(tracked('a'));
+  t.equal(await enforcer.repairDrift(), null);
+  t.same(repaired, [], 'no drift, no report');
+  backend.kernel = null;
+  await enforcer.repairDrift();
+  await enforcer.repairDrift();
+  t.same(repaired, ['missing']);
+});
+
 t.test('changes during a flush are batched into the next one', async (t) => {
   const { backend, enforcer } = setup();
   await Promise.all(['a', 'b', 'c', 'd'].map((id, i) => enforcer.apply(tracked(id, 9000 + i))));

@@ -1,0 +1,38 @@
+import { actionTaken } from '../../domain/alerts/alert.js';
+import type { Policy } from '../../domain/policy/model.js';
+import type { Enforcer, Tracked } from '../reconciler.js';
+import type { AlertInput } from './alerter.js';
+
+/**
+ * One alert per new violation of a container: not again on every reconcile while the same violation
+ * persists; again when it goes away and comes back, when the container is forgotten and returns, or
+ * when what the daemon does about it changes (audit → enforce). Severity alone changing is not news.
+ */
+export function alertEnforcer(raise: (input: AlertInput) => unknown): Enforcer {
+  const seen = new Map<string, Set<string>>();
+  return {
+    name: 'alerts',
+    async apply({ facts, decision }: Tracked, policy: Policy) {
+      const before = seen.get(facts.id) ?? new Set<string>();
+      const now = new Set<string>();
+      for (const violation of decision.violations) {
+        const action = actionTaken(violation.action, policy.mode);
+        const key = JSON.stringify([violation.check, violation.message, violation.details, action]);
+        now.add(key);
+        if (before.has(key)) continue;
+        raise({
+          check: violation.check,
+          severity: violation.severity,
+          action,
+          message: violation.message,
+          container: { id: facts.id, name: facts.name, image: facts.image.reference },
+          details: violation.details,
+        });
+      }
+      seen.set(facts.id, now);
+    },
+    async forget(id: string) {
+      seen.delete(id);
+    },
+  };
+}
