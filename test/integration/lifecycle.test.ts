@@ -1,0 +1,42 @@
+import t from 'tap';
+import { spawnDaemon } from '../helpers/daemon.js';
+import { DOCKER_SOCKET } from '../helpers/docker.js';
+import { bindNotifySocket } from '../helpers/notify-socket.js';
+
+/** The daemon under systemd's eyes (issue #8): start-up, stop, and the watchdog. */
+const POLICY = 'version: 1\nports:\n  default: allow\n';
+const CONFIG = 'firewall:\n  backend: nftables';
+const pings = (messages: string[][]) => messages.filter((f) => f.includes('WATCHDOG=1')).length;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+t.test('SIGTERM during start-up is a clean stop, not a death by signal', async (t) => {
+  const notify = bindNotifySocket();
+  t.teardown(notify.close);
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, extraConfig: CONFIG, env: { NOTIFY_SOCKET: notify.path } });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  // The policy is loaded before the firewall, the alert queues and the metrics socket are set up.
+  await daemon.waitForLog((l) => l.msg === 'policy loaded');
+  daemon.child.kill('SIGTERM');
+  t.equal(await daemon.exited, 0);
+  t.ok(daemon.logs.some((l) => l.msg === 'stopped'), 'it went through its shutdown');
+  t.ok(notify.messages.some((f) => f.includes('STOPPING=1')));
+});
+
+t.test('watchdog: pings come from the running event loop; none while the process cannot run', async (t) => {
+  const notify = bindNotifySocket();
+  t.teardown(notify.close);
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, extraConfig: CONFIG, env: { NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '200000' } });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  await notify.next((f) => f.includes('READY=1'));
+  await notify.next((f) => f.includes('WATCHDOG=1'));
+
+  daemon.child.kill('SIGSTOP');
+  await sleep(100); // a datagram already in flight
+  const frozenAt = pings(notify.messages);
+  await sleep(1_000);
+  t.equal(pings(notify.messages), frozenAt, 'no ping for 1 s (5 watchdog periods) while stopped: systemd would restart it');
+  daemon.child.kill('SIGCONT');
+  await notify.next((f) => f.includes('WATCHDOG=1') && pings(notify.messages) > frozenAt, 5_000);
+  t.pass('pings resume once it runs again');
+  t.equal(await daemon.stop(), 0);
+});
