@@ -25,13 +25,8 @@ for arg in "$@"; do
 done
 [[ $(id -u) -eq 0 ]] || { echo "install: run as root" >&2; exit 2; }
 
-readonly ROOT=${DESTDIR:-}
-readonly LIB=$ROOT/usr/local/lib/dockwarden
-readonly BIN=$ROOT/usr/local/bin/dockwarden
-readonly UNITS=$ROOT/usr/local/lib/systemd/system
-readonly DOC=$ROOT/usr/local/share/doc/dockwarden
-readonly ETC=$ROOT/etc/dockwarden
-readonly STATE=$ROOT/var/lib/dockwarden
+# shellcheck source=scripts/install-layout.sh
+source scripts/install-layout.sh # the cwd is the checkout (cd above)
 say() { printf 'install: %s\n' "$*" >&2; }
 
 node=$(command -v node) || { echo "install: node not found (Node.js >= 20.19 is required)" >&2; exit 2; }

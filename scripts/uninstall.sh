@@ -18,13 +18,8 @@ for arg in "$@"; do
 done
 [[ $(id -u) -eq 0 ]] || { echo "uninstall: run as root" >&2; exit 2; }
 
-readonly ROOT=${DESTDIR:-}
-readonly LIB=$ROOT/usr/local/lib/dockwarden
-readonly BIN=$ROOT/usr/local/bin/dockwarden
-readonly UNITS=$ROOT/usr/local/lib/systemd/system
-readonly DOC=$ROOT/usr/local/share/doc/dockwarden
-readonly ETC=$ROOT/etc/dockwarden
-readonly STATE=$ROOT/var/lib/dockwarden
+# shellcheck source=scripts/install-layout.sh
+source "$(dirname "$0")/install-layout.sh"
 say() { printf 'uninstall: %s\n' "$*" >&2; }
 
 if [[ -z $ROOT && -d /run/systemd/system ]]; then
