@@ -1,0 +1,41 @@
+import { createRequire } from 'node:module';
+
+/** What one walk did (native/selinux_label.c). Codes are errno names: `ENOTSUP` is reported as `EOPNOTSUPP`. */
+export interface TreeResult {
+  readonly visited: number;
+  readonly labelled: number;
+  readonly alreadyLabelled: number;
+  /** Mount points below the root: neither labelled nor entered. */
+  readonly otherFilesystem: number;
+  /** Entries that disappeared (or were replaced) while the walk reached them. */
+  readonly vanished: number;
+  readonly failed: number;
+  /** The first failures (at most 20), with the path as the walk reached it. */
+  readonly errors: ReadonlyArray<{ readonly path: string; readonly code: string }>;
+  /** Why the root itself could not be opened or labelled; null when it was. */
+  readonly rootError: string | null;
+  readonly rootOldLabel: string | null;
+  readonly rootNewLabel: string | null;
+}
+
+interface Addon {
+  relabelTree(root: string, typeLevel: string): Promise<TreeResult>;
+  lgetxattrLabel(path: string): string | null;
+  lsetxattrLabel(path: string, label: string): void;
+}
+
+// Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
+const addon = createRequire(import.meta.url)('../../../native/build/Release/dw_selinux.node') as Addon;
+
+/**
+ * Labels `root` and everything below it on the same filesystem with `<own user>:<own role>:<typeLevel>`,
+ * never following a symlink (not even in `root`'s own path), skipping entries already labelled,
+ * the root last. Runs off the event loop.
+ */
+export const relabelTree = (root: string, typeLevel: string): Promise<TreeResult> => addon.relabelTree(root, typeLevel);
+
+/** The `security.selinux` xattr of `path` itself (a symlink's own), or null when it has none. */
+export const readLabel = (path: string): string | null => addon.lgetxattrLabel(path);
+
+/** Sets the `security.selinux` xattr of `path` itself (a symlink's own). */
+export const writeLabel = (path: string, label: string): void => addon.lsetxattrLabel(path, label);
