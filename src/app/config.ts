@@ -11,7 +11,11 @@ export interface Config {
   readonly state: { readonly dir: string };
   readonly log: { readonly level: LogLevel };
   readonly reconcile: { readonly intervalSeconds: number };
+  readonly selinux: { readonly enabled: SelinuxSetting };
 }
+
+/** `auto`: relabel only where the host has SELinux on; `true`: always (tests, hosts detection gets wrong); `false`: never. */
+export type SelinuxSetting = 'auto' | boolean;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -31,6 +35,15 @@ convict.addFormat({
     if (!Number.isSafeInteger(value) || (value as number) < 1) throw new Error('must be a whole number of at least 1');
   },
   coerce: Number,
+});
+
+convict.addFormat({
+  name: 'auto-or-boolean',
+  validate(value: unknown) {
+    if (value !== 'auto' && typeof value !== 'boolean') throw new Error('must be auto, true or false');
+  },
+  // Environment variables are strings.
+  coerce: (value: string) => (value === 'true' ? true : value === 'false' ? false : value),
 });
 
 const schema = {
@@ -53,6 +66,9 @@ const schema = {
   },
   reconcile: {
     intervalSeconds: { doc: 'Full reconcile period; events keep state current in between.', format: 'positive-int', default: 300 },
+  },
+  selinux: {
+    enabled: { doc: 'auto = relabel only where SELinux is on; true = always; false = never.', format: 'auto-or-boolean', default: 'auto' as SelinuxSetting, env: 'DOCKWARDEN_SELINUX_ENABLED' },
   },
 };
 

@@ -69,3 +69,11 @@ t.test('periods of zero are refused: they would spin the daemon', async (t) => {
   t.ok(errors.includes(`${file}:2:20: reconcile.intervalSeconds: must be a whole number of at least 1`), errors.join('\n'));
   t.ok(errors.includes(`${file}:4:22: firewall.driftCheckSeconds: must be a whole number of at least 1`), errors.join('\n'));
 });
+
+t.test('selinux.enabled: auto by default; true, false, or the environment', async (t) => {
+  t.equal(loadConfig(configFile(t, ''), {}).selinux.enabled, 'auto');
+  t.equal(loadConfig(configFile(t, 'selinux:\n  enabled: true\n'), {}).selinux.enabled, true);
+  t.equal(loadConfig(configFile(t, 'selinux:\n  enabled: true\n'), { DOCKWARDEN_SELINUX_ENABLED: 'false' }).selinux.enabled, false);
+  const file = configFile(t, 'selinux:\n  enabled: yes-please\n');
+  t.match(errorsOf(() => loadConfig(file, {}))[0], new RegExp(`^${file}:2:12: selinux\\.enabled: must be auto, true or false`));
+});
