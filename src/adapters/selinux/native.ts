@@ -24,18 +24,21 @@ interface Addon {
   lsetxattrLabel(path: string, label: string): void;
 }
 
-// Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
-const addon = createRequire(import.meta.url)('../../../native/build/Release/dw_selinux.node') as Addon;
+let loaded: Addon | undefined;
+/** Loaded on first use, so commands that never label do not need it. */
+const addon = (): Addon =>
+  // Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
+  (loaded ??= createRequire(import.meta.url)('../../../native/build/Release/dw_selinux.node') as Addon);
 
 /**
  * Labels `root` and everything below it on the same filesystem with `<own user>:<own role>:<typeLevel>`,
  * never following a symlink (not even in `root`'s own path), skipping entries already labelled,
  * the root last. Runs off the event loop.
  */
-export const relabelTree = (root: string, typeLevel: string): Promise<TreeResult> => addon.relabelTree(root, typeLevel);
+export const relabelTree = (root: string, typeLevel: string): Promise<TreeResult> => addon().relabelTree(root, typeLevel);
 
 /** The `security.selinux` xattr of `path` itself (a symlink's own), or null when it has none. */
-export const readLabel = (path: string): string | null => addon.lgetxattrLabel(path);
+export const readLabel = (path: string): string | null => addon().lgetxattrLabel(path);
 
 /** Sets the `security.selinux` xattr of `path` itself (a symlink's own). */
-export const writeLabel = (path: string, label: string): void => addon.lsetxattrLabel(path, label);
+export const writeLabel = (path: string, label: string): void => addon().lsetxattrLabel(path, label);
