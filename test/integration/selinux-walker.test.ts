@@ -1,0 +1,113 @@
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { readLabel, relabelTree, writeLabel } from '../../src/adapters/selinux/native.js';
+import { bindReadOnly, labelsBelow, makeTree, mountFs, removeInBackground, scratchRoot } from '../helpers/label-tree.js';
+
+/**
+ * The walker (native/selinux_label.c) on the machine's real filesystems: ext4, ramfs (no xattrs:
+ * ENOTSUP), a read-only bind mount (EROFS), symlinks planted where a container could plant them.
+ */
+const SHARED = 'container_file_t:s0';
+const LABEL = `system_u:object_r:${SHARED}`;
+
+const root = scratchRoot();
+t.teardown(() => rmSync(root, { recursive: true, force: true }));
+
+t.test('a tree is labelled recursively; own user and role kept; a second walk changes nothing', async (t) => {
+  const dir = join(root, 'tree');
+  makeTree(dir, 3, 4);
+  writeLabel(join(dir, 'd1/f2'), 'staff_u:staff_r:user_home_t:s0');
+  const first = await relabelTree(dir, SHARED);
+  t.match(first, { visited: 1 + 3 * 5, labelled: 16, alreadyLabelled: 0, failed: 0, rootError: null, rootOldLabel: null, rootNewLabel: LABEL });
+  for (const [path, label] of labelsBelow(dir)) t.equal(label, path.endsWith('d1/f2') ? 'staff_u:staff_r:container_file_t:s0' : LABEL, path);
+  const second = await relabelTree(dir, SHARED);
+  t.match(second, { visited: 16, labelled: 0, alreadyLabelled: 16, rootOldLabel: LABEL });
+});
+
+t.test('symlinks are never followed: not inside the tree, not in the root path', async (t) => {
+  const outside = join(root, 'outside');
+  mkdirSync(outside);
+  writeFileSync(join(outside, 'secret'), '');
+  const dir = join(root, 'links');
+  mkdirSync(dir);
+  symlinkSync(join(outside, 'secret'), join(dir, 'to-file'));
+  symlinkSync(outside, join(dir, 'to-dir'));
+  const result = await relabelTree(dir, SHARED);
+  t.match(result, { visited: 3, labelled: 3, failed: 0 });
+  t.equal(readLabel(join(dir, 'to-dir')), LABEL, 'the link itself is labelled, as :z does');
+  t.equal(readLabel(outside), null, 'its target is not');
+  t.equal(readLabel(join(outside, 'secret')), null);
+  // A root whose path runs through a symlink (swapped in after the path was approved) is refused.
+  t.match(await relabelTree(join(dir, 'to-dir'), SHARED), { rootError: 'ELOOP', visited: 0 });
+  t.match(await relabelTree(join(dir, 'to-dir', 'secret'), SHARED), { rootError: /^(ELOOP|ENOTDIR)$/, visited: 0 });
+  t.equal(readLabel(join(outside, 'secret')), null);
+});
+
+t.test('a single file can be the root (a file bind mount)', async (t) => {
+  const file = join(root, 'app.conf');
+  writeFileSync(file, '');
+  t.match(await relabelTree(file, SHARED), { visited: 1, labelled: 1, rootNewLabel: LABEL });
+});
+
+t.test('another filesystem below the root is neither labelled nor entered', async (t) => {
+  const dir = join(root, 'with-mount');
+  makeTree(dir, 1, 1);
+  const unmount = mountFs('tmpfs', join(dir, 'mnt'));
+  t.teardown(unmount);
+  writeFileSync(join(dir, 'mnt', 'inner'), '');
+  const result = await relabelTree(dir, SHARED);
+  t.match(result, { otherFilesystem: 1, failed: 0, labelled: 3 });
+  t.equal(readLabel(join(dir, 'mnt', 'inner')), null);
+});
+
+t.test('a filesystem without xattrs (ramfs) is ENOTSUP at the root: nothing is changed', async (t) => {
+  const dir = join(root, 'ramfs');
+  const unmount = mountFs('ramfs', dir);
+  t.teardown(unmount);
+  mkdirSync(join(dir, 'sub'));
+  const result = await relabelTree(dir, SHARED);
+  t.equal(result.rootError, 'EOPNOTSUPP');
+  t.equal(result.labelled, 0);
+  t.equal(result.failed, 1, 'the entry below failed too, and is counted');
+  t.match(result.errors, [{ path: join(dir, 'sub'), code: 'EOPNOTSUPP' }]);
+});
+
+t.test('a read-only filesystem is EROFS, counted with paths', async (t) => {
+  const source = join(root, 'ro-source');
+  makeTree(source, 1, 2);
+  const dir = join(root, 'ro');
+  const unmount = bindReadOnly(source, dir);
+  t.teardown(unmount);
+  const result = await relabelTree(dir, SHARED);
+  t.equal(result.rootError, 'EROFS');
+  t.equal(result.failed, 3);
+  t.same(result.errors.map((e) => e.code), ['EROFS', 'EROFS', 'EROFS']);
+  t.equal(readLabel(join(source, 'd0')), null);
+});
+
+t.test('entries that vanish mid-walk are skipped and counted, never a crash', async (t) => {
+  const dir = join(root, 'vanishing');
+  makeTree(dir, 40, 500);
+  const walk = relabelTree(dir, SHARED);
+  const removed = removeInBackground(join(dir, 'd39'));
+  await Promise.all([walk, removed]);
+  const result = await walk;
+  t.equal(result.rootError, null);
+  t.equal(result.failed, 0, JSON.stringify(result.errors));
+  t.equal(result.visited, result.labelled + result.alreadyLabelled + result.vanished, 'every entry is accounted for');
+});
+
+t.test('a huge tree (60,000 entries) is labelled in one call', async (t) => {
+  const dir = join(root, 'huge');
+  const made = makeTree(dir, 60, 999);
+  const result = await relabelTree(dir, SHARED);
+  t.match(result, { visited: made + 1, labelled: made + 1, failed: 0, rootError: null });
+  t.equal(readLabel(join(dir, 'd59', 'f998')), LABEL);
+});
+
+t.test('the root is never "/", nor relative, nor with a NUL', async (t) => {
+  t.match(await relabelTree('/', SHARED), { rootError: 'EINVAL', visited: 0 });
+  t.match(await relabelTree('var/tmp', SHARED), { rootError: 'EINVAL' });
+  t.throws(() => relabelTree('/var/tmp\0/x', SHARED), TypeError);
+});
