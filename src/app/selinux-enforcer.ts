@@ -56,7 +56,8 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
   }
 
   function reportRefusals(facts: ContainerFacts, violations: readonly Violation[]): void {
-    const key = JSON.stringify(violations);
+    // dockerd lists mounts in no fixed order: compare as a set.
+    const key = JSON.stringify(violations.map((v) => JSON.stringify(v)).sort());
     if ((refusalsLogged.get(facts.id) ?? '[]') === key) return;
     refusalsLogged.set(facts.id, key);
     if (violations.length === 0) return;
