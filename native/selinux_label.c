@@ -7,13 +7,17 @@
  * /proc/self/fd/<dirfd>/<name> with the l* calls: the directory is the one we opened even if its path
  * is swapped under us, and the last component is never followed. The walk stays on the root's
  * filesystem, skips entries already labelled, labels each directory after its contents (the root
- * last), and runs on libuv's thread pool so the daemon's event loop keeps turning.
+ * last), and runs on libuv's thread pool so the daemon's event loop keeps turning. Where the kernel
+ * has getxattrat/setxattrat (Linux 6.13+), they do the same from the directory fd without the trip
+ * through procfs, at about twice the speed; older kernels get the /proc path.
  *
- *   relabelTree(root, typeLevel) -> Promise<{visited, labelled, alreadyLabelled, otherFilesystem,
- *       vanished, failed, errors: [{path, code}], rootError, rootOldLabel, rootNewLabel}>
+ *   relabelTree(root, typeLevel, statFiles) -> Promise<{visited, labelled, alreadyLabelled,
+ *       otherFilesystem, vanished, failed, errors: [{path, code}], rootError, rootOldLabel, rootNewLabel}>
  *     Each entry gets "<its own user>:<its own role>:<typeLevel>" (system_u:object_r when unlabelled).
+ *     statFiles false (no mount below the root): regular files are not stat'ed for their device.
  *   lgetxattrLabel(path) -> string | null      (null: no label)
  *   lsetxattrLabel(path, label)
+ *   useProcPaths(bool)   tests: force the /proc path, as on kernels without *xattrat
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -24,9 +28,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+
+/* Linux 6.13's *xattrat calls (one number on every architecture); glibc has no wrapper yet. */
+#ifndef __NR_setxattrat
+#define __NR_setxattrat 463
+#endif
+#ifndef __NR_getxattrat
+#define __NR_getxattrat 464
+#endif
+struct xattr_args_v0 {
+  uint64_t value;
+  uint32_t size;
+  uint32_t flags;
+};
+/* 1 until the kernel answers ENOSYS (or a test asks for the /proc path); read by pool threads. */
+static int use_xattrat = 1;
 
 #define XATTR_NAME "security.selinux"
 #define LABEL_MAX 4096
@@ -43,6 +64,9 @@ typedef struct {
 typedef struct {
   char *root;
   char *type_level;
+  /* 0 when no mount lies below the root: regular files (by d_type) then skip the stat that only
+     the one-filesystem check needs, a fifth of the walk's time */
+  int stat_files;
   /* results */
   double visited, labelled, already, other_fs, vanished, failed;
   failure_t errors[MAX_ERRORS];
@@ -70,8 +94,12 @@ static void note_failure(job_t *j, int code) {
 /* where += "/" name (cut short when too long: it is only for messages); returns the old length. */
 static size_t where_push(job_t *j, const char *name) {
   size_t old = j->where_len;
-  int n = snprintf(j->where + old, PATH_MAX - old, "%s%s", old > 0 && j->where[old - 1] == '/' ? "" : "/", name);
-  if (n > 0) j->where_len = old + (size_t)n < PATH_MAX ? old + (size_t)n : PATH_MAX - 1;
+  size_t len = strlen(name);
+  if (old + 1 + len < PATH_MAX) {
+    j->where[old] = '/';
+    memcpy(j->where + old + 1, name, len + 1);
+    j->where_len = old + 1 + len;
+  }
   return old;
 }
 
@@ -96,24 +124,58 @@ static void target_label(char *out, size_t size, const char *current, const char
     snprintf(out, size, "%s:%s", DEFAULT_USER_ROLE, type_level);
 }
 
-/* Reads the label; returns its length, 0 when there is none, -errno on failure. NUL-terminated. */
-static ssize_t read_label(const char *path, char *buf, size_t size) {
-  ssize_t n = lgetxattr(path, XATTR_NAME, buf, size - 1);
-  if (n < 0) return errno == ENODATA ? 0 : -errno;
-  /* the kernel's own copy carries its trailing NUL */
+/* A label as read: NUL-terminated, without the kernel's trailing NUL; returns its length (n >= 0). */
+static ssize_t terminate(char *buf, ssize_t n) {
   while (n > 0 && buf[n - 1] == '\0') n--;
   buf[n] = '\0';
   return n;
 }
 
-/* Labels one entry (the entry itself, whatever it is); returns 0 or an errno. */
-static int label_entry(job_t *j, int dirfd, const char *name, int is_root) {
+/* Reads the label of a path itself; returns its length, 0 when there is none, -errno on failure. */
+static ssize_t read_label(const char *path, char *buf, size_t size) {
+  ssize_t n = lgetxattr(path, XATTR_NAME, buf, size - 1);
+  if (n < 0) return errno == ENODATA ? 0 : -errno;
+  return terminate(buf, n);
+}
+
+static int xattrat_missing(void) {
+  if (errno != ENOSYS) return 0;
+  __atomic_store_n(&use_xattrat, 0, __ATOMIC_RELAXED);
+  return 1;
+}
+
+/* The label of <dirfd>/<name> itself, as read_label. */
+static ssize_t read_label_at(int dirfd, const char *name, char *buf, size_t size) {
+  if (__atomic_load_n(&use_xattrat, __ATOMIC_RELAXED)) {
+    struct xattr_args_v0 args = {(uint64_t)(uintptr_t)buf, (uint32_t)(size - 1), 0};
+    long n = syscall(__NR_getxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, XATTR_NAME, &args, sizeof args);
+    if (n >= 0) return terminate(buf, n);
+    if (!xattrat_missing()) return errno == ENODATA ? 0 : -errno;
+  }
   char path[PATH_MAX];
-  char current[LABEL_MAX] = "";
-  char wanted[LABEL_MAX];
+  int err = entry_path(path, sizeof path, dirfd, name);
+  return err ? -err : read_label(path, buf, size);
+}
+
+/* Sets the label of <dirfd>/<name> itself (stored with its NUL, as libselinux does); 0 or an errno. */
+static int write_label_at(int dirfd, const char *name, const char *label) {
+  size_t size = strlen(label) + 1;
+  if (__atomic_load_n(&use_xattrat, __ATOMIC_RELAXED)) {
+    struct xattr_args_v0 args = {(uint64_t)(uintptr_t)label, (uint32_t)size, 0};
+    if (syscall(__NR_setxattrat, dirfd, name, AT_SYMLINK_NOFOLLOW, XATTR_NAME, &args, sizeof args) == 0) return 0;
+    if (!xattrat_missing()) return errno;
+  }
+  char path[PATH_MAX];
   int err = entry_path(path, sizeof path, dirfd, name);
   if (err) return err;
-  ssize_t n = read_label(path, current, sizeof current);
+  return lsetxattr(path, XATTR_NAME, label, size, 0) == 0 ? 0 : errno;
+}
+
+/* Labels one entry (the entry itself, whatever it is); returns 0 or an errno. */
+static int label_entry(job_t *j, int dirfd, const char *name, int is_root) {
+  char current[LABEL_MAX] = "";
+  char wanted[LABEL_MAX];
+  ssize_t n = read_label_at(dirfd, name, current, sizeof current);
   if (n < 0) return (int)-n;
   target_label(wanted, sizeof wanted, n > 0 ? current : NULL, j->type_level);
   if (is_root) {
@@ -125,8 +187,8 @@ static int label_entry(job_t *j, int dirfd, const char *name, int is_root) {
     j->already++;
     return 0;
   }
-  /* the label is stored with its NUL, as libselinux does */
-  if (lsetxattr(path, XATTR_NAME, wanted, strlen(wanted) + 1, 0) != 0) return errno;
+  int err = write_label_at(dirfd, name, wanted);
+  if (err) return err;
   j->labelled++;
   return 0;
 }
@@ -134,10 +196,17 @@ static int label_entry(job_t *j, int dirfd, const char *name, int is_root) {
 static void walk_dir(job_t *j, int dirfd, dev_t dev, int depth);
 
 /* One entry of a directory: recurse into directories of the same filesystem, then label it. */
-static void visit(job_t *j, int dirfd, const char *name, dev_t dev, int depth) {
+static void visit(job_t *j, int dirfd, const char *name, dev_t dev, int depth, unsigned char type) {
   struct stat st;
   size_t mark = where_push(j, name);
   j->visited++;
+  if (type == DT_REG && !j->stat_files) {
+    int err = label_entry(j, dirfd, name, 0);
+    if (err == ENOENT) j->vanished++;
+    else if (err) note_failure(j, err);
+    where_pop(j, mark);
+    return;
+  }
   if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) j->vanished++;
     else note_failure(j, errno);
@@ -188,7 +257,7 @@ static void walk_dir(job_t *j, int fd, dev_t dev, int depth) {
   for (errno = 0; (entry = readdir(dir)) != NULL; errno = 0) {
     const char *name = entry->d_name;
     if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
-    visit(j, dirfd(dir), name, dev, depth);
+    visit(j, dirfd(dir), name, dev, depth, entry->d_type);
   }
   if (errno != 0) note_failure(j, errno);
   closedir(dir);
@@ -350,11 +419,12 @@ static char *string_arg(napi_env env, napi_value value, const char *what) {
 }
 
 static napi_value relabel_tree(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], promise, name;
+  size_t argc = 3;
+  napi_value argv[3], promise, name;
+  bool stat_files = true;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "relabelTree(root, typeLevel)");
+  if (argc < 3 || napi_get_value_bool(env, argv[2], &stat_files) != napi_ok) {
+    napi_throw_type_error(env, NULL, "relabelTree(root, typeLevel, statFiles)");
     return NULL;
   }
   job_t *j = calloc(1, sizeof *j);
@@ -362,6 +432,7 @@ static napi_value relabel_tree(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
+  j->stat_files = stat_files;
   j->root = string_arg(env, argv[0], "root must be a string without NUL");
   j->type_level = j->root ? string_arg(env, argv[1], "typeLevel must be a string without NUL") : NULL;
   if (!j->root || !j->type_level) {
@@ -418,11 +489,25 @@ static napi_value set_label(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value use_proc_paths(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool on = false;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) {
+    napi_throw_type_error(env, NULL, "useProcPaths(boolean)");
+    return NULL;
+  }
+  __atomic_store_n(&use_xattrat, on ? 0 : 1, __ATOMIC_RELAXED);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"relabelTree", NULL, relabel_tree, NULL, NULL, NULL, napi_default, NULL},
       {"lgetxattrLabel", NULL, get_label, NULL, NULL, NULL, napi_default, NULL},
       {"lsetxattrLabel", NULL, set_label, NULL, NULL, NULL, napi_default, NULL},
+      {"useProcPaths", NULL, use_proc_paths, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -38,6 +38,12 @@ export function mountFs(type: 'ramfs' | 'tmpfs', dir: string): () => void {
   return () => execFileSync('umount', ['-l', dir]);
 }
 
+/** A bind mount of `source` (a file or directory) onto the existing `target`; returns its unmount. */
+export function bindMount(source: string, target: string): () => void {
+  execFileSync('mount', ['--bind', source, target]);
+  return () => execFileSync('umount', ['-l', target]);
+}
+
 /** A read-only bind mount of `source` at `dir` (writes fail with EROFS); returns its unmount. */
 export function bindReadOnly(source: string, dir: string): () => void {
   mkdirSync(dir, { recursive: true });

@@ -1,8 +1,8 @@
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { readLabel, relabelTree, writeLabel } from '../../src/adapters/selinux/native.js';
-import { bindReadOnly, labelsBelow, makeTree, mountFs, removeInBackground, scratchRoot } from '../helpers/label-tree.js';
+import { readLabel, relabelTree, useProcPaths, writeLabel } from '../../src/adapters/selinux/native.js';
+import { bindMount, bindReadOnly, labelsBelow, makeTree, mountFs, removeInBackground, scratchRoot } from '../helpers/label-tree.js';
 
 /**
  * The walker (native/selinux_label.c) on the machine's real filesystems: ext4, ramfs (no xattrs:
@@ -42,6 +42,32 @@ t.test('symlinks are never followed: not inside the tree, not in the root path',
   t.match(await relabelTree(join(dir, 'to-dir'), SHARED), { rootError: 'ELOOP', visited: 0 });
   t.match(await relabelTree(join(dir, 'to-dir', 'secret'), SHARED), { rootError: /^(ELOOP|ENOTDIR)$/, visited: 0 });
   t.equal(readLabel(join(outside, 'secret')), null);
+});
+
+t.test('kernels before 6.13 (no getxattrat/setxattrat): the /proc/self/fd path does the same', async (t) => {
+  useProcPaths(true);
+  t.teardown(() => useProcPaths(false));
+  const dir = join(root, 'proc-path');
+  makeTree(dir, 2, 2);
+  writeFileSync(join(root, 'proc-target'), '');
+  symlinkSync(join(root, 'proc-target'), join(dir, 'link'));
+  writeLabel(join(dir, 'd0/f0'), 'staff_u:staff_r:user_home_t:s0');
+  t.match(await relabelTree(dir, SHARED), { visited: 8, labelled: 8, failed: 0, rootError: null });
+  for (const [path, label] of labelsBelow(dir)) t.equal(label, path.endsWith('d0/f0') ? 'staff_u:staff_r:container_file_t:s0' : LABEL, path);
+  t.equal(readLabel(join(root, 'proc-target')), null);
+  t.match(await relabelTree(dir, SHARED), { labelled: 0, alreadyLabelled: 8 });
+  t.match(await relabelTree(join(dir, 'link'), SHARED), { rootError: 'ELOOP' });
+});
+
+t.test('a file mounted from another filesystem below the root is skipped too', async (t) => {
+  const dir = join(root, 'file-mount');
+  makeTree(dir, 1, 2);
+  const other = join(root, 'other-fs');
+  t.teardown(mountFs('tmpfs', other));
+  writeFileSync(join(other, 'cfg'), '');
+  t.teardown(bindMount(join(other, 'cfg'), join(dir, 'd0', 'f1')));
+  t.match(await relabelTree(dir, SHARED), { otherFilesystem: 1, labelled: 3, failed: 0 });
+  t.equal(readLabel(join(other, 'cfg')), null);
 });
 
 t.test('a single file can be the root (a file bind mount)', async (t) => {

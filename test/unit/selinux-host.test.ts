@@ -1,6 +1,7 @@
 import t from 'tap';
 import { detectSelinux, selinuxfsMount } from '../../src/adapters/selinux/detect.js';
 import { homesOf } from '../../src/adapters/selinux/homes.js';
+import { hasMountsBelow } from '../../src/adapters/selinux/mountinfo.js';
 
 const MOUNTINFO_DEBIAN = `22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
 23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
@@ -37,4 +38,14 @@ t.test('this machine: no SELinux in the kernel, so auto finds it off', async (t)
 t.test('homes: every absolute home of the password database, once', async (t) => {
   const passwd = 'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\nalice:x:1000:1000:Alice:/home/alice/:/bin/sh\nodd:x:5:5::relative:/bin/sh\nshort\nnobody:x:65534:65534::/nonexistent:/bin/false\nroot2:x:0:0::/root:/bin/sh\n';
   t.same(homesOf(passwd), ['/root', '/usr/sbin', '/home/alice', '/nonexistent']);
+});
+
+t.test('mounts strictly below a walk root are found (then every entry is stat\'ed for its device)', async (t) => {
+  const info = `${MOUNTINFO_FEDORA}30 22 0:40 / /srv/containers/web/cache rw - tmpfs tmpfs rw\n31 22 0:41 / /srv/data rw - ext4 /dev/vdb rw\n`;
+  t.equal(hasMountsBelow('/srv/containers', info), true);
+  t.equal(hasMountsBelow('/srv/containers/web', info), true);
+  t.equal(hasMountsBelow('/srv/containers/web/cache', info), false, 'the root itself being a mount point is not below it');
+  t.equal(hasMountsBelow('/srv/containers/api', info), false);
+  t.equal(hasMountsBelow('/srv/data', info), false);
+  t.equal(hasMountsBelow('/srv', info), true);
 });

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { parseMountinfo } from './mountinfo.js';
 
 /** Whether SELinux labels mean anything on this host, and why, for the one start-up line. */
 export interface SelinuxHost {
@@ -20,16 +21,8 @@ export async function detectSelinux(read: (path: string) => Promise<string> = (p
   return { enabled: true, reason: `selinuxfs at ${mount.path}` };
 }
 
-/** The selinuxfs mount in `/proc/self/mountinfo` text: `id parent dev root mountpoint options [optional…] - fstype source superoptions`. */
+/** The selinuxfs mount in `/proc/self/mountinfo` text, and whether it is read-write. */
 export function selinuxfsMount(mountinfo: string): { readonly path: string; readonly writable: boolean } | null {
-  for (const line of mountinfo.split('\n')) {
-    const fields = line.split(' ');
-    const dash = fields.indexOf('-');
-    if (dash < 6 || fields[dash + 1] !== 'selinuxfs') continue;
-    return { path: unescapeMountPath(fields[4]!), writable: !fields[5]!.split(',').includes('ro') };
-  }
-  return null;
+  const mount = parseMountinfo(mountinfo).find((m) => m.fsType === 'selinuxfs');
+  return mount ? { path: mount.mountPoint, writable: !mount.options.includes('ro') } : null;
 }
-
-/** mountinfo writes space, tab, newline and backslash as octal escapes. */
-const unescapeMountPath = (path: string): string => path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { hasMountsBelow } from './mountinfo.js';
 
 /** What one walk did (native/selinux_label.c). Codes are errno names: `ENOTSUP` is reported as `EOPNOTSUPP`. */
 export interface TreeResult {
@@ -19,9 +20,10 @@ export interface TreeResult {
 }
 
 interface Addon {
-  relabelTree(root: string, typeLevel: string): Promise<TreeResult>;
+  relabelTree(root: string, typeLevel: string, statFiles: boolean): Promise<TreeResult>;
   lgetxattrLabel(path: string): string | null;
   lsetxattrLabel(path: string, label: string): void;
+  useProcPaths(on: boolean): void;
 }
 
 let loaded: Addon | undefined;
@@ -33,12 +35,16 @@ const addon = (): Addon =>
 /**
  * Labels `root` and everything below it on the same filesystem with `<own user>:<own role>:<typeLevel>`,
  * never following a symlink (not even in `root`'s own path), skipping entries already labelled,
- * the root last. Runs off the event loop.
+ * the root last. Runs off the event loop. Regular files skip the device check when nothing is
+ * mounted below `root` as the walk starts.
  */
-export const relabelTree = (root: string, typeLevel: string): Promise<TreeResult> => addon().relabelTree(root, typeLevel);
+export const relabelTree = (root: string, typeLevel: string): Promise<TreeResult> => addon().relabelTree(root, typeLevel, hasMountsBelow(root));
 
 /** The `security.selinux` xattr of `path` itself (a symlink's own), or null when it has none. */
 export const readLabel = (path: string): string | null => addon().lgetxattrLabel(path);
+
+/** Tests: label through /proc/self/fd paths, as on kernels without getxattrat/setxattrat (before 6.13). */
+export const useProcPaths = (on: boolean): void => addon().useProcPaths(on);
 
 /** Sets the `security.selinux` xattr of `path` itself (a symlink's own). */
 export const writeLabel = (path: string, label: string): void => addon().lsetxattrLabel(path, label);
