@@ -18,6 +18,10 @@
  *   lgetxattrLabel(path) -> string | null      (null: no label)
  *   lsetxattrLabel(path, label)
  *   useProcPaths(bool)   tests: force the /proc path, as on kernels without *xattrat
+ *   prepareDirectory(path, mode, uid, gid) -> "created" | "adopted" | "exists"
+ *     A persistent storage directory, made without following symlinks (missing parents as root
+ *     0755, as dockerd makes them); "adopted": it was the empty root:root 0755 directory dockerd
+ *     makes for a missing -v source, now given the owner and mode.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -266,8 +270,9 @@ static void walk_dir(job_t *j, int fd, dev_t dev, int depth) {
 /*
  * Opens the parent of `path` one component at a time, refusing any symlink on the way: the path the
  * caller approved is the path labelled. Returns the parent's fd and points *name at the last component.
+ * `make`: missing directories on the way are made (root, 0755, as dockerd makes them).
  */
-static int open_parent(char *path, char **name, int *err) {
+static int open_parent(char *path, char **name, int *err, int make) {
   size_t len = strlen(path);
   while (len > 1 && path[len - 1] == '/') path[--len] = '\0';
   if (path[0] != '/' || len < 2) {
@@ -286,6 +291,8 @@ static int open_parent(char *path, char **name, int *err) {
     if (!slash) break;
     *slash = '\0';
     int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT && make && (mkdirat(fd, part, 0755) == 0 || errno == EEXIST))
+      next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int saved = errno;
     *slash = '/';
     close(fd);
@@ -313,7 +320,7 @@ static void relabel_execute(napi_env env, void *data) {
   int err = 0;
   snprintf(j->where, PATH_MAX, "%s", j->root);
   j->where_len = strlen(j->where);
-  int parent = copy ? open_parent(copy, &name, &err) : -1;
+  int parent = copy ? open_parent(copy, &name, &err, 0) : -1;
   if (!copy) err = ENOMEM;
   if (parent < 0) {
     j->root_error = err;
@@ -489,6 +496,53 @@ static napi_value set_label(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static int is_empty_dir(int fd) {
+  DIR *dir = fdopendir(dup(fd));
+  if (!dir) return 0;
+  struct dirent *entry;
+  int empty = 1;
+  while (empty && (entry = readdir(dir)) != NULL) empty = strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0;
+  closedir(dir);
+  return empty;
+}
+
+static napi_value prepare_directory(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint32_t mode, uid, gid;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4 || napi_get_value_uint32(env, argv[1], &mode) != napi_ok || napi_get_value_uint32(env, argv[2], &uid) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &gid) != napi_ok || mode > 07777) {
+    napi_throw_type_error(env, NULL, "prepareDirectory(path, mode, uid, gid)");
+    return NULL;
+  }
+  char *path = string_arg(env, argv[0], "path must be a string without NUL");
+  if (!path) return NULL;
+  char *name = NULL;
+  int err = 0;
+  const char *outcome = "exists";
+  int parent = open_parent(path, &name, &err, 1);
+  if (parent >= 0) {
+    int made = mkdirat(parent, name, 0700) == 0;
+    if (!made && errno != EEXIST) err = errno;
+    int fd = err ? -1 : openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (!err && (fd < 0 || fstat(fd, &st) != 0)) err = errno;
+    int adopt = !err && !made && st.st_uid == 0 && st.st_gid == 0 && (st.st_mode & 07777) == 0755 && is_empty_dir(fd);
+    /* owner first: chown clears set-id bits that the mode may ask for */
+    if (!err && (made || adopt) && (fchown(fd, uid, gid) != 0 || fchmod(fd, mode) != 0)) err = errno;
+    if (!err && (made || adopt)) outcome = made ? "created" : "adopted";
+    if (fd >= 0) close(fd);
+    close(parent);
+  }
+  free(path);
+  if (err) {
+    throw_errno(env, err, "prepareDirectory");
+    return NULL;
+  }
+  return make_string(env, outcome);
+}
+
 static napi_value use_proc_paths(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -508,6 +562,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lgetxattrLabel", NULL, get_label, NULL, NULL, NULL, napi_default, NULL},
       {"lsetxattrLabel", NULL, set_label, NULL, NULL, NULL, napi_default, NULL},
       {"useProcPaths", NULL, use_proc_paths, NULL, NULL, NULL, napi_default, NULL},
+      {"prepareDirectory", NULL, prepare_directory, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

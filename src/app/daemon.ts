@@ -13,7 +13,7 @@ import { KeyedQueue } from './keyed-queue.js';
 import { logEnforcer } from './log-enforcer.js';
 import type { Logger } from './logger.js';
 import { Reconciler } from './reconciler.js';
-import { selinuxEnforcerFor } from './selinux-setup.js';
+import { volumesEnforcer } from './volumes-setup.js';
 import { Watcher } from './watcher.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
@@ -81,8 +81,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     },
   });
   const actions = actionEnforcer(docker, log, { retryDelaysMs: ACTION_RETRY_DELAYS_MS });
-  const selinux = await selinuxEnforcerFor(config, docker, log);
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions, ...(selinux ? [selinux] : [])], () => policy);
+  const volumes = await volumesEnforcer(config, docker, log);
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions, volumes], () => policy);
 
   let ready = false;
   let stopping = false;

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -19,7 +19,18 @@ const exec = promisify(execFile);
 const SUITE = 'dw-test.suite=selinux';
 const SHARED = 'system_u:object_r:container_file_t:s0';
 const root = scratchRoot();
-const policy = `version: 1\nports:\n  default: allow\nvolumes:\n  selinux:\n    relabel: shared\n    roots: [${root}]\n`;
+const policy = `version: 1
+ports:
+  default: allow
+volumes:
+  create:
+    - { match: { container: "dw-sel-*" }, path: ${root}/store/db/data, owner: "999:998", mode: "0750" }
+    - { match: { container: "dw-sel-*" }, path: ${root}/store/run, owner: "999:998", mode: "2770" }
+    - { match: { container: "somebody-else" }, path: ${root}/store/other, owner: "1:1" }
+  selinux:
+    relabel: shared
+    roots: [${root}]
+`;
 const FORCED = 'firewall:\n  backend: nftables\nselinux:\n  enabled: true';
 let daemon: DaemonProcess | null = null;
 let seq = 0;
@@ -72,6 +83,31 @@ t.test('docker run: labelled whether the create or the start event wins; a path 
   await daemon!.waitForLog(relabelled(id, fresh));
   t.ok(existsSync(fresh));
   t.equal(readLabel(fresh), SHARED);
+});
+
+t.test('storage directories: made with owner and mode on create, then labelled; adopted after a lost docker run race', async (t) => {
+  const data = join(root, 'store', 'db', 'data');
+  const container = await docker.createContainer({
+    name: name(), Image: TEST_IMAGE, Cmd: ['sleep', '300'], Labels: labels,
+    HostConfig: { Binds: [`${data}:/data`, `${join(root, 'store', 'other')}:/other`] },
+  });
+  const made = await daemon!.waitForLog((l) => l.msg === 'storage directory created' && l.path === data);
+  t.match(made, { beforeStart: true, owner: '999:998', mode: '0750', rule: 'volumes.create[0]' });
+  const st = statSync(data);
+  t.same([st.uid, st.gid, st.mode & 0o7777], [999, 998, 0o750]);
+  t.same([statSync(join(root, 'store', 'db')).uid, statSync(join(root, 'store', 'db')).mode & 0o7777], [0, 0o755], 'missing parents as dockerd makes them');
+  await daemon!.waitForLog(relabelled(container.id, data));
+  t.equal(readLabel(data), SHARED);
+  t.notOk(existsSync(join(root, 'store', 'other')), 'not declared for this container');
+
+  const run = join(root, 'store', 'run');
+  const { stdout } = await exec('docker', ['-H', DOCKER_HOST, 'run', '-d', '--name', name(), '--label', 'dw-test=1', '--label', SUITE, '-v', `${run}:/data`, TEST_IMAGE, 'sleep', '300']);
+  const id = stdout.trim();
+  const line = await daemon!.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('storage directory') && l.path === run);
+  t.comment(`docker run: ${line.msg}`);
+  const runStat = statSync(run);
+  t.same([runStat.uid, runStat.gid, runStat.mode & 0o7777], [999, 998, 0o2770]);
+  await daemon!.waitForLog(relabelled(id, run));
 });
 
 t.test('status shows the relabelled paths', async (t) => {

@@ -1,7 +1,7 @@
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { readLabel, relabelTree, useProcPaths, writeLabel } from '../../src/adapters/selinux/native.js';
+import { prepareDirectory, readLabel, relabelTree, useProcPaths, writeLabel } from '../../src/adapters/selinux/native.js';
 import { bindMount, bindReadOnly, labelsBelow, makeTree, mountFs, removeInBackground, scratchRoot } from '../helpers/label-tree.js';
 
 /**
@@ -136,4 +136,34 @@ t.test('the root is never "/", nor relative, nor with a NUL', async (t) => {
   t.match(await relabelTree('/', SHARED), { rootError: 'EINVAL', visited: 0 });
   t.match(await relabelTree('var/tmp', SHARED), { rootError: 'EINVAL' });
   t.throws(() => relabelTree('/var/tmp\0/x', SHARED), TypeError);
+});
+
+t.test('storage directories are made without following symlinks; existing ones are left alone', async (t) => {
+  const base = join(root, 'storage');
+  const made = join(base, 'a', 'b');
+  t.equal(prepareDirectory(made, 0o750, 999, 998), 'created');
+  t.same([statSync(made).uid, statSync(made).gid, statSync(made).mode & 0o7777], [999, 998, 0o750]);
+  t.equal(prepareDirectory(made, 0o700, 1, 1), 'exists');
+  t.equal(statSync(made).mode & 0o7777, 0o750, 'an existing directory is not changed');
+
+  // What dockerd makes for a missing -v source: empty, root:root, 0755 — given the declared owner.
+  const fresh = join(base, 'fresh');
+  mkdirSync(fresh);
+  chmodSync(fresh, 0o755);
+  t.equal(prepareDirectory(fresh, 0o2770, 999, 998), 'adopted');
+  t.same([statSync(fresh).uid, statSync(fresh).mode & 0o7777], [999, 0o2770]);
+  const used = join(base, 'used');
+  mkdirSync(used);
+  chmodSync(used, 0o755);
+  writeFileSync(join(used, 'data'), '');
+  t.equal(prepareDirectory(used, 0o700, 999, 998), 'exists', 'not empty: never adopted');
+  t.equal(statSync(used).uid, 0);
+
+  const outside = join(root, 'storage-outside');
+  mkdirSync(outside);
+  symlinkSync(outside, join(base, 'link'));
+  t.throws(() => prepareDirectory(join(base, 'link', 'x'), 0o750, 999, 998), { code: /^(ELOOP|ENOTDIR)$/ });
+  t.throws(() => prepareDirectory(join(base, 'link'), 0o750, 999, 998), { code: /^(ELOOP|ENOTDIR)$/ });
+  t.notOk(existsSync(join(outside, 'x')));
+  t.equal(statSync(outside).uid, 0);
 });

@@ -3,6 +3,7 @@ import type { MountFacts } from '../../src/domain/facts.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import type { Policy } from '../../src/domain/policy/model.js';
 import { FALLBACK_PRIVATE_TYPE_LEVEL, isConfined, planRelabel, SHARED_TYPE_LEVEL, typeLevelOf, type RelabelHost } from '../../src/domain/selinux/plan.js';
+import { storageDirectoriesFor } from '../../src/domain/volumes/storage.js';
 import { makeFacts } from '../helpers/facts.js';
 
 function policy(relabel: string, roots = '[/srv/containers, /var/lib/docker/volumes]'): Policy {
@@ -132,4 +133,39 @@ t.test('a relabel root that is a system directory is a located validation error'
   const result = parsePolicy('version: 1\nvolumes:\n  selinux:\n    relabel: shared\n    roots: [/srv/containers, /var/lib/]\n', 'policy.yaml');
   t.equal(result.ok, false);
   if (!result.ok) t.match(result.errors[0], { line: 5, message: /system directory/ });
+});
+
+t.test('volumes.create: declared directories a matching container bind-mounts', async (t) => {
+  const result = parsePolicy(`version: 1
+volumes:
+  create:
+    - { match: { container: "db-*" }, path: /srv/containers/db, owner: "999:999", mode: "0700" }
+    - { match: { image: "docker.io/library/redis:*" }, path: /srv/containers/redis/, owner: "0:0" }
+`, 'policy.yaml');
+  if (!result.ok) throw new Error(JSON.stringify(result.errors));
+  const { volumes } = result.policy;
+  t.match(volumes.create, [{ index: 0, path: '/srv/containers/db', owner: { uid: 999, gid: 999 }, mode: 0o700 }, { index: 1, path: '/srv/containers/redis', mode: 0o750 }]);
+  const db = makeFacts({ name: 'db-1', mounts: [bind('/srv/containers/db')] });
+  t.same(storageDirectoriesFor(volumes, db).map((d) => d.index), [0]);
+  t.same(storageDirectoriesFor(volumes, makeFacts({ name: 'web', mounts: [bind('/srv/containers/db')] })), [], 'selector does not hold');
+  t.same(storageDirectoriesFor(volumes, makeFacts({ name: 'db-2', mounts: [bind('/srv/containers/other')] })), [], 'not mounted');
+});
+
+t.test('volumes.create: bad owner, mode and path are located errors', async (t) => {
+  const result = parsePolicy(`version: 1
+volumes:
+  create:
+    - { match: { container: a }, path: /etc, owner: "999:999" }
+    - { match: { container: a }, path: /srv/x, owner: "root:root" }
+    - { match: { container: a }, path: /srv/x, owner: "1:1", mode: 0750 }
+    - { match: { container: a }, path: /srv/x, owner: "1:1", mode: "0980" }
+`, 'policy.yaml');
+  t.equal(result.ok, false);
+  if (result.ok) return;
+  t.match(result.errors, [
+    { line: 4, message: /system directory/ },
+    { line: 5, message: /"root:root" is not an owner; expected numeric uid:gid/ },
+    { line: 6, message: /write it quoted, e\.g\. "0750"/ },
+    { line: 7, message: /"0980" is not a directory mode/ },
+  ]);
 });

@@ -24,7 +24,11 @@ interface Addon {
   lgetxattrLabel(path: string): string | null;
   lsetxattrLabel(path: string, label: string): void;
   useProcPaths(on: boolean): void;
+  prepareDirectory(path: string, mode: number, uid: number, gid: number): DirectoryOutcome;
 }
+
+/** `adopted`: the empty root:root 0755 directory dockerd makes for a missing `-v` source, given the owner and mode. */
+export type DirectoryOutcome = 'created' | 'adopted' | 'exists';
 
 let loaded: Addon | undefined;
 /** Loaded on first use, so commands that never label do not need it. */
@@ -48,3 +52,10 @@ export const useProcPaths = (on: boolean): void => addon().useProcPaths(on);
 
 /** Sets the `security.selinux` xattr of `path` itself (a symlink's own). */
 export const writeLabel = (path: string, label: string): void => addon().lsetxattrLabel(path, label);
+
+/**
+ * Makes `path` a directory owned by uid:gid with `mode` when it is missing (parents as root 0755),
+ * or adopts dockerd's fresh empty one; an existing directory is otherwise left as it is. No symlink
+ * is followed on the way.
+ */
+export const prepareDirectory = (path: string, mode: number, uid: number, gid: number): DirectoryOutcome => addon().prepareDirectory(path, mode, uid, gid);
