@@ -1,5 +1,6 @@
 import { appendFileSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { TreeResult } from '../adapters/selinux/native.js';
 
 /** One relabel (or a failed or refused one) as kept in the state dir and shown by `dockwarden status`. */
 export interface RelabelRecord {
@@ -17,13 +18,10 @@ export interface RelabelRecord {
 
 export type RelabelOutcome = 'relabelled' | 'partial' | 'unsupported' | 'read-only' | 'failed' | 'refused';
 
-export interface RelabelCounts {
-  readonly visited: number;
-  readonly labelled: number;
-  readonly alreadyLabelled: number;
-  readonly otherFilesystem: number;
-  readonly vanished: number;
-  readonly failed: number;
+export type RelabelCounts = Pick<TreeResult, 'visited' | 'labelled' | 'alreadyLabelled' | 'otherFilesystem' | 'vanished' | 'failed'>;
+
+export function countsOf({ visited, labelled, alreadyLabelled, otherFilesystem, vanished, failed }: TreeResult): RelabelCounts {
+  return { visited, labelled, alreadyLabelled, otherFilesystem, vanished, failed };
 }
 
 const FILE = 'selinux-relabels.jsonl';

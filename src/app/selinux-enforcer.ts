@@ -5,7 +5,7 @@ import type { Violation } from '../domain/decision.js';
 import type { ContainerFacts } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
 import { planRelabel, type RelabelOp } from '../domain/selinux/plan.js';
-import type { RelabelOutcome, RelabelRecord } from './relabel-record.js';
+import { countsOf, type RelabelOutcome, type RelabelRecord } from './relabel-record.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
 export interface SelinuxEnforcerDeps {
@@ -70,16 +70,15 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
   }
 
   function record(facts: ContainerFacts, path: string, outcome: RelabelOutcome, result: TreeResult | null): RelabelRecord {
-    const { errors = [], rootOldLabel = null, rootNewLabel = null, rootError: _, ...counts } = result ?? {};
     return {
       time: now().toISOString(),
       container: { id: facts.id, name: facts.name },
       path,
       outcome,
-      oldLabel: rootOldLabel,
-      newLabel: rootNewLabel,
-      counts: result ? (counts as RelabelRecord['counts']) : null,
-      errors,
+      oldLabel: result?.rootOldLabel ?? null,
+      newLabel: result?.rootNewLabel ?? null,
+      counts: result ? countsOf(result) : null,
+      errors: result?.errors ?? [],
     };
   }
 
@@ -91,7 +90,7 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
       label: op.typeLevel,
       // Docker labels before the process runs; a walk that ends after the start was late for that start.
       beforeStart: !facts.state.running,
-      counts: { visited: result.visited, labelled: result.labelled, alreadyLabelled: result.alreadyLabelled, otherFilesystem: result.otherFilesystem, vanished: result.vanished, failed: result.failed },
+      counts: countsOf(result),
     };
     if (result.rootError === 'ENOENT') {
       // `-v /new/dir:/x` is created by dockerd at start: it is labelled then.
