@@ -19,8 +19,6 @@ export interface SelinuxEnforcerDeps {
   /** Registers a relabelled path with `semanage fcontext`; null where semanage is missing. */
   readonly registerFcontext: ((path: string, typeLevel: string) => Promise<void>) | null;
   readonly log: Logger;
-  /** Told of refusals when they change (alerts). */
-  readonly onViolations?: (facts: ContainerFacts, violations: readonly Violation[]) => void;
   readonly now?: () => Date;
 }
 
@@ -48,8 +46,7 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
 
   const container = (facts: ContainerFacts) => ({ id: facts.id, name: facts.name, image: facts.image.reference });
 
-  async function othersMounts(facts: ContainerFacts, policy: Policy): Promise<string[]> {
-    if (policy.volumes.selinux.relabel !== 'private') return [];
+  async function othersMounts(facts: ContainerFacts): Promise<string[]> {
     const running = await deps.docker.runningMounts();
     running.delete(facts.id);
     return [...running.values()].flat();
@@ -66,7 +63,6 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
       const details = v.details as { realSource: string };
       deps.record(record(facts, details.realSource, 'refused', null));
     }
-    deps.onViolations?.(facts, violations);
   }
 
   function record(facts: ContainerFacts, path: string, outcome: RelabelOutcome, result: TreeResult | null): RelabelRecord {
@@ -131,14 +127,18 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
     async apply({ facts }: Tracked, policy: Policy) {
       if (policy.volumes.selinux.relabel === 'off') return;
       dataRoot ??= await deps.docker.dataRoot();
-      const host = { forced: deps.forced, dataRoot, homes: await deps.homes(), othersMounts: await othersMounts(facts, policy) };
-      const plan = planRelabel(policy.volumes, facts, host);
-      reportRefusals(facts, plan.violations);
+      const host = { forced: deps.forced, dataRoot, homes: await deps.homes(), othersMounts: [] };
       const walks = done.get(facts.id) ?? new Set<string>();
       done.set(facts.id, walks);
+      const keyOf = (op: RelabelOp) => `${op.path}\0${op.typeLevel}\0${facts.state.startedAt}`;
+      let plan = planRelabel(policy.volumes, facts, host);
+      // What other containers mount matters to private labels only, and only for a walk still to do.
+      if (policy.volumes.selinux.relabel === 'private' && plan.ops.some((op) => !walks.has(keyOf(op)))) {
+        plan = planRelabel(policy.volumes, facts, { ...host, othersMounts: await othersMounts(facts) });
+      }
+      reportRefusals(facts, plan.violations);
       for (const op of plan.ops) {
-        const key = `${op.path}\0${op.typeLevel}\0${facts.state.startedAt}`;
-        if (!walks.has(key) && (await relabel(facts, op))) walks.add(key);
+        if (!walks.has(keyOf(op)) && (await relabel(facts, op))) walks.add(keyOf(op));
       }
     },
     async forget(id: string) {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,7 +14,7 @@ import { parsePolicy } from '../../src/domain/policy/load.js';
 import type { Policy } from '../../src/domain/policy/model.js';
 import { FALLBACK_PRIVATE_TYPE_LEVEL } from '../../src/domain/selinux/plan.js';
 import { docker, DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
-import { labelsBelow, makeTree, mountFs, scratchRoot } from '../helpers/label-tree.js';
+import { bindReadOnly, labelsBelow, makeTree, mountFs, scratchRoot } from '../helpers/label-tree.js';
 
 /**
  * The relabel enforcer with real parts: real containers on the test dockerd, their facts as the
@@ -170,4 +171,29 @@ t.test('a huge tree through a real container', async (t) => {
   await e.apply(id, policy('shared'));
   t.match(e.lines.find((l) => l.msg === 'SELinux relabel done'), { counts: { visited: entries + 1, labelled: entries + 1, failed: 0 } });
   t.equal(readLabel(join(dir, 'd49', 'f998')), SHARED);
+});
+
+t.test('ENOTSUP, read-only and partial failures are reported with advice, counts and paths, and recorded', async (t) => {
+  const nolabels = join(root, 'vols', 'ramfs');
+  t.teardown(mountFs('ramfs', nolabels));
+  const source = join(root, 'ro-source');
+  makeTree(source, 1, 1);
+  const readOnly = join(root, 'vols', 'ro');
+  t.teardown(bindReadOnly(source, readOnly));
+  const partial = join(root, 'vols', 'partial');
+  makeTree(partial, 1, 3);
+  const stuck = join(partial, 'd0', 'f1');
+  execFileSync('chattr', ['+i', stuck]); // immutable: even root's lsetxattr gets EPERM
+  t.teardown(() => execFileSync('chattr', ['-i', stuck]));
+
+  const id = await run([`${nolabels}:/a`, `${readOnly}:/b`, `${partial}:/c`]);
+  const e = enforcer();
+  await e.apply(id, policy('shared'));
+  const line = (path: string) => e.lines.find((l) => l.path === path && l.msg.startsWith('SELinux relabel'));
+  t.match(line(nolabels), { level: 40, msg: 'SELinux relabel: cannot label here', rootError: 'EOPNOTSUPP', advice: /context=.*virt_use_nfs/ });
+  t.match(line(readOnly), { level: 40, msg: 'SELinux relabel: cannot label here', rootError: 'EROFS', advice: /read-only/ });
+  t.match(line(partial), { level: 40, msg: 'SELinux relabel incomplete: some entries could not be labelled', counts: { labelled: 4, failed: 1 }, errors: [{ path: stuck, code: 'EPERM' }] });
+  t.equal(readLabel(join(partial, 'd0', 'f0')), SHARED, 'the rest is labelled');
+  const records = readRelabelRecords(stateDir).filter((r) => r.container.id === id);
+  t.same(records.map((r) => r.outcome).sort(), ['partial', 'read-only', 'unsupported']);
 });
