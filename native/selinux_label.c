@@ -290,6 +290,11 @@ static int open_parent(char *path, char **name, int *err, int make) {
     char *slash = strchr(part, '/');
     if (!slash) break;
     *slash = '\0';
+    if (strcmp(part, ".") == 0 || strcmp(part, "..") == 0) {
+      close(fd);
+      *err = EINVAL; /* only normalised paths: what was approved is what is opened */
+      return -1;
+    }
     int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0 && errno == ENOENT && make && (mkdirat(fd, part, 0755) == 0 || errno == EEXIST))
       next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -132,9 +132,11 @@ t.test('a huge tree (100,000 entries) is labelled in one call', async (t) => {
   t.equal(readLabel(join(dir, 'd99', 'f998')), LABEL);
 });
 
-t.test('the root is never "/", nor relative, nor with a NUL', async (t) => {
+t.test('the root is never "/", nor relative, nor with . or .., nor with a NUL', async (t) => {
   t.match(await relabelTree('/', SHARED), { rootError: 'EINVAL', visited: 0 });
   t.match(await relabelTree('var/tmp', SHARED), { rootError: 'EINVAL' });
+  t.match(await relabelTree(`${root}/../../etc`, SHARED), { rootError: 'EINVAL' });
+  t.match(await relabelTree(`${root}/./tree`, SHARED), { rootError: 'EINVAL' });
   t.throws(() => relabelTree('/var/tmp\0/x', SHARED), TypeError);
 });
 
