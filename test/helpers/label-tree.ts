@@ -52,9 +52,9 @@ export function bindReadOnly(source: string, dir: string): () => void {
   return () => execFileSync('umount', ['-l', dir]);
 }
 
-/** Removes `dir` in a child process, so it runs while this process's walk does. */
-export function removeInBackground(dir: string): Promise<void> {
+/** Removes `paths` in a child process, so it runs while this process's walk does. */
+export function removeInBackground(...paths: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    spawn('rm', ['-rf', '--', dir], { stdio: 'ignore' }).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`rm exited ${code}`))));
+    spawn('rm', ['-rf', '--', ...paths], { stdio: 'ignore' }).once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`rm exited ${code}`))));
   });
 }
