@@ -84,7 +84,8 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
       container: container(facts),
       path: op.path,
       label: op.typeLevel,
-      // Docker labels before the process runs; a walk that ends after the start was late for that start.
+      // Whether the container was still only created when this sync inspected it (dockerd's own
+      // labelling happens before the process runs; a walk for a running container came after).
       beforeStart: !facts.state.running,
       counts: countsOf(result),
     };

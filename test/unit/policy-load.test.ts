@@ -33,7 +33,7 @@ t.test('a policy of only `version: 1` gets the safe defaults', async (t) => {
       ports: { default: 'deny', rules: [], labels: 'narrow' },
       containers: { exceptions: [] },
       images: { rules: [], default: 'allow', action: 'alert', severity: 'medium', exceptions: [] },
-      volumes: { selinux: { relabel: 'off', roots: [] } },
+      volumes: { create: [], selinux: { relabel: 'off', roots: [] } },
       hash: createHash('sha256').update(text).digest('hex'),
       file: 'policy.yaml',
     },
