@@ -13,6 +13,8 @@ export interface SelinuxEnforcerDeps {
   readonly forced: boolean;
   readonly docker: Pick<DockerEngine, 'dataRoot' | 'runningMounts'>;
   readonly homes: () => Promise<string[]>;
+  /** Each path with its symlinks resolved (itself when it cannot be). */
+  readonly realpaths: (paths: readonly string[]) => Promise<string[]>;
   readonly relabelTree: (root: string, typeLevel: string) => Promise<TreeResult>;
   /** Keeps a record in the state dir (`dockwarden status` shows them). */
   readonly record: (record: RelabelRecord) => void;
@@ -128,7 +130,8 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
     async apply({ facts }: Tracked, policy: Policy) {
       if (policy.volumes.selinux.relabel === 'off') return;
       dataRoot ??= await deps.docker.dataRoot();
-      const host = { forced: deps.forced, dataRoot, homes: await deps.homes(), othersMounts: [] };
+      const roots = await deps.realpaths(policy.volumes.selinux.roots);
+      const host = { forced: deps.forced, roots, dataRoot, homes: await deps.homes(), othersMounts: [] };
       const walks = done.get(facts.id) ?? new Set<string>();
       done.set(facts.id, walks);
       const keyOf = (op: RelabelOp) => `${op.path}\0${op.typeLevel}\0${facts.state.startedAt}`;

@@ -1,4 +1,5 @@
 import type { DockerEngine } from '../adapters/docker/engine.js';
+import { realpaths } from '../adapters/docker/read-facts.js';
 import { detectSelinux } from '../adapters/selinux/detect.js';
 import { readHomes } from '../adapters/selinux/homes.js';
 import { prepareDirectory, relabelTree } from '../adapters/selinux/native.js';
@@ -54,6 +55,7 @@ async function selinuxEnforcerFor(config: Config, docker: DockerEngine, log: Log
     forced: setting === true,
     docker,
     homes: () => readHomes(),
+    realpaths,
     relabelTree,
     record: (record) => appendRelabelRecord(config.state.dir, record),
     registerFcontext: semanage === null ? null : (path, typeLevel) => registerFcontext(semanage, path, typeLevel),

@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t from 'tap';
 import { connectEngine } from '../../src/adapters/docker/engine.js';
+import { realpaths } from '../../src/adapters/docker/read-facts.js';
 import { readHomes } from '../../src/adapters/selinux/homes.js';
 import { readLabel, relabelTree } from '../../src/adapters/selinux/native.js';
 import { readRelabelRecords, appendRelabelRecord } from '../../src/app/relabel-record.js';
@@ -48,6 +49,7 @@ function enforcer() {
     forced: true,
     docker: engine,
     homes: () => readHomes(),
+    realpaths,
     relabelTree,
     record: (record) => appendRelabelRecord(stateDir, record),
     registerFcontext: null,
@@ -196,4 +198,24 @@ t.test('ENOTSUP, read-only and partial failures are reported with advice, counts
   t.equal(readLabel(join(partial, 'd0', 'f0')), SHARED, 'the rest is labelled');
   const records = readRelabelRecords(stateDir).filter((r) => r.container.id === id);
   t.same(records.map((r) => r.outcome).sort(), ['partial', 'read-only', 'unsupported']);
+});
+
+t.test('a root given through a symlink is compared as its real path', async (t) => {
+  const real = join(root, 'real-root');
+  mkdirSync(join(real, 'app'), { recursive: true });
+  const alias = join(outside, 'alias-root');
+  symlinkSync(real, alias);
+  const id = await run([`${alias}/app:/data`]);
+  const e = enforcer();
+  await e.apply(id, policy('shared', [alias]));
+  t.equal(readLabel(join(real, 'app')), SHARED);
+  t.same(reasons(e.lines), []);
+  // A root that resolves to a system directory is no root at all.
+  const sneaky = join(outside, 'to-usr');
+  symlinkSync('/usr', sneaky);
+  const other = await run(['/usr/share/doc:/doc:ro']);
+  const f = enforcer();
+  await f.apply(other, policy('shared', [sneaky]));
+  t.same(reasons(f.lines), ['outside-roots']);
+  t.equal(readLabel('/usr/share/doc'), null);
 });

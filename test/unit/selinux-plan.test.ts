@@ -19,12 +19,12 @@ const volume = (name: string, driver = 'local'): MountFacts => ({
   type: 'volume', source: `/var/lib/docker/volumes/${name}/_data`, realSource: `/var/lib/docker/volumes/${name}/_data`, destination: '/v', rw: true, mode: 'z', name, driver,
 });
 
-const HOST: RelabelHost = { forced: false, dataRoot: '/var/lib/docker', homes: ['/root', '/home/alice', '/srv/containers/bob', '/'], othersMounts: [] };
+const HOST: Omit<RelabelHost, 'roots'> = { forced: false, dataRoot: '/var/lib/docker', homes: ['/root', '/home/alice', '/srv/containers/bob', '/'], othersMounts: [] };
 const MOUNT_LABEL = 'system_u:object_r:container_file_t:s0:c123,c456';
 const confined = { processLabel: 'system_u:system_r:container_t:s0:c123,c456', mountLabel: MOUNT_LABEL };
 
 const plan = (p: Policy, mounts: MountFacts[], host: Partial<RelabelHost> = {}, facts: Parameters<typeof makeFacts>[0] = {}) =>
-  planRelabel(p.volumes, makeFacts({ ...confined, mounts, ...facts }), { ...HOST, ...host });
+  planRelabel(p.volumes, makeFacts({ ...confined, mounts, ...facts }), { ...HOST, roots: p.volumes.selinux.roots, ...host });
 const reasons = (result: ReturnType<typeof plan>) => result.violations.map((v) => (v.details as { reason: string }).reason);
 
 t.test('shared: container_file_t:s0 on binds and local volumes under the roots', async (t) => {
@@ -83,6 +83,11 @@ t.test('volume _data directories under the data root may be relabelled; nothing 
   t.same(reasons(plan(p, [bind('/var/lib/docker/volumes/db')])), ['docker-data-root']);
   t.same(reasons(plan(p, [bind('/var/lib/docker/volumes')])), ['docker-data-root']);
   t.same(reasons(plan(p, [bind('/var/lib/docker/containers/x')])), ['docker-data-root']);
+});
+
+t.test('roots are those the host resolved; one that resolved to a system directory is dropped', async (t) => {
+  t.same(plan(policy('shared', '[/srv/alias]'), [bind('/data/x/web')], { roots: ['/data/x'] }).ops.length, 1);
+  t.same(reasons(plan(policy('shared', '[/srv/alias]'), [bind('/usr/share/doc')], { roots: ['/usr'] })), ['outside-roots']);
 });
 
 t.test('volumes of other drivers have no local path to label', async (t) => {

@@ -19,6 +19,11 @@ export const SHARED_TYPE_LEVEL = 'container_file_t:s0';
 export const FALLBACK_PRIVATE_TYPE_LEVEL = 'container_file_t:s0:c1022,c1023';
 
 export interface RelabelHost {
+  /**
+   * `volumes.selinux.roots` with symlinks resolved (mount paths are compared as real paths). A root
+   * that resolves to a system directory is dropped by `planRelabel`: the policy could not name it.
+   */
+  readonly roots: readonly string[];
   /** `selinux.enabled: true`: act although the host shows no SELinux, and count every non-privileged container as confined. */
   readonly forced: boolean;
   /** Docker's data root with symlinks resolved; null when unknown. */
@@ -80,7 +85,8 @@ export function isConfined(facts: ContainerFacts, forced: boolean): boolean {
 }
 
 export function planRelabel(volumes: VolumesPolicy, facts: ContainerFacts, host: RelabelHost): RelabelPlan {
-  const { relabel, roots } = volumes.selinux;
+  const { relabel } = volumes.selinux;
+  const roots = host.roots.filter((root) => !REFUSED_RELABEL_ROOTS.includes(root));
   if (relabel === 'off') return { skipped: 'off', ops: [], violations: [] };
   if (!isConfined(facts, host.forced)) return { skipped: 'unconfined', ops: [], violations: [] };
   const ops: RelabelOp[] = [];
