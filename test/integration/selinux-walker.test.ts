@@ -1,4 +1,5 @@
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { prepareDirectory, readLabel, relabelTree, useProcPaths, writeLabel } from '../../src/adapters/selinux/native.js';
@@ -68,6 +69,38 @@ t.test('a file mounted from another filesystem below the root is skipped too', a
   t.teardown(bindMount(join(other, 'cfg'), join(dir, 'd0', 'f1')));
   t.match(await relabelTree(dir, SHARED), { otherFilesystem: 1, labelled: 3, failed: 0 });
   t.equal(readLabel(join(other, 'cfg')), null);
+});
+
+t.test('a directory swapped for a symlink while the walk runs never leads it outside', async (t) => {
+  const dir = join(root, 'swapping');
+  t.teardown(mountFs('tmpfs', dir));
+  // Named like the entries of the swapped directories, so a walk that went through the link would hit them.
+  const outside = join(root, 'swap-target');
+  mkdirSync(outside);
+  for (let f = 0; f < 2000; f += 7) writeFileSync(join(outside, `f${f}`), '');
+  makeTree(dir, 20, 2000);
+  // The walk runs on libuv's pool; this thread meanwhile does what a hostile container would.
+  let swaps = 0;
+  for (let round = 0; round < 5; round++) {
+    let walking = true;
+    const walk = relabelTree(dir, `container_file_t:s0:c${round}`).finally(() => (walking = false));
+    while (walking) {
+      for (let d = 0; d < 20; d += 3) {
+        const target = join(dir, `d${d}`);
+        renameSync(target, `${target}.moved`);
+        symlinkSync(outside, target);
+        await yieldToLoop();
+        unlinkSync(target);
+        renameSync(`${target}.moved`, target);
+        swaps++;
+      }
+    }
+    const result = await walk;
+    t.equal(result.rootError, null);
+  }
+  t.ok(swaps > 0, `${swaps} swaps during the walks`);
+  const leaked = [...labelsBelow(outside)].filter(([, label]) => label !== null);
+  t.same(leaked, [], 'nothing outside the tree got a label');
 });
 
 t.test('a single file can be the root (a file bind mount)', async (t) => {
