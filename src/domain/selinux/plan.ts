@@ -86,9 +86,9 @@ export function isConfined(facts: ContainerFacts, forced: boolean): boolean {
 
 export function planRelabel(volumes: VolumesPolicy, facts: ContainerFacts, host: RelabelHost): RelabelPlan {
   const { relabel } = volumes.selinux;
-  const roots = host.roots.filter((root) => !REFUSED_RELABEL_ROOTS.includes(root));
   if (relabel === 'off') return { skipped: 'off', ops: [], violations: [] };
   if (!isConfined(facts, host.forced)) return { skipped: 'unconfined', ops: [], violations: [] };
+  const roots = host.roots.filter((root) => !REFUSED_RELABEL_ROOTS.includes(root));
   const ops: RelabelOp[] = [];
   const violations: Violation[] = [];
   for (const mount of facts.mounts.filter(hasHostPath)) {
