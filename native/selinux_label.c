@@ -122,10 +122,17 @@ static int entry_path(char *out, size_t size, int dirfd, const char *name) {
 static void target_label(char *out, size_t size, const char *current, const char *type_level) {
   const char *first = current ? strchr(current, ':') : NULL;
   const char *second = first ? strchr(first + 1, ':') : NULL;
-  if (second && second > first + 1 && first > current)
-    snprintf(out, size, "%.*s:%s", (int)(second - current), current, type_level);
-  else
-    snprintf(out, size, "%s:%s", DEFAULT_USER_ROLE, type_level);
+  const char *prefix = second && second > first + 1 && first > current ? current : DEFAULT_USER_ROLE;
+  size_t prefix_len = prefix == current ? (size_t)(second - current) : strlen(DEFAULT_USER_ROLE);
+  size_t tail_len = strlen(type_level);
+  /* by hand, not snprintf: this runs for every entry */
+  if (prefix_len + 1 + tail_len >= size) {
+    out[0] = '\0';
+    return;
+  }
+  memcpy(out, prefix, prefix_len);
+  out[prefix_len] = ':';
+  memcpy(out + prefix_len + 1, type_level, tail_len + 1);
 }
 
 /* A label as read: NUL-terminated, without the kernel's trailing NUL; returns its length (n >= 0). */
@@ -182,6 +189,7 @@ static int label_entry(job_t *j, int dirfd, const char *name, int is_root) {
   ssize_t n = read_label_at(dirfd, name, current, sizeof current);
   if (n < 0) return (int)-n;
   target_label(wanted, sizeof wanted, n > 0 ? current : NULL, j->type_level);
+  if (wanted[0] == '\0') return E2BIG; /* never write an empty label */
   if (is_root) {
     j->root_had_old = n > 0;
     snprintf(j->root_old, LABEL_MAX, "%s", current);

@@ -53,9 +53,10 @@ await main('relabel', 170, { hostTable: false, docker: false, daemon: false }, a
   }
   if (readLabel(tree) !== `system_u:object_r:container_file_t:${LEVELS[ROUNDS % 2]}`) throw new Error('the root does not carry the last label');
   const result = { entries: made + 1, oursPerSecond: Math.round(median(ours)), floorPerSecond: Math.round(median(floors)), rerunPerSecond: Math.round(median(reruns)) };
-  const r = ratio(result.oursPerSecond, result.floorPerSecond);
-  say(`relabel: ours ${fmt(result.oursPerSecond)}, floor ${fmt(result.floorPerSecond)} (median of ${ROUNDS}): ratio ${r} (target ≥ ${TARGET}: ${r >= TARGET ? 'met' : 'NOT met'}); re-run of a labelled tree ${fmt(result.rerunPerSecond)}`);
-  printJson('relabel', { ...result, ratio: r, target: TARGET, met: r >= TARGET });
+  // Each round's two walks run back to back: their ratio is steadier than a ratio of medians when the load drifts.
+  const r = ratio(median(ours.map((o, i) => (o / floors[i]!) * 1000)), 1000);
+  say(`relabel: ours ${fmt(result.oursPerSecond)}, floor ${fmt(result.floorPerSecond)} (medians of ${ROUNDS}); ratio ${r} (median of the rounds' ratios; target ≥ ${TARGET}: ${r >= TARGET ? 'met' : 'NOT met'}); re-run of a labelled tree ${fmt(result.rerunPerSecond)}`);
+  printJson('relabel', { ...result, ratio: r, ratioOfMedians: ratio(result.oursPerSecond, result.floorPerSecond), target: TARGET, met: r >= TARGET });
 });
 
 function fmt(perSecond: number): string {
