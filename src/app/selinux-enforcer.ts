@@ -1,5 +1,4 @@
 import type { Logger } from 'pino';
-import type { DockerEngine } from '../adapters/docker/engine.js';
 import type { TreeResult } from '../adapters/selinux/native.js';
 import type { Violation } from '../domain/decision.js';
 import type { ContainerFacts } from '../domain/facts.js';
@@ -7,14 +6,10 @@ import type { Policy } from '../domain/policy/model.js';
 import { planRelabel, type RelabelOp } from '../domain/selinux/plan.js';
 import { countsOf, type RelabelOutcome, type RelabelRecord } from './relabel-record.js';
 import type { Enforcer, Tracked } from './reconciler.js';
+import type { RelabelHostReader } from './relabel-host.js';
 
 export interface SelinuxEnforcerDeps {
-  /** `selinux.enabled: true`: see `RelabelHost.forced`. */
-  readonly forced: boolean;
-  readonly docker: Pick<DockerEngine, 'dataRoot' | 'runningMounts'>;
-  readonly homes: () => Promise<string[]>;
-  /** Each path with its symlinks resolved (itself when it cannot be). */
-  readonly realpaths: (paths: readonly string[]) => Promise<string[]>;
+  readonly host: RelabelHostReader;
   readonly relabelTree: (root: string, typeLevel: string) => Promise<TreeResult>;
   /** Keeps a record in the state dir (`dockwarden status` shows them). */
   readonly record: (record: RelabelRecord) => void;
@@ -44,15 +39,8 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
   const done = new Map<string, Set<string>>();
   const refusalsLogged = new Map<string, string>();
   const registered = new Set<string>();
-  let dataRoot: string | null = null;
 
   const container = (facts: ContainerFacts) => ({ id: facts.id, name: facts.name, image: facts.image.reference });
-
-  async function othersMounts(facts: ContainerFacts): Promise<string[]> {
-    const running = await deps.docker.runningMounts();
-    running.delete(facts.id);
-    return [...running.values()].flat();
-  }
 
   function reportRefusals(facts: ContainerFacts, violations: readonly Violation[]): void {
     // dockerd lists mounts in no fixed order: compare as a set.
@@ -129,16 +117,13 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
     name: 'selinux',
     async apply({ facts }: Tracked, policy: Policy) {
       if (policy.volumes.selinux.relabel === 'off') return;
-      dataRoot ??= await deps.docker.dataRoot();
-      const roots = await deps.realpaths(policy.volumes.selinux.roots);
-      const host = { forced: deps.forced, roots, dataRoot, homes: await deps.homes(), othersMounts: [] };
       const walks = done.get(facts.id) ?? new Set<string>();
       done.set(facts.id, walks);
       const keyOf = (op: RelabelOp) => `${op.path}\0${op.typeLevel}\0${facts.state.startedAt}`;
-      let plan = planRelabel(policy.volumes, facts, host);
+      let plan = planRelabel(policy.volumes, facts, await deps.host(facts, policy, false));
       // What other containers mount matters to private labels only, and only for a walk still to do.
       if (policy.volumes.selinux.relabel === 'private' && plan.ops.some((op) => !walks.has(keyOf(op)))) {
-        plan = planRelabel(policy.volumes, facts, { ...host, othersMounts: await othersMounts(facts) });
+        plan = planRelabel(policy.volumes, facts, await deps.host(facts, policy, true));
       }
       reportRefusals(facts, plan.violations);
       for (const op of plan.ops) {

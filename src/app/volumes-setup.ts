@@ -10,6 +10,7 @@ import type { Enforcer } from './reconciler.js';
 import { appendRelabelRecord } from './relabel-record.js';
 import { selinuxEnforcer } from './selinux-enforcer.js';
 import { storageEnforcer } from './storage-enforcer.js';
+import { relabelHostReader, type RelabelHostReader } from './relabel-host.js';
 
 /**
  * Persistent volumes: storage directories made first, then (where labels matter) relabelled, in
@@ -29,33 +30,35 @@ export async function volumesEnforcer(config: Config, docker: DockerEngine, log:
   };
 }
 
+/** Whether relabelling is on here: `selinux.enabled`, else detection; `why` for the one start-up line. */
+export async function relabelSetting(config: Config): Promise<{ readonly on: boolean; readonly forced: boolean; readonly why: string }> {
+  const setting = config.selinux.enabled;
+  if (setting !== 'auto') return { on: setting, forced: setting, why: 'selinux.enabled' };
+  const host = await detectSelinux();
+  return { on: host.enabled, forced: false, why: host.reason };
+}
+
+/** The host facts relabel planning reads, from the real host. */
+export function hostReader(docker: DockerEngine, forced: boolean): RelabelHostReader {
+  return relabelHostReader({ forced, docker, homes: () => readHomes(), realpaths });
+}
+
 /**
- * The relabel enforcer when labels matter here (`selinux.enabled`, else detection), or null; either
- * way it says so once, at start-up.
+ * The relabel enforcer when labels matter here, or null; either way it says so once, at start-up.
  */
 async function selinuxEnforcerFor(config: Config, docker: DockerEngine, log: Logger): Promise<Enforcer | null> {
-  const setting = config.selinux.enabled;
-  if (setting === false) {
-    log.info('SELinux relabelling is off (selinux.enabled: false); volumes are not relabelled');
+  const { on, forced, why } = await relabelSetting(config);
+  if (!on) {
+    if (config.selinux.enabled === false) log.info('SELinux relabelling is off (selinux.enabled: false); volumes are not relabelled');
+    else log.info({ selinux: { reason: why } }, 'SELinux is not enabled on this host; volumes are not relabelled');
     return null;
   }
-  if (setting === 'auto') {
-    const host = await detectSelinux();
-    if (!host.enabled) {
-      log.info({ selinux: { reason: host.reason } }, 'SELinux is not enabled on this host; volumes are not relabelled');
-      return null;
-    }
-    log.info({ selinux: { reason: host.reason } }, 'SELinux is enabled; volumes are relabelled as the policy says');
-  } else {
-    log.warn('SELinux relabelling forced on (selinux.enabled: true): every non-privileged container counts as confined');
-  }
+  if (forced) log.warn('SELinux relabelling forced on (selinux.enabled: true): every non-privileged container counts as confined');
+  else log.info({ selinux: { reason: why } }, 'SELinux is enabled; volumes are relabelled as the policy says');
   const semanage = findSemanage();
   if (semanage === null) log.info('semanage not found: relabelled paths keep their label only in their xattrs, and a full filesystem relabel would reset them');
   return selinuxEnforcer({
-    forced: setting === true,
-    docker,
-    homes: () => readHomes(),
-    realpaths,
+    host: hostReader(docker, forced),
     relabelTree,
     record: (record) => appendRelabelRecord(config.state.dir, record),
     registerFcontext: semanage === null ? null : (path, typeLevel) => registerFcontext(semanage, path, typeLevel),

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { readLabel } from '../../src/adapters/selinux/native.js';
+import type { CheckReport } from '../../src/cli/check.js';
 import type { StatusReport } from '../../src/cli/status.js';
 import { dockwarden } from '../helpers/cli.js';
 import { judged, spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
@@ -121,6 +122,19 @@ t.test('status shows the relabelled paths', async (t) => {
   const text = await dockwarden(['status', '--config', config]);
   t.match(text.stdout, /SELinux relabels \(latest per path\)\n/);
   t.match(text.stdout, new RegExp(`  ${join(root, 'created')}  relabelled  \\(none\\) → ${SHARED}  by dw-sel-`));
+});
+
+t.test('check lists refused relabels as the daemon raises them, only where relabelling is on', async (t) => {
+  const container = await docker.createContainer({ name: name(), Image: TEST_IMAGE, Cmd: ['sleep', '300'], Labels: labels, HostConfig: { Binds: ['/etc:/host-etc:ro'] } });
+  await container.start();
+  await daemon!.waitForLog((l) => l.msg === 'SELinux relabel refused: the mount is a system directory' && (l.container as { id: string }).id === container.id);
+  const config = join(daemon!.dir, 'config.yaml');
+  const mine = (stdout: string) => (JSON.parse(stdout) as CheckReport).findings.filter((f) => f.container.id === container.id && f.check === 'selinux-relabel');
+  const forced = await dockwarden(['check', '--config', config, '--json']);
+  t.equal(forced.code, 1);
+  t.match(mine(forced.stdout), [{ severity: 'high', action: 'alert', message: 'SELinux relabel refused: the mount is a system directory', details: { reason: 'system-path', realSource: '/etc' } }]);
+  const auto = await dockwarden(['check', '--config', config, '--json'], { DOCKWARDEN_SELINUX_ENABLED: 'auto' });
+  t.same(mine(auto.stdout), [], 'no SELinux here: nothing to refuse');
 });
 
 t.test('auto on a host without SELinux: said once, nothing labelled', async (t) => {

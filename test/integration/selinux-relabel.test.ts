@@ -5,11 +5,10 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import t from 'tap';
 import { connectEngine } from '../../src/adapters/docker/engine.js';
-import { realpaths } from '../../src/adapters/docker/read-facts.js';
-import { readHomes } from '../../src/adapters/selinux/homes.js';
 import { readLabel, relabelTree } from '../../src/adapters/selinux/native.js';
 import { readRelabelRecords, appendRelabelRecord } from '../../src/app/relabel-record.js';
 import { selinuxEnforcer } from '../../src/app/selinux-enforcer.js';
+import { hostReader } from '../../src/app/volumes-setup.js';
 import { evaluate } from '../../src/domain/evaluate.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import type { Policy } from '../../src/domain/policy/model.js';
@@ -46,10 +45,7 @@ function enforcer() {
   const lines: Array<Record<string, unknown> & { msg: string }> = [];
   const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
   const enforce = selinuxEnforcer({
-    forced: true,
-    docker: engine,
-    homes: () => readHomes(),
-    realpaths,
+    host: hostReader(engine, true),
     relabelTree,
     record: (record) => appendRelabelRecord(stateDir, record),
     registerFcontext: null,
