@@ -6,7 +6,7 @@
 #   DESTDIR=/tmp/root scripts/install.sh   install into a scratch root (no systemctl; for packaging, tests)
 #
 # Idempotent: program files are replaced, an admin's /etc/dockwarden/{config,policy}.yaml never are.
-#   /usr/local/lib/dockwarden/          dist/, production node_modules, package.json, schema/
+#   /usr/local/lib/dockwarden/          dist/, the SELinux addon, production node_modules, package.json, schema/
 #   /usr/local/bin/dockwarden           wrapper: this machine's node + the CLI
 #   /usr/local/lib/systemd/system/      dockwarden.service, dockwarden-firewall.service
 #   /usr/local/share/doc/dockwarden/    README.md, example policies
@@ -31,12 +31,14 @@ say() { printf 'install: %s\n' "$*" >&2; }
 
 node=$(command -v node) || { echo "install: node not found (Node.js >= 20.19 is required)" >&2; exit 2; }
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
-[[ -f dist/cli/main.js ]] || npm run build --silent
+[[ -f dist/cli/main.js && -f native/build/Release/dw_selinux.node ]] || npm run build --silent
 
 # Program files: staged next to the target and swapped in, so a running daemon never sees half a tree.
 stage=$(mktemp -d "${LIB%/*}/.dockwarden.XXXXXX" 2>/dev/null || { mkdir -p "${LIB%/*}" && mktemp -d "${LIB%/*}/.dockwarden.XXXXXX"; })
 trap 'rm -rf "$stage"' EXIT
 cp -a dist schema package.json package-lock.json "$stage/"
+# the SELinux addon (built by npm run build), where dist/ loads it from
+install -D -m 0755 native/build/Release/dw_selinux.node "$stage/native/build/Release/dw_selinux.node"
 cp -a node_modules "$stage/"
 (cd "$stage" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null && find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete)
 chmod -R go-w "$stage"

@@ -19,6 +19,7 @@ export interface Config {
   /** `off`, `unix:/path` or `tcp://host:port`, validated (`parseMetricsListen` reads it). */
   readonly metrics: { readonly listen: string };
   readonly alerts: AlertsConfig;
+  readonly selinux: { readonly enabled: SelinuxSetting };
 }
 
 export interface AlertsConfig {
@@ -38,6 +39,9 @@ export interface WebhookConfig {
   readonly minSeverity: AlertSeverity;
   readonly timeoutMs: number;
 }
+
+/** `auto`: relabel only where the host has SELinux on; `true`: always (tests, hosts detection gets wrong); `false`: never. */
+export type SelinuxSetting = 'auto' | boolean;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -120,6 +124,15 @@ function webhookProblems(entry: unknown): string[] {
   return problems;
 }
 
+convict.addFormat({
+  name: 'auto-or-boolean',
+  validate(value: unknown) {
+    if (value !== 'auto' && typeof value !== 'boolean') throw new Error('must be auto, true or false');
+  },
+  // Environment variables are strings.
+  coerce: (value: string) => (value === 'true' ? true : value === 'false' ? false : value),
+});
+
 const schema = {
   docker: {
     socket: { doc: 'Docker engine API socket.', format: 'absolute-path', default: '/var/run/docker.sock', env: 'DOCKWARDEN_DOCKER_SOCKET' },
@@ -160,6 +173,9 @@ const schema = {
     webhooks: { doc: 'Webhook sinks: url, secret or secretFile, format, minSeverity, timeoutMs.', format: 'webhook-list', default: [] as unknown[], sensitive: true },
     dedupeWindowSeconds: { doc: 'Repeats of one check on one container within this window are folded; 0 = off.', format: 'nat', default: 300 },
     queueLimit: { doc: 'Undelivered alerts kept on disk per sink; beyond it the oldest are dropped (and that is alerted).', format: 'positive-int', default: 10_000 },
+  },
+  selinux: {
+    enabled: { doc: 'auto = relabel only where SELinux is on; true = always; false = never.', format: 'auto-or-boolean', default: 'auto' as SelinuxSetting, env: 'DOCKWARDEN_SELINUX_ENABLED' },
   },
 };
 

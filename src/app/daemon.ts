@@ -19,6 +19,7 @@ import { logEnforcer } from './log-enforcer.js';
 import type { Logger } from './logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
+import { volumesEnforcer } from './volumes-setup.js';
 import { Watcher } from './watcher.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
@@ -118,7 +119,17 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       });
     },
   });
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions, alertEnforcer((input) => alerter.raise(input))], () => policy);
+  const volumes = await volumesEnforcer(config, docker, log, (facts, v) =>
+    alerter.raise({
+      check: v.check,
+      severity: v.severity,
+      action: 'refused',
+      message: v.message,
+      container: { id: facts.id, name: facts.name, image: facts.image.reference },
+      details: v.details,
+    }),
+  );
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions, volumes, alertEnforcer((input) => alerter.raise(input))], () => policy);
 
   let ready = false;
   let stopping = false;

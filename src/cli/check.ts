@@ -1,9 +1,12 @@
 import { connectEngine } from '../adapters/docker/engine.js';
 import type { Config } from '../app/config.js';
+import type { RelabelHostReader } from '../app/relabel-host.js';
+import { hostReader, relabelSetting } from '../app/volumes-setup.js';
 import { effectiveAction } from '../domain/decision.js';
 import { evaluate } from '../domain/evaluate.js';
 import type { Policy } from '../domain/policy/model.js';
 import { imageName } from '../domain/selector.js';
+import { planRelabel } from '../domain/selinux/plan.js';
 import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
 
@@ -29,19 +32,23 @@ export async function checkCommand(config: Config, json: boolean): Promise<numbe
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
-  const report = await checkRunning(policy, docker);
+  const relabel = await relabelSetting(config);
+  const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report));
   return report.findings.length === 0 ? 0 : 1;
 }
 
-async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEngine>): Promise<CheckReport> {
+/** `relabelHost`: where relabelling is on, refused relabels are findings too, as the daemon raises them. */
+async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEngine>, relabelHost: RelabelHostReader | null): Promise<CheckReport> {
   const findings: Array<CheckReport['findings'][number]> = [];
   let containers = 0;
   for (const id of await docker.listContainerIds()) {
     const facts = await docker.readFacts(id);
     if (!facts?.state.running) continue;
     containers++;
-    for (const v of evaluate(policy, facts).violations) {
+    const { relabel } = policy.volumes.selinux;
+    const refusals = relabelHost && relabel !== 'off' ? planRelabel(policy.volumes, facts, await relabelHost(facts, policy, relabel === 'private')).violations : [];
+    for (const v of [...evaluate(policy, facts).violations, ...refusals]) {
       findings.push({
         container: { id: facts.id, name: facts.name, image: imageName(facts) },
         check: v.check,

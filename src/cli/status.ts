@@ -1,6 +1,7 @@
 import { connectEngine } from '../adapters/docker/engine.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import type { Config } from '../app/config.js';
+import { latestByPath, readRelabelRecords, type RelabelRecord } from '../app/relabel-record.js';
 import { evaluate } from '../domain/evaluate.js';
 import { planAll, planContainer, type ContainerElements } from '../domain/firewall/plan.js';
 import { portLabel } from '../domain/port-label.js';
@@ -8,6 +9,8 @@ import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
 
 export interface StatusReport {
+  /** The latest SELinux relabel record of each path (the daemon keeps them in the state dir). */
+  readonly relabels: readonly RelabelRecord[];
   readonly firewall: { readonly backend: string; readonly inSync: boolean; readonly drift: string | null };
   readonly containers: ReadonlyArray<{
     readonly id: string;
@@ -46,7 +49,8 @@ export async function statusCommand(config: Config, json: boolean): Promise<numb
   }
   const bridges = (await docker.listBridges()).map((b) => b.interfaceName);
   const drift = await backend.drift(planAll(elements, { defaultDeny: policy.ports.default === 'deny', bridges }));
-  const report: StatusReport = { firewall: { backend: backend.name, inSync: drift === null, drift }, containers };
+  const relabels = latestByPath(readRelabelRecords(config.state.dir));
+  const report: StatusReport = { firewall: { backend: backend.name, inSync: drift === null, drift }, containers, relabels };
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
   return 0;
 }
@@ -62,5 +66,18 @@ function renderStatus(report: StatusReport): string {
       lines.push(`  ${p.port} → ${p.containerPort}  ${who}  [${p.rule ?? 'ports.default'}]${p.note ? `  (${printable(p.note)})` : ''}`);
     }
   }
+  lines.push('', ...renderRelabels(report.relabels));
   return `${lines.join('\n')}\n`;
+}
+
+function renderRelabels(relabels: readonly RelabelRecord[]): string[] {
+  if (relabels.length === 0) return ['SELinux: no relabelled paths recorded'];
+  return [
+    'SELinux relabels (latest per path)',
+    ...relabels.map((r) => {
+      const counts = r.counts ? `  ${r.counts.labelled} labelled, ${r.counts.alreadyLabelled} already, ${r.counts.failed} failed` : '';
+      const label = r.newLabel === null ? '' : `  ${printable(r.oldLabel ?? '(none)')} → ${printable(r.newLabel)}`;
+      return `  ${printable(r.path)}  ${r.outcome}${label}  by ${printable(r.container.name)} (${r.container.id.slice(0, 12)}) at ${r.time}${counts}`;
+    }),
+  ];
 }

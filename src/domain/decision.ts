@@ -21,7 +21,7 @@ export interface PortVerdict {
   readonly labelError: string | null;
 }
 
-export type ViolationCheck = CheckId | 'image';
+export type ViolationCheck = CheckId | 'image' | 'selinux-relabel';
 
 export interface Violation {
   readonly check: ViolationCheck;

@@ -146,3 +146,11 @@ t.test('syslog settings are checked and located', async (t) => {
   t.ok(errors.includes(`${file}:5:14: alerts.syslog.appName: must be 1 to 48 printable ASCII characters, no spaces: value was "dock warden"`), errors.join('\n'));
   t.ok(errors.some((e) => e.startsWith(`${file}:6:5: alerts.syslog.severity: unknown setting`)), errors.join('\n'));
 });
+
+t.test('selinux.enabled: auto by default; true, false, or the environment', async (t) => {
+  t.equal(loadConfig(configFile(t, ''), {}).selinux.enabled, 'auto');
+  t.equal(loadConfig(configFile(t, 'selinux:\n  enabled: true\n'), {}).selinux.enabled, true);
+  t.equal(loadConfig(configFile(t, 'selinux:\n  enabled: true\n'), { DOCKWARDEN_SELINUX_ENABLED: 'false' }).selinux.enabled, false);
+  const file = configFile(t, 'selinux:\n  enabled: yes-please\n');
+  t.match(errorsOf(() => loadConfig(file, {}))[0], new RegExp(`^${file}:2:12: selinux\\.enabled: must be auto, true or false`));
+});

@@ -33,7 +33,7 @@ t.test('a policy of only `version: 1` gets the safe defaults', async (t) => {
       ports: { default: 'deny', rules: [], labels: 'narrow' },
       containers: { exceptions: [] },
       images: { rules: [], default: 'allow', action: 'alert', severity: 'medium', exceptions: [] },
-      volumes: { selinux: { relabel: 'off', roots: [] } },
+      volumes: { create: [], selinux: { relabel: 'off', roots: [] } },
       hash: createHash('sha256').update(text).digest('hex'),
       file: 'policy.yaml',
     },
@@ -170,7 +170,7 @@ t.test('images and volumes', async (t) => {
   t.equal(local?.index, 2);
   t.same({ ...policy.images, rules: [], exceptions: [] }, { rules: [], default: 'deny', action: 'stop', severity: 'high', exceptions: [] });
   t.ok(policy.images.exceptions[0]?.container?.test('build-7'));
-  t.same(policy.volumes, { selinux: { relabel: 'private', roots: ['/srv/containers', '/data/volumes'] } });
+  t.same(policy.volumes, { create: [], selinux: { relabel: 'private', roots: ['/srv/containers', '/data/volumes'] } });
 });
 
 t.test('the example policies are valid and say what they promise', async (t) => {

@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import type { ContainerFacts } from '../../domain/facts.js';
-import { readFacts, type ImageCache } from './read-facts.js';
+import { readFacts, resolveSources, type ImageCache } from './read-facts.js';
 
 /**
  * The slice of the Docker engine dockwarden uses. The app layer depends on this interface only, so
@@ -19,6 +19,10 @@ export interface DockerEngine {
   kill(id: string): Promise<void>;
   /** Bridge networks with their host interface names: where published ports lead. */
   listBridges(): Promise<BridgeNetwork[]>;
+  /** `DockerRootDir`, with symlinks resolved. */
+  dataRoot(): Promise<string>;
+  /** The host paths (symlinks resolved) each running container mounts, by container id. */
+  runningMounts(): Promise<Map<string, string[]>>;
   /** The container event stream from `sinceNano` (replay is best effort: dockerd keeps only 256 events). */
   subscribe(sinceNano: bigint | null): Promise<NodeJS.ReadableStream>;
 }
@@ -66,6 +70,16 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
         name: n.Name,
         interfaceName: n.Options?.['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`,
       }));
+    },
+    async dataRoot() {
+      const info = (await api.info()) as { DockerRootDir: string };
+      return (await resolveSources([info.DockerRootDir])).get(info.DockerRootDir)!;
+    },
+    async runningMounts() {
+      const list = await api.listContainers();
+      const sources = list.map((c) => (c.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/')));
+      const real = await resolveSources(sources.flat());
+      return new Map(list.map((c, i) => [c.Id, sources[i]!.map((s) => real.get(s) ?? s)]));
     },
     async subscribe(sinceNano) {
       return events.getEvents({

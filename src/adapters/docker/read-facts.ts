@@ -86,7 +86,14 @@ async function readInitStatus(pid: number, containerId: string): Promise<string 
 }
 
 /** Real paths of mount sources; asynchronous, so a hung network mount cannot stall the event loop. */
-async function resolveSources(sources: readonly string[]): Promise<Map<string, string>> {
+/** `paths` with their symlinks resolved, in order (each itself when it cannot be resolved). */
+export async function realpaths(paths: readonly string[]): Promise<string[]> {
+  const real = await resolveSources(paths);
+  return paths.map((path) => real.get(path) ?? path);
+}
+
+/** Each host path with its symlinks resolved (itself when it cannot be resolved). */
+export async function resolveSources(sources: readonly string[]): Promise<Map<string, string>> {
   const unique = [...new Set(sources)];
   const resolved = await Promise.all(unique.map((source) => realpath(source).catch(() => source)));
   return new Map(unique.map((source, i) => [source, resolved[i] ?? source]));

@@ -1,6 +1,7 @@
 import type { Capability } from '../capabilities.js';
 import type { Violation } from '../decision.js';
 import type { ContainerFacts, MountFacts } from '../facts.js';
+import { contains } from '../host-path.js';
 import type { CheckId, CheckSettings, ContainersPolicy, HostNamespace, ResourceKind } from '../policy/model.js';
 import { selectorMatches } from '../selector.js';
 
@@ -92,11 +93,6 @@ function mountsOf(facts: ContainerFacts, paths: readonly string[], judgeReadOnly
     message: `${sentence}: ${exposed.join(', ')} (${hits.some((h) => h.mount.rw) ? 'read-write' : 'read-only'})`,
     details: { paths: exposed, mounts: hits.map(({ mount }) => ({ source: mount.source, realSource: mount.realSource, destination: mount.destination, rw: mount.rw })) },
   };
-}
-
-/** Whether host path `dir` is `path` or one of its ancestors. */
-function contains(dir: string, path: string): boolean {
-  return dir === path || dir === '/' || path.startsWith(`${dir}/`);
 }
 
 function devices({ allowed }: { readonly allowed: readonly string[] }, facts: ContainerFacts): Finding | null {

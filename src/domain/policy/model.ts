@@ -139,7 +139,18 @@ export interface ImagesPolicy {
   readonly exceptions: readonly Selector[];
 }
 
+/** A host directory made for matching containers when they mount it and it does not exist. */
+export interface StorageDirectory {
+  readonly index: number;
+  readonly match: Selector;
+  readonly path: string;
+  readonly owner: { readonly uid: number; readonly gid: number };
+  /** Permission bits, e.g. 0o750. */
+  readonly mode: number;
+}
+
 export interface VolumesPolicy {
+  readonly create: readonly StorageDirectory[];
   readonly selinux: {
     readonly relabel: 'shared' | 'private' | 'off';
     readonly roots: readonly string[];

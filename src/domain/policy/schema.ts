@@ -367,7 +367,32 @@ const imagesSection = mapping({
   exceptions: z.array(containerSelector).prefault([]),
 });
 
+const owner = parsed(
+  'uid:gid',
+  (text) => {
+    const m = /^(0|[1-9]\d{0,9}):(0|[1-9]\d{0,9})$/.exec(text);
+    const [uid, gid] = m ? [Number(m[1]), Number(m[2])] : [NaN, NaN];
+    return uid <= 0xfffffffe && gid <= 0xfffffffe ? { uid, gid } : undefined;
+  },
+  (text) => `${quote(text)} is not an owner; expected numeric uid:gid, e.g. "999:999"`,
+);
+
+const dirMode = parsed(
+  'an octal mode',
+  (text) => (/^0?[0-7]{3,4}$/.test(text) ? parseInt(text, 8) : undefined),
+  (text) => `${quote(text)} is not a directory mode; expected octal, e.g. "0750"`,
+  (input) => `${quote(input)} is not a directory mode; write it quoted, e.g. "0750" (unquoted, YAML reads it as a number)`,
+);
+
+const storageDirectory = mapping({
+  match: containerSelector,
+  path: relabelRoot.meta({ description: 'Host directory; created when a matching container mounts it and it does not exist.' }),
+  owner: owner.meta({ description: 'Numeric uid:gid, e.g. "999:999".' }),
+  mode: dirMode.default(0o750).meta({ description: 'Octal, quoted: "0750".' }),
+});
+
 const volumesSection = mapping({
+  create: z.array(storageDirectory).prefault([]).transform(indexed).meta({ description: 'Persistent storage directories for matching containers.' }),
   selinux: mapping({
     relabel: z.enum(['shared', 'private', 'off']).default('off').meta({ description: "shared = container_file_t:s0 (like :z); private = the container's MountLabel (like :Z)." }),
     roots: z.array(relabelRoot).prefault([]).meta({ description: 'Only host paths under these are ever relabelled.' }),

@@ -1,0 +1,68 @@
+import type { DockerEngine } from '../adapters/docker/engine.js';
+import { realpaths } from '../adapters/docker/read-facts.js';
+import { detectSelinux } from '../adapters/selinux/detect.js';
+import { readHomes } from '../adapters/selinux/homes.js';
+import { prepareDirectory, relabelTree } from '../adapters/selinux/native.js';
+import { findSemanage, registerFcontext } from '../adapters/selinux/semanage.js';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { Enforcer } from './reconciler.js';
+import { appendRelabelRecord } from './relabel-record.js';
+import { selinuxEnforcer, type SelinuxEnforcerDeps } from './selinux-enforcer.js';
+import { storageEnforcer } from './storage-enforcer.js';
+import { relabelHostReader, type RelabelHostReader } from './relabel-host.js';
+
+/**
+ * Persistent volumes: storage directories made first, then (where labels matter) relabelled, in
+ * that order, for each container.
+ */
+export async function volumesEnforcer(config: Config, docker: DockerEngine, log: Logger, onRefused?: SelinuxEnforcerDeps['onRefused']): Promise<Enforcer> {
+  const relabel = await selinuxEnforcerFor(config, docker, log, onRefused);
+  const steps = [storageEnforcer(prepareDirectory, log), ...(relabel ? [relabel] : [])];
+  return {
+    name: 'volumes',
+    async apply(tracked, policy) {
+      for (const step of steps) await step.apply(tracked, policy);
+    },
+    async forget(id) {
+      for (const step of steps) await step.forget(id);
+    },
+  };
+}
+
+/** Whether relabelling is on here: `selinux.enabled`, else detection; `why` for the one start-up line. */
+export async function relabelSetting(config: Config): Promise<{ readonly on: boolean; readonly forced: boolean; readonly why: string }> {
+  const setting = config.selinux.enabled;
+  if (setting !== 'auto') return { on: setting, forced: setting, why: 'selinux.enabled' };
+  const host = await detectSelinux();
+  return { on: host.enabled, forced: false, why: host.reason };
+}
+
+/** The host facts relabel planning reads, from the real host. */
+export function hostReader(docker: DockerEngine, forced: boolean): RelabelHostReader {
+  return relabelHostReader({ forced, docker, homes: () => readHomes(), realpaths });
+}
+
+/**
+ * The relabel enforcer when labels matter here, or null; either way it says so once, at start-up.
+ */
+async function selinuxEnforcerFor(config: Config, docker: DockerEngine, log: Logger, onRefused: SelinuxEnforcerDeps['onRefused']): Promise<Enforcer | null> {
+  const { on, forced, why } = await relabelSetting(config);
+  if (!on) {
+    if (config.selinux.enabled === false) log.info('SELinux relabelling is off (selinux.enabled: false); volumes are not relabelled');
+    else log.info({ selinux: { reason: why } }, 'SELinux is not enabled on this host; volumes are not relabelled');
+    return null;
+  }
+  if (forced) log.warn('SELinux relabelling forced on (selinux.enabled: true): every non-privileged container counts as confined');
+  else log.info({ selinux: { reason: why } }, 'SELinux is enabled; volumes are relabelled as the policy says');
+  const semanage = findSemanage();
+  if (semanage === null) log.info('semanage not found: relabelled paths keep their label only in their xattrs, and a full filesystem relabel would reset them');
+  return selinuxEnforcer({
+    host: hostReader(docker, forced),
+    relabelTree,
+    record: (record) => appendRelabelRecord(config.state.dir, record),
+    registerFcontext: semanage === null ? null : (path, typeLevel) => registerFcontext(semanage, path, typeLevel),
+    log,
+    ...(onRefused && { onRefused }),
+  });
+}
