@@ -1,12 +1,14 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { FirewallBackend } from '../adapters/firewall/backend.js';
 import type { QueueCounters } from './keyed-queue.js';
+import type { Alerter } from './alerts/alerter.js';
 import type { Tracked } from './reconciler.js';
 
 /** What the metrics read when scraped: the daemon's live state, never a copy kept up to date. */
 export interface MetricSources {
   readonly tracked: () => ReadonlyMap<string, Tracked>;
   readonly queue: () => { readonly depth: number; readonly counters: QueueCounters };
+  readonly alertSinks: () => Alerter['sinks'];
 }
 
 const APPLY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -77,6 +79,29 @@ export class DaemonMetrics {
       collect() {
         this.reset();
         for (const [outcome, count] of Object.entries(sources.queue().counters)) this.inc({ outcome }, count);
+      },
+    });
+    new Counter({
+      name: 'dockwarden_alert_deliveries_total',
+      help: 'Alert deliveries per sink: delivered, or failed attempts (each retried until delivered or dropped by the queue bound).',
+      labelNames: ['sink', 'outcome'],
+      registers,
+      collect() {
+        this.reset();
+        for (const sink of sources.alertSinks()) {
+          this.inc({ sink: sink.name, outcome: 'delivered' }, sink.delivered);
+          this.inc({ sink: sink.name, outcome: 'failed' }, sink.failures);
+        }
+      },
+    });
+    new Gauge({
+      name: 'dockwarden_alert_queue',
+      help: 'Alerts waiting on disk per sink.',
+      labelNames: ['sink'],
+      registers,
+      collect() {
+        this.reset();
+        for (const sink of sources.alertSinks()) this.set({ sink: sink.name }, sink.queued);
       },
     });
   }

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { dockwarden } from '../helpers/cli.js';
 import { spawnDaemon } from '../helpers/daemon.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /**
  * dockwarden as installed on a server (issue #8): the units pass `systemd-analyze verify`, install →
@@ -143,7 +144,10 @@ t.test('install → run → uninstall in a scratch root', async (t) => {
 
 t.test('metrics: on a unix socket by default, no TCP port; counters follow what the daemon does', async (t) => {
   const policy = 'version: 1\ncontainers:\n  capabilities: { forbidden: [SYS_ADMIN], action: kill }\n  host-namespaces: { namespaces: [pid], action: alert }\n';
-  const daemon = spawnDaemon({ policy, dockerSocket: DOCKER_SOCKET, extraConfig: 'firewall:\n  backend: nftables' });
+  const hook = await new WebhookReceiver(null).up();
+  t.teardown(() => hook.down());
+  const alerts = `alerts:\n  webhooks:\n    - { url: "${hook.url}", format: slack }`;
+  const daemon = spawnDaemon({ policy, dockerSocket: DOCKER_SOCKET, extraConfig: `firewall:\n  backend: nftables\n${alerts}` });
   t.teardown(() => daemon.stop('SIGKILL'));
   await daemon.waitForLog((l) => l.msg === 'reconciled');
   const socket = { socketPath: daemon.metricsSocket };
@@ -165,6 +169,11 @@ t.test('metrics: on a unix socket by default, no TCP port; counters follow what 
   t.equal(sample(before, 'dockwarden_container_actions_total{action="kill",outcome="done"}'), undefined, 'nothing was killed before');
   t.ok(sample(body, 'dockwarden_queue_tasks_total{outcome="completed"}')! > sample(before, 'dockwarden_queue_tasks_total{outcome="completed"}')!);
   t.equal((await scrape(socket, '/other')).status, 404);
+  await hook.until(() => hook.requests >= 2); // the kill's violation and the --pid host one
+  const delivered = (await scrape(socket)).body;
+  const sink = /dockwarden_alert_deliveries_total\{sink="(webhook-[0-9a-f]{12})",outcome="delivered"\} (\d+)/.exec(delivered);
+  t.ok(sink && Number(sink[2]) >= 2, 'alert deliveries counted per sink');
+  t.equal(sample(delivered, `dockwarden_alert_queue{sink="${sink?.[1]}"}`), 0, 'nothing left waiting');
 
   const listening = execFileSync('ss', ['-Hltnp'], { encoding: 'utf8' });
   t.notMatch(listening, new RegExp(`pid=${daemon.child.pid},`), 'the daemon listens on no TCP port');

@@ -43,6 +43,11 @@ export class Alerter {
     this.timer = setInterval(() => this.sweep(), 1000).unref();
   }
 
+  /** Each sink's delivery counts and queue length, for metrics. */
+  get sinks(): ReadonlyArray<{ readonly name: string; readonly delivered: number; readonly failures: number; readonly queued: number }> {
+    return this.options.sinks.map((s) => ({ name: s.name, delivered: s.delivered, failures: s.failures, queued: s.queue.size }));
+  }
+
   /**
    * Raises an alert. Returns the record, or null when it was folded into an open dedupe window
    * (it then counts towards that window's "N suppressed" alert).
