@@ -28,6 +28,8 @@ export function logEnforcer(log: Logger): Enforcer {
 function summarise(facts: ContainerFacts, decision: Decision) {
   return {
     container: { id: facts.id, name: facts.name, image: facts.image.reference, running: facts.state.running },
+    // Running, but its init process was gone (or reused) before /proc was read: judged on its configuration alone.
+    ...(facts.state.running && facts.capabilities.effective === null && { effectiveCapabilities: 'unread: judged on the configuration' }),
     ports: decision.ports.map((v) => ({
       port: portLabel(v.port),
       rule: v.rule,
