@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { DockerEngine } from '../adapters/docker/engine.js';
 import type { Violation } from '../domain/decision.js';
-import type { ContainerFacts } from '../domain/facts.js';
+import { containerRef, type ContainerFacts } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
@@ -44,7 +44,7 @@ export function actionEnforcer(docker: Pick<DockerEngine, 'disableRestart' | 'st
       const action = strongestAction(decision.violations);
       if (action === null || !facts.state.running) return;
       const violations = decision.violations.filter((v) => v.action !== 'alert');
-      const record = { container: { id: facts.id, name: facts.name, image: facts.image.reference }, action, violations: violations.map(brief) };
+      const record = { container: containerRef(facts), action, violations: violations.map(brief) };
       if (policy.mode === 'audit') {
         const key = JSON.stringify(record);
         if (auditLogged.get(facts.id) !== key) log.warn(record, 'audit mode: container left running');

@@ -21,6 +21,7 @@ import { DaemonMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { volumesEnforcer } from './volumes-setup.js';
 import { Watcher } from './watcher.js';
+import { containerRef } from '../domain/facts.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
 const CONCURRENCY = 8;
@@ -114,7 +115,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
         severity: 'critical',
         action: o.action,
         message: `${o.action} failed; retried at the next sync`,
-        container: { id: o.facts.id, name: o.facts.name, image: o.facts.image.reference },
+        container: containerRef(o.facts),
         details: { error: String(o.error), violations: o.violations.map((v) => v.check) },
       });
     },
@@ -125,7 +126,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       severity: v.severity,
       action: 'refused',
       message: v.message,
-      container: { id: facts.id, name: facts.name, image: facts.image.reference },
+      container: containerRef(facts),
       details: v.details,
     }),
   );

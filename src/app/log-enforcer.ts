@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Decision } from '../domain/decision.js';
-import type { ContainerFacts } from '../domain/facts.js';
+import { containerRef, type ContainerFacts } from '../domain/facts.js';
 import { portLabel } from '../domain/port-label.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
@@ -27,7 +27,7 @@ export function logEnforcer(log: Logger): Enforcer {
 
 function summarise(facts: ContainerFacts, decision: Decision) {
   return {
-    container: { id: facts.id, name: facts.name, image: facts.image.reference, running: facts.state.running },
+    container: { ...containerRef(facts), running: facts.state.running },
     // Running, but its init process was gone (or reused) before /proc was read: judged on its configuration alone.
     ...(facts.state.running && facts.capabilities.effective === null && { effectiveCapabilities: 'unread: judged on the configuration' }),
     ports: decision.ports.map((v) => ({

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { TreeResult } from '../adapters/selinux/native.js';
 import type { Violation } from '../domain/decision.js';
-import type { ContainerFacts } from '../domain/facts.js';
+import { containerRef, type ContainerFacts } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
 import { planRelabel, type RelabelOp } from '../domain/selinux/plan.js';
 import { countsOf, type RelabelOutcome, type RelabelRecord } from './relabel-record.js';
@@ -42,7 +42,6 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
   const refusalsLogged = new Map<string, string>();
   const registered = new Set<string>();
 
-  const container = (facts: ContainerFacts) => ({ id: facts.id, name: facts.name, image: facts.image.reference });
 
   function reportRefusals(facts: ContainerFacts, violations: readonly Violation[]): void {
     // dockerd lists mounts in no fixed order: compare as a set.
@@ -51,7 +50,7 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
     refusalsLogged.set(facts.id, key);
     if (violations.length === 0) return;
     for (const v of violations) {
-      log.warn({ container: container(facts), violation: { check: v.check, severity: v.severity, details: v.details } }, v.message);
+      log.warn({ container: containerRef(facts), violation: { check: v.check, severity: v.severity, details: v.details } }, v.message);
       const details = v.details as { realSource: string };
       deps.record(record(facts, details.realSource, 'refused', null));
       deps.onRefused?.(facts, v);
@@ -74,7 +73,7 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
   async function relabel(facts: ContainerFacts, op: RelabelOp): Promise<boolean> {
     const result = await deps.relabelTree(op.path, op.typeLevel);
     const fields = {
-      container: container(facts),
+      container: containerRef(facts),
       path: op.path,
       label: op.typeLevel,
       // Whether the container was still only created when this sync inspected it (dockerd's own

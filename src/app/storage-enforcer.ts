@@ -3,6 +3,7 @@ import type { DirectoryOutcome } from '../adapters/selinux/native.js';
 import type { Policy } from '../domain/policy/model.js';
 import { storageDirectoriesFor } from '../domain/volumes/storage.js';
 import type { Enforcer, Tracked } from './reconciler.js';
+import { containerRef } from '../domain/facts.js';
 
 /**
  * Persistent storage directories (`volumes.create`): a declared directory a matching container
@@ -15,7 +16,7 @@ export function storageEnforcer(prepare: (path: string, mode: number, uid: numbe
     name: 'storage',
     async apply({ facts }: Tracked, policy: Policy) {
       for (const dir of storageDirectoriesFor(policy.volumes, facts)) {
-        const fields = { container: { id: facts.id, name: facts.name, image: facts.image.reference }, path: dir.path, rule: `volumes.create[${dir.index}]` };
+        const fields = { container: containerRef(facts), path: dir.path, rule: `volumes.create[${dir.index}]` };
         try {
           const outcome = prepare(dir.path, dir.mode, dir.owner.uid, dir.owner.gid);
           if (outcome === 'exists') continue;

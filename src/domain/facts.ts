@@ -39,6 +39,17 @@ export interface ExecFacts {
   readonly running: boolean;
 }
 
+/** How logs and alerts name a container: its id, name and image reference as given (all untrusted: fields only). */
+export interface ContainerRef {
+  readonly id: string;
+  readonly name: string;
+  readonly image: string;
+}
+
+export function containerRef(facts: ContainerFacts): ContainerRef {
+  return { id: facts.id, name: facts.name, image: facts.image.reference };
+}
+
 export interface ImageFacts {
   /** The reference the container was created with (`Config.Image`), as given. */
   readonly reference: string;

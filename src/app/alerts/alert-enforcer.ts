@@ -2,6 +2,7 @@ import { actionTaken } from '../../domain/alerts/alert.js';
 import type { Policy } from '../../domain/policy/model.js';
 import type { Enforcer, Tracked } from '../reconciler.js';
 import type { AlertInput } from './alerter.js';
+import { containerRef } from '../../domain/facts.js';
 
 /**
  * One alert per new violation of a container: not again on every reconcile while the same violation
@@ -25,7 +26,7 @@ export function alertEnforcer(raise: (input: AlertInput) => unknown): Enforcer {
           severity: violation.severity,
           action,
           message: violation.message,
-          container: { id: facts.id, name: facts.name, image: facts.image.reference },
+          container: containerRef(facts),
           details: violation.details,
         });
       }
