@@ -60,8 +60,7 @@ t.test('renderBridgeTable: constant rules, the port only in set elements', async
     'elements = { "veth1" . 172.17.0.2 }',
     'elements = { "veth1" . fd00::2 }',
     'elements = { "veth1" . 0xfd000000000000000000000000000002 }',
-    'type filter hook forward priority -200; policy accept;',
-    'type filter hook input priority -200; policy accept;',
+    'type filter hook prerouting priority -200; policy accept;',
   ]) t.ok(full.includes(line), line);
 });
 

@@ -22,16 +22,13 @@ const SETS = {
 type SetName = keyof typeof SETS;
 const SET_NAMES = Object.keys(SETS) as SetName[];
 
-// Priority -200 (bridge `filter`): before anything else on the bridge. `forward` sees frames between
-// ports, `input` frames to the host (its ARP cache, its sockets). br_netfilter does not change this
-// family's hooks. Each reason has its own counter; `spoofed` counts per port and drops.
+// One base chain on `prerouting` at priority -200 (bridge `filter`): every frame a port sends is
+// judged once, before the bridge decides where it goes, so it covers frames to other ports and to the
+// host (its ARP cache, its sockets) alike, and a flooded frame is counted once. br_netfilter hooks
+// this family at priority 0, after us. Each reason has its own counter; `spoofed` counts per port.
 const CHAINS = [
-  '\tchain forward {',
-  '\t\ttype filter hook forward priority -200; policy accept;',
-  '\t\tiifname @ports jump check',
-  '\t}',
-  '\tchain input {',
-  '\t\ttype filter hook input priority -200; policy accept;',
+  '\tchain prerouting {',
+  '\t\ttype filter hook prerouting priority -200; policy accept;',
   '\t\tiifname @ports jump check',
   '\t}',
   '\tchain check {',
