@@ -4,6 +4,8 @@ import { listOrNull, NftError, runNft, withoutCounts, type Json, type NftOptions
 
 /** The kernel side of bridge isolation: `table bridge dockwarden_bridge`. */
 export interface BridgeFilter {
+  /** Whether nft runs here and the kernel takes the table (bridge family, concatenations, raw payload). */
+  available(): Promise<boolean>;
   /** Atomic: after a failure the previous table is intact. */
   replace(ports: readonly BridgePort[]): Promise<void>;
   /** Fails when the kernel lacks an element to delete (someone edited it): the caller then replaces. */
@@ -29,6 +31,14 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
     }
   };
   return {
+    async available() {
+      try {
+        await runNft(renderBridgeTable([]), { ...options, check: true });
+        return true;
+      } catch {
+        return false;
+      }
+    },
     replace: (ports) => runNft(renderBridgeTable(ports), options),
     async update(remove, add) {
       const script = renderBridgeChanges(remove, add);
