@@ -8,6 +8,8 @@ import type { Enforcer, Tracked } from './reconciler.js';
 interface Entry {
   readonly ports: readonly BridgePort[];
   readonly container: AlertContainer;
+  /** What the ports were planned from: the same again (a reconcile) needs no veth lookup. */
+  readonly basis: string;
 }
 
 export interface BridgeHooks {
@@ -46,15 +48,18 @@ export class BridgeEnforcer implements Enforcer {
 
   async apply({ facts }: Tracked, policy: Policy): Promise<void> {
     const container = { id: facts.id, name: facts.name, image: facts.image.reference };
-    let ports: BridgePort[] = [];
+    const basis = JSON.stringify([facts.state.pid, facts.networks, policy.network]);
+    const known = this.desired.get(facts.id);
+    let ports: readonly BridgePort[] = [];
     const filtered = facts.state.running && policy.network.antiSpoofing && facts.networks.some((n) => n.mac !== '');
     try {
-      if (filtered) ports = planPorts(facts, policy.network, await this.findVeths(facts.state.pid));
+      if (known?.basis === basis) ports = known.ports;
+      else if (filtered) ports = planPorts(facts, policy.network, await this.findVeths(facts.state.pid));
     } catch (error) {
       if (!isBridgeInputError(error)) throw error;
       this.log.error({ container: { id: facts.id, name: facts.name }, err: error }, 'container left out of bridge isolation');
     }
-    await this.change(facts.id, { ports, container });
+    await this.change(facts.id, { ports, container, basis });
   }
 
   async forget(id: string): Promise<void> {
