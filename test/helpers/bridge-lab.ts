@@ -15,6 +15,8 @@ export interface Peer {
   readonly id: string;
   readonly pid: number;
   readonly ip: string;
+  /** Empty unless the network has IPv6. */
+  readonly ip6: string;
   readonly mac: string;
 }
 
@@ -22,7 +24,7 @@ export async function peer(id: string, network: string): Promise<Peer> {
   const inspect = await docker.getContainer(id).inspect();
   const net = inspect.NetworkSettings.Networks[network];
   if (!net) throw new Error(`container ${id} is not on ${network}`);
-  return { id, pid: inspect.State.Pid, ip: net.IPAddress, mac: net.MacAddress };
+  return { id, pid: inspect.State.Pid, ip: net.IPAddress, ip6: net.GlobalIPv6Address, mac: net.MacAddress };
 }
 
 /** `spoof.py ARGS` inside `pid`'s network namespace, or on the host when `pid` is null. */

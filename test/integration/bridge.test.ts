@@ -1,6 +1,7 @@
 /**
  * Bridge isolation against real containers on the test dockerd: an attacker container (default
- * capabilities, so NET_RAW) ARP-spoofs a victim's address, forges its source MAC and its source IP.
+ * capabilities, so NET_RAW) ARP-spoofs (IPv6: neighbour-advertises) a victim's address, forges its
+ * source MAC and its source IP.
  * With no table, and with the policy off or the network excepted, the attacks land (so the test can
  * fail); with the BridgeEnforcer applied (real nft, real veth lookup), the host's and the neighbour's
  * ARP tables stay right, forged packets never arrive, honest traffic flows, drops are counted and
@@ -23,6 +24,9 @@ import { docker, DOCKER_SOCKET, removeTestContainers, runContainer } from '../he
 
 const SUITE = 'dw-test.suite=bridge';
 const USER_NET = 'dw-bridge-test';
+const V6_NET = 'dw-bridge-v6';
+/** Documentation prefix (RFC 3849), on no route of this machine. */
+const V6_SUBNET = '2001:db8:b1d6::/64';
 const HOST_PORT = 18301;
 const PEER_PORT = 18302;
 const REPORT_WINDOW_MS = 60_000;
@@ -132,11 +136,14 @@ t.before(async () => {
   await removeTestContainers(SUITE);
   await docker.getNetwork(USER_NET).remove().catch(() => {});
   await docker.createNetwork({ Name: USER_NET, Driver: 'bridge', Labels: { 'dw-test.suite': 'bridge' } });
+  await docker.getNetwork(V6_NET).remove().catch(() => {});
+  await docker.createNetwork({ Name: V6_NET, Driver: 'bridge', EnableIPv6: true, IPAM: { Config: [{ Subnet: V6_SUBNET }] }, Labels: { 'dw-test.suite': 'bridge' } });
 });
 t.teardown(async () => {
   removeTable();
   await removeTestContainers(SUITE);
   await docker.getNetwork(USER_NET).remove().catch(() => {});
+  await docker.getNetwork(V6_NET).remove().catch(() => {});
 });
 
 t.test('default bridge: spoofing lands without the filter and with the policy off, and is stopped with it', async (t) => {
@@ -199,4 +206,38 @@ t.test('user-defined network: stopped; an excepted network is not filtered; drif
   await applyAll(e, l, policy(`version: 1\nnetwork: { exceptions: [${USER_NET}] }\n`));
   t.equal(e.ports().length, 0, 'the excepted network has no filtered port');
   landed(t, l, await attack(t, l), 'excepted network');
+});
+
+interface Outcome6 {
+  readonly neighbourSees: string | null;
+  readonly neighbourGot: readonly string[];
+}
+
+/** IPv6: an unsolicited neighbour advertisement claiming the victim's address, a forged source, an honest datagram. */
+async function attack6(t: Test, { attacker: a, victim: v, neighbour: n }: Lab): Promise<Outcome6> {
+  execFileSync('nsenter', [`--net=/proc/${n.pid}/ns/net`, 'ip', '-6', 'neigh', 'flush', 'to', v.ip6, 'dev', 'eth0']);
+  await spoof(n.pid, 'send', v.ip6, '9', 'warm');
+  for (let i = 0; i < 20 && neighbour(n.pid, 'eth0', v.ip6) === null; i++) await new Promise((r) => setTimeout(r, 50));
+  t.equal(neighbour(n.pid, 'eth0', v.ip6), v.mac, 'before: the neighbour knows the victim by its MAC');
+  const got = await listen(t, n.pid, n.ip6, PEER_PORT, 3);
+  await spoof(a.pid, 'na', 'eth0', a.mac, a.mac, v.ip6);
+  await spoof(a.pid, 'udp6', 'eth0', a.mac, n.mac, v.ip6, n.ip6, String(PEER_PORT), 'forged-ip');
+  await spoof(a.pid, 'send', n.ip6, String(PEER_PORT), 'honest');
+  return { neighbourSees: neighbour(n.pid, 'eth0', v.ip6), neighbourGot: (await got()).sort() };
+}
+
+t.test('IPv6 network: neighbour advertisements and source addresses of others are stopped', async (t) => {
+  const l = await lab(t, V6_NET);
+  t.match(l.victim.ip6, /^2001:db8:b1d6::/);
+  removeTable();
+  const open = await attack6(t, l);
+  t.equal(open.neighbourSees, l.attacker.mac, "no filter: the neighbour's entry for the victim flips to the attacker");
+  t.same(open.neighbourGot, [`${l.attacker.ip6} honest`, `${l.victim.ip6} forged-ip`].sort(), 'no filter: the forged source arrives');
+
+  const e = enforcer([], [], { now: 0 });
+  await applyAll(e, l, policy('version: 1\n'));
+  const closed = await attack6(t, l);
+  t.equal(closed.neighbourSees, l.victim.mac, "the neighbour's entry stays");
+  t.same(closed.neighbourGot, [`${l.attacker.ip6} honest`], 'only the honest datagram arrives (its neighbour discovery passed the filter)');
+  t.match(nft('list', 'chain', 'bridge', 'dockwarden_bridge', 'check'), /@th,64,128 != @targets counter packets [3-9]/, 'the advertisements are counted');
 });
