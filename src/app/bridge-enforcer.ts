@@ -33,6 +33,12 @@ export class BridgeEnforcer implements Enforcer {
   private readonly dirty = new Set<string>();
   /** The table as read after our last transaction; null = unknown, so the next flush replaces. */
   private applied: string | null = null;
+  /**
+   * Start-up with a table of an earlier run: it is added to, not replaced, until the first drift check
+   * (the daemon runs one after its start-up reconcile), so its ports stay filtered meanwhile. Null
+   * until the first flush has looked.
+   */
+  private adopting: boolean | null = null;
   private tail: Promise<unknown> = Promise.resolve();
   private lastDrops = new Map<string, number>();
   private readonly unreported = new Map<string, { drops: number; lastReport: number }>();
@@ -126,7 +132,18 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   private async flush(): Promise<void> {
-    if (this.applied === null) return this.replace();
+    if (this.applied === null) {
+      this.adopting ??= (await this.filter.snapshot()) !== null;
+      if (!this.adopting) return this.replace();
+      const ids = [...this.dirty];
+      this.dirty.clear();
+      try {
+        return await this.filter.update([], ids.flatMap((id) => this.desired.get(id)?.ports ?? []));
+      } catch (error) {
+        this.log.warn({ err: error }, 'bridge table of an earlier run not usable; replacing it');
+        return this.replace();
+      }
+    }
     const ids = [...this.dirty].filter((id) => key(this.installed.get(id)) !== key(this.desired.get(id)?.ports));
     this.dirty.clear();
     if (ids.length === 0) return;
@@ -146,6 +163,7 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   private async replace(): Promise<void> {
+    this.adopting = false;
     this.applied = null;
     this.dirty.clear();
     await this.filter.replace(this.ports());

@@ -1,7 +1,7 @@
 /**
  * BridgeEnforcer against the real kernel, in a scratch network namespace (no containers: the veth
  * lookup is handed in): batched element changes, a veth name passing from one container to another,
- * an update the kernel refuses falling back to a replace, drift on an unknown table.
+ * an update the kernel refuses falling back to a replace, a table of an earlier run at start-up.
  */
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
@@ -37,7 +37,7 @@ function setup(t: Test, veths: Map<string, string>) {
     return enforcer.apply({ facts: f, decision: evaluate(policy, f) }, policy);
   };
   const set = (name: string) => nft('list', 'set', 'bridge', 'dockwarden_bridge', name);
-  return { nft, enforcer, apply, set, warnings };
+  return { ns, nft, enforcer, apply, set, warnings };
 }
 
 t.test('a veth name that passes to another container stays filtered with the new owner', async (t) => {
@@ -77,4 +77,22 @@ t.test('a table from an earlier run is replaced at the first check, not reported
   t.equal(await enforcer.repairDrift(), null, 'nothing applied yet in this run: unknown, not drift');
   t.notMatch(set('ports'), /vethstale/, 'the earlier run\'s port is gone');
   t.match(nft('list', 'chain', 'bridge', 'dockwarden_bridge', 'check'), /jump spoofed/, 'and our chains are in');
+});
+
+t.test("at start-up, an earlier run's ports stay filtered until the first drift check replaces the table", async (t) => {
+  const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1']]);
+  const { ns, enforcer, apply, set } = setup(t, veths);
+  const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']]), pino({ level: 'silent' }), { onDriftRepaired: () => {}, onSpoofing: () => {} });
+  for (const id of ['a', 'c']) {
+    const f = facts(id);
+    await earlier.apply({ facts: f, decision: evaluate(policy, f) }, policy);
+  }
+  t.match(set('ports'), /"veth0".*"veth9"|"veth9".*"veth0"/s, 'the earlier run filtered veth0 and veth9');
+  await apply('b');
+  t.match(set('ports'), /veth9/, 'a new start does not drop the earlier ports');
+  t.match(set('ports'), /veth1/, 'and adds its own');
+  await apply('a');
+  t.equal(await enforcer.repairDrift(), null, 'the first drift check replaces the table, not reported as drift');
+  t.notMatch(set('ports'), /veth9/, 'the port of a container this run did not see is gone');
+  t.match(set('ports'), /"veth0".*"veth1"|"veth1".*"veth0"/s);
 });
