@@ -11,6 +11,7 @@ import { actionEnforcer } from './action-enforcer.js';
 import { alertEnforcer } from './alerts/alert-enforcer.js';
 import type { Alerter } from './alerts/alerter.js';
 import { createAlerter } from './alerts/create-alerter.js';
+import { bridgeIsolation, SPOOFING_CHECK_MS } from './bridge-setup.js';
 import type { Config } from './config.js';
 import { FirewallEnforcer } from './firewall-enforcer.js';
 import { DEFAULT_BRIDGES, readFirewallState, writeFirewallState } from './firewall-state.js';
@@ -130,7 +131,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       details: v.details,
     }),
   );
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, actions, volumes, alertEnforcer((input) => alerter.raise(input))], () => policy);
+  const bridge = await bridgeIsolation(log, alerter);
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input))], () => policy);
 
   let ready = false;
   let stopping = false;
@@ -156,6 +158,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
           await firewall.configure({ bridges: (await docker.listBridges()).map((b) => b.interfaceName) });
           await reconciler.reconcile();
           await firewall.repairDrift();
+          await bridge?.repairDrift();
         })(),
       )
       .then(() => log.info({ reason, containers: reconciler.tracked.size, ms: Date.now() - started }, 'reconciled'))
@@ -229,9 +232,12 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   timers.push(setInterval(() => void (reconcileRequested && !reconciling && reconcile('queue overflow')), 1000).unref());
   timers.push(
     setInterval(() => {
-      if (!reconciling) firewall.repairDrift().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
+      if (reconciling) return;
+      firewall.repairDrift().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
+      bridge?.repairDrift().catch((error: unknown) => log.error({ err: error }, 'bridge isolation drift check failed'));
     }, config.firewall.driftCheckSeconds * 1000).unref(),
   );
+  if (bridge) timers.push(setInterval(() => void bridge.checkSpoofing().catch((error: unknown) => log.error({ err: error }, 'reading bridge drop counters failed')), SPOOFING_CHECK_MS).unref());
   if (notifier.watchdogMs !== null) {
     // The timer firing proves the event loop turns; finished tasks (or an empty queue) prove work is not wedged.
     let lastDone = -1;

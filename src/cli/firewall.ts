@@ -1,4 +1,5 @@
 import { selectBackend } from '../adapters/firewall/select.js';
+import { nftBridgeFilter } from '../adapters/nftables/bridge-backend.js';
 import type { Config } from '../app/config.js';
 import { FirewallEnforcer } from '../app/firewall-enforcer.js';
 import { createLogger } from '../app/logger.js';
@@ -8,13 +9,21 @@ import { policyOrReport } from './policy-or-report.js';
 /** `dockwarden firewall show | baseline | remove`. */
 export async function firewallCommand(config: Config, action: string): Promise<number> {
   const backend = await selectBackend(config.firewall.backend);
+  // Bridge isolation is nftables only, whichever backend filters published ports.
+  const bridge = nftBridgeFilter();
+  const bridgeHere = action !== 'baseline' && (await bridge.available());
   switch (action) {
     case 'show':
       process.stdout.write(await backend.show());
+      if (bridgeHere) process.stdout.write(await bridge.show());
       return 0;
     case 'remove':
       await backend.remove();
       process.stdout.write(`dockwarden: ${backend.name} ruleset removed; published ports are no longer filtered\n`);
+      if (bridgeHere) {
+        await bridge.remove();
+        process.stdout.write('dockwarden: bridge isolation table removed; containers are no longer kept from spoofing\n');
+      }
       return 0;
     case 'baseline': {
       // Boot, before docker.service: close every published port until the daemon judges it.

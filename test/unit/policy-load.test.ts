@@ -34,6 +34,7 @@ t.test('a policy of only `version: 1` gets the safe defaults', async (t) => {
       containers: { exceptions: [] },
       images: { rules: [], default: 'allow', action: 'alert', severity: 'medium', exceptions: [] },
       volumes: { create: [], selinux: { relabel: 'off', roots: [] } },
+      network: { antiSpoofing: true, exceptions: [] },
       hash: createHash('sha256').update(text).digest('hex'),
       file: 'policy.yaml',
     },
@@ -173,6 +174,16 @@ t.test('images and volumes', async (t) => {
   t.same(policy.volumes, { create: [], selinux: { relabel: 'private', roots: ['/srv/containers', '/data/volumes'] } });
 });
 
+t.test('network: anti-spoofing on by default, per-network exceptions, strict keys', async (t) => {
+  t.same(valid(yaml('version: 1', 'network:', '  anti-spoofing: off')).network, { antiSpoofing: false, exceptions: [] });
+  t.same(valid(yaml('version: 1', 'network: { exceptions: [legacy-lan, legacy-lan, my_net.2] }')).network, { antiSpoofing: true, exceptions: ['legacy-lan', 'my_net.2'] });
+  t.same(errors(yaml('version: 1', 'network:', '  anti-spoofing: yes', '  exception: [a]', '  exceptions: ["-x"]')), [
+    'policy.yaml:3:18: network.anti-spoofing: "yes" is not allowed here; expected one of: on, off',
+    'policy.yaml:4:3: network: unknown key "exception"; expected one of: anti-spoofing, exceptions',
+    'policy.yaml:5:16: network.exceptions[0]: "-x" is not a Docker network name',
+  ]);
+});
+
 t.test('the example policies are valid and say what they promise', async (t) => {
   const example = loadPolicyFile(join(CONFIG, 'policy.yaml'));
   if (!example.ok) throw new Error(example.errors.map(formatPolicyError).join('\n'));
@@ -232,7 +243,7 @@ t.test('unknown keys, at the key, at every depth, naming the keys that exist', a
       ),
     ),
     [
-      'policy.yaml:2:1: unknown key "port"; expected one of: version, mode, sources, ports, containers, images, volumes',
+      'policy.yaml:2:1: unknown key "port"; expected one of: version, mode, sources, ports, containers, images, volumes, network',
       'policy.yaml:5:7: ports.rules[0]: missing required key "allow"',
       'policy.yaml:6:16: ports.rules[0].match: unknown key "containr"; expected one of: container, image, label, port, container-port',
       'policy.yaml:7:7: ports.rules[0]: unknown key "alow"; expected one of: name, match, allow',
@@ -261,14 +272,14 @@ t.test('aliases cannot blow up the document', async (t) => {
   t.same(errors(bomb), ['policy.yaml:1:1: Excessive alias count indicates a resource exhaustion attack']);
   t.same(
     errors('<<: { version: 1 }\n'),
-    ['policy.yaml:1:1: missing "version: 1" (the policy format version)', 'policy.yaml:1:1: unknown key "<<"; expected one of: version, mode, sources, ports, containers, images, volumes'],
+    ['policy.yaml:1:1: missing "version: 1" (the policy format version)', 'policy.yaml:1:1: unknown key "<<"; expected one of: version, mode, sources, ports, containers, images, volumes, network'],
     'no merge keys',
   );
 });
 
 t.test('a document that is not a mapping', async (t) => {
-  t.same(errors('- version: 1\n'), ['policy.yaml:1:1: [{"version":1}] is not a mapping; expected keys: version, mode, sources, ports, containers, images, volumes']);
-  t.same(errors('"version: 1"\n'), ['policy.yaml:1:1: "version: 1" is not a mapping; expected keys: version, mode, sources, ports, containers, images, volumes']);
+  t.same(errors('- version: 1\n'), ['policy.yaml:1:1: [{"version":1}] is not a mapping; expected keys: version, mode, sources, ports, containers, images, volumes, network']);
+  t.same(errors('"version: 1"\n'), ['policy.yaml:1:1: "version: 1" is not a mapping; expected keys: version, mode, sources, ports, containers, images, volumes, network']);
   t.same(errors(''), ['policy.yaml:1:1: the document is empty; expected a mapping with at least "version: 1"']);
   t.same(errors('# only a comment\n'), ['policy.yaml:1:1: the document is empty; expected a mapping with at least "version: 1"']);
 });

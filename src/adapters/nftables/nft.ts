@@ -62,20 +62,19 @@ export async function runNft(script: string, options: RunOptions = {}): Promise<
 
 /** The table as the kernel has it; null when it does not exist. */
 export async function listTable(options: NftOptions = {}): Promise<InstalledTable | null> {
-  let stdout: string;
-  try {
-    stdout = await nft(['-j', 'list', 'table', 'inet', 'dockwarden'], '', options);
-  } catch (err) {
-    if (isNftError(err) && /^Error: No such file or directory/m.test(err.stderr)) return null;
-    throw err;
-  }
-  return parseTable(stdout);
+  const stdout = await listOrNull(['-j', 'list', 'table', 'inet', 'dockwarden'], options);
+  return stdout === null ? null : parseTable(stdout);
 }
 
 /** The table in nft's own syntax (`nft list table`), or null when it does not exist. */
-export async function showTable(options: NftOptions = {}): Promise<string | null> {
+export function showTable(options: NftOptions = {}): Promise<string | null> {
+  return listOrNull(['list', 'table', 'inet', 'dockwarden'], options);
+}
+
+/** `nft <args>` (a `list` command); null when what it lists does not exist. */
+export async function listOrNull(args: readonly string[], options: NftOptions = {}): Promise<string | null> {
   try {
-    return await nft(['list', 'table', 'inet', 'dockwarden'], '', options);
+    return await nft(args, '', options);
   } catch (err) {
     if (isNftError(err) && /^Error: No such file or directory/m.test(err.stderr)) return null;
     throw err;
@@ -121,7 +120,7 @@ function toNftError(err: ExecFileException, stderr: string, script: string): Nft
 
 // --- `nft -j list table` → InstalledTable
 
-type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
 const isObject = (value: Json | undefined): value is JsonObject =>
@@ -169,7 +168,8 @@ function parseTable(stdout: string): InstalledTable {
   return { plan: { ports, allows, endpoints, bridges, defaultDeny }, foreign, skeleton: JSON.stringify(skeleton) };
 }
 
-function withoutCounts(value: Json): Json {
+/** nft's JSON without counter values (they change with traffic), for comparing contents. */
+export function withoutCounts(value: Json): Json {
   if (Array.isArray(value)) return value.map(withoutCounts);
   if (!isObject(value)) return value;
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'counter' ? null : withoutCounts(v)]));

@@ -14,6 +14,7 @@ export interface Policy {
   readonly containers: ContainersPolicy;
   readonly images: ImagesPolicy;
   readonly volumes: VolumesPolicy;
+  readonly network: NetworkPolicy;
   /** sha256 of the policy file's bytes: alerts and state name the policy they were decided under. */
   readonly hash: string;
   /** Where it was loaded from, for messages. */
@@ -155,4 +156,11 @@ export interface VolumesPolicy {
     readonly relabel: 'shared' | 'private' | 'off';
     readonly roots: readonly string[];
   };
+}
+
+/** Bridge isolation: anti-spoofing filters on every container's bridge port but those of `exceptions`. */
+export interface NetworkPolicy {
+  readonly antiSpoofing: boolean;
+  /** Docker network names. */
+  readonly exceptions: readonly string[];
 }

@@ -399,6 +399,16 @@ const volumesSection = mapping({
   }).prefault({}),
 });
 
+/** Docker network names (`docker network create` takes these characters). */
+const networkName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, { error: (issue) => `${quote(issue.input)} is not a Docker network name` });
+
+const networkSection = mapping({
+  'anti-spoofing': z.enum(['on', 'off']).default('on').meta({ description: "on = frames from a container's bridge port must carry its own MAC and addresses (ARP, IP, IPv6, ND)." }),
+  exceptions: z.array(networkName).prefault([]).meta({ description: 'Networks (by name) whose containers are not filtered.' }),
+}).transform(({ 'anti-spoofing': antiSpoofing, exceptions }) => ({ antiSpoofing: antiSpoofing === 'on', exceptions: [...new Set(exceptions)] }));
+
 /** Names defined under `sources`, read ahead of validation so `allow` entries can be checked where they are written. */
 function definedSourceSets(document: unknown): Set<string> {
   const sources = typeof document === 'object' && document !== null ? (document as { sources?: unknown }).sources : undefined;
@@ -418,12 +428,13 @@ export function policySchema(definedSets: ReadonlySet<string>) {
     containers: containersSection.prefault({}),
     images: imagesSection.prefault({}),
     volumes: volumesSection.prefault({}),
+    network: networkSection.prefault({}),
   })
-    .transform(({ version, mode, sources, ports, containers, images, volumes }): PolicyBody => {
+    .transform(({ version, mode, sources, ports, containers, images, volumes, network }): PolicyBody => {
       const sets = new Map(Object.entries(sources));
       const resolve = (ref: SourceRefDraft): SourceRef => (ref.kind === 'set' ? { ...ref, cidrs: sets.get(ref.name)! } : ref);
       const rules = ports.rules.map((rule) => ({ ...rule, allow: rule.allow.map(resolve) }));
-      return { version, mode, sources: sets, ports: { ...ports, rules }, containers, images, volumes };
+      return { version, mode, sources: sets, ports: { ...ports, rules }, containers, images, volumes, network };
     })
     .meta({ title: 'dockwarden policy', description: 'What containers on this Docker host may do, and who may reach their published ports.' });
 }

@@ -1,0 +1,182 @@
+import type { Logger } from 'pino';
+import type { BridgeFilter } from '../adapters/nftables/bridge-backend.js';
+import type { AlertContainer } from '../domain/alerts/alert.js';
+import { isBridgeInputError, planPorts, type BridgePort } from '../domain/bridge/ports.js';
+import type { Policy } from '../domain/policy/model.js';
+import type { Enforcer, Tracked } from './reconciler.js';
+
+interface Entry {
+  readonly ports: readonly BridgePort[];
+  readonly container: AlertContainer;
+  /** What the ports were planned from: the same again (a reconcile) needs no veth lookup. */
+  readonly basis: string;
+}
+
+export interface BridgeHooks {
+  readonly onDriftRepaired: (drift: string) => void;
+  /** Frames from `container`'s ports dropped since its last report: at most one report per window. */
+  readonly onSpoofing: (container: AlertContainer, drops: number) => void;
+}
+
+/**
+ * Bridge isolation (README "Bridge isolation"): keeps the kernel's bridge table equal to the ports of
+ * every running container. Like FirewallEnforcer: containers are only set elements, changes made
+ * while a transaction runs go out together in the next, a failed update falls back to an atomic
+ * replace, drift checks run in the same queue. The kernel's table, read right after each change, is
+ * what a drift check compares with.
+ */
+export class BridgeEnforcer implements Enforcer {
+  readonly name = 'bridge';
+  private readonly desired = new Map<string, Entry>();
+  /** What the kernel holds, by container, as of the last transaction. */
+  private readonly installed = new Map<string, readonly BridgePort[]>();
+  private readonly dirty = new Set<string>();
+  /** The table as read after our last transaction; null = unknown, so the next flush replaces. */
+  private applied: string | null = null;
+  /**
+   * Start-up with a table of an earlier run: it is added to, not replaced, until the first drift check
+   * (the daemon runs one after its start-up reconcile), so its ports stay filtered meanwhile. Null
+   * until the first flush has looked.
+   */
+  private adopting: boolean | null = null;
+  private tail: Promise<unknown> = Promise.resolve();
+  private lastDrops = new Map<string, number>();
+  private readonly unreported = new Map<string, { drops: number; lastReport: number }>();
+
+  constructor(
+    private readonly filter: BridgeFilter,
+    private readonly findVeths: (pid: number) => Promise<ReadonlyMap<string, string>>,
+    private readonly log: Logger,
+    private readonly hooks: BridgeHooks,
+    private readonly reportWindowMs = 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async apply({ facts }: Tracked, policy: Policy): Promise<void> {
+    const container = { id: facts.id, name: facts.name, image: facts.image.reference };
+    const basis = JSON.stringify([facts.state.pid, facts.networks, policy.network]);
+    const known = this.desired.get(facts.id);
+    let ports: readonly BridgePort[] = [];
+    const filtered = facts.state.running && policy.network.antiSpoofing && facts.networks.some((n) => n.mac !== '');
+    try {
+      if (known?.basis === basis) ports = known.ports;
+      else if (filtered) ports = planPorts(facts, policy.network, await this.findVeths(facts.state.pid));
+    } catch (error) {
+      if (!isBridgeInputError(error)) throw error;
+      this.log.error({ container: { id: facts.id, name: facts.name }, err: error }, 'container left out of bridge isolation');
+    }
+    await this.change(facts.id, { ports, container, basis });
+  }
+
+  async forget(id: string): Promise<void> {
+    this.unreported.delete(id);
+    await this.change(id, null);
+  }
+
+  /** Compares the kernel's table with what we applied; replaces it and says so when they differ. */
+  repairDrift(): Promise<string | null> {
+    return this.serially(async () => {
+      const known = this.applied;
+      const now = await this.filter.snapshot();
+      if (known !== null && now === known) return null;
+      await this.replace();
+      if (known === null) return null; // nothing applied yet in this run: not drift, only unknown
+      const drift = now === null ? 'table bridge dockwarden_bridge is missing' : 'the bridge table differs from what dockwarden applied';
+      this.log.warn({ bridge: { drift } }, 'bridge isolation drift repaired');
+      this.hooks.onDriftRepaired(drift);
+      return drift;
+    });
+  }
+
+  /** Reads the per-port drop counters and reports containers whose count grew, one report per window. */
+  checkSpoofing(): Promise<void> {
+    return this.serially(async () => {
+      const counts = await this.filter.drops();
+      const owners = new Map<string, string>();
+      for (const [id, entry] of this.desired) for (const port of entry.ports) owners.set(port.ifname, id);
+      for (const [ifname, packets] of counts) {
+        const last = this.lastDrops.get(ifname) ?? 0;
+        const id = owners.get(ifname);
+        // A counter below the last reading was re-created (replace): everything on it is new.
+        const grown = packets >= last ? packets - last : packets;
+        if (grown === 0 || id === undefined) continue;
+        const pending = this.unreported.get(id) ?? { drops: 0, lastReport: -Infinity };
+        this.unreported.set(id, { ...pending, drops: pending.drops + grown });
+      }
+      this.lastDrops = counts;
+      for (const [id, pending] of this.unreported) {
+        const entry = this.desired.get(id);
+        if (!entry || pending.drops === 0 || this.now() - pending.lastReport < this.reportWindowMs) continue;
+        this.hooks.onSpoofing(entry.container, pending.drops);
+        this.unreported.set(id, { drops: 0, lastReport: this.now() });
+      }
+    });
+  }
+
+  /** Every port filtered now (tests, status). */
+  ports(): BridgePort[] {
+    return [...this.desired.values()].flatMap((e) => e.ports);
+  }
+
+  private async change(id: string, entry: Entry | null): Promise<void> {
+    if (entry && entry.ports.length > 0) this.desired.set(id, entry);
+    else this.desired.delete(id);
+    this.dirty.add(id);
+    await this.serially(() => this.flush());
+  }
+
+  private serially<T>(job: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(job);
+    this.tail = result.catch(() => {});
+    return result;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.applied === null) {
+      this.adopting ??= (await this.filter.snapshot()) !== null;
+      if (!this.adopting) return this.replace();
+      const ids = [...this.dirty];
+      this.dirty.clear();
+      try {
+        return await this.filter.update([], ids.flatMap((id) => this.desired.get(id)?.ports ?? []));
+      } catch (error) {
+        this.log.warn({ err: error }, 'bridge table of an earlier run not usable; replacing it');
+        return this.replace();
+      }
+    }
+    const ids = [...this.dirty].filter((id) => key(this.installed.get(id)) !== key(this.desired.get(id)?.ports));
+    this.dirty.clear();
+    if (ids.length === 0) return;
+    const remove = ids.flatMap((id) => this.installed.get(id) ?? []);
+    // A veth name freed by one container can come back on another: keep what the others still need.
+    const freed = new Set(remove.map((p) => p.ifname));
+    const keep = [...this.desired].filter(([id]) => !ids.includes(id)).flatMap(([, e]) => e.ports.filter((p) => freed.has(p.ifname)));
+    const add = [...ids.flatMap((id) => this.desired.get(id)?.ports ?? []), ...keep];
+    try {
+      await this.filter.update(remove, add);
+      for (const id of ids) this.record(id);
+      this.applied = await this.filter.snapshot();
+    } catch (error) {
+      this.log.warn({ err: error }, 'bridge table update failed; replacing the whole table');
+      await this.replace();
+    }
+  }
+
+  private async replace(): Promise<void> {
+    this.adopting = false;
+    this.applied = null;
+    this.dirty.clear();
+    await this.filter.replace(this.ports());
+    this.installed.clear();
+    for (const id of this.desired.keys()) this.record(id);
+    this.applied = await this.filter.snapshot();
+  }
+
+  private record(id: string): void {
+    const ports = this.desired.get(id)?.ports;
+    if (ports) this.installed.set(id, ports);
+    else this.installed.delete(id);
+  }
+}
+
+const key = (ports: readonly BridgePort[] | undefined): string => JSON.stringify(ports ?? []);

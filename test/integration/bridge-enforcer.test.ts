@@ -1,0 +1,98 @@
+/**
+ * BridgeEnforcer against the real kernel, in a scratch network namespace (no containers: the veth
+ * lookup is handed in): batched element changes, a veth name passing from one container to another,
+ * an update the kernel refuses falling back to a replace, a table of an earlier run at start-up.
+ */
+import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
+import pino from 'pino';
+import { nftBridgeFilter } from '../../src/adapters/nftables/bridge-backend.js';
+import { BridgeEnforcer } from '../../src/app/bridge-enforcer.js';
+import { evaluate } from '../../src/domain/evaluate.js';
+import { parsePolicy } from '../../src/domain/policy/load.js';
+import type { Policy } from '../../src/domain/policy/model.js';
+import { makeFacts } from '../helpers/facts.js';
+import { netns } from '../helpers/packet-lab.js';
+
+const policy = ((): Policy => {
+  const r = parsePolicy('version: 1\n', 'policy.yaml');
+  if (!r.ok) throw new Error('policy');
+  return r.policy;
+})();
+
+/** Container `id` (one hex digit) with MAC 02:42:ac:11:00:0<id> on the default bridge. */
+const facts = (id: string) => makeFacts({
+  id: id.repeat(64),
+  networks: [{ name: 'bridge', networkId: 'n1', ipv4: `172.17.0.${parseInt(id, 16) + 1}`, ipv6: '', mac: `02:42:ac:11:00:0${id}` }],
+});
+
+function setup(t: Test, veths: Map<string, string>) {
+  const ns = netns(t, 'dwbe');
+  const nft = (...args: string[]) => execFileSync('ip', ['netns', 'exec', ns, 'nft', ...args], { encoding: 'utf8' });
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg as string) });
+  const enforcer = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => veths, log, { onDriftRepaired: () => {}, onSpoofing: () => {} });
+  const apply = (id: string) => {
+    const f = facts(id);
+    return enforcer.apply({ facts: f, decision: evaluate(policy, f) }, policy);
+  };
+  const set = (name: string) => nft('list', 'set', 'bridge', 'dockwarden_bridge', name);
+  return { ns, nft, enforcer, apply, set, warnings };
+}
+
+t.test('a veth name that passes to another container stays filtered with the new owner', async (t) => {
+  const veths = new Map([['02:42:ac:11:00:0a', 'veth0']]);
+  const { enforcer, apply, set } = setup(t, veths);
+  await apply('a');
+  // `a` died, its veth name was freed and given to `b` before the die event was handled.
+  veths.clear();
+  veths.set('02:42:ac:11:00:0b', 'veth0');
+  await apply('b');
+  await enforcer.forget('a'.repeat(64));
+  t.match(set('ports'), /"veth0"/, 'the port is still filtered');
+  t.match(set('macs'), /"veth0" \. 02:42:ac:11:00:0b/, "with b's MAC");
+  t.notMatch(set('macs'), /02:42:ac:11:00:0a/, "and not a's");
+  t.equal(await enforcer.repairDrift(), null);
+});
+
+t.test('an update the kernel refuses (element gone) becomes a replace; concurrent changes batch', async (t) => {
+  const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1'], ['02:42:ac:11:00:0c', 'veth2']]);
+  const { nft, enforcer, apply, set, warnings } = setup(t, veths);
+  await Promise.all([apply('a'), apply('b'), apply('c')]);
+  t.match(set('ports'), /"veth0", "veth1", "veth2"|"veth0".*"veth1".*"veth2"/s);
+  nft('delete', 'element', 'bridge', 'dockwarden_bridge', 'macs', '{ "veth1" . 02:42:ac:11:00:0b }');
+  await enforcer.forget('b'.repeat(64));
+  t.same(warnings, ['bridge table update failed; replacing the whole table']);
+  t.notMatch(set('ports'), /veth1/);
+  t.match(set('macs'), /"veth0" \. 02:42:ac:11:00:0a/);
+  t.match(set('macs'), /"veth2" \. 02:42:ac:11:00:0c/);
+  t.equal(await enforcer.repairDrift(), null, 'the replace left the kernel as planned');
+});
+
+t.test('a table from an earlier run is replaced at the first check, not reported as drift', async (t) => {
+  const { nft, enforcer, set } = setup(t, new Map());
+  nft('add', 'table', 'bridge', 'dockwarden_bridge');
+  nft('add', 'set', 'bridge', 'dockwarden_bridge', 'ports', '{ type ifname; }');
+  nft('add', 'element', 'bridge', 'dockwarden_bridge', 'ports', '{ "vethstale" }');
+  t.equal(await enforcer.repairDrift(), null, 'nothing applied yet in this run: unknown, not drift');
+  t.notMatch(set('ports'), /vethstale/, 'the earlier run\'s port is gone');
+  t.match(nft('list', 'chain', 'bridge', 'dockwarden_bridge', 'check'), /jump spoofed/, 'and our chains are in');
+});
+
+t.test("at start-up, an earlier run's ports stay filtered until the first drift check replaces the table", async (t) => {
+  const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1']]);
+  const { ns, enforcer, apply, set } = setup(t, veths);
+  const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']]), pino({ level: 'silent' }), { onDriftRepaired: () => {}, onSpoofing: () => {} });
+  for (const id of ['a', 'c']) {
+    const f = facts(id);
+    await earlier.apply({ facts: f, decision: evaluate(policy, f) }, policy);
+  }
+  t.match(set('ports'), /"veth0".*"veth9"|"veth9".*"veth0"/s, 'the earlier run filtered veth0 and veth9');
+  await apply('b');
+  t.match(set('ports'), /veth9/, 'a new start does not drop the earlier ports');
+  t.match(set('ports'), /veth1/, 'and adds its own');
+  await apply('a');
+  t.equal(await enforcer.repairDrift(), null, 'the first drift check replaces the table, not reported as drift');
+  t.notMatch(set('ports'), /veth9/, 'the port of a container this run did not see is gone');
+  t.match(set('ports'), /"veth0".*"veth1"|"veth1".*"veth0"/s);
+});
