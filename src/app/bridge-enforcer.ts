@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { BridgeFilter } from '../adapters/nftables/bridge-backend.js';
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import { isBridgeInputError, planPorts, type BridgePort } from '../domain/bridge/ports.js';
+import { containerRef } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
@@ -53,7 +54,7 @@ export class BridgeEnforcer implements Enforcer {
   ) {}
 
   async apply({ facts }: Tracked, policy: Policy): Promise<void> {
-    const container = { id: facts.id, name: facts.name, image: facts.image.reference };
+    const container = containerRef(facts);
     const basis = JSON.stringify([facts.state.pid, facts.networks, policy.network]);
     const known = this.desired.get(facts.id);
     let ports: readonly BridgePort[] = [];

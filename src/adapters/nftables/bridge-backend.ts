@@ -1,6 +1,6 @@
 import type { BridgePort } from '../../domain/bridge/ports.js';
 import { renderBridgeChanges, renderBridgeRemoval, renderBridgeTable } from './bridge-render.js';
-import { listOrNull, NftError, runNft, withoutCounts, type Json, type NftOptions } from './nft.js';
+import { isObject, listJson, listOrNull, nftAccepts, runNft, withoutCounts, type Json, type NftOptions } from './nft.js';
 
 /** The kernel side of bridge isolation: `table bridge dockwarden_bridge`. */
 export interface BridgeFilter {
@@ -21,35 +21,19 @@ export interface BridgeFilter {
 const TABLE_ARGS = ['bridge', 'dockwarden_bridge'];
 
 export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
-  const listJson = async (...args: string[]): Promise<Json | null> => {
-    const stdout = await listOrNull(['-j', 'list', ...args], options);
-    if (stdout === null) return null;
-    try {
-      return JSON.parse(stdout) as Json;
-    } catch {
-      throw new NftError('nft: `list` printed invalid JSON', { exitCode: 0, stderr: '' });
-    }
-  };
   return {
-    async available() {
-      try {
-        await runNft(renderBridgeTable([]), { ...options, check: true });
-        return true;
-      } catch {
-        return false;
-      }
-    },
+    available: () => nftAccepts(renderBridgeTable([]), options),
     replace: (ports) => runNft(renderBridgeTable(ports), options),
     async update(remove, add) {
       const script = renderBridgeChanges(remove, add);
       if (script !== '') await runNft(script, options);
     },
     async snapshot() {
-      const json = await listJson('table', ...TABLE_ARGS);
+      const json = await listJson(['table', ...TABLE_ARGS], options);
       return json === null ? null : JSON.stringify(withoutHandles(withoutCounts(json)));
     },
     async drops() {
-      const json = await listJson('set', ...TABLE_ARGS, 'drops');
+      const json = await listJson(['set', ...TABLE_ARGS, 'drops'], options);
       const counts = new Map<string, number>();
       for (const elem of setElements(json)) {
         const { val, counter } = elem;
@@ -66,8 +50,6 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
     },
   };
 }
-
-const isObject = (value: Json | undefined): value is { [key: string]: Json } => typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** `{"nftables": [{"set": {"elem": [{"elem": {"val", "counter"}}]}}]}` → the inner elem objects. */
 function setElements(json: Json | null): Array<{ [key: string]: Json }> {

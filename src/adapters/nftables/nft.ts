@@ -62,8 +62,19 @@ export async function runNft(script: string, options: RunOptions = {}): Promise<
 
 /** The table as the kernel has it; null when it does not exist. */
 export async function listTable(options: NftOptions = {}): Promise<InstalledTable | null> {
-  const stdout = await listOrNull(['-j', 'list', 'table', 'inet', 'dockwarden'], options);
-  return stdout === null ? null : parseTable(stdout);
+  const json = await listJson(['table', 'inet', 'dockwarden'], options);
+  return json === null ? null : parseTable(json);
+}
+
+/** `nft -j list <args>`, parsed; null when what it lists does not exist. */
+export async function listJson(args: readonly string[], options: NftOptions = {}): Promise<Json | null> {
+  const stdout = await listOrNull(['-j', 'list', ...args], options);
+  if (stdout === null) return null;
+  try {
+    return JSON.parse(stdout) as Json;
+  } catch {
+    throw new NftError(`nft: \`list ${args[0] ?? ''}\` printed invalid JSON`, { exitCode: 0, stderr: '' });
+  }
 }
 
 /** The table in nft's own syntax (`nft list table`), or null when it does not exist. */
@@ -82,10 +93,15 @@ export async function listOrNull(args: readonly string[], options: NftOptions = 
 }
 
 /** Whether nft runs here and the kernel accepts our table (concatenated interval sets, fib, ct status). */
-export async function nftAvailable(options: NftOptions = {}): Promise<boolean> {
+export function nftAvailable(options: NftOptions = {}): Promise<boolean> {
   const empty: FirewallPlan = { ports: [], allows: [], endpoints: [], bridges: [], defaultDeny: true };
+  return nftAccepts(renderTable(empty), options);
+}
+
+/** Whether nft runs here and the kernel would take `script` (checked, not applied). */
+export async function nftAccepts(script: string, options: NftOptions = {}): Promise<boolean> {
   try {
-    await runNft(renderTable(empty), { ...options, check: true });
+    await runNft(script, { ...options, check: true });
     return true;
   } catch {
     return false;
@@ -123,17 +139,11 @@ function toNftError(err: ExecFileException, stderr: string, script: string): Nft
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
-const isObject = (value: Json | undefined): value is JsonObject =>
+export const isObject = (value: Json | undefined): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const PROTOCOLS: ReadonlySet<Json> = new Set<Protocol>(['tcp', 'udp', 'sctp']);
 
-function parseTable(stdout: string): InstalledTable {
-  let json: Json;
-  try {
-    json = JSON.parse(stdout) as Json;
-  } catch {
-    throw new NftError('nft: `list table` printed invalid JSON', { exitCode: 0, stderr: '' });
-  }
+function parseTable(json: Json): InstalledTable {
   const objects = isObject(json) && Array.isArray(json.nftables) ? json.nftables.filter(isObject) : [];
   const ports: PortElement[] = [];
   const allows: AllowElement[] = [];

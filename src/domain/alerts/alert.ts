@@ -1,4 +1,5 @@
 import type { ViolationCheck } from '../decision.js';
+import type { ContainerRef } from '../facts.js';
 import type { Action, Mode, Severity } from '../policy/model.js';
 
 /** Policy severities plus `info`, for what the daemon says about itself that is not a problem (Docker is back). */
@@ -11,11 +12,8 @@ export type AlertCheck = ViolationCheck | `daemon.${string}`;
 /** What the daemon did about it: a policy action (already downgraded in audit mode), or a self-report. */
 export type AlertAction = Action | 'none' | 'repaired' | 'refused' | 'dropped';
 
-export interface AlertContainer {
-  readonly id: string;
-  readonly name: string;
-  readonly image: string;
-}
+/** The container an alert is about, named as logs name it. */
+export type AlertContainer = ContainerRef;
 
 /** What a caller hands `Alerter.raise`; the alerter adds id, time, host, mode and policy hash. */
 export interface AlertInput {
