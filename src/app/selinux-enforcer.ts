@@ -42,7 +42,6 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
   const refusalsLogged = new Map<string, string>();
   const registered = new Set<string>();
 
-
   function reportRefusals(facts: ContainerFacts, violations: readonly Violation[]): void {
     // dockerd lists mounts in no fixed order: compare as a set.
     const key = JSON.stringify(violations.map((v) => JSON.stringify(v)).sort());

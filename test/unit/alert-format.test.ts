@@ -1,6 +1,7 @@
 import t from 'tap';
 import { createHmac } from 'node:crypto';
-import { actionTaken, makeAlert, severityAtLeast, uuidv7, wellFormed, type AlertInput } from '../../src/domain/alerts/alert.js';
+import { effectiveAction } from '../../src/domain/decision.js';
+import { makeAlert, severityAtLeast, uuidv7, wellFormed, type AlertInput } from '../../src/domain/alerts/alert.js';
 import { formatLocal, formatRfc5424, octetCounted, SYSLOG_MAX_BYTES, syslogPri, withinSyslogLimit, type SyslogIdentity } from '../../src/domain/alerts/syslog-format.js';
 import { parseSyslogTarget } from '../../src/domain/alerts/syslog-target.js';
 import { webhookBody } from '../../src/domain/alerts/webhook-payload.js';
@@ -40,8 +41,8 @@ t.test('severity order, audit downgrades every action, lone surrogates replaced'
   t.ok(severityAtLeast('high', 'high'));
   t.notOk(severityAtLeast('medium', 'high'));
   t.notOk(severityAtLeast('info', 'low'));
-  t.equal(actionTaken('kill', 'audit'), 'alert');
-  t.equal(actionTaken('stop', 'enforce'), 'stop');
+  t.equal(effectiveAction('audit', 'kill'), 'alert');
+  t.equal(effectiveAction('enforce', 'stop'), 'stop');
   t.equal(wellFormed('a\ud800b\udc00c\ud83d\ude00'), 'a\ufffdb\ufffdc\ud83d\ude00', 'pairs stay, halves go');
 });
 

@@ -1,8 +1,8 @@
-import { actionTaken } from '../../domain/alerts/alert.js';
+import { effectiveAction } from '../../domain/decision.js';
+import { containerRef } from '../../domain/facts.js';
 import type { Policy } from '../../domain/policy/model.js';
 import type { Enforcer, Tracked } from '../reconciler.js';
 import type { AlertInput } from './alerter.js';
-import { containerRef } from '../../domain/facts.js';
 
 /**
  * One alert per new violation of a container: not again on every reconcile while the same violation
@@ -17,7 +17,7 @@ export function alertEnforcer(raise: (input: AlertInput) => unknown): Enforcer {
       const before = seen.get(facts.id) ?? new Set<string>();
       const now = new Set<string>();
       for (const violation of decision.violations) {
-        const action = actionTaken(violation.action, policy.mode);
+        const action = effectiveAction(policy.mode, violation.action);
         const key = JSON.stringify([violation.check, violation.message, violation.details, action]);
         now.add(key);
         if (before.has(key)) continue;

@@ -53,11 +53,6 @@ export function severityAtLeast(severity: AlertSeverity, min: AlertSeverity): bo
   return ALERT_SEVERITIES.indexOf(severity) >= ALERT_SEVERITIES.indexOf(min);
 }
 
-/** The action an alert reports: audit mode blocks nothing, so every action becomes `alert`. */
-export function actionTaken(action: Action, mode: Mode): Action {
-  return mode === 'audit' ? 'alert' : action;
-}
-
 export function makeAlert(input: AlertInput, context: AlertContext, time: Date, random: Uint8Array): Alert {
   const container = input.container
     ? { id: wellFormed(input.container.id), name: wellFormed(input.container.name), image: wellFormed(input.container.image) }
