@@ -40,23 +40,32 @@ function command(pid: number | null, args: readonly string[]): [string, string[]
 }
 
 /**
- * A UDP listener on `ip:port` in `pid`'s namespace (host when null) for `seconds`; resolves once it
- * listens, with a function that waits for it to end and gives `SRC_IP TEXT` per datagram received.
+ * Listens for UDP datagrams on ip:port (inside `pid`'s netns, or the host's). Resolves once listening
+ * with `collect`: call it after the last send; it gives in-flight datagrams `GRACE_MS` and returns
+ * `SRC_IP TEXT` per datagram that arrived. The window follows the test's sends, not a fixed clock: on a loaded machine the sends
+ * themselves can take seconds. `BACKSTOP_SECONDS` only bounds a listener nobody collects.
  */
-export function listen(t: Test, pid: number | null, ip: string, port: number, seconds: number): Promise<() => Promise<string[]>> {
-  const [file, argv] = command(pid, ['listen', ip, String(port), String(seconds)]);
+export function listen(t: Test, pid: number | null, ip: string, port: number): Promise<() => Promise<string[]>> {
+  const [file, argv] = command(pid, ['listen', ip, String(port), String(BACKSTOP_SECONDS)]);
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => void child.kill('SIGKILL'));
   let out = '';
   const ended = new Promise<string[]>((done) => child.on('exit', () => done(out.split('\n').filter((l) => l !== '' && l !== 'listening'))));
+  const collect = (): Promise<string[]> => {
+    setTimeout(() => child.kill('SIGTERM'), GRACE_MS);
+    return ended;
+  };
   return new Promise((ready, reject) => {
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (out.startsWith('listening\n')) ready(() => ended);
+      if (out.startsWith('listening\n')) ready(collect);
     });
     child.on('exit', (code) => reject(new Error(`listener exited ${code} before it listened`)));
   });
 }
+
+const GRACE_MS = 500;
+const BACKSTOP_SECONDS = 60;
 
 interface Neighbour {
   readonly dst?: string;

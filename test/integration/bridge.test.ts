@@ -84,8 +84,8 @@ async function attack(t: Test, { bridge, attacker: a, victim: v, neighbour: n }:
 
   // Locally administered, fresh each run (a learned one would linger in the bridge's table).
   const forgedMac = `02:${randomBytes(5).toString('hex').match(/../g)!.join(':')}`;
-  const hostGot = await listen(t, null, bridge.gateway, HOST_PORT, 3);
-  const neighbourGot = await listen(t, n.pid, n.ip, PEER_PORT, 3);
+  const hostGot = await listen(t, null, bridge.gateway, HOST_PORT);
+  const neighbourGot = await listen(t, n.pid, n.ip, PEER_PORT);
   await spoof(a.pid, 'arp', 'eth0', a.mac, a.mac, v.ip);
   await spoof(a.pid, 'udp', 'eth0', a.mac, bridge.mac, v.ip, bridge.gateway, String(HOST_PORT), 'forged-ip');
   await spoof(a.pid, 'udp', 'eth0', a.mac, n.mac, v.ip, n.ip, String(PEER_PORT), 'forged-ip');
@@ -219,7 +219,7 @@ async function attack6(t: Test, { attacker: a, victim: v, neighbour: n }: Lab): 
   await spoof(n.pid, 'send', v.ip6, '9', 'warm');
   for (let i = 0; i < 20 && neighbour(n.pid, 'eth0', v.ip6) === null; i++) await new Promise((r) => setTimeout(r, 50));
   t.equal(neighbour(n.pid, 'eth0', v.ip6), v.mac, 'before: the neighbour knows the victim by its MAC');
-  const got = await listen(t, n.pid, n.ip6, PEER_PORT, 3);
+  const got = await listen(t, n.pid, n.ip6, PEER_PORT);
   await spoof(a.pid, 'na', 'eth0', a.mac, a.mac, v.ip6);
   await spoof(a.pid, 'udp6', 'eth0', a.mac, n.mac, v.ip6, n.ip6, String(PEER_PORT), 'forged-ip');
   await spoof(a.pid, 'send', n.ip6, String(PEER_PORT), 'honest');
