@@ -37,7 +37,7 @@ export class Alerter {
   constructor(private readonly options: AlerterOptions) {
     this.now = options.now ?? Date.now;
     for (const sink of options.sinks) {
-      if (sink.queue.unreadableAtOpen > 0) this.noteDropped(sink, sink.queue.unreadableAtOpen);
+      this.noteDropped(sink, sink.queue.takeUnreadable());
       sink.start();
     }
     this.timer = setInterval(() => this.sweep(), 1000).unref();
@@ -119,6 +119,7 @@ export class Alerter {
   private sweep(): void {
     const now = this.now();
     for (const [key, window] of this.windows) if (now >= window.endsAt) this.closeWindow(key, window);
+    for (const sink of this.options.sinks) this.noteDropped(sink, sink.queue.takeUnreadable());
     this.reportDrops();
   }
 
