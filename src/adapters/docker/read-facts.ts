@@ -39,10 +39,25 @@ export async function readFacts(
 ): Promise<ContainerFacts | null> {
   const inspect = await orNullIfMissing(docker.getContainer(id).inspect());
   if (inspect === null) return null;
+  return factsFromInspect(docker, inspect, images, options, execId);
+}
+
+/**
+ * Facts of a container from its inspect: everything else it needs (image, processes, mount
+ * sources, execs) read beside it. The gate hands it the inspect a create request would produce.
+ */
+export async function factsFromInspect(
+  docker: InspectClient,
+  inspect: ContainerInspect,
+  images: ImageCache,
+  options: ReadFactsOptions = {},
+  execId?: string,
+): Promise<ContainerFacts> {
   const running = inspect.State.Running && inspect.State.Pid > 0;
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined ? [] : [execId])]);
   const [image, procStatus, realSources, execs] = await Promise.all([
-    imageRefs(docker, inspect.Image, images, options),
+    // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
+    inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
     running ? readInitStatus(inspect.State.Pid, inspect.Id) : null,
     resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
@@ -99,7 +114,7 @@ export async function resolveSources(sources: readonly string[]): Promise<Map<st
   return new Map(unique.map((source, i) => [source, resolved[i] ?? source]));
 }
 
-async function orNullIfMissing<T>(request: Promise<T>): Promise<T | null> {
+export async function orNullIfMissing<T>(request: Promise<T>): Promise<T | null> {
   try {
     return await request;
   } catch (error) {
