@@ -64,6 +64,9 @@ export async function startGateDockerd(pluginSocket: string): Promise<GateDocker
       if (Date.now() > deadline) throw new Error(`gate dockerd did not answer within ${START_TIMEOUT_MS} ms:\n${log.join('')}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    // Its data root outlives runs; what an interrupted run left must not show in this one's listings.
+    const left = await docker.listContainers({ all: true });
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
     if (!(await docker.getImage(TEST_IMAGE).inspect().then(() => true, () => false))) {
       const image = await testDocker.getImage(TEST_IMAGE).get();
       const loaded = await docker.loadImage(image);

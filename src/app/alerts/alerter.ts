@@ -53,7 +53,9 @@ export class Alerter {
    * (it then counts towards that window's "N suppressed" alert).
    */
   raise(input: AlertInput): Alert | null {
-    const key = `${input.check}\0${input.container?.id ?? ''}`;
+    // A container the gate refused never got an id: its name and image tell refusals apart.
+    const container = input.container ? input.container.id || `${input.container.name}\0${input.container.image}` : '';
+    const key = `${input.check}\0${container}`;
     const now = this.now();
     const open = this.windows.get(key);
     if (open && now < open.endsAt) {
