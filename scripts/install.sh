@@ -8,7 +8,8 @@
 # Idempotent: program files are replaced, an admin's /etc/dockwarden/{config,policy}.yaml never are.
 #   /usr/local/lib/dockwarden/          dist/, the SELinux addon, production node_modules, package.json, schema/
 #   /usr/local/bin/dockwarden           wrapper: this machine's node + the CLI
-#   /usr/local/lib/systemd/system/      dockwarden.service, dockwarden-firewall.service
+#   /usr/local/lib/systemd/system/      dockwarden.service, dockwarden-firewall.service,
+#                                       dockwarden-gate.socket (enabled only by the admin: README "The gate")
 #   /usr/local/share/doc/dockwarden/    README.md, example policies
 #   /etc/dockwarden/                    config.yaml (0600: may hold webhook secrets), policy.yaml
 #   /var/lib/dockwarden/                state (0700)
@@ -53,7 +54,7 @@ say "program in ${LIB#"$ROOT"}"
 install -d -m 0755 "${BIN%/*}" "$UNITS" "$DOC"
 printf '#!/bin/sh\n# dockwarden, installed by scripts/install.sh\nexec %s /usr/local/lib/dockwarden/dist/cli/main.js "$@"\n' "$node" >"$BIN.new"
 chmod 0755 "$BIN.new" && mv "$BIN.new" "$BIN"
-install -m 0644 systemd/dockwarden.service systemd/dockwarden-firewall.service "$UNITS/"
+install -m 0644 systemd/dockwarden.service systemd/dockwarden-firewall.service systemd/dockwarden-gate.socket "$UNITS/"
 install -m 0644 README.md config/policy.yaml config/policy.strict.yaml config/config.yaml "$DOC/"
 
 install -d -m 0755 "$ETC"

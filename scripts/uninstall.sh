@@ -23,14 +23,14 @@ source "$(dirname "$0")/install-layout.sh"
 say() { printf 'uninstall: %s\n' "$*" >&2; }
 
 if [[ -z $ROOT && -d /run/systemd/system ]]; then
-  systemctl disable --now dockwarden.service dockwarden-firewall.service 2>/dev/null || true
+  systemctl disable --now dockwarden-gate.socket dockwarden.service dockwarden-firewall.service 2>/dev/null || true
 fi
 if ((remove_firewall)) && [[ -f $LIB/dist/cli/main.js ]]; then
   config=()
   [[ -f $ETC/config.yaml ]] && config=(--config "$ETC/config.yaml")
   node "$LIB/dist/cli/main.js" firewall remove "${config[@]}" >&2
 fi
-rm -rf "$LIB" "$BIN" "$DOC" "$UNITS/dockwarden.service" "$UNITS/dockwarden-firewall.service"
+rm -rf "$LIB" "$BIN" "$DOC" "$UNITS/dockwarden.service" "$UNITS/dockwarden-firewall.service" "$UNITS/dockwarden-gate.socket"
 if ((purge)); then
   rm -rf "$ETC" "$STATE"
   say "removed ${ETC#"$ROOT"} and ${STATE#"$ROOT"}"

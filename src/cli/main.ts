@@ -4,6 +4,7 @@ import { ConfigInvalid, loadConfig, type Config } from '../app/config.js';
 import { policyJsonSchemaText } from '../domain/policy/json-schema.js';
 import { checkCommand } from './check.js';
 import { firewallCommand } from './firewall.js';
+import { GATE_DEFAULTS, gateCommand } from './gate.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
 import { explainCommand } from './explain.js';
@@ -21,6 +22,9 @@ const USAGE = `usage: dockwarden <command> [options]
   firewall show      [--config FILE]          the installed ruleset
   firewall baseline  [--config FILE]          install the fail-closed baseline if none is (boot, before docker)
   firewall remove    [--config FILE]          take dockwarden's ruleset out (ports are then unfiltered)
+  gate install       [--config FILE] [--daemon-json FILE] [--docker-pidfile FILE] [--plugin-name NAME]
+                                              add the gate to dockerd's authorization plugins (it must answer first)
+  gate uninstall     [same options]           take it out again; also the rescue for a gate that is down
 
 Config: --config FILE, else /etc/dockwarden/config.yaml if present, else defaults;
 DOCKWARDEN_DOCKER_SOCKET, DOCKWARDEN_POLICY, DOCKWARDEN_STATE_DIR, DOCKWARDEN_LOG_LEVEL and
@@ -32,7 +36,14 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+      'daemon-json': { type: 'string', default: GATE_DEFAULTS.daemonJson },
+      'docker-pidfile': { type: 'string', default: GATE_DEFAULTS.dockerPidfile },
+      'plugin-name': { type: 'string', default: GATE_DEFAULTS.pluginName },
+    },
   });
   const [command, sub, ...rest] = positionals;
   if (values.help || command === undefined || command === 'help') {
@@ -46,6 +57,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'check' && sub === undefined) return checkCommand(config(), values.json);
   if (command === 'status' && sub === undefined) return statusCommand(config(), values.json);
   if (command === 'firewall' && sub !== undefined && rest.length === 0) return firewallCommand(config(), sub);
+  if (command === 'gate' && sub !== undefined && rest.length === 0) {
+    return gateCommand(config(), sub, { daemonJson: values['daemon-json'], dockerPidfile: values['docker-pidfile'], pluginName: values['plugin-name'] });
+  }
   if (command === 'policy' && sub === 'schema' && rest.length === 0) {
     process.stdout.write(policyJsonSchemaText());
     return 0;

@@ -11,6 +11,7 @@ import { TEST_IMAGE, docker as testDocker } from './docker.js';
 
 const RUN_DIR = '/run/dw-gate';
 const SOCKET = `${RUN_DIR}/docker.sock`;
+export const GATE_DOCKERD_PIDFILE = `${RUN_DIR}/dockerd.pid`;
 const DATA_ROOT = '/var/lib/dw-gate/docker';
 const SPEC_DIR = '/etc/docker/plugins';
 /** Installed by scripts/test-env.sh for the main test dockerd; this one uses the same shim. */
@@ -25,12 +26,16 @@ export interface GateDockerd {
   stop(): Promise<void>;
 }
 
-/** Starts the gate dockerd asking the plugin listening on `pluginSocket`; the image TEST_IMAGE is loaded into it. */
-export async function startGateDockerd(pluginSocket: string): Promise<GateDockerd> {
+/**
+ * Starts the gate dockerd asking the plugin listening on `pluginSocket`; the image TEST_IMAGE is
+ * loaded into it. With `daemonJson`, dockerd reads that file instead and is told of no plugin
+ * (`dockwarden gate install` is then what adds one, under `pluginName`).
+ */
+export async function startGateDockerd(pluginSocket: string, options: { readonly daemonJson?: string } = {}): Promise<GateDockerd> {
   const pluginName = `dw-gate-test-${randomBytes(4).toString('hex')}`;
   const spec = `${SPEC_DIR}/${pluginName}.spec`;
   mkdirSync(SPEC_DIR, { recursive: true });
-  writeFileSync(spec, `unix://${pluginSocket}\n`);
+  if (options.daemonJson === undefined) writeFileSync(spec, `unix://${pluginSocket}\n`);
   await stopLeftover();
   mkdirSync(`${RUN_DIR}/exec`, { recursive: true });
   mkdirSync(DATA_ROOT, { recursive: true });
@@ -38,10 +43,11 @@ export async function startGateDockerd(pluginSocket: string): Promise<GateDocker
   const child = spawn(
     'dockerd',
     [
-      '--host', `unix://${SOCKET}`, '--data-root', DATA_ROOT, '--exec-root', `${RUN_DIR}/exec`, '--pidfile', `${RUN_DIR}/dockerd.pid`,
+      '--host', `unix://${SOCKET}`, '--data-root', DATA_ROOT, '--exec-root', `${RUN_DIR}/exec`, '--pidfile', GATE_DOCKERD_PIDFILE,
       '--bridge', 'none', '--iptables=false', '--ip-masq=false', '--containerd-namespace', 'dw-gate',
       '--containerd-plugins-namespace', 'dw-gate-plugins', '--cgroup-parent', 'dw-gate',
-      '--add-runtime', `dw-host-caps=${HOST_CAPS_SHIM}`, '--authorization-plugin', pluginName,
+      '--add-runtime', `dw-host-caps=${HOST_CAPS_SHIM}`,
+      ...(options.daemonJson === undefined ? ['--authorization-plugin', pluginName] : ['--config-file', options.daemonJson]),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -83,7 +89,7 @@ export async function startGateDockerd(pluginSocket: string): Promise<GateDocker
 async function stopLeftover(): Promise<void> {
   let pid: number;
   try {
-    pid = Number(readFileSync(`${RUN_DIR}/dockerd.pid`, 'utf8'));
+    pid = Number(readFileSync(GATE_DOCKERD_PIDFILE, 'utf8'));
     if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(SOCKET)) return;
   } catch {
     return;

@@ -88,3 +88,20 @@ t.test('while the daemon is down dockerd holds requests; they are answered once 
   t.comment(`answered ${Date.now() - started} ms after it was sent`);
   await daemon.waitForLog((l) => l.msg === 'reconciled');
 });
+
+t.test('socket activation: the socket is there before the daemon, which serves the one systemd passes', async (t) => {
+  t.equal(await daemon.stop('SIGTERM'), 0);
+  // As dockwarden-gate.socket does: listen first, start the service at the first connection, pass
+  // the socket as fd 3 named dockwarden-gate. gate.socket names another path: the passed one wins.
+  daemon = spawnDaemon({
+    policy: policy('enforce'),
+    dockerSocket: '/run/dw-gate/docker.sock',
+    extraConfig: `firewall:\n  backend: nftables\ngate:\n  enabled: true\n  socket: ${gateSocket}.unused`,
+    wrap: ['systemd-socket-activate', '--listen', gateSocket, '--fdname=dockwarden-gate', '-E', 'PATH'],
+  });
+  const error = (await create({ Privileged: true }).then(() => null, (e: unknown) => e)) as { statusCode?: number } | null;
+  t.equal(error?.statusCode, 403, 'the first request started the daemon and was judged by it');
+  const serving = await daemon.waitForLog((l) => l.msg === 'authorization gate serving');
+  t.same(serving.gate, { socket: 'fd 3 from systemd' });
+  await daemon.waitForLog((l) => l.msg === 'reconciled');
+});

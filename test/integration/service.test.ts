@@ -49,7 +49,7 @@ function scratchRoot(t: Test): string {
 function verifyUnits(wrapper: string, edit: (unit: string) => string = (u) => u): { code: number; output: string } {
   const dir = mkdtempSync(join(tmpdir(), 'dw-units-'));
   try {
-    const units = ['dockwarden.service', 'dockwarden-firewall.service'].map((name) => {
+    const units = ['dockwarden.service', 'dockwarden-firewall.service', 'dockwarden-gate.socket'].map((name) => {
       const text = readFileSync(join(REPO, 'systemd', name), 'utf8').replaceAll('/usr/local/bin/dockwarden', wrapper);
       writeFileSync(join(dir, name), edit(text));
       return join(dir, name);
@@ -93,6 +93,7 @@ t.test('install → run → uninstall in a scratch root', async (t) => {
     'usr/local/lib/dockwarden/schema/policy.schema.json',
     'usr/local/lib/systemd/system/dockwarden.service',
     'usr/local/lib/systemd/system/dockwarden-firewall.service',
+    'usr/local/lib/systemd/system/dockwarden-gate.socket',
     'usr/local/share/doc/dockwarden/README.md',
     'etc/dockwarden/config.yaml',
     'etc/dockwarden/policy.yaml',
