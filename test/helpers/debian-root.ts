@@ -17,6 +17,8 @@ const COMMAND_TIMEOUT_MS = 10 * 60_000;
 
 export interface Run {
   readonly code: number;
+  readonly stdout: string;
+  /** stdout and stderr, for messages */
   readonly out: string;
 }
 
@@ -30,7 +32,7 @@ export interface DebianRoot {
 
 export function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeout = COMMAND_TIMEOUT_MS): Run {
   const r = spawnSync(file, args, { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'], timeout, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 });
-  return { code: r.status ?? -1, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${r.error.message}` : ''}` };
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? `\n${r.error.message}` : ''}` };
 }
 
 function ensureTarball(): void {

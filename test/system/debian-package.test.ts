@@ -26,7 +26,7 @@ function build(version: string): string {
   // gzip instead of the default xz: the same package, built in seconds instead of a minute
   const r = run('bash', [join(REPO, 'scripts/build-deb.sh'), '--out', out], { ...process.env, DW_DEB_VERSION: version, DW_DEB_COMPRESSION: 'gzip' });
   if (r.code !== 0) throw new Error(`build-deb.sh failed (${r.code}):\n${r.out.slice(-3000)}`);
-  return r.out.trim().split('\n').at(-1)!;
+  return r.stdout.trim();
 }
 
 t.test('install, upgrade, remove, purge in a fresh Debian 12 root', async (t) => {
