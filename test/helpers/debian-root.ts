@@ -5,12 +5,12 @@ import { dirname, join } from 'node:path';
 
 /**
  * A fresh Debian 12 root for package and deployment tests, made by Debian's own tool:
- * `mmdebstrap --variant=minbase --include=python3 bookworm` (python3: Ansible's modules run with
+ * `mmdebstrap --variant=minbase --include=python3,python3-apt bookworm` (Ansible's modules run with
  * it). Made once (~1 min) and cached as a tarball; each test extracts its own copy (~5 s), so a
  * test never sees what another left. The apt lists are kept in the tarball; tests that install
  * from the archive still run `apt-get update` first, since a cached list can name superseded .debs.
  */
-export const ROOT_TARBALL = process.env.DW_TEST_DEBIAN_ROOT ?? '/var/cache/dockwarden-test/bookworm-minbase-python3.tar';
+export const ROOT_TARBALL = process.env.DW_TEST_DEBIAN_ROOT ?? '/var/cache/dockwarden-test/bookworm-minbase-ansible.tar';
 const SOURCES = '/etc/apt/sources.list.d/debian.sources';
 const MMDEBSTRAP_TIMEOUT_MS = 10 * 60_000;
 const COMMAND_TIMEOUT_MS = 10 * 60_000;
@@ -40,7 +40,7 @@ function ensureTarball(): void {
   mkdirSync(dirname(ROOT_TARBALL), { recursive: true });
   const partial = `${ROOT_TARBALL}.${process.pid}.partial.tar`;
   const mirror = existsSync(SOURCES) ? [SOURCES] : [];
-  const made = run('mmdebstrap', ['--quiet', '--variant=minbase', '--include=python3', '--skip=cleanup/apt/lists', 'bookworm', partial, ...mirror], process.env, MMDEBSTRAP_TIMEOUT_MS);
+  const made = run('mmdebstrap', ['--quiet', '--variant=minbase', '--include=python3,python3-apt', '--skip=cleanup/apt/lists', 'bookworm', partial, ...mirror], process.env, MMDEBSTRAP_TIMEOUT_MS);
   if (made.code !== 0) {
     rmSync(partial, { force: true });
     throw new Error(`mmdebstrap failed (${made.code}): ${made.out.slice(-2000)}`);
@@ -65,7 +65,8 @@ export function debianRoot(t: Test): DebianRoot {
   const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', DEBIAN_FRONTEND: 'noninteractive', HOME: '/root' };
   return {
     dir,
-    run: (argv, extra = {}) => run('chroot', [dir, ...argv], { ...env, ...extra }),
+    // env -u: the test runner injects NODE_OPTIONS (its loader, a host path) into every child's environment
+    run: (argv, extra = {}) => run('chroot', [dir, 'env', '-u', 'NODE_OPTIONS', ...argv], { ...env, ...extra }),
     path: (inside) => join(dir, inside),
   };
 }
