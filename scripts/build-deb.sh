@@ -50,7 +50,10 @@ runtime_tgz=$cache/node-linux-$node_arch-$node_version.tgz
 if [[ ! -s $runtime_tgz ]]; then
   mkdir -p "$cache"
   say "fetching the Node.js $node_version runtime (npm package node-linux-$node_arch)"
-  (cd "$cache" && npm pack --silent "node-linux-$node_arch@$node_version" >/dev/null)
+  fetch=$(mktemp -d "$cache/.fetch.XXXXXX")
+  (cd "$fetch" && npm pack --silent "node-linux-$node_arch@$node_version" >/dev/null)
+  mv "$fetch/${runtime_tgz##*/}" "$runtime_tgz" # whole or not at all, also for a build running beside this one
+  rmdir "$fetch"
 fi
 
 work=$(mktemp -d /tmp/dockwarden-deb.XXXXXX)

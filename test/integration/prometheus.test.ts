@@ -6,17 +6,24 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawnDaemon } from '../helpers/daemon.js';
-import { DOCKER_SOCKET } from '../helpers/docker.js';
+import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 /**
- * deploy/prometheus/dockwarden-rules.yml (issue #19): promtool's own unit tests of every alert;
- * the metrics the rules read, as a real daemon serves them (ready, Docker up or not, alerts raised
- * per check); and a real Prometheus (Debian's) scraping a real daemon, whose drift alert fires
- * when the daemon's nftables table is deleted under it.
+ * deploy/prometheus/dockwarden-rules.yml and deploy/grafana/dockwarden-dashboard.json (issue #19):
+ * promtool's own unit tests of every alert; the metrics the rules read, as a real daemon serves
+ * them (ready, Docker up or not, alerts raised per check); and a real Prometheus (Debian's)
+ * scraping a real daemon that judges, kills and alerts: every dashboard query returns data, and
+ * the drift alert fires when the daemon's nftables table is deleted under it.
  */
 const REPO = resolve(import.meta.dirname, '../..');
 const RULES = join(REPO, 'deploy/prometheus/dockwarden-rules.yml');
+const DASHBOARD = join(REPO, 'deploy/grafana/dockwarden-dashboard.json');
 const NFT = 'firewall:\n  backend: nftables\n  driftCheckSeconds: 1';
+const SUITE = 'dw-test.suite=prometheus';
+
+t.before(() => removeTestContainers(SUITE));
+t.teardown(() => removeTestContainers(SUITE));
 
 function run(file: string, args: string[]): { code: number; out: string } {
   const r = spawnSync(file, args, { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -94,11 +101,18 @@ t.test('Docker unreachable: dockwarden_docker_up 0, still ready, the alert count
   t.equal(sample(body, 'dockwarden_alerts_total{check="daemon.docker-unreachable"}'), 1, 'one alert per outage');
 });
 
-t.test("a real Prometheus scraping a real daemon fires DockwardenFirewallDriftRepaired when the daemon's table is deleted", async (t) => {
+t.test('a real Prometheus scraping a real daemon: every dashboard query returns data; deleting the table fires the drift alert', async (t) => {
+  const hook = await new WebhookReceiver(null).up();
+  t.teardown(() => hook.down());
+  const policy = 'version: 1\ncontainers:\n  root-user: { action: alert }\n  capabilities: { forbidden: [SYS_ADMIN], action: kill }\n';
   const metricsPort = await freePort();
-  const daemon = spawnDaemon({ policy: 'version: 1\n', dockerSocket: DOCKER_SOCKET, metricsListen: `tcp://127.0.0.1:${metricsPort}`, extraConfig: NFT });
+  const daemon = spawnDaemon({ policy, dockerSocket: DOCKER_SOCKET, metricsListen: `tcp://127.0.0.1:${metricsPort}`, extraConfig: `${NFT}\nalerts:\n  webhooks:\n    - { url: "${hook.url}", format: slack }` });
   t.teardown(() => daemon.stop('SIGKILL'));
   await daemon.waitForLog((l) => l.msg === 'reconciled');
+  // one container that stays in violation (root-user: alert), one that is killed (SYS_ADMIN)
+  await runContainer({ cmd: ['sleep', '3600'], labels: { 'dw-test.suite': 'prometheus' } });
+  const killed = await runContainer({ cmd: ['sleep', '3600'], labels: { 'dw-test.suite': 'prometheus' }, hostConfig: { CapAdd: ['SYS_ADMIN'] } });
+  await daemon.waitForLog((l) => l.msg === 'container killed' && (l.container as { id: string }).id === killed);
 
   const dir = mkdtempSync(join(tmpdir(), 'dw-prometheus-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -128,6 +142,19 @@ t.test("a real Prometheus scraping a real daemon fires DockwardenFirewallDriftRe
     const loaded = rules.groups.flatMap((g) => g.rules);
     t.equal(loaded.length, 10, 'all ten rules loaded');
     t.same(loaded.filter((r) => r.health !== 'ok' && r.health !== 'unknown'), [], 'no rule fails to evaluate');
+
+    // Each dashboard query, as Grafana would send it with "All" hosts selected, has data once the
+    // daemon's activity is in two scrapes (rate() and increase() need two samples).
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    const queries = dashboard.panels.flatMap((p) => p.targets.map((q) => ({ panel: p.title, expr: q.expr.replaceAll('$instance', '.*') })));
+    t.ok(queries.length >= 12, `${queries.length} queries`);
+    for (const { panel, expr } of queries) {
+      const data = await until(async () => {
+        const { data } = (await api(`/api/v1/query?query=${encodeURIComponent(expr)}`)) as { data: { result: Array<{ value: [number, string] }> } };
+        return data.result.length > 0 && data.result.every((r) => r.value[1] !== 'NaN') ? data.result : undefined;
+      }, 20_000, `data for ${panel}: ${expr}`);
+      t.ok(data.length > 0, `${panel}: ${expr}`);
+    }
 
     const removed = run('nft', ['delete', 'table', 'inet', 'dockwarden']);
     t.equal(removed.code, 0, `nft delete table: ${removed.out}`);
