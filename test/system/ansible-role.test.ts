@@ -26,7 +26,7 @@ interface PlayResult {
 
 t.test('the role installs, validates, stays idempotent and refuses a broken policy', async (t) => {
   const build = run('bash', [join(REPO, 'scripts/build-deb.sh'), '--out', dir], { ...process.env, DW_DEB_COMPRESSION: 'gzip' });
-  t.equal(build.code, 0, build.out.slice(-2000));
+  t.equal(build.code, 0, build.code === 0 ? 'package built' : build.out.slice(-2000));
   const deb = build.stdout.trim();
   const root = debianRoot(t);
   const inventory = join(dir, 'hosts');
@@ -45,7 +45,7 @@ t.test('the role installs, validates, stays idempotent and refuses a broken poli
     const stats = json.stats[root.dir]!;
     const tasks = json.plays.flatMap((p) => p.tasks).map(({ task, hosts }) => {
       const h = hosts[root.dir] ?? {};
-      return { name: task.name, changed: h.changed === true, failed: h.failed === true, msg: `${h.msg ?? ''} ${h.stdout ?? ''} ${h.stderr ?? ''}` };
+      return { name: task.name.replace(/^dockwarden : /, ''), changed: h.changed === true, failed: h.failed === true, msg: `${h.msg ?? ''} ${h.stdout ?? ''} ${h.stderr ?? ''}` };
     });
     return { code: r.code, changed: stats.changed, failures: stats.failures, tasks, raw: r.out.slice(-3000) };
   };
@@ -53,32 +53,32 @@ t.test('the role installs, validates, stays idempotent and refuses a broken poli
   const shipped = readFileSync(join(REPO, 'config/policy.yaml'), 'utf8');
 
   const first = play({ dockwarden_mode: 'audit' });
-  t.equal(first.code, 0, first.raw);
-  t.equal(first.failures, 0);
+  t.equal(first.code, 0, first.code === 0 ? 'first run (audit) succeeds' : first.raw);
+  t.equal(first.failures, 0, 'no task failed');
   t.ok(first.changed >= 3, 'package copied and installed, policy written');
   t.match(root.run(['dpkg-query', '-W', '-f', '${db:Status-Abbrev}', 'dockwarden']).out, /^ii/, 'the package is installed');
   const audit = readFileSync(live, 'utf8');
   t.equal(audit, shipped.replace(/^mode:.*$/m, 'mode: audit'), 'rolled out in audit mode: the policy file as written, comments included, but its mode line');
-  t.match(root.run(['dockwarden', 'policy', 'validate']).out, /valid \(mode audit/);
+  t.match(root.run(['dockwarden', 'policy', 'validate']).out, /valid \(mode audit/, 'dockwarden reads it as audit');
   t.ok(first.tasks.some((x) => x.name === 'Reload dockwarden'), 'the reload handler ran on the change');
 
   const again = play({ dockwarden_mode: 'audit' });
-  t.equal(again.code, 0, again.raw);
+  t.equal(again.code, 0, again.code === 0 ? 're-run succeeds' : again.raw);
   t.equal(again.changed, 0, `a re-run changes nothing: ${again.tasks.filter((x) => x.changed).map((x) => x.name).join(', ')}`);
   t.notOk(again.tasks.some((x) => x.name === 'Reload dockwarden'), 'and reloads nothing');
 
   const enforce = play({});
-  t.equal(enforce.code, 0, enforce.raw);
+  t.equal(enforce.code, 0, enforce.code === 0 ? 'enforcing run succeeds' : enforce.raw);
   t.equal(readFileSync(live, 'utf8'), shipped, 'then enforced: the policy exactly as written');
 
   const broken = join(dir, 'broken.yaml');
   writeFileSync(broken, shipped.replace(/allow: \[any\]/, 'allow: [10.0.0.300/8]'));
   const refused = play({ dockwarden_policy_file: broken });
   t.not(refused.code, 0, 'the play fails');
-  t.equal(refused.failures, 1);
+  t.equal(refused.failures, 1, 'one task failed');
   const failed = refused.tasks.find((x) => x.failed);
-  t.equal(failed?.name, 'Write the policy, validated by dockwarden before it replaces the live one');
-  t.match(failed?.msg, /failed to validate/);
+  t.equal(failed?.name, 'Write the policy, validated by dockwarden before it replaces the live one', 'the policy task');
+  t.match(failed?.msg, /failed to validate/, 'refused by its validate command');
   t.match(failed?.msg, /:\d+:\d+: ports\.rules\[0\]\.allow\[0\]: "10\.0\.0\.300\/8"/, "dockwarden's own located message");
   t.equal(readFileSync(live, 'utf8'), shipped, 'the host keeps its policy');
 });
