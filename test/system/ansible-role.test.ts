@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { debianRoot, run } from '../helpers/debian-root.js';
@@ -32,9 +32,8 @@ t.test('the role installs, validates, stays idempotent and refuses a broken poli
   const inventory = join(dir, 'hosts');
   writeFileSync(inventory, `[docker_hosts]\n${root.dir} ansible_connection=community.general.chroot ansible_python_interpreter=/usr/bin/python3\n`);
 
-  const play = (extra: Record<string, string>): PlayResult => {
-    const args = ['-i', inventory, join(REPO, 'deploy/ansible/site.yml'), '-e', `dockwarden_deb=${deb}`];
-    for (const [k, v] of Object.entries(extra)) args.push('-e', `${k}=${v}`);
+  const play = (extra: Record<string, unknown>): PlayResult => {
+    const args = ['-i', inventory, join(REPO, 'deploy/ansible/site.yml'), '-e', JSON.stringify({ dockwarden_deb: deb, ...extra })];
     const env = { ...process.env, ANSIBLE_STDOUT_CALLBACK: 'json', ANSIBLE_NOCOLOR: '1', ANSIBLE_RETRY_FILES_ENABLED: '0', ANSIBLE_LOCAL_TEMP: join(dir, 'ansible-tmp'), ANSIBLE_HOME: join(dir, 'ansible-home') };
     // env -u: the test runner injects NODE_OPTIONS (a host path) into children; ansible passes it on into the chroot
     const r = run('env', ['-u', 'NODE_OPTIONS', 'ansible-playbook', ...args], env);
@@ -67,9 +66,14 @@ t.test('the role installs, validates, stays idempotent and refuses a broken poli
   t.equal(again.changed, 0, `a re-run changes nothing: ${again.tasks.filter((x) => x.changed).map((x) => x.name).join(', ')}`);
   t.notOk(again.tasks.some((x) => x.name === 'Reload dockwarden'), 'and reloads nothing');
 
-  const enforce = play({});
+  const config = { metrics: { listen: 'tcp://127.0.0.1:9464' }, log: { level: 'debug' } };
+  const enforce = play({ dockwarden_config: config });
   t.equal(enforce.code, 0, enforce.code === 0 ? 'enforcing run succeeds' : enforce.raw);
   t.equal(readFileSync(live, 'utf8'), shipped, 'then enforced: the policy exactly as written');
+  t.ok(enforce.tasks.some((x) => x.name === 'Restart dockwarden'), 'a config change restarts the daemon');
+  const written = root.path('/etc/dockwarden/config.yaml');
+  t.equal(statSync(written).mode & 0o7777, 0o600, 'config.yaml stays 0600');
+  t.match(readFileSync(written, 'utf8'), /listen: tcp:\/\/127\.0\.0\.1:9464/, 'the config from the variables');
 
   const broken = join(dir, 'broken.yaml');
   writeFileSync(broken, shipped.replace(/allow: \[any\]/, 'allow: [10.0.0.300/8]'));
