@@ -14,6 +14,7 @@ export const ROOT_TARBALL = process.env.DW_TEST_DEBIAN_ROOT ?? '/var/cache/dockw
 const SOURCES = '/etc/apt/sources.list.d/debian.sources';
 const MMDEBSTRAP_TIMEOUT_MS = 10 * 60_000;
 const COMMAND_TIMEOUT_MS = 10 * 60_000;
+const LOCK_HELD = 75;
 
 export interface Run {
   readonly code: number;
@@ -40,7 +41,16 @@ function ensureTarball(): void {
   mkdirSync(dirname(ROOT_TARBALL), { recursive: true });
   const partial = `${ROOT_TARBALL}.${process.pid}.partial.tar`;
   const mirror = existsSync(SOURCES) ? [SOURCES] : [];
-  const made = run('mmdebstrap', ['--quiet', '--variant=minbase', '--include=python3,python3-apt', '--skip=cleanup/apt/lists', 'bookworm', partial, ...mirror], process.env, MMDEBSTRAP_TIMEOUT_MS);
+  // One maker at a time (the system tests run in parallel): a test that finds the lock held waits
+  // for the other's tarball instead of making a second one.
+  const lock = `${ROOT_TARBALL}.lock`;
+  const mmdebstrap = ['mmdebstrap', '--quiet', '--variant=minbase', '--include=python3,python3-apt', '--skip=cleanup/apt/lists', 'bookworm', partial, ...mirror];
+  const made = run('flock', ['--nonblock', '--conflict-exit-code', String(LOCK_HELD), lock, ...mmdebstrap], process.env, MMDEBSTRAP_TIMEOUT_MS);
+  if (made.code === LOCK_HELD) {
+    run('flock', ['--timeout', String(MMDEBSTRAP_TIMEOUT_MS / 1000), lock, 'true'], process.env, MMDEBSTRAP_TIMEOUT_MS + 5000);
+    if (existsSync(ROOT_TARBALL)) return;
+    throw new Error(`another test held ${lock} but made no ${ROOT_TARBALL}`);
+  }
   if (made.code !== 0) {
     rmSync(partial, { force: true });
     throw new Error(`mmdebstrap failed (${made.code}): ${made.out.slice(-2000)}`);
