@@ -46,8 +46,11 @@ readonly HOST_CAPS_RUNTIME=dw-host-caps
 readonly HOST_CAPS_SHIM=$RUN_DIR/runc-host-caps
 # the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram);
 # docker-registry: the image tests start their own on loopback for real repo digests (no service is used);
-# jq: the dw-host-caps runtime edits OCI configs with it; systemd: the unit tests run systemd-analyze verify
-readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd)
+# jq: the dw-host-caps runtime edits OCI configs with it; systemd: the unit tests run systemd-analyze verify;
+# the Debian package, Prometheus and Ansible tests (issue #19): dpkg-dev (dpkg-shlibdeps), mmdebstrap
+# (scratch Debian roots), lintian, prometheus (promtool and a real server, started by the test on loopback), ansible
+readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd
+  dpkg-dev mmdebstrap lintian prometheus ansible)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30
 # ranges that belong to the machine / the test clients: never give them to Docker
@@ -77,9 +80,15 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}" >/dev/null
-    # Debian starts the package's registry service on :5000; the tests start their own on loopback.
-    if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
-      systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    # Debian starts the package's registry service on :5000 (prometheus on :9090, its node exporter
+    # on :9100); the tests start their own on loopback.
+    if command -v systemctl >/dev/null; then
+      local -A services=([docker-registry]=docker-registry [prometheus]="prometheus prometheus-node-exporter")
+      local unit
+      for p in "${!services[@]}"; do
+        [[ " ${missing[*]} " == *" $p "* ]] || continue
+        for unit in ${services[$p]}; do systemctl disable --now "$unit.service" >/dev/null 2>&1 || true; done
+      done
     fi
   fi
   command -v dockerd >/dev/null || die "dockerd not found after installing docker.io"

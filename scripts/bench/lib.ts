@@ -626,20 +626,28 @@ export interface DaemonOptions {
   readonly reconcileSeconds?: number;
   readonly driftCheckSeconds?: number;
   readonly logLevel?: string;
+  /** Another engine than the test dockerd (the gate bench's own). */
+  readonly dockerSocket?: string;
+  /** YAML appended to the config (e.g. a `gate:` section). */
+  readonly extraConfig?: string;
 }
 
-export function writeConfig(dir: string, policyFile: string, stateDir: string, extra: { reconcileSeconds?: number; driftCheckSeconds?: number; logLevel?: string } = {}): string {
+export function writeConfig(
+  dir: string, policyFile: string, stateDir: string,
+  extra: { reconcileSeconds?: number; driftCheckSeconds?: number; logLevel?: string; dockerSocket?: string; extraConfig?: string } = {},
+): string {
   const file = join(dir, 'config.yaml');
   writeFileSync(
     file,
     [
-      `docker:\n  socket: ${DOCKER_SOCKET}`,
+      `docker:\n  socket: ${extra.dockerSocket ?? DOCKER_SOCKET}`,
       `policy:\n  file: ${policyFile}`,
       `firewall:\n  backend: nftables\n  driftCheckSeconds: ${extra.driftCheckSeconds ?? 30}`,
       `state:\n  dir: ${stateDir}`,
       `log:\n  level: ${extra.logLevel ?? 'info'}`,
       `reconcile:\n  intervalSeconds: ${extra.reconcileSeconds ?? 300}`,
       `metrics:\n  listen: unix:${join(dir, 'metrics.sock')}`,
+      extra.extraConfig ?? '',
       '',
     ].join('\n'),
   );

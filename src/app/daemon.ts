@@ -75,7 +75,13 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
 
   const denyByDefault = (p: Policy): boolean => p.ports.default === 'deny';
   // Read at scrape time; the reconciler and the queue exist by the time anything scrapes.
-  const metrics = new DaemonMetrics({ tracked: () => reconciler.tracked, queue: () => queue, alertSinks: () => alerter.sinks });
+  const metrics = new DaemonMetrics({
+    tracked: () => reconciler.tracked,
+    queue: () => queue,
+    alertSinks: () => alerter.sinks,
+    alertsRaised: () => alerter.raised,
+    daemon: () => ({ ready, dockerUp: !dockerDown }),
+  });
   let firewall: FirewallEnforcer;
   try {
     const backend = metrics.measured(await selectBackend(config.firewall.backend));

@@ -9,6 +9,9 @@ export interface MetricSources {
   readonly tracked: () => ReadonlyMap<string, Tracked>;
   readonly queue: () => { readonly depth: number; readonly counters: QueueCounters };
   readonly alertSinks: () => Alerter['sinks'];
+  readonly alertsRaised: () => Alerter['raised'];
+  /** ready: READY was sent (first reconcile done, or Docker found unreachable); dockerUp: the engine answers. */
+  readonly daemon: () => { readonly ready: boolean; readonly dockerUp: boolean };
 }
 
 const APPLY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
@@ -92,6 +95,32 @@ export class DaemonMetrics {
           this.inc({ sink: sink.name, outcome: 'delivered' }, sink.delivered);
           this.inc({ sink: sink.name, outcome: 'failed' }, sink.failures);
         }
+      },
+    });
+    new Counter({
+      name: 'dockwarden_alerts_total',
+      help: 'Alerts raised, by check (daemon.firewall-drift-repaired, daemon.docker-unreachable, privileged, ...); repeats folded by the dedupe window are not counted.',
+      labelNames: ['check'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [check, count] of sources.alertsRaised()) this.inc({ check }, count);
+      },
+    });
+    new Gauge({
+      name: 'dockwarden_ready',
+      help: '1 once the daemon has told systemd it is ready (after the first reconcile, or with Docker unreachable), else 0.',
+      registers,
+      collect() {
+        this.set(sources.daemon().ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'dockwarden_docker_up',
+      help: '1 while the Docker engine answers (event stream connected), 0 while it is unreachable.',
+      registers,
+      collect() {
+        this.set(sources.daemon().dockerUp ? 1 : 0);
       },
     });
     new Gauge({

@@ -5,6 +5,7 @@ import { policyJsonSchemaText } from '../domain/policy/json-schema.js';
 import { checkCommand } from './check.js';
 import { firewallCommand } from './firewall.js';
 import { GATE_DEFAULTS, gateCommand } from './gate.js';
+import { logFormat } from './pretty-log.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
 import { explainCommand } from './explain.js';
@@ -12,7 +13,9 @@ import { validateCommand } from './validate.js';
 
 const USAGE = `usage: dockwarden <command> [options]
 
-  run                [--config FILE]          run the daemon (systemd ExecStart)
+  run                [--config FILE] [--log-format json|pretty]
+                                              run the daemon (systemd ExecStart); logs one readable line
+                                              per event on a terminal, JSON lines otherwise
   check              [--json] [--config FILE] judge every running container once; exit 0 clean, 1 violations
   policy validate    [FILE] [--config FILE]   check a policy file; exit 0 valid, 1 invalid
   policy explain     CONTAINER [--json] [--config FILE]
@@ -39,6 +42,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       'daemon-json': { type: 'string', default: GATE_DEFAULTS.daemonJson },
       'docker-pidfile': { type: 'string', default: GATE_DEFAULTS.dockerPidfile },
@@ -51,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
     return values.help || command === 'help' ? 0 : 2;
   }
   const config = (): Config => loadConfig(values.config);
-  if (command === 'run' && sub === undefined) return runCommand(config());
+  if (command === 'run' && sub === undefined) return runCommand(config(), logFormat(values['log-format'], process.stdout.isTTY === true));
   if (command === 'policy' && sub === 'validate' && rest.length <= 1) return validateCommand(rest[0] ?? config().policy.file);
   if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
   if (command === 'check' && sub === undefined) return checkCommand(config(), values.json);

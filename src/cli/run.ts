@@ -1,11 +1,12 @@
 import type { Config } from '../app/config.js';
 import { startDaemon, type DaemonHandle } from '../app/daemon.js';
 import { createLogger } from '../app/logger.js';
+import { prettyDestination } from './pretty-log.js';
 
 const SIGNALS = ['SIGHUP', 'SIGTERM', 'SIGINT'] as const;
 
-export async function runCommand(config: Config): Promise<number> {
-  const log = createLogger(config.log.level);
+export async function runCommand(config: Config, format: 'json' | 'pretty'): Promise<number> {
+  const log = createLogger(config.log.level, format === 'pretty' ? prettyDestination(process.stdout) : process.stdout);
   // Handlers first: a SIGTERM during start-up (firewall, metrics socket) is a clean stop once
   // started, not node's default death by signal. A SIGHUP then is moot: the policy is being read.
   let daemon: DaemonHandle | null = null;

@@ -31,6 +31,7 @@ export class Alerter {
   private readonly windows = new Map<string, Window>();
   private readonly droppedPending = new Map<QueuedSink, number>();
   private readonly droppedTotal = new Map<QueuedSink, number>();
+  private readonly raisedByCheck = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private readonly now: () => number;
 
@@ -46,6 +47,11 @@ export class Alerter {
   /** Each sink's delivery counts and queue length, for metrics. */
   get sinks(): ReadonlyArray<{ readonly name: string; readonly delivered: number; readonly failures: number; readonly queued: number }> {
     return this.options.sinks.map((s) => ({ name: s.name, delivered: s.delivered, failures: s.failures, queued: s.queue.size }));
+  }
+
+  /** Alerts raised so far, by check, for metrics. */
+  get raised(): ReadonlyMap<string, number> {
+    return this.raisedByCheck;
   }
 
   /**
@@ -87,6 +93,7 @@ export class Alerter {
 
   private emit(input: AlertInput): Alert {
     const alert = makeAlert(input, this.options.context(), new Date(this.now()), randomBytes(10));
+    this.raisedByCheck.set(alert.check, (this.raisedByCheck.get(alert.check) ?? 0) + 1);
     // On disk first: an alert the log shows is one a crash cannot lose.
     for (const sink of this.options.sinks) if (severityAtLeast(alert.severity, sink.minSeverity)) this.push(sink, alert);
     this.log(alert);

@@ -8,6 +8,8 @@ import type { GateConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { judgeRequest, type GateVerdict } from './judge-request.js';
 
+const DATA_ROOT_TTL_MS = 60_000;
+
 /** `FileDescriptorName=` of systemd/dockwarden-gate.socket. */
 export const GATE_FD_NAME = 'dockwarden-gate';
 
@@ -22,12 +24,14 @@ export async function startGate(
 ): Promise<Server | null> {
   if (!config.enabled) return null;
   const fd = inheritedSocket(env, GATE_FD_NAME);
+  // Every create names where new volumes go; dockerd's data root changes only with a restart of it.
+  const engine = { ...docker, dataRoot: remembered(DATA_ROOT_TTL_MS, () => docker.dataRoot()) };
   const allow = { plugins: config.allow.includes('plugins'), services: config.allow.includes('services') };
   const server = await serveAuthz({
     listen: fd === null ? { path: config.socket } : { fd },
     timeoutMs: config.timeoutMs,
     decide: async (request) => {
-      const verdict = await judgeRequest(request, { engine: docker, policy, allow });
+      const verdict = await judgeRequest(request, { engine, policy, allow });
       report(verdict, alerter, log);
       return verdict;
     },
@@ -63,4 +67,17 @@ function report(verdict: GateVerdict, alerter: Alerter, log: Logger): void {
       details: { ...v.details, request: verdict.route },
     });
   }
+}
+
+/** `read()`'s answer, asked again once it is `ttlMs` old; a failed read is not kept. */
+function remembered<T>(ttlMs: number, read: () => Promise<T>): () => Promise<T> {
+  let cached: { readonly value: Promise<T>; readonly at: number } | null = null;
+  return () => {
+    if (cached === null || Date.now() - cached.at >= ttlMs) {
+      const value = read();
+      cached = { value, at: Date.now() };
+      value.catch(() => (cached = null));
+    }
+    return cached.value;
+  };
 }
