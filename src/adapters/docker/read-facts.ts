@@ -1,5 +1,5 @@
-import { readFile, realpath } from 'node:fs/promises';
-import type { ContainerFacts } from '../../domain/facts.js';
+import { readFile, readlink, realpath } from 'node:fs/promises';
+import type { ContainerFacts, JoinableNamespace, NamespaceJoin } from '../../domain/facts.js';
 import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput } from './facts.js';
 
 /** The dockerode calls facts need; a `Dockerode` instance is one. */
@@ -41,11 +41,12 @@ export async function readFacts(
   if (inspect === null) return null;
   const running = inspect.State.Running && inspect.State.Pid > 0;
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined ? [] : [execId])]);
-  const [image, procStatus, realSources, execs] = await Promise.all([
+  const [image, procStatus, realSources, execs, joinedNamespaces] = await Promise.all([
     imageRefs(docker, inspect.Image, images, options),
     running ? readInitStatus(inspect.State.Pid, inspect.Id) : null,
     resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
+    followJoins(docker, inspect, running ? inspect.State.Pid : 0),
   ]);
   return toContainerFacts(inspect, {
     image,
@@ -53,7 +54,66 @@ export async function readFacts(
     realpath: (path) => realSources.get(path) ?? path,
     // An exec id from an event is only trusted for the container it belongs to.
     execs: execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id),
+    joinedNamespaces,
   });
+}
+
+const JOIN_MODES: ReadonlyArray<readonly [JoinableNamespace, 'PidMode' | 'NetworkMode' | 'IpcMode']> = [
+  ['pid', 'PidMode'],
+  ['net', 'NetworkMode'],
+  ['ipc', 'IpcMode'],
+];
+/** Containers followed at most per namespace: dockerd makes chains, never cycles, but inspect answers are not trusted. */
+export const MAX_JOIN_CHAIN = 8;
+
+/**
+ * `--pid|--network|--ipc container:X` (X a name or id; UTS, user and cgroup namespaces cannot be
+ * joined): X is inspected, and X's own mode followed, until a `host` or a private namespace. When the
+ * chain breaks (X removed while this container runs on in its namespace, or too long), the process
+ * itself answers: its namespace compared with the host's (pid 1's).
+ */
+async function followJoins(docker: InspectClient, inspect: ContainerInspect, pid: number): Promise<NamespaceJoin[]> {
+  const seen = new Map<string, Promise<ContainerInspect | null>>();
+  const lookup = (ref: string) => {
+    if (!seen.has(ref)) seen.set(ref, orNullIfMissing(docker.getContainer(ref).inspect()));
+    return seen.get(ref)!;
+  };
+  const joins: NamespaceJoin[] = [];
+  for (const [namespace, field] of JOIN_MODES) {
+    let mode = inspect.HostConfig[field] ?? '';
+    if (!mode.startsWith('container:')) continue;
+    const through: string[] = [];
+    let host: boolean | null = null;
+    while (through.length < MAX_JOIN_CHAIN) {
+      const target = await lookup(mode.slice('container:'.length));
+      if (target === null) {
+        through.push(mode.slice('container:'.length));
+        break;
+      }
+      through.push(target.Name.replace(/^\//, ''));
+      mode = target.HostConfig[field] ?? '';
+      if (!mode.startsWith('container:')) {
+        host = mode === 'host';
+        break;
+      }
+    }
+    if (host !== null) joins.push({ namespace, through, host, judgedBy: 'inspect' });
+    else {
+      const seenByProcess = pid > 0 ? await isHostNamespace(pid, namespace) : null;
+      joins.push({ namespace, through, host: seenByProcess, judgedBy: seenByProcess === null ? 'none' : 'process' });
+    }
+  }
+  return joins;
+}
+
+/** Whether the process is in the host's namespace; null when either link cannot be read (it needs ptrace-read access). */
+async function isHostNamespace(pid: number, namespace: JoinableNamespace): Promise<boolean | null> {
+  try {
+    const [own, host] = await Promise.all([readlink(`/proc/${pid}/ns/${namespace}`), readlink(`/proc/1/ns/${namespace}`)]);
+    return own === host;
+  } catch {
+    return null;
+  }
 }
 
 async function imageRefs(docker: InspectClient, imageId: string, images: ImageCache, options: ReadFactsOptions): Promise<ImageRefs> {
