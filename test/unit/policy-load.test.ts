@@ -201,7 +201,7 @@ t.test('the example policies are valid and say what they promise', async (t) => 
   );
   const { exceptions, ...checks } = containers;
   t.same(Object.fromEntries(Object.entries(checks).map(([check, settings]) => [check, settings.action])), {
-    capabilities: 'kill', privileged: 'kill', hostNamespaces: 'alert', dockerSocket: 'kill', sensitiveMounts: 'alert', devices: 'alert', privilegedExec: 'alert',
+    capabilities: 'kill', privileged: 'kill', hostNamespaces: 'alert', dockerSocket: 'kill', sensitiveMounts: 'alert', devices: 'alert', unmaskedPaths: 'alert', privilegedExec: 'alert',
   });
   t.same(exceptions.map((e) => [e.match.image?.pattern, e.allow]), [['docker.io/portainer/portainer-ce:*', ['docker-socket']]]);
   t.same([images.default, images.action], ['allow', 'alert'], 'a local test image passes');

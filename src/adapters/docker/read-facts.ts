@@ -65,6 +65,8 @@ const JOIN_MODES: ReadonlyArray<readonly [JoinableNamespace, 'PidMode' | 'Networ
 ];
 /** Containers followed at most per namespace: dockerd makes chains, never cycles, but inspect answers are not trusted. */
 export const MAX_JOIN_CHAIN = 8;
+/** A container name or id as dockerd accepts them; anything else is not looked up (it goes into a request path). */
+const CONTAINER_REF = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
 
 /**
  * `--pid|--network|--ipc container:X` (X a name or id; UTS, user and cgroup namespaces cannot be
@@ -75,6 +77,7 @@ export const MAX_JOIN_CHAIN = 8;
 async function followJoins(docker: InspectClient, inspect: ContainerInspect, pid: number): Promise<NamespaceJoin[]> {
   const seen = new Map<string, Promise<ContainerInspect | null>>();
   const lookup = (ref: string) => {
+    if (!CONTAINER_REF.test(ref)) return Promise.resolve(null);
     if (!seen.has(ref)) seen.set(ref, orNullIfMissing(docker.getContainer(ref).inspect()));
     return seen.get(ref)!;
   };
@@ -99,18 +102,23 @@ async function followJoins(docker: InspectClient, inspect: ContainerInspect, pid
     }
     if (host !== null) joins.push({ namespace, through, host, judgedBy: 'inspect' });
     else {
-      const seenByProcess = pid > 0 ? await isHostNamespace(pid, namespace) : null;
+      const seenByProcess = pid > 0 ? await isHostNamespace(pid, inspect.Id, namespace) : null;
       joins.push({ namespace, through, host: seenByProcess, judgedBy: seenByProcess === null ? 'none' : 'process' });
     }
   }
   return joins;
 }
 
-/** Whether the process is in the host's namespace; null when either link cannot be read (it needs ptrace-read access). */
-async function isHostNamespace(pid: number, namespace: JoinableNamespace): Promise<boolean | null> {
+/**
+ * Whether the container's init process is in the host's namespace; null when either link cannot be
+ * read (it needs ptrace-read access) or the pid has been reused by then (its cgroup, read after the
+ * link, must name the container).
+ */
+async function isHostNamespace(pid: number, containerId: string, namespace: JoinableNamespace): Promise<boolean | null> {
   try {
     const [own, host] = await Promise.all([readlink(`/proc/${pid}/ns/${namespace}`), readlink(`/proc/1/ns/${namespace}`)]);
-    return own === host;
+    const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+    return cgroup.includes(containerId) ? own === host : null;
   } catch {
     return null;
   }
