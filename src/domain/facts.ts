@@ -1,4 +1,5 @@
 import type { Capability } from './capabilities.js';
+import type { SeccompProfileFacts } from './seccomp-profile.js';
 
 /**
  * Everything dockwarden judges a container on, normalised from `docker inspect`, the image and
@@ -27,6 +28,35 @@ export interface ContainerFacts {
   readonly processLabel: string;
   /** `docker exec` processes dockerd still knows (running ones, and the one an exec event named). */
   readonly execs: readonly ExecFacts[];
+  /** `HostConfig.DeviceCgroupRules` as given (untrusted): `type major:minor access`, beyond Docker's defaults. */
+  readonly deviceCgroupRules: readonly string[];
+  /** `/proc` and `/sys` paths hidden and made read-only in the container (privileged: none). */
+  readonly systemPaths: { readonly masked: readonly string[]; readonly readOnly: readonly string[] };
+  /** Namespaces joined from another container (`--pid|--network|--ipc container:X`), followed to their end. */
+  readonly joinedNamespaces: readonly NamespaceJoin[];
+  /** `Uid:` of the init process from `/proc/<pid>/status`; null when it could not be read (not running, gone). */
+  readonly processUids: ProcessUids | null;
+}
+
+/** The host's view of a process's user ids. */
+export interface ProcessUids {
+  readonly real: number;
+  readonly effective: number;
+  readonly saved: number;
+  readonly filesystem: number;
+}
+
+export type JoinableNamespace = 'pid' | 'net' | 'ipc';
+
+export interface NamespaceJoin {
+  readonly namespace: JoinableNamespace;
+  /** Names of the containers followed (or the reference as written, for one that no longer exists). */
+  readonly through: readonly string[];
+  /** Whether it is the host's namespace; null when neither the chain nor the process could tell. */
+  readonly host: boolean | null;
+  /** `inspect`: the chain of containers ended in `host` or a private namespace; `process`: the chain broke
+   * (a container gone, a chain too long) and the process's namespace was compared with the host's. */
+  readonly judgedBy: 'inspect' | 'process' | 'none';
 }
 
 /** One `docker exec`, from `GET /exec/{id}/json`. Healthchecks are execs too, never privileged. */
@@ -134,6 +164,8 @@ export interface SecurityOptions {
   readonly noNewPrivileges: boolean;
   /** Values of `label=…` / `label:…` options (`disable`, `type:…`). */
   readonly labelOptions: readonly string[];
+  /** A `custom` profile's verdict; null for `default` and `unconfined`. */
+  readonly seccompProfile: SeccompProfileFacts | null;
 }
 
 export interface ResourceLimits {

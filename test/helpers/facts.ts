@@ -1,5 +1,6 @@
 import { configuredCapabilities } from '../../src/domain/capabilities.js';
 import type { ContainerFacts } from '../../src/domain/facts.js';
+import { DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS } from '../../src/domain/system-paths.js';
 
 type Overrides = { -readonly [K in keyof ContainerFacts]?: ContainerFacts[K] };
 
@@ -19,13 +20,17 @@ export function makeFacts(overrides: Overrides = {}): ContainerFacts {
     capabilities: { added: [], dropped: [], configured: caps, effective: caps },
     privileged: false,
     hostNamespaces: { pid: false, net: false, ipc: false, uts: false, userns: false, cgroup: false },
-    security: { seccomp: 'default', apparmor: 'docker-default', noNewPrivileges: false, labelOptions: [] },
+    security: { seccomp: 'default', apparmor: 'docker-default', noNewPrivileges: false, labelOptions: [], seccompProfile: null },
     user: '',
     resources: { memory: 0, pidsLimit: 0, cpus: 0 },
     restartPolicy: { name: 'no', maximumRetryCount: 0 },
     mountLabel: '',
     processLabel: '',
     execs: [],
+    deviceCgroupRules: [],
+    systemPaths: { masked: [...DOCKER_MASKED_PATHS], readOnly: [...DOCKER_READONLY_PATHS] },
+    joinedNamespaces: [],
+    processUids: null,
     ...overrides,
   };
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { toContainerFacts, type ContainerInspect, type FactsInput } from '../../src/adapters/docker/facts.js';
 import { CAPABILITIES, DOCKER_DEFAULT_CAPABILITIES } from '../../src/domain/capabilities.js';
+import { DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS } from '../../src/domain/system-paths.js';
 
 /** Captured from the test dockerd (Docker 20.10, cgroup v1) by test/fixtures/container-facts/capture.sh. */
 interface Fixture {
@@ -62,13 +63,17 @@ t.test('docker run (defaults)', async (t) => {
       privileged: false,
       // cgroup v1: dockerd's default cgroupns mode is `host`
       hostNamespaces: { pid: false, net: false, ipc: false, uts: false, userns: false, cgroup: true },
-      security: { seccomp: 'default', apparmor: '', noNewPrivileges: false, labelOptions: [] },
+      security: { seccomp: 'default', apparmor: '', noNewPrivileges: false, labelOptions: [], seccompProfile: null },
       user: '',
       resources: { memory: 0, pidsLimit: 0, cpus: 0 },
       restartPolicy: { name: 'no', maximumRetryCount: 0 },
       mountLabel: '',
       processLabel: '',
       execs: [],
+      deviceCgroupRules: [],
+      systemPaths: { masked: [...DOCKER_MASKED_PATHS], readOnly: [...DOCKER_READONLY_PATHS] },
+      joinedNamespaces: [],
+      processUids: { real: 0, effective: 0, saved: 0, filesystem: 0 },
     },
   );
 });
@@ -141,7 +146,7 @@ t.test('--security-opt seccomp=unconfined', async (t) => {
 });
 
 t.test('--security-opt with the deprecated colon syntax', async (t) => {
-  t.strictSame(factsOf('security-opts').security, { seccomp: 'unconfined', apparmor: '', noNewPrivileges: true, labelOptions: ['disable'] });
+  t.strictSame(factsOf('security-opts').security, { seccomp: 'unconfined', apparmor: '', noNewPrivileges: true, labelOptions: ['disable'], seccompProfile: null });
 });
 
 t.test('security options, both syntaxes, last one wins', async (t) => {

@@ -124,7 +124,7 @@ t.test('containers: checks on when present, default severities, capability names
       paths: ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/var/run/containerd/containerd.sock', '/srv/run/docker.sock'],
     },
     sensitiveMounts: { action: 'alert', severity: 'high', paths: ['/', '/etc'], readOnlyAllowed: false },
-    devices: { action: 'alert', severity: 'medium', allowed: ['/dev/fuse'] },
+    devices: { action: 'alert', severity: 'medium', allowed: ['/dev/fuse'], allowedCgroupRules: [] },
     privilegedExec: { action: 'alert', severity: 'high' },
     noNewPrivileges: { action: 'alert', severity: 'low' },
     seccompUnconfined: { action: 'stop', severity: 'medium' },
@@ -201,7 +201,7 @@ t.test('the example policies are valid and say what they promise', async (t) => 
   );
   const { exceptions, ...checks } = containers;
   t.same(Object.fromEntries(Object.entries(checks).map(([check, settings]) => [check, settings.action])), {
-    capabilities: 'kill', privileged: 'kill', hostNamespaces: 'alert', dockerSocket: 'kill', sensitiveMounts: 'alert', devices: 'alert', privilegedExec: 'alert',
+    capabilities: 'kill', privileged: 'kill', hostNamespaces: 'alert', dockerSocket: 'kill', sensitiveMounts: 'alert', devices: 'alert', unmaskedPaths: 'alert', privilegedExec: 'alert',
   });
   t.same(exceptions.map((e) => [e.match.image?.pattern, e.allow]), [['docker.io/portainer/portainer-ce:*', ['docker-socket']]]);
   t.same([images.default, images.action], ['allow', 'alert'], 'a local test image passes');
@@ -248,7 +248,7 @@ t.test('unknown keys, at the key, at every depth, naming the keys that exist', a
       'policy.yaml:6:16: ports.rules[0].match: unknown key "containr"; expected one of: container, image, label, port, container-port',
       'policy.yaml:7:7: ports.rules[0]: unknown key "alow"; expected one of: name, match, allow',
       'policy.yaml:9:31: containers.privileged: unknown key "severty"; expected one of: action, severity',
-      'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, resource-limits, exceptions',
+      'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, unmasked-paths, resource-limits, exceptions',
       'policy.yaml:12:41: images.rules[0].require: unknown key "digest_pinned"; expected one of: digest-pinned',
     ],
   );
@@ -406,7 +406,7 @@ t.test('selectors: globs, image patterns, labels, no ports where they could neve
       'policy.yaml:5:78: ports.rules[0].match.label.tier: 1 is not a glob pattern; quote it: "1"',
       'policy.yaml:9:23: containers.exceptions[0].match.image: "team/app:*" never matches: image patterns match the normalised reference registry/path:tag; did you mean "docker.io/team/app:*"?',
       'policy.yaml:9:37: containers.exceptions[0].match: unknown key "port"; expected one of: container, image, label',
-      'policy.yaml:10:30: containers.exceptions[0].allow[1]: "socket" is not allowed here; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, resource-limits, root-user',
+      'policy.yaml:10:30: containers.exceptions[0].allow[1]: "socket" is not allowed here; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, resource-limits, root-user, unmasked-paths',
       'policy.yaml:12:20: images.rules[0].match: "*" never matches: image patterns match the normalised reference registry/path:tag; did you mean "docker.io/library/*"?',
     ],
   );

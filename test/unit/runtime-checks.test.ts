@@ -124,7 +124,7 @@ t.test('no-new-privileges, seccomp, AppArmor, limits, root user', async (t) => {
   resource-limits: { require: [memory, pids, cpu], action: alert }
   root-user: { action: alert }
 `);
-  const security = { seccomp: 'default' as const, apparmor: 'docker-default', noNewPrivileges: true, labelOptions: [] };
+  const security = { seccomp: 'default' as const, apparmor: 'docker-default', noNewPrivileges: true, labelOptions: [], seccompProfile: null };
   const confined = { security, resources: { memory: 1 << 28, pidsLimit: 100, cpus: 0.5 }, user: '1000:1000' };
   t.same(raised(p, confined), []);
   t.same(raised(p, { ...confined, security: { ...security, noNewPrivileges: false } }), ['no-new-privileges:alert']);

@@ -1,4 +1,6 @@
 import { configuredCapabilities, decodeCapabilityMask, normaliseCapability, type Capability } from '../../domain/capabilities.js';
+import { readSeccompProfile } from '../../domain/seccomp-profile.js';
+import { DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS } from '../../domain/system-paths.js';
 import type {
   CapabilityFacts,
   ContainerFacts,
@@ -6,7 +8,9 @@ import type {
   HostNamespaces,
   MountFacts,
   MountType,
+  NamespaceJoin,
   NetworkAttachment,
+  ProcessUids,
   Protocol,
   PublishedPort,
   ResourceLimits,
@@ -35,6 +39,9 @@ export interface ContainerInspect {
     readonly UsernsMode?: string | null;
     readonly CgroupnsMode?: string | null;
     readonly Devices?: ReadonlyArray<{ readonly PathOnHost: string; readonly PathInContainer: string; readonly CgroupPermissions: string }> | null;
+    readonly DeviceCgroupRules?: readonly string[] | null;
+    readonly MaskedPaths?: readonly string[] | null;
+    readonly ReadonlyPaths?: readonly string[] | null;
     readonly Memory?: number | null;
     readonly PidsLimit?: number | null;
     readonly NanoCpus?: number | null;
@@ -82,6 +89,8 @@ export interface FactsInput {
   readonly realpath: (path: string) => string;
   /** Inspections of the container's execs that still existed when read. */
   readonly execs: readonly ExecInspect[];
+  /** Where its `container:X` namespace modes lead (read-facts follows them); none when absent. */
+  readonly joinedNamespaces?: readonly NamespaceJoin[];
 }
 
 /** Maps what dockerd and procfs report into `ContainerFacts`. Pure: all I/O happens in read-facts. */
@@ -89,6 +98,8 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
   const host = inspect.HostConfig;
   const privileged = host.Privileged === true;
   const status = input.procStatus === null ? null : parseProcStatus(input.procStatus);
+  const capabilities = capabilitiesOf(host.CapAdd ?? [], host.CapDrop ?? [], privileged, status);
+  const joinedNamespaces = input.joinedNamespaces ?? [];
   return {
     id: inspect.Id,
     name: inspect.Name.replace(/^\//, ''),
@@ -111,10 +122,10 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
     devices: (host.Devices ?? []).map(
       (d): DeviceMapping => ({ pathOnHost: d.PathOnHost, pathInContainer: d.PathInContainer, permissions: d.CgroupPermissions }),
     ),
-    capabilities: capabilitiesOf(host.CapAdd ?? [], host.CapDrop ?? [], privileged, status),
+    capabilities,
     privileged,
-    hostNamespaces: hostNamespacesOf(host),
-    security: securityOf(host.SecurityOpt ?? [], inspect.AppArmorProfile ?? '', privileged, status),
+    hostNamespaces: hostNamespacesOf(host, joinedNamespaces),
+    security: securityOf(host.SecurityOpt ?? [], inspect.AppArmorProfile ?? '', privileged, status, capabilities.configured),
     user: inspect.Config.User ?? '',
     resources: resourcesOf(host),
     restartPolicy: {
@@ -131,7 +142,21 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
       user: e.ProcessConfig.user ?? '',
       running: e.Running,
     })),
+    deviceCgroupRules: privileged ? [] : [...(host.DeviceCgroupRules ?? [])],
+    systemPaths: systemPathsOf(host, privileged),
+    joinedNamespaces,
+    processUids: status?.uids ?? null,
   };
+}
+
+/**
+ * dockerd fills both lists with its defaults at create when they are not given (null only on
+ * containers older than that, which then get the defaults too); `systempaths=unconfined` or the API
+ * may set them empty or short. A privileged container gets none.
+ */
+function systemPathsOf(host: ContainerInspect['HostConfig'], privileged: boolean): ContainerFacts['systemPaths'] {
+  if (privileged) return { masked: [], readOnly: [] };
+  return { masked: [...(host.MaskedPaths ?? DOCKER_MASKED_PATHS)], readOnly: [...(host.ReadonlyPaths ?? DOCKER_READONLY_PATHS)] };
 }
 
 /** A null-prototype copy: label keys are untrusted, and `labels['constructor']` must not find Object's. */
@@ -207,6 +232,7 @@ interface ProcStatus {
   /** `Seccomp:` 0 disabled, 1 strict, 2 filter. */
   readonly seccompMode: number | null;
   readonly noNewPrivs: boolean | null;
+  readonly uids: ProcessUids | null;
 }
 
 function parseProcStatus(text: string): ProcStatus {
@@ -214,10 +240,13 @@ function parseProcStatus(text: string): ProcStatus {
   const capEff = field('CapEff');
   const seccomp = field('Seccomp');
   const noNewPrivs = field('NoNewPrivs');
+  // `Uid:\treal\teffective\tsaved\tfilesystem`, as the host sees them.
+  const uids = /^Uid:\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s*$/m.exec(text)?.slice(1).map(Number);
   return {
     capEff: capEff !== undefined && /^[0-9a-fA-F]{1,16}$/.test(capEff) ? decodeCapabilityMask(capEff) : null,
     seccompMode: seccomp !== undefined && /^[0-2]$/.test(seccomp) ? Number(seccomp) : null,
     noNewPrivs: noNewPrivs === '0' || noNewPrivs === '1' ? noNewPrivs === '1' : null,
+    uids: uids ? { real: uids[0]!, effective: uids[1]!, saved: uids[2]!, filesystem: uids[3]! } : null,
   };
 }
 
@@ -232,11 +261,13 @@ function capabilitiesOf(capAdd: readonly string[], capDrop: readonly string[], p
   };
 }
 
-function hostNamespacesOf(host: ContainerInspect['HostConfig']): HostNamespaces {
+/** A joined namespace whose end could not be found counts as the host's: fail-safe. */
+function hostNamespacesOf(host: ContainerInspect['HostConfig'], joined: readonly NamespaceJoin[]): HostNamespaces {
+  const viaJoin = (namespace: NamespaceJoin['namespace']) => joined.some((j) => j.namespace === namespace && j.host !== false);
   return {
-    pid: host.PidMode === 'host',
-    net: host.NetworkMode === 'host',
-    ipc: host.IpcMode === 'host',
+    pid: host.PidMode === 'host' || viaJoin('pid'),
+    net: host.NetworkMode === 'host' || viaJoin('net'),
+    ipc: host.IpcMode === 'host' || viaJoin('ipc'),
     uts: host.UTSMode === 'host',
     userns: host.UsernsMode === 'host',
     // dockerd's default is `host` on cgroup v1 and `private` on v2.
@@ -245,7 +276,13 @@ function hostNamespacesOf(host: ContainerInspect['HostConfig']): HostNamespaces 
 }
 
 /** dockerd's `--security-opt` parsing: `key=value`, or the deprecated `key:value`; the last one wins. */
-function securityOf(options: readonly string[], appArmorProfile: string, privileged: boolean, status: ProcStatus | null): SecurityOptions {
+function securityOf(
+  options: readonly string[],
+  appArmorProfile: string,
+  privileged: boolean,
+  status: ProcStatus | null,
+  capabilities: readonly Capability[],
+): SecurityOptions {
   let seccompProfile: string | undefined;
   let noNewPrivileges = false;
   const labelOptions: string[] = [];
@@ -263,12 +300,14 @@ function securityOf(options: readonly string[], appArmorProfile: string, privile
       else if (key === 'no-new-privileges') noNewPrivileges = parseGoBool(value) ?? noNewPrivileges;
     }
   }
+  const seccomp = seccompOf(seccompProfile, privileged, status);
   return {
-    seccomp: seccompOf(seccompProfile, privileged, status),
+    seccomp,
     apparmor: appArmorProfile,
     // The daemon-wide `--no-new-privileges` default is invisible in inspect but not in procfs.
     noNewPrivileges: noNewPrivileges || status?.noNewPrivs === true,
     labelOptions,
+    seccompProfile: seccomp === 'custom' ? readSeccompProfile(seccompProfile ?? '', capabilities) : null,
   };
 }
 

@@ -1,5 +1,5 @@
-import { readFile, realpath } from 'node:fs/promises';
-import type { ContainerFacts } from '../../domain/facts.js';
+import { readFile, readlink, realpath } from 'node:fs/promises';
+import type { ContainerFacts, JoinableNamespace, NamespaceJoin } from '../../domain/facts.js';
 import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput } from './facts.js';
 
 /** The dockerode calls facts need; a `Dockerode` instance is one. */
@@ -55,12 +55,13 @@ export async function factsFromInspect(
 ): Promise<ContainerFacts> {
   const running = inspect.State.Running && inspect.State.Pid > 0;
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined ? [] : [execId])]);
-  const [image, procStatus, realSources, execs] = await Promise.all([
+  const [image, procStatus, realSources, execs, joinedNamespaces] = await Promise.all([
     // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
     inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
     running ? readInitStatus(inspect.State.Pid, inspect.Id) : null,
     resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
+    followJoins(docker, inspect, running ? inspect.State.Pid : 0),
   ]);
   return toContainerFacts(inspect, {
     image,
@@ -68,7 +69,74 @@ export async function factsFromInspect(
     realpath: (path) => realSources.get(path) ?? path,
     // An exec id from an event is only trusted for the container it belongs to.
     execs: execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id),
+    joinedNamespaces,
   });
+}
+
+const JOIN_MODES: ReadonlyArray<readonly [JoinableNamespace, 'PidMode' | 'NetworkMode' | 'IpcMode']> = [
+  ['pid', 'PidMode'],
+  ['net', 'NetworkMode'],
+  ['ipc', 'IpcMode'],
+];
+/** Containers followed at most per namespace: dockerd makes chains, never cycles, but inspect answers are not trusted. */
+export const MAX_JOIN_CHAIN = 8;
+/** A container name or id as dockerd accepts them; anything else is not looked up (it goes into a request path). */
+const CONTAINER_REF = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
+
+/**
+ * `--pid|--network|--ipc container:X` (X a name or id; UTS, user and cgroup namespaces cannot be
+ * joined): X is inspected, and X's own mode followed, until a `host` or a private namespace. When the
+ * chain breaks (X removed while this container runs on in its namespace, or too long), the process
+ * itself answers: its namespace compared with the host's (pid 1's).
+ */
+async function followJoins(docker: InspectClient, inspect: ContainerInspect, pid: number): Promise<NamespaceJoin[]> {
+  const seen = new Map<string, Promise<ContainerInspect | null>>();
+  const lookup = (ref: string) => {
+    if (!CONTAINER_REF.test(ref)) return Promise.resolve(null);
+    if (!seen.has(ref)) seen.set(ref, orNullIfMissing(docker.getContainer(ref).inspect()));
+    return seen.get(ref)!;
+  };
+  const joins: NamespaceJoin[] = [];
+  for (const [namespace, field] of JOIN_MODES) {
+    let mode = inspect.HostConfig[field] ?? '';
+    if (!mode.startsWith('container:')) continue;
+    const through: string[] = [];
+    let host: boolean | null = null;
+    while (through.length < MAX_JOIN_CHAIN) {
+      const target = await lookup(mode.slice('container:'.length));
+      if (target === null) {
+        through.push(mode.slice('container:'.length));
+        break;
+      }
+      through.push(target.Name.replace(/^\//, ''));
+      mode = target.HostConfig[field] ?? '';
+      if (!mode.startsWith('container:')) {
+        host = mode === 'host';
+        break;
+      }
+    }
+    if (host !== null) joins.push({ namespace, through, host, judgedBy: 'inspect' });
+    else {
+      const seenByProcess = pid > 0 ? await isHostNamespace(pid, inspect.Id, namespace) : null;
+      joins.push({ namespace, through, host: seenByProcess, judgedBy: seenByProcess === null ? 'none' : 'process' });
+    }
+  }
+  return joins;
+}
+
+/**
+ * Whether the container's init process is in the host's namespace; null when either link cannot be
+ * read (it needs ptrace-read access) or the pid has been reused by then (its cgroup, read after the
+ * link, must name the container).
+ */
+async function isHostNamespace(pid: number, containerId: string, namespace: JoinableNamespace): Promise<boolean | null> {
+  try {
+    const [own, host] = await Promise.all([readlink(`/proc/${pid}/ns/${namespace}`), readlink(`/proc/1/ns/${namespace}`)]);
+    const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+    return cgroup.includes(containerId) ? own === host : null;
+  } catch {
+    return null;
+  }
 }
 
 async function imageRefs(docker: InspectClient, imageId: string, images: ImageCache, options: ReadFactsOptions): Promise<ImageRefs> {

@@ -1,9 +1,12 @@
 import type { Capability } from '../capabilities.js';
 import type { Violation } from '../decision.js';
+import { DOCKER_DEFAULT_DEVICE_RULES, grantedBy, parseDeviceCgroupRule, type DeviceCgroupRule } from '../device-rules.js';
 import type { ContainerFacts, MountFacts } from '../facts.js';
 import { contains } from '../host-path.js';
 import type { CheckId, CheckSettings, ContainersPolicy, HostNamespace, ResourceKind } from '../policy/model.js';
+import { defaultProfileAllows } from '../seccomp-profile.js';
 import { selectorMatches } from '../selector.js';
+import { unmaskedPaths } from '../system-paths.js';
 
 /**
  * The runtime checks of DESIGN §4 (`containers` in the policy): pure judgements of the container's
@@ -29,14 +32,13 @@ export function runtimeViolations(containers: ContainersPolicy, facts: Container
   judge('no-new-privileges', containers.noNewPrivileges, (_, f) =>
     f.security.noNewPrivileges ? null : { message: 'may gain privileges through setuid binaries: no-new-privileges is not set', details: {} },
   );
-  judge('seccomp-unconfined', containers.seccompUnconfined, (_, f) =>
-    f.security.seccomp === 'unconfined' ? { message: 'runs without a seccomp filter', details: { seccomp: f.security.seccomp } } : null,
-  );
+  judge('seccomp-unconfined', containers.seccompUnconfined, seccompUnconfined);
   judge('apparmor-unconfined', containers.apparmorUnconfined, (_, f) =>
     f.security.apparmor === 'unconfined' ? { message: 'runs without AppArmor confinement', details: { apparmor: f.security.apparmor } } : null,
   );
   judge('resource-limits', containers.resourceLimits, resourceLimits);
-  judge('root-user', containers.rootUser, (_, f) => (runsAsRoot(f.user) ? { message: 'runs as root: no USER in the image and no --user', details: { user: f.user } } : null));
+  judge('root-user', containers.rootUser, rootUser);
+  judge('unmasked-paths', containers.unmaskedPaths, unmasked);
   return violations;
 }
 
@@ -70,9 +72,15 @@ function privileged(_: CheckSettings, facts: ContainerFacts): Finding | null {
   return facts.privileged ? { message: 'runs privileged: every capability and host device, no seccomp or LSM confinement', details: {} } : null;
 }
 
+/** Directly (`--pid host`) or by joining a container that is in the host's namespace, excused or not. */
 function hostNamespaces({ namespaces }: { readonly namespaces: readonly HostNamespace[] }, facts: ContainerFacts): Finding | null {
   const shared = namespaces.filter((ns) => facts.hostNamespaces[ns]);
-  return shared.length === 0 ? null : { message: `shares the host's ${shared.join(', ')} namespace${shared.length > 1 ? 's' : ''}`, details: { namespaces: shared } };
+  if (shared.length === 0) return null;
+  const joined = facts.joinedNamespaces.filter((j) => j.host !== false && (shared as readonly string[]).includes(j.namespace));
+  return {
+    message: `shares the host's ${shared.join(', ')} namespace${shared.length > 1 ? 's' : ''}`,
+    details: { namespaces: shared, ...(joined.length > 0 && { joined }) },
+  };
 }
 
 /**
@@ -95,12 +103,74 @@ function mountsOf(facts: ContainerFacts, paths: readonly string[], judgeReadOnly
   };
 }
 
-function devices({ allowed }: { readonly allowed: readonly string[] }, facts: ContainerFacts): Finding | null {
+/**
+ * Host devices passed in, and device cgroup rules granting more than Docker's defaults and the
+ * admin's `allowed-cgroup-rules` together (`b 8:* rwm` with the default CAP_MKNOD is the raw disk).
+ * A rule dockerd would not have taken is judged as granting everything.
+ */
+function devices(
+  { allowed, allowedCgroupRules }: { readonly allowed: readonly string[]; readonly allowedCgroupRules: readonly DeviceCgroupRule[] },
+  facts: ContainerFacts,
+): Finding | null {
   const passed = facts.devices.filter((d) => !allowed.includes(d.pathOnHost));
-  if (passed.length === 0) return null;
+  const granted = [...DOCKER_DEFAULT_DEVICE_RULES, ...allowedCgroupRules];
+  const rules = facts.deviceCgroupRules.filter((text) => {
+    const rule = parseDeviceCgroupRule(text);
+    return rule === undefined || !grantedBy(rule, granted);
+  });
+  if (passed.length === 0 && rules.length === 0) return null;
+  const plural = (n: number, what: string) => `${n} ${what}${n > 1 ? 's' : ''}`;
+  const given = [...(passed.length > 0 ? [plural(passed.length, 'host device')] : []), ...(rules.length > 0 ? [plural(rules.length, 'device cgroup rule')] : [])];
   return {
-    message: `is given ${passed.length} host device${passed.length > 1 ? 's' : ''} not on the allowed list`,
-    details: { devices: passed.map((d) => ({ pathOnHost: d.pathOnHost, pathInContainer: d.pathInContainer, permissions: d.permissions })) },
+    message: `is given ${given.join(' and ')} not on the allowed list`,
+    details: {
+      devices: passed.map((d) => ({ pathOnHost: d.pathOnHost, pathInContainer: d.pathInContainer, permissions: d.permissions })),
+      ...(rules.length > 0 && { cgroupRules: rules }),
+    },
+  };
+}
+
+/**
+ * No filter at all, or a custom profile that lets through a syscall that matters for breaking out,
+ * which Docker's default profile would refuse this container (given its capabilities). A profile that
+ * cannot be read is judged unconfined.
+ */
+function seccompUnconfined(_: CheckSettings, facts: ContainerFacts): Finding | null {
+  const { seccomp, seccompProfile: profile } = facts.security;
+  if (seccomp === 'unconfined') return { message: 'runs without a seccomp filter', details: { seccomp } };
+  if (profile === null) return null;
+  if (!profile.readable) return { message: 'runs with a seccomp profile dockwarden cannot read: judged unconfined', details: { seccomp, reason: profile.reason } };
+  const allows = profile.allows.filter((syscall) => !defaultProfileAllows(syscall, facts.capabilities.configured));
+  if (allows.length === 0) return null;
+  return {
+    message: `runs with a seccomp profile that allows what Docker's default profile refuses: ${allows.join(', ')}`,
+    details: { seccomp, defaultAction: profile.defaultAction, allows },
+  };
+}
+
+function unmasked(_: CheckSettings, facts: ContainerFacts): Finding | null {
+  const open = unmaskedPaths(facts.systemPaths);
+  const count = open.masked.length + open.readOnly.length;
+  if (count === 0) return null;
+  return { message: `exposes ${count} /proc and /sys path${count > 1 ? 's' : ''} Docker masks or makes read-only`, details: open };
+}
+
+/**
+ * On the init process's uids as the host sees them (real, effective, saved, filesystem: any 0 can
+ * become root again), whatever `--user` spelled (`+0`, `00`, a name for uid 0 in the image's passwd);
+ * on the `--user` string only when the process cannot be read (a stopped container).
+ */
+function rootUser(_: CheckSettings, facts: ContainerFacts): Finding | null {
+  const uids = facts.processUids;
+  const message = facts.user === '' ? 'runs as root: no USER in the image and no --user' : 'runs as root (uid 0)';
+  if (uids !== null) {
+    if (![uids.real, uids.effective, uids.saved, uids.filesystem].includes(0)) return null;
+    return { message, details: { user: facts.user, uid: uids, judgedOn: 'process' } };
+  }
+  if (!runsAsRoot(facts.user)) return null;
+  return {
+    message,
+    details: { user: facts.user, uid: null, judgedOn: 'configuration: the process could not be read, and a user name the image maps to uid 0 is not seen' },
   };
 }
 
@@ -124,8 +194,11 @@ function resourceLimits({ require }: { readonly require: readonly ResourceKind[]
   return missing.length === 0 ? null : { message: `has no ${missing.join(', ')} limit`, details: { missing, resources: facts.resources } };
 }
 
-/** `Config.User` is `name|uid[:group|gid]`; empty means the image's default, root unless the image says otherwise (dockerd merges that in). */
+/**
+ * `Config.User` is `name|uid[:group|gid]`; empty means the image's default, root unless the image says
+ * otherwise (dockerd merges that in). runc reads a number with Go's Atoi: a sign is allowed (`+0`, `-0`).
+ */
 function runsAsRoot(user: string): boolean {
   const name = user.split(':')[0]!;
-  return name === '' || name === 'root' || /^0+$/.test(name);
+  return name === '' || name === 'root' || /^[+-]?0+$/.test(name);
 }

@@ -1,4 +1,5 @@
 import type { Capability } from '../capabilities.js';
+import type { DeviceCgroupRule } from '../device-rules.js';
 import type { Protocol } from '../facts.js';
 
 /**
@@ -78,7 +79,7 @@ export interface PortsPolicy {
 export const CHECK_IDS = [
   'capabilities', 'privileged', 'host-namespaces', 'docker-socket', 'sensitive-mounts', 'devices',
   'privileged-exec', 'no-new-privileges', 'seccomp-unconfined', 'apparmor-unconfined', 'resource-limits',
-  'root-user',
+  'root-user', 'unmasked-paths',
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 
@@ -100,13 +101,14 @@ export interface ContainersPolicy {
   readonly hostNamespaces?: CheckSettings & { readonly namespaces: readonly HostNamespace[] };
   readonly dockerSocket?: CheckSettings & { readonly paths: readonly string[] };
   readonly sensitiveMounts?: CheckSettings & { readonly paths: readonly string[]; readonly readOnlyAllowed: boolean };
-  readonly devices?: CheckSettings & { readonly allowed: readonly string[] };
+  readonly devices?: CheckSettings & { readonly allowed: readonly string[]; readonly allowedCgroupRules: readonly DeviceCgroupRule[] };
   readonly privilegedExec?: CheckSettings;
   readonly noNewPrivileges?: CheckSettings;
   readonly seccompUnconfined?: CheckSettings;
   readonly apparmorUnconfined?: CheckSettings;
   readonly resourceLimits?: CheckSettings & { readonly require: readonly ResourceKind[] };
   readonly rootUser?: CheckSettings;
+  readonly unmaskedPaths?: CheckSettings;
   readonly exceptions: readonly CheckException[];
 }
 

@@ -1,6 +1,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { normaliseCapability, type Capability } from '../capabilities.js';
+import { parseDeviceCgroupRule, type DeviceCgroupRule } from '../device-rules.js';
 import { compileGlob } from '../glob.js';
 import { parseCidr } from '../net/cidr.js';
 import { parsePortRange } from '../net/port-range.js';
@@ -227,6 +228,12 @@ const relabelRoot = parsed(
   },
 );
 
+const deviceCgroupRule = parsed<DeviceCgroupRule>(
+  'a device cgroup rule',
+  parseDeviceCgroupRule,
+  (text) => `${quote(text)} is not a device cgroup rule; expected TYPE MAJOR:MINOR ACCESS as --device-cgroup-rule takes it, e.g. "c 10:229 rw"`,
+);
+
 const setName = z
   .string()
   .regex(SET_NAME, { error: (issue) => `${quote(issue.input)} is not a source set name; expected lower-case letters, digits, "-" and "_", starting with a letter` })
@@ -332,12 +339,19 @@ const containersSection = mapping({
       .meta({ description: `Socket paths besides ${DEFAULT_DOCKER_SOCKETS.join(', ')}.` }),
   }),
   'sensitive-mounts': check('high', { paths: list(absolutePath), 'read-only-allowed': z.boolean().default(false) }),
-  devices: check('medium', { allowed: z.array(absolutePath).prefault([]).meta({ description: 'Host device paths containers may be given.' }) }),
+  devices: check('medium', {
+    allowed: z.array(absolutePath).prefault([]).meta({ description: 'Host device paths containers may be given.' }),
+    'allowed-cgroup-rules': z
+      .array(deviceCgroupRule)
+      .prefault([])
+      .meta({ description: "Device cgroup rules containers may add beyond Docker's defaults: a container's rule passes when these and the defaults grant all it asks." }),
+  }),
   'privileged-exec': check('high', {}),
   'no-new-privileges': check('low', {}),
   'seccomp-unconfined': check('medium', {}),
   'apparmor-unconfined': check('medium', {}),
   'root-user': check('low', {}),
+  'unmasked-paths': check('high', {}),
   'resource-limits': check('low', { require: list(z.enum(RESOURCE_KINDS)).transform(unique) }),
   exceptions: z
     .array(mapping({ match: containerSelector, allow: list(z.enum(CHECK_IDS)) }))
