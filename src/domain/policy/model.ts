@@ -108,6 +108,8 @@ export interface ContainersPolicy {
   readonly resourceLimits?: CheckSettings & { readonly require: readonly ResourceKind[] };
   readonly rootUser?: CheckSettings;
   readonly exceptions: readonly CheckException[];
+  /** A `stop` sends SIGTERM and, this long after, SIGKILL (the container's own stop signal and timeout are not used). */
+  readonly stopGraceSeconds: number;
 }
 
 export interface CheckException {
