@@ -27,6 +27,27 @@ export interface ContainerFacts {
   readonly processLabel: string;
   /** `docker exec` processes dockerd still knows (running ones, and the one an exec event named). */
   readonly execs: readonly ExecFacts[];
+  /**
+   * An exec event named this container, but which exec it was cannot be told: dockerd copies the
+   * container's labels over its own event attributes, and the container has an `execID` label.
+   */
+  readonly execHiddenByLabel: boolean;
+  /** Processes of the container, init included, read from its cgroup (at most a bounded number); empty when not running. */
+  readonly processes: readonly ProcessFacts[];
+  /** Processes the cgroup listed beyond that bound, not read. */
+  readonly processesUnread: number;
+}
+
+/** One process of a container, from `/proc/<pid>/status`. */
+export interface ProcessFacts {
+  /** Host pid. */
+  readonly pid: number;
+  /** `Name:`, the process's own choice (untrusted). */
+  readonly comm: string;
+  /** CapEff: what it can do now. */
+  readonly effective: readonly Capability[];
+  /** CapBnd: what it or its children can ever gain (a setuid binary, a file capability). */
+  readonly bounding: readonly Capability[];
 }
 
 /** One `docker exec`, from `GET /exec/{id}/json`. Healthchecks are execs too, never privileged. */
