@@ -20,7 +20,22 @@ export interface Config {
   readonly metrics: { readonly listen: string };
   readonly alerts: AlertsConfig;
   readonly selinux: { readonly enabled: SelinuxSetting };
+  readonly gate: GateConfig;
 }
+
+/** The authorization gate (Docker's authz plugin protocol): off unless enabled. */
+export interface GateConfig {
+  readonly enabled: boolean;
+  /** Where it listens when systemd does not hand it the socket; dockerd finds `<name>.sock` in /run/docker/plugins. */
+  readonly socket: string;
+  /** Every answer within this; later is a refusal. */
+  readonly timeoutMs: number;
+  /** Endpoints refused unless listed: managed plugins, swarm services. */
+  readonly allow: readonly GateAllowance[];
+}
+
+export const GATE_ALLOWANCES = ['plugins', 'services'] as const;
+export type GateAllowance = (typeof GATE_ALLOWANCES)[number];
 
 export interface AlertsConfig {
   /** `target` empty = no syslog sink. */
@@ -133,6 +148,15 @@ convict.addFormat({
   coerce: (value: string) => (value === 'true' ? true : value === 'false' ? false : value),
 });
 
+convict.addFormat({
+  name: 'gate-allow',
+  validate(value: unknown) {
+    if (!Array.isArray(value) || value.some((v) => !(GATE_ALLOWANCES as readonly unknown[]).includes(v))) {
+      throw new Error(`must be a list of ${GATE_ALLOWANCES.join(', ')}`);
+    }
+  },
+});
+
 const schema = {
   docker: {
     socket: { doc: 'Docker engine API socket.', format: 'absolute-path', default: '/var/run/docker.sock', env: 'DOCKWARDEN_DOCKER_SOCKET' },
@@ -176,6 +200,12 @@ const schema = {
   },
   selinux: {
     enabled: { doc: 'auto = relabel only where SELinux is on; true = always; false = never.', format: 'auto-or-boolean', default: 'auto' as SelinuxSetting, env: 'DOCKWARDEN_SELINUX_ENABLED' },
+  },
+  gate: {
+    enabled: { doc: 'Serve the Docker authorization plugin protocol: forbidden containers are refused before they exist.', format: Boolean, default: false, env: 'DOCKWARDEN_GATE_ENABLED' },
+    socket: { doc: 'The plugin socket when systemd does not pass one (dockwarden-gate.socket).', format: 'absolute-path', default: '/run/docker/plugins/dockwarden.sock', env: 'DOCKWARDEN_GATE_SOCKET' },
+    timeoutMs: { doc: 'Every answer within this; a later one is a refusal.', format: 'positive-int', default: 5_000 },
+    allow: { doc: 'Endpoints refused unless listed: plugins (managed plugins), services (swarm services).', format: 'gate-allow', default: [] as GateAllowance[] },
   },
 };
 

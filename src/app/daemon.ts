@@ -20,6 +20,7 @@ import { logEnforcer } from './log-enforcer.js';
 import type { Logger } from './logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
+import { startGate } from './gate/gate-setup.js';
 import { volumesEnforcer } from './volumes-setup.js';
 import { Watcher } from './watcher.js';
 import { containerRef } from '../domain/facts.js';
@@ -132,6 +133,15 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     }),
   );
   const bridge = await bridgeIsolation(log, alerter);
+  let gate: Awaited<ReturnType<typeof startGate>>;
+  try {
+    gate = await startGate(config.gate, docker, () => policy, alerter, log, env);
+  } catch (error) {
+    // dockerd configured for the plugin refuses every request while it is not served: let systemd restart us.
+    log.fatal({ err: error, gate: { socket: config.gate.socket } }, 'cannot serve the authorization gate; not starting');
+    alerter.close();
+    return notStarted(2);
+  }
   const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input))], () => policy);
 
   let ready = false;
@@ -289,6 +299,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     if (!(await alerter.flush(ALERT_FLUSH_MS))) log.warn('alerts not yet delivered stay queued on disk for the next start');
     alerter.close();
     log.info({ queue: queue.counters }, 'stopped');
+    // Last: dockerd asks the gate about every request, including those the drain above waited on.
+    gate?.close();
+    gate?.closeAllConnections();
     // Scrapers' keep-alive connections would hold the process open: close them too.
     metricsServer?.close();
     metricsServer?.closeAllConnections();

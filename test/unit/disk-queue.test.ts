@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeAlert, type Alert } from '../../src/domain/alerts/alert.js';
 import { DiskQueue } from '../../src/app/alerts/disk-queue.js';
@@ -45,8 +45,38 @@ t.test('a torn temporary file is discarded, an unreadable record is deleted and 
   const dir = t.testdir({ '0000000000000007.json.tmp': '{"id":', '0000000000000008.json': 'not json', 'README': 'ignored' });
   const q = new DiskQueue(dir, 10);
   t.equal(q.size, 0);
-  t.equal(q.unreadableAtOpen, 1);
+  t.equal(q.takeUnreadable(), 1);
+  t.equal(q.takeUnreadable(), 0, 'counted once');
   t.same(readdirSync(dir).sort(), ['README']);
   q.push(alert());
   t.same(readdirSync(dir).sort(), ['0000000000000009.json', 'README'], 'numbering continues past what was there');
+});
+
+t.test('memory holds ids, not records: the oldest is read back from disk, and a record lost on disk is skipped and counted', async (t) => {
+  const dir = t.testdir();
+  const q = new DiskQueue(dir, 10);
+  const pushed = [alert(), alert(), alert()];
+  for (const a of pushed) q.push(a);
+  const files = readdirSync(dir).sort();
+  // What is delivered is what is on disk: an edit there shows (records are not kept in memory).
+  writeFileSync(join(dir, files[0]!), JSON.stringify({ ...pushed[0], message: 'as on disk' }));
+  t.equal(q.oldest()?.message, 'as on disk');
+  rmSync(join(dir, files[0]!));
+  writeFileSync(join(dir, files[1]!), 'torn');
+  t.equal(q.oldest()?.id, pushed[2]!.id, 'the missing and the unreadable record are skipped');
+  t.equal(q.size, 1);
+  t.equal(q.takeUnreadable(), 2);
+  t.same(readdirSync(dir), [files[2]], 'the unreadable record is deleted');
+});
+
+t.test('a large backlog does not live on the heap', async (t) => {
+  const dir = t.testdir();
+  const q = new DiskQueue(dir, 1_000);
+  const big = 'x'.repeat(100_000);
+  const before = process.memoryUsage().heapUsed;
+  // 400 records of 100 kB: 40 MB if they were held
+  for (let i = 0; i < 400; i++) q.push({ ...alert(), details: { blob: big } });
+  const grown = process.memoryUsage().heapUsed - before;
+  t.equal(q.size, 400);
+  t.ok(grown < 10_000_000, `heap grew ${Math.round(grown / 1e6)} MB for 40 MB queued`);
 });

@@ -1,6 +1,8 @@
 import Docker from 'dockerode';
 import type { ContainerFacts } from '../../domain/facts.js';
-import { readFacts, resolveSources, type ImageCache } from './read-facts.js';
+import type { CreateLookups, VolumeInfo } from '../../domain/gate/create-inspect.js';
+import type { ContainerInspect } from './facts.js';
+import { factsFromInspect, orNullIfMissing, readFacts, resolveSources, type ImageCache } from './read-facts.js';
 
 /**
  * The slice of the Docker engine dockwarden uses. The app layer depends on this interface only, so
@@ -29,6 +31,12 @@ export interface DockerEngine {
   runningMounts(): Promise<Map<string, string[]>>;
   /** The container event stream from `sinceNano` (replay is best effort: dockerd keeps only 256 events). */
   subscribe(sinceNano: bigint | null): Promise<NodeJS.ReadableStream>;
+  /** The gate's look-ups: null when the engine has no such thing. */
+  inspectImage(reference: string): Promise<CreateLookups['image']>;
+  inspectVolume(name: string): Promise<VolumeInfo | null>;
+  inspectContainer(id: string): Promise<ContainerInspect | null>;
+  /** Facts of a container from an inspect, real or the one a create request would produce. */
+  factsOf(inspect: ContainerInspect): Promise<ContainerFacts>;
 }
 
 export interface BridgeNetwork {
@@ -59,6 +67,10 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
       return list.map((c) => c.Id);
     },
     readFacts: (id, execId) => readFacts(api, id, images, {}, execId),
+    factsOf: (inspect) => factsFromInspect(api, inspect, images),
+    inspectImage: (reference) => orNullIfMissing(api.getImage(reference).inspect()),
+    inspectVolume: (name) => orNullIfMissing(api.getVolume(name).inspect()),
+    inspectContainer: (id) => orNullIfMissing(api.getContainer(id).inspect()),
     async disableRestart(id) {
       await api.getContainer(id).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
     },

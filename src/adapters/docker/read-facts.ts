@@ -44,13 +44,28 @@ export async function readFacts(
 ): Promise<ContainerFacts | null> {
   const inspect = await orNullIfMissing(docker.getContainer(id).inspect());
   if (inspect === null) return null;
+  return factsFromInspect(docker, inspect, images, options, execId);
+}
+
+/**
+ * Facts of a container from its inspect: everything else it needs (image, processes, mount
+ * sources, execs) read beside it. The gate hands it the inspect a create request would produce.
+ */
+export async function factsFromInspect(
+  docker: InspectClient,
+  inspect: ContainerInspect,
+  images: ImageCache,
+  options: ReadFactsOptions = {},
+  execId?: string,
+): Promise<ContainerFacts> {
   const running = inspect.State.Running && inspect.State.Pid > 0;
   // dockerd copies the container's labels over its own event attributes: with an `execID` label,
   // the event's exec id is the label's, and which exec ran cannot be told from the event.
   const execHiddenByLabel = execId !== undefined && Object.hasOwn(inspect.Config.Labels ?? {}, EXEC_ID_ATTRIBUTE);
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined || execHiddenByLabel ? [] : [execId])]);
   const [image, procStatus, processes, realSources, execs] = await Promise.all([
-    imageRefs(docker, inspect.Image, images, options),
+    // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
+    inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
     running ? readStatusInContainer(inspect.State.Pid, inspect.Id) : null,
     running ? readContainerProcesses(inspect.State.Pid, inspect.Id) : { processes: [], unread: 0 },
     resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
@@ -97,7 +112,7 @@ export async function resolveSources(sources: readonly string[]): Promise<Map<st
   return new Map(unique.map((source, i) => [source, resolved[i] ?? source]));
 }
 
-async function orNullIfMissing<T>(request: Promise<T>): Promise<T | null> {
+export async function orNullIfMissing<T>(request: Promise<T>): Promise<T | null> {
   try {
     return await request;
   } catch (error) {

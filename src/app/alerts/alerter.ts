@@ -37,7 +37,7 @@ export class Alerter {
   constructor(private readonly options: AlerterOptions) {
     this.now = options.now ?? Date.now;
     for (const sink of options.sinks) {
-      if (sink.queue.unreadableAtOpen > 0) this.noteDropped(sink, sink.queue.unreadableAtOpen);
+      this.noteDropped(sink, sink.queue.takeUnreadable());
       sink.start();
     }
     this.timer = setInterval(() => this.sweep(), 1000).unref();
@@ -53,7 +53,9 @@ export class Alerter {
    * (it then counts towards that window's "N suppressed" alert).
    */
   raise(input: AlertInput): Alert | null {
-    const key = `${input.check}\0${input.container?.id ?? ''}`;
+    // A container the gate refused never got an id: its name and image tell refusals apart.
+    const container = input.container ? input.container.id || `${input.container.name}\0${input.container.image}` : '';
+    const key = `${input.check}\0${container}`;
     const now = this.now();
     const open = this.windows.get(key);
     if (open && now < open.endsAt) {
@@ -119,6 +121,7 @@ export class Alerter {
   private sweep(): void {
     const now = this.now();
     for (const [key, window] of this.windows) if (now >= window.endsAt) this.closeWindow(key, window);
+    for (const sink of this.options.sinks) this.noteDropped(sink, sink.queue.takeUnreadable());
     this.reportDrops();
   }
 

@@ -1,4 +1,5 @@
 import type { ViolationCheck } from '../decision.js';
+import { boundDetails } from './bounded-details.js';
 import type { ContainerRef } from '../facts.js';
 import type { Action, Mode, Severity } from '../policy/model.js';
 
@@ -67,7 +68,7 @@ export function makeAlert(input: AlertInput, context: AlertContext, time: Date, 
     action: input.action ?? 'none',
     mode: context.mode,
     message: wellFormed(input.message),
-    details: input.details ?? {},
+    details: boundDetails(input.details ?? {}),
     policyHash: context.policyHash,
   };
 }

@@ -1,0 +1,90 @@
+import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dockwarden } from '../helpers/cli.js';
+import { spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
+import { TEST_IMAGE } from '../helpers/docker.js';
+import { startGateDockerd, type GateDockerd } from '../helpers/gate-dockerd.js';
+
+/**
+ * The gate served by the real daemon (`gate.enabled`), for a real dockerd started with
+ * `--authorization-plugin`: refusals are logged and alerted, audit mode lets through and says what
+ * it would have refused, and while the daemon is down dockerd holds requests until it is back.
+ */
+
+const LABEL = 'dw-gate-daemon-test';
+const gateSocket = join(mkdtempSync(join(tmpdir(), 'dw-gate-daemon-')), 'gate.sock');
+const policy = (mode: string) => `version: 1
+mode: ${mode}
+containers:
+  capabilities: { forbidden: [SYS_ADMIN], action: kill }
+  privileged: { action: kill }
+`;
+
+let gated: GateDockerd;
+let daemon: DaemonProcess;
+const spawn = (mode: string) =>
+  spawnDaemon({ policy: policy(mode), dockerSocket: '/run/dw-gate/docker.sock', extraConfig: `firewall:\n  backend: nftables\ngate:\n  enabled: true\n  socket: ${gateSocket}` });
+
+t.before(async () => {
+  daemon = spawn('enforce');
+  await daemon.waitForLog((l) => l.msg === 'authorization gate serving');
+  gated = await startGateDockerd(gateSocket);
+  await daemon.waitForLog((l) => l.msg === 'reconciled');
+});
+
+t.teardown(async () => {
+  // While the gate still answers: without it dockerd holds every request for ~30 s.
+  const left = await gated.docker.listContainers({ all: true, filters: { label: [LABEL] } }).catch(() => []);
+  await Promise.all(left.map((c) => gated.docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+  await daemon.stop('SIGKILL');
+  await gated.stop();
+  await dockwarden(['firewall', 'remove'], { DOCKWARDEN_FIREWALL_BACKEND: 'nftables' });
+});
+
+const create = (hostConfig: Record<string, unknown>, name?: string) =>
+  gated.docker.createContainer({ Image: TEST_IMAGE, Cmd: ['sleep', '60'], Labels: { [LABEL]: '1' }, HostConfig: hostConfig, ...(name && { name }) });
+
+t.test('a forbidden container is refused, logged and alerted; the daemon judges through its own gate', async (t) => {
+  const name = `dw-gate-refused-${process.pid}`;
+  const error = (await create({ CapAdd: ['SYS_ADMIN'] }, name).then(() => null, (e: unknown) => e)) as { statusCode?: number } | null;
+  t.equal(error?.statusCode, 403);
+  const refusal = await daemon.waitForLog((l) => l.msg === 'gate refused');
+  t.same(refusal.violations, ['capabilities']);
+  t.equal((refusal.container as { name: string }).name, name);
+  const alert = await daemon.waitForLog((l) => l.msg === 'alert' && (l.alert as { action: string }).action === 'refused');
+  t.match(alert.alert, { check: 'capabilities', severity: 'high', message: 'refused at create: holds forbidden capabilities: SYS_ADMIN', container: { name } });
+  t.same(await gated.docker.listContainers({ all: true, filters: { name: [name] } }), [], 'never created');
+  // A plain one passes; the daemon's own inspect of it went through the gate as well.
+  const plain = await create({});
+  await plain.start();
+  await daemon.waitForLog((l) => l.msg === 'container judged' && (l.container as { id: string }).id === plain.id);
+  await plain.remove({ force: true });
+});
+
+t.test('audit mode: allowed, and the refusal it would have been is said', async (t) => {
+  writeFileSync(daemon.policyFile, policy('audit'));
+  await daemon.waitForLog((l) => l.msg === 'policy reloaded' && (l.policy as { mode: string }).mode === 'audit');
+  const container = await create({ CapAdd: ['SYS_ADMIN'] });
+  t.ok(container.id, 'created');
+  const line = await daemon.waitForLog((l) => l.msg === 'gate would have refused (audit mode)');
+  t.same(line.violations, ['capabilities']);
+  const alert = await daemon.waitForLog((l: LogLine) => l.msg === 'alert' && /^would have been refused/.test((l.alert as { message: string }).message));
+  t.equal((alert.alert as { action: string }).action, 'alert');
+  await container.remove({ force: true });
+  writeFileSync(daemon.policyFile, policy('enforce'));
+  await daemon.waitForLog((l) => l.msg === 'policy reloaded' && (l.policy as { mode: string }).mode === 'enforce');
+});
+
+t.test('while the daemon is down dockerd holds requests; they are answered once it is back', async (t) => {
+  t.equal(await daemon.stop('SIGTERM'), 0);
+  const started = Date.now();
+  // Issued while nothing serves the plugin: dockerd retries the plugin for up to ~30 s.
+  const pending = gated.docker.listContainers({ all: true, filters: { label: [LABEL] } });
+  daemon = spawn('enforce');
+  await daemon.waitForLog((l) => l.msg === 'authorization gate serving');
+  t.same(await pending, [], 'the request held across the restart was answered');
+  t.comment(`answered ${Date.now() - started} ms after it was sent`);
+  await daemon.waitForLog((l) => l.msg === 'reconciled');
+});
