@@ -56,7 +56,7 @@ export function actionEnforcer(docker: Pick<DockerEngine, 'disableRestart' | 'st
       // it down across a dockerd restart too.
       const [restart, ended] = await Promise.allSettled([
         withRetries(() => docker.disableRestart(facts.id), options.retryDelaysMs),
-        withRetries(() => docker[action](facts.id), options.retryDelaysMs),
+        withRetries(() => (action === 'kill' ? docker.kill(facts.id) : docker.stop(facts.id, policy.containers.stopGraceSeconds)), options.retryDelaysMs),
       ]);
       if (restart.status === 'rejected') log.error({ ...record, err: restart.reason }, 'cannot set the restart policy to no');
       if (ended.status === 'rejected') {

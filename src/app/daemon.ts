@@ -209,7 +209,12 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
         // Never hold systemd's start-up hostage to Docker: READY with a status that says what is wrong.
         announceReady(`Docker unreachable (${error.message}); retrying in ${Math.round(retryInMs / 1000)} s`);
       },
-      onBadLine: (reason) => log.warn({ reason }, 'Docker event skipped'),
+      // The skipped line may have been any container's start (labels are copied into every event, so
+      // a container can make its own lines too long): look at everything now, not at the next period.
+      onBadLine: (reason) => {
+        log.warn({ reason, reconcile: 'now' }, 'Docker event skipped');
+        void reconcile('event skipped');
+      },
     },
     { backoffMs: { initial: 500, max: 30_000 }, replayOverlapMs: 1_000 },
   );

@@ -30,6 +30,8 @@ function summarise(facts: ContainerFacts, decision: Decision) {
     container: { ...containerRef(facts), running: facts.state.running },
     // Running, but its init process was gone (or reused) before /proc was read: judged on its configuration alone.
     ...(facts.state.running && facts.capabilities.effective === null && { effectiveCapabilities: 'unread: judged on the configuration' }),
+    // More processes than are read: the capability checks did not see those.
+    ...(facts.processesUnread > 0 && { processesUnread: facts.processesUnread }),
     ports: decision.ports.map((v) => ({
       port: portLabel(v.port),
       rule: v.rule,

@@ -46,6 +46,8 @@ export class Reconciler {
 
   handleEvent(event: DockerEvent): void {
     if (event.type !== 'container' || IRRELEVANT_ACTIONS.has(event.action)) return;
+    // Untrusted: a container label named `execID` replaces dockerd's value; readFacts uses it only
+    // when the container has no such label, and only for an exec of this container.
     const execId = event.action === 'exec_start' ? event.attributes.execID : undefined;
     // Its own kind, so a waiting plain sync does not absorb it and lose the exec to look at.
     if (execId !== undefined) void this.queue.push(event.id, `exec ${execId}`, () => this.sync(event.id, execId));

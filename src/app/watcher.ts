@@ -7,6 +7,7 @@ export interface WatcherHooks {
   /** Subscribed (again): time for a full reconcile. */
   onConnected(reconnect: boolean): void;
   onDisconnected(error: Error, retryInMs: number): void;
+  /** A line that could not be read (too long, not an event): whatever it announced is unknown. */
   onBadLine(reason: string): void;
 }
 

@@ -36,6 +36,15 @@ export interface ContainerFacts {
   readonly joinedNamespaces: readonly NamespaceJoin[];
   /** `Uid:` of the init process from `/proc/<pid>/status`; null when it could not be read (not running, gone). */
   readonly processUids: ProcessUids | null;
+  /**
+   * An exec event named this container, but which exec it was cannot be told: dockerd copies the
+   * container's labels over its own event attributes, and the container has an `execID` label.
+   */
+  readonly execHiddenByLabel: boolean;
+  /** Processes of the container, init included, read from its cgroup (at most a bounded number); empty when not running. */
+  readonly processes: readonly ProcessFacts[];
+  /** Processes the cgroup listed beyond that bound, not read. */
+  readonly processesUnread: number;
 }
 
 /** The host's view of a process's user ids. */
@@ -57,6 +66,18 @@ export interface NamespaceJoin {
   /** `inspect`: the chain of containers ended in `host` or a private namespace; `process`: the chain broke
    * (a container gone, a chain too long) and the process's namespace was compared with the host's. */
   readonly judgedBy: 'inspect' | 'process' | 'none';
+}
+
+/** One process of a container, from `/proc/<pid>/status`. */
+export interface ProcessFacts {
+  /** Host pid. */
+  readonly pid: number;
+  /** `Name:`, the process's own choice (untrusted). */
+  readonly comm: string;
+  /** CapEff: what it can do now. */
+  readonly effective: readonly Capability[];
+  /** CapBnd: what it or its children can ever gain (a setuid binary, a file capability). */
+  readonly bounding: readonly Capability[];
 }
 
 /** One `docker exec`, from `GET /exec/{id}/json`. Healthchecks are execs too, never privileged. */

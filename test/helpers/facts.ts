@@ -7,7 +7,7 @@ type Overrides = { -readonly [K in keyof ContainerFacts]?: ContainerFacts[K] };
 /** Facts of a plain `docker run -d IMAGE` container, with whatever a unit test changes. */
 export function makeFacts(overrides: Overrides = {}): ContainerFacts {
   const caps = configuredCapabilities([], [], false);
-  return {
+  const facts: ContainerFacts = {
     id: 'c0ffee0000000000000000000000000000000000000000000000000000000000',
     name: 'web',
     image: { reference: 'nginx:1.27', id: 'sha256:0123', repoTags: ['nginx:1.27'], repoDigests: [] },
@@ -31,6 +31,16 @@ export function makeFacts(overrides: Overrides = {}): ContainerFacts {
     systemPaths: { masked: [...DOCKER_MASKED_PATHS], readOnly: [...DOCKER_READONLY_PATHS] },
     joinedNamespaces: [],
     processUids: null,
+    execHiddenByLabel: false,
+    processes: [],
+    processesUnread: 0,
     ...overrides,
   };
+  // Its init as the one process, holding what the capability facts say, unless a test gives processes.
+  const { configured, effective } = facts.capabilities;
+  const init = { pid: facts.state.pid, comm: 'nginx', effective: effective ?? [], bounding: configured };
+  return overrides.processes || !facts.state.running ? facts : { ...facts, processes: [init] };
 }
+
+/** What the process view adds to `toContainerFacts`' input, empty: for tests about the configuration. */
+export const NO_PROCESSES = { execHiddenByLabel: false, processes: [], processesUnread: 0 } as const;

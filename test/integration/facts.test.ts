@@ -128,12 +128,28 @@ function fakeClient(inspect: ContainerInspect): InspectClient {
   };
 }
 
+t.test("every process of the container, from its cgroup: pids, names, capability sets", async (t) => {
+  const id = await run({ cmd: ['sh', '-c', 'sleep 3601 & exec sleep 3602'], hostConfig: { CapDrop: ['ALL'], CapAdd: ['CHOWN'] } });
+  const { State } = await docker.getContainer(id).inspect();
+  const facts = (await readFacts(docker, id, new Map()))!;
+  const byComm = [...facts.processes].sort((a, b) => a.pid - b.pid);
+  t.same(byComm.map((p) => p.comm), ['sleep', 'sleep']);
+  t.ok(byComm.some((p) => p.pid === State.Pid), 'init is among them');
+  for (const p of byComm) t.same([p.effective, p.bounding], [['CAP_CHOWN'], ['CAP_CHOWN']], `pid ${p.pid}`);
+  t.equal(facts.processesUnread, 0);
+  const stopped = await run({ cmd: ['true'] });
+  await docker.getContainer(stopped).wait();
+  t.same((await readFacts(docker, stopped, new Map()))!.processes, [], 'a stopped container has none');
+});
+
 t.test('a pid that is not the container init gives no effective set, and never a throw', async (t) => {
   const id = await run();
   const real = (await docker.getContainer(id).inspect()) as ContainerInspect;
   // This test process is alive but lives in no container's cgroup: a reused pid looks like this.
   const reused = { ...real, State: { ...real.State, Pid: process.pid } };
-  t.equal((await readFacts(fakeClient(reused), id, new Map()))!.capabilities.effective, null, 'reused pid');
+  const fromReused = (await readFacts(fakeClient(reused), id, new Map()))!;
+  t.equal(fromReused.capabilities.effective, null, 'reused pid');
+  t.same(fromReused.processes, [], 'no cgroup of this container to list processes from');
   const vanished = { ...real, State: { ...real.State, Pid: 2 ** 22 + 1 } };
   t.equal((await readFacts(fakeClient(vanished), id, new Map()))!.capabilities.effective, null, 'vanished pid');
 });

@@ -20,14 +20,14 @@ import { makeFacts } from '../helpers/facts.js';
 async function fakeDockerd(t: Test, status: (path: string, attempt: number) => number = () => 204) {
   const dir = mkdtempSync(join(tmpdir(), 'dw-action-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const requests: Array<{ method: string; path: string; body: string }> = [];
+  const requests: Array<{ method: string; url: string; path: string; body: string }> = [];
   const attempts = new Map<string, number>();
   const server = createServer((req: IncomingMessage, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk));
     req.on('end', () => {
       const path = (req.url ?? '').replace(/^\/v[\d.]+/, '').split('?')[0]!;
-      requests.push({ method: req.method ?? '', path, body });
+      requests.push({ method: req.method ?? '', url: req.url ?? '', path, body });
       const n = (attempts.get(path) ?? 0) + 1;
       attempts.set(path, n);
       const code = status(path, n);
@@ -58,7 +58,7 @@ const facts = makeFacts();
 const tracked = (...violations: Violation[]) => ({ facts, decision: { containerId: facts.id, ports: [], violations } });
 const UPDATE = `/containers/${facts.id}/update`;
 const KILL = `/containers/${facts.id}/kill`;
-const STOP = `/containers/${facts.id}/stop`;
+const WAIT = `/containers/${facts.id}/wait`;
 const DELAYS = [10, 10];
 
 t.test('the strongest action wins; alerts alone call for none', async (t) => {
@@ -79,10 +79,14 @@ t.test('kill: the kill and the restart policy no, then one log line with the rea
   t.same(killed[0]!.violations, [{ check: 'privileged', severity: 'high', message: 'privileged found' }], 'only the violations that asked for it');
 });
 
-t.test('stop goes through the stop endpoint', async (t) => {
-  const { engine, requests } = await fakeDockerd(t, (path) => (path === UPDATE ? 200 : 204));
+t.test("stop is SIGTERM, a wait bounded by the policy's grace, then SIGKILL; never the stop endpoint", async (t) => {
+  // The fake answers the wait with an error: whether the container exited cannot be told, so it is killed.
+  const { engine, requests } = await fakeDockerd(t, (path) => (path === UPDATE ? 200 : path === WAIT ? 500 : 204));
   await actionEnforcer(engine, capture().log, { retryDelaysMs: DELAYS }).apply(tracked(violation('stop')), policy('enforce'));
-  t.same(requests.map((r) => r.path).sort(), [STOP, UPDATE]);
+  t.same(
+    requests.filter((r) => r.path !== UPDATE).map((r) => r.url.replace(/^\/v[\d.]+/, '')),
+    [`${KILL}?signal=SIGTERM`, `${WAIT}?condition=not-running`, `${KILL}?signal=SIGKILL`],
+  );
 });
 
 t.test('nothing is done in audit mode, for alerts, or for a container that is not running', async (t) => {

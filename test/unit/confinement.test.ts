@@ -8,7 +8,7 @@ import { DOCKER_DEFAULT_DEVICE_RULES, grantedBy, parseDeviceCgroupRule } from '.
 import type { ContainerFacts } from '../../src/domain/facts.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import { MAX_PROFILE_BYTES, readSeccompProfile } from '../../src/domain/seccomp-profile.js';
-import { makeFacts } from '../helpers/facts.js';
+import { makeFacts, NO_PROCESSES } from '../helpers/facts.js';
 
 /** Issue 13's pure parts: device cgroup rules, seccomp profiles, masked paths, uids, joined namespaces. */
 
@@ -116,7 +116,7 @@ t.test('host-namespaces: joined containers, and unresolved chains count', async 
   const check = '  host-namespaces: { namespaces: [pid, net], action: alert }\n';
   const base = fixtureInspect();
   const facts = (joinedNamespaces: ContainerFacts['joinedNamespaces'], host: Partial<ContainerInspect['HostConfig']> = {}) =>
-    toContainerFacts({ ...base, HostConfig: { ...base.HostConfig, ...host } }, { image: null, procStatus: null, realpath: (p) => p, execs: [], joinedNamespaces });
+    toContainerFacts({ ...base, HostConfig: { ...base.HostConfig, ...host } }, { image: null, procStatus: null, realpath: (p) => p, execs: [], joinedNamespaces, ...NO_PROCESSES });
   const join = (namespace: 'pid' | 'net' | 'ipc', host: boolean | null) => ({ namespace, through: ['a'], host, judgedBy: host === null ? ('none' as const) : ('inspect' as const) });
   t.match(facts([join('pid', true), join('net', false)]).hostNamespaces, { pid: true, net: false, ipc: false });
   t.same(facts([join('ipc', null)]).hostNamespaces.ipc, true, 'fail-safe');
@@ -128,7 +128,7 @@ t.test('facts: uids, masked paths, cgroup rules from inspect and /proc', async (
   const base = fixtureInspect();
   const status = 'Name:\tsh\nUid:\t0\t1000\t0\t1000\nGid:\t0\t0\t0\t0\nSeccomp:\t2\n';
   const of = (host: Partial<ContainerInspect['HostConfig']>, procStatus: string | null = status) =>
-    toContainerFacts({ ...base, HostConfig: { ...base.HostConfig, ...host } }, { image: null, procStatus, realpath: (p) => p, execs: [] });
+    toContainerFacts({ ...base, HostConfig: { ...base.HostConfig, ...host } }, { image: null, procStatus, realpath: (p) => p, execs: [], ...NO_PROCESSES });
   t.same(of({}).processUids, { real: 0, effective: 1000, saved: 0, filesystem: 1000 });
   t.equal(of({}, 'Uid:\t0\t0\n').processUids, null, 'a malformed line is no uid');
   t.same(of({ MaskedPaths: [], ReadonlyPaths: [] }).systemPaths, { masked: [], readOnly: [] });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { NO_PROCESSES } from '../helpers/facts.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { toContainerFacts, type ContainerInspect, type FactsInput } from '../../src/adapters/docker/facts.js';
@@ -21,7 +22,7 @@ const identity = (path: string) => path;
 
 function factsOf(name: string, realpath = identity) {
   const { inspect, image, procStatus } = fixture(name);
-  return toContainerFacts(inspect, { image, procStatus, realpath, execs: [] });
+  return toContainerFacts(inspect, { image, procStatus, realpath, execs: [], ...NO_PROCESSES });
 }
 
 /** The default fixture with some inspect fields replaced; no /proc status unless given. */
@@ -36,7 +37,7 @@ function variant(
     Config: { ...base.inspect.Config, ...change.config },
     HostConfig: { ...base.inspect.HostConfig, ...change.host },
   };
-  return toContainerFacts(inspect, { image: base.image, procStatus: null, realpath: identity, execs: [], ...input });
+  return toContainerFacts(inspect, { image: base.image, procStatus: null, realpath: identity, execs: [], ...NO_PROCESSES, ...input });
 }
 
 const sorted = <T>(items: readonly T[]) => [...items].sort();
@@ -74,6 +75,7 @@ t.test('docker run (defaults)', async (t) => {
       systemPaths: { masked: [...DOCKER_MASKED_PATHS], readOnly: [...DOCKER_READONLY_PATHS] },
       joinedNamespaces: [],
       processUids: { real: 0, effective: 0, saved: 0, filesystem: 0 },
+      ...NO_PROCESSES,
     },
   );
 });
@@ -273,4 +275,21 @@ t.test('execs: privilege, command and state from the exec inspect', async (t) =>
     { id: 'e-true', privileged: true, command: ['sh', '-c', 'id'], user: '', running: true },
     { id: 'e-false', privileged: false, command: ['sh'], user: 'nobody', running: false },
   ]);
+});
+
+t.test('processes: name (spaces kept), CapEff and CapBnd from each status; a status without them is left out', async (t) => {
+  const status = (name: string, eff: string, bnd: string) => `Name:\t${name}\nUmask:\t0022\nCapEff:\t${eff}\nCapBnd:\t${bnd}\n`;
+  const facts = variant({}, {
+    processes: [
+      { pid: 7, status: status('sleep', '0000000000000000', '00000000a80425fb') },
+      { pid: 8, status: status('my worker', '0000000000200000', '0000000000200000') },
+      { pid: 9, status: 'Name:\tgone\n' },
+    ],
+    processesUnread: 3,
+  });
+  t.same(facts.processes, [
+    { pid: 7, comm: 'sleep', effective: [], bounding: DEFAULTS },
+    { pid: 8, comm: 'my worker', effective: ['CAP_SYS_ADMIN'], bounding: ['CAP_SYS_ADMIN'] },
+  ]);
+  t.equal(facts.processesUnread, 3);
 });

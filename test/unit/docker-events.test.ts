@@ -1,5 +1,5 @@
 import t from 'tap';
-import { eventLineSplitter, parseEvent, type DockerEvent } from '../../src/adapters/docker/events.js';
+import { eventLineSplitter, MAX_LINE_BYTES, parseEvent, type DockerEvent } from '../../src/adapters/docker/events.js';
 
 const startEvent = {
   status: 'start',
@@ -61,4 +61,50 @@ t.test('a garbage line is reported and the stream goes on', async (t) => {
   feed(Buffer.from(`garbage\n\n${JSON.stringify(startEvent)}\n`));
   t.same(seen, ['start']);
   t.same(bad, ['unparseable event line skipped']);
+});
+
+/** Feeds `bytes` in chunks of `size`. */
+function feedInChunks(feed: (chunk: Buffer) => void, bytes: Buffer, size: number): void {
+  for (let i = 0; i < bytes.length; i += size) feed(bytes.subarray(i, i + size));
+}
+
+t.test('a 20 MiB line fed in 64 KiB chunks is skipped, reported once, and the next event is read', async (t) => {
+  const seen: string[] = [];
+  const bad: string[] = [];
+  const feed = eventLineSplitter((e) => seen.push(e.action), (r) => bad.push(r));
+  const huge = JSON.stringify({ ...startEvent, Actor: { ID: 'big', Attributes: { filler: 'x'.repeat(20 * 1024 * 1024) } } });
+  feedInChunks(feed, Buffer.from(`${huge}\n${JSON.stringify({ ...startEvent, Action: 'die' })}\n`), 64 * 1024);
+  t.same(bad, [`event line over ${MAX_LINE_BYTES} bytes skipped`], 'one report for the whole line, not one for its tail too');
+  t.same(seen, ['die']);
+});
+
+t.test('a line just under the limit, in 64 KiB chunks, is read whole', async (t) => {
+  const seen: DockerEvent[] = [];
+  const feed = eventLineSplitter((e) => seen.push(e), () => t.fail('no bad line'));
+  const filler = 'é'.repeat(7 * 1024 * 1024); // 14 MiB of two-byte sequences, cut anywhere by the chunks
+  feedInChunks(feed, Buffer.from(`${JSON.stringify({ ...startEvent, Actor: { ID: 'big', Attributes: { filler } } })}\n`), 64 * 1024 + 1);
+  t.equal(seen.length, 1);
+  t.equal(seen[0]!.attributes.filler, filler);
+});
+
+t.test('splitting is linear: each byte of a 15 MiB line is scanned once, however many chunks carry it', async (t) => {
+  // Counts the bytes the splitter searches for newlines. Re-scanning the unfinished line at every
+  // chunk (what `(partial + chunk).split('\n')` did) would count ~240 × 7.5 MiB here, not 15 MiB.
+  const line = Buffer.from(`${JSON.stringify({ ...startEvent, Actor: { ID: 'big', Attributes: { filler: 'x'.repeat(15 * 1024 * 1024) } } })}\n`);
+  const original = Buffer.prototype.indexOf;
+  let scanned = 0;
+  Buffer.prototype.indexOf = function (this: Buffer, value: string | number | Uint8Array, byteOffset?: number | BufferEncoding, encoding?: BufferEncoding) {
+    const at = original.call(this, value, byteOffset as number, encoding);
+    scanned += (at === -1 ? this.length : at + 1) - (typeof byteOffset === 'number' ? byteOffset : 0);
+    return at;
+  } as typeof Buffer.prototype.indexOf;
+  const seen: string[] = [];
+  try {
+    const feed = eventLineSplitter((e) => seen.push(e.id), () => t.fail('no bad line'));
+    feedInChunks(feed, line, 64 * 1024);
+  } finally {
+    Buffer.prototype.indexOf = original;
+  }
+  t.same(seen, ['big']);
+  t.equal(scanned, line.length, 'every byte once');
 });

@@ -31,7 +31,7 @@ t.test('a policy of only `version: 1` gets the safe defaults', async (t) => {
       mode: 'enforce',
       sources: [],
       ports: { default: 'deny', rules: [], labels: 'narrow' },
-      containers: { exceptions: [] },
+      containers: { exceptions: [], stopGraceSeconds: 10 },
       images: { rules: [], default: 'allow', action: 'alert', severity: 'medium', exceptions: [] },
       volumes: { create: [], selinux: { relabel: 'off', roots: [] } },
       network: { antiSpoofing: true, exceptions: [] },
@@ -39,7 +39,7 @@ t.test('a policy of only `version: 1` gets the safe defaults', async (t) => {
       file: 'policy.yaml',
     },
   );
-  t.strictSame(Object.keys(policy.containers), ['exceptions'], 'no check is on');
+  t.strictSame(Object.keys(policy.containers), ['exceptions', 'stopGraceSeconds'], 'no check is on');
 });
 
 t.test('ports: sources resolved, globs compiled, ports parsed, camelCase', async (t) => {
@@ -113,7 +113,7 @@ t.test('containers: checks on when present, default severities, capability names
       '      allow: [docker-socket, capabilities]',
     ),
   );
-  const { exceptions, ...checks } = policy.containers;
+  const { exceptions, stopGraceSeconds: _, ...checks } = policy.containers;
   t.same(checks, {
     capabilities: { action: 'kill', severity: 'high', forbidden: ['CAP_SYS_ADMIN', 'CAP_NET_ADMIN', 'CAP_SYS_MODULE'] },
     privileged: { action: 'kill', severity: 'critical' },
@@ -199,7 +199,8 @@ t.test('the example policies are valid and say what they promise', async (t) => 
       ].map((name) => `CAP_${name}`),
     },
   );
-  const { exceptions, ...checks } = containers;
+  const { exceptions, stopGraceSeconds, ...checks } = containers;
+  t.equal(stopGraceSeconds, 10, "a stop's grace period by default");
   t.same(Object.fromEntries(Object.entries(checks).map(([check, settings]) => [check, settings.action])), {
     capabilities: 'kill', privileged: 'kill', hostNamespaces: 'alert', dockerSocket: 'kill', sensitiveMounts: 'alert', devices: 'alert', unmaskedPaths: 'alert', privilegedExec: 'alert',
   });
@@ -248,7 +249,7 @@ t.test('unknown keys, at the key, at every depth, naming the keys that exist', a
       'policy.yaml:6:16: ports.rules[0].match: unknown key "containr"; expected one of: container, image, label, port, container-port',
       'policy.yaml:7:7: ports.rules[0]: unknown key "alow"; expected one of: name, match, allow',
       'policy.yaml:9:31: containers.privileged: unknown key "severty"; expected one of: action, severity',
-      'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, unmasked-paths, resource-limits, exceptions',
+      'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, unmasked-paths, resource-limits, exceptions, stop-grace-seconds',
       'policy.yaml:12:41: images.rules[0].require: unknown key "digest_pinned"; expected one of: digest-pinned',
     ],
   );
@@ -526,4 +527,12 @@ t.test('errors are data: file, line, column, path, message', async (t) => {
   });
   t.equal(formatPolicyError({ file: 'p.yaml', line: 0, column: 0, path: '', message: 'm' }), 'p.yaml: m');
   t.equal(formatPolicyError({ file: 'p.yaml', line: 3, column: 5, path: '', message: 'm' }), 'p.yaml:3:5: m');
+});
+
+t.test("containers.stop-grace-seconds: a stop's grace period, a whole number of seconds up to 120", async (t) => {
+  t.equal(valid(yaml('version: 1', 'containers:', '  stop-grace-seconds: 3')).containers.stopGraceSeconds, 3);
+  t.equal(valid(yaml('version: 1', 'containers:', '  stop-grace-seconds: 0')).containers.stopGraceSeconds, 0, '0: SIGKILL right after SIGTERM');
+  for (const bad of ['121', '-1', '1.5', 'ten']) {
+    t.match(errors(yaml('version: 1', 'containers:', `  stop-grace-seconds: ${bad}`)), [/^policy\.yaml:3:23: containers\.stop-grace-seconds: /], bad);
+  }
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { configuredCapabilities } from '../../src/domain/capabilities.js';
+import { configuredCapabilities, type Capability } from '../../src/domain/capabilities.js';
 import { runtimeViolations } from '../../src/domain/checks/runtime.js';
 import type { MountFacts } from '../../src/domain/facts.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
@@ -54,7 +54,37 @@ t.test('capabilities: configured or effective, normalised, severity and action f
   // the process holds what the configuration does not show (file capabilities, a runtime's own grant)
   const configured = configuredCapabilities([], [], false);
   const fromProc = only(ALL_CHECKS, { capabilities: { added: [], dropped: [], configured, effective: [...configured, 'CAP_SYS_ADMIN'] } });
-  t.same(fromProc.details, { capabilities: ['CAP_SYS_ADMIN'], configured: [], effective: ['CAP_SYS_ADMIN'] });
+  t.same(fromProc.details, {
+    capabilities: ['CAP_SYS_ADMIN'],
+    configured: [],
+    effective: ['CAP_SYS_ADMIN'],
+    processes: [{ pid: 4242, comm: 'nginx', capabilities: ['CAP_SYS_ADMIN'] }],
+  });
+});
+
+const DEFAULT_CAPS = configuredCapabilities([], [], false);
+const ALL_CAPS = configuredCapabilities([], [], true);
+const proc = (pid: number, comm: string, effective: readonly Capability[], bounding: readonly Capability[] = effective) => ({ pid, comm, effective, bounding });
+
+t.test("capabilities: every process's CapEff counts, not only init's; the details name who holds what", async (t) => {
+  // init is clean; a background child of a privileged exec holds everything
+  const processes = [proc(100, 'sh', DEFAULT_CAPS), proc(150, 'sleep', ALL_CAPS)];
+  const v = runtimeViolations(ALL_CHECKS.containers, makeFacts({ processes })).find((x) => x.check === 'capabilities')!;
+  t.equal(v.message, 'holds forbidden capabilities: SYS_ADMIN, NET_ADMIN, SYS_PTRACE');
+  t.same(v.details, {
+    capabilities: ['CAP_SYS_ADMIN', 'CAP_NET_ADMIN', 'CAP_SYS_PTRACE'],
+    configured: [],
+    effective: [],
+    processes: [{ pid: 150, comm: 'sleep', capabilities: ['CAP_SYS_ADMIN', 'CAP_NET_ADMIN', 'CAP_SYS_PTRACE'] }],
+  });
+  t.same(raised(ALL_CHECKS, { processes: [proc(100, 'sh', DEFAULT_CAPS), proc(101, 'worker', [])] }), [], 'processes within the configuration');
+});
+
+t.test('details name at most 16 processes and then say how many there are', async (t) => {
+  const many = Array.from({ length: 40 }, (_, i) => proc(1000 + i, `p${i}`, ALL_CAPS));
+  const v = runtimeViolations(ALL_CHECKS.containers, makeFacts({ processes: many })).find((x) => x.check === 'capabilities')!;
+  t.equal((v.details.processes as unknown[]).length, 16);
+  t.equal(v.details.processCount, 40);
 });
 
 t.test('privileged', async (t) => {
@@ -115,6 +145,25 @@ t.test('privileged exec: a privileged exec is a violation, a healthcheck exec is
   const v = only(ALL_CHECKS, { execs: [exec(false, ['true']), exec(true, ['sh', '-c', 'mount /dev/sda1 /mnt'])] });
   t.equal(v.message, 'ran docker exec --privileged (1 process)');
   t.same(v.details.execs, [{ id: 'e1', command: ['sh', '-c', 'mount /dev/sda1 /mnt'], user: '', running: false }]);
+});
+
+t.test('privileged exec: a process whose bounding set exceeds the configuration is what a privileged exec leaves', async (t) => {
+  // uid 1000 child of `docker exec --privileged -u 1000`: nothing effective, everything within reach
+  const v = only(ALL_CHECKS, { processes: [proc(100, 'sh', DEFAULT_CAPS), proc(150, 'sleep', [], ALL_CAPS)] });
+  t.equal(v.check, 'privileged-exec');
+  t.equal(v.message, 'runs 1 process with capabilities beyond its configuration');
+  const [child] = v.details.processes as Array<{ pid: number; comm: string; beyondConfiguration: string[] }>;
+  t.same([child!.pid, child!.comm], [150, 'sleep']);
+  t.ok(child!.beyondConfiguration.includes('CAP_SYS_MODULE') && !child!.beyondConfiguration.includes('CAP_CHOWN'), 'only what the configuration does not grant');
+  // a privileged container's processes hold everything it was given: nothing beyond
+  const privileged = { privileged: true, capabilities: { added: [], dropped: [], configured: ALL_CAPS, effective: ALL_CAPS } };
+  t.same(raised(policy('  privileged-exec: { action: alert }\n'), { ...privileged, processes: [proc(1, 'init', ALL_CAPS)] }), []);
+});
+
+t.test('privileged exec: an exec event whose id an execID label hid is judged as privileged (fail-safe)', async (t) => {
+  const v = only(ALL_CHECKS, { execHiddenByLabel: true });
+  t.equal(v.message, 'ran an exec whose id its execID label hides from Docker events');
+  t.same(v.details, { execHiddenByLabel: true });
 });
 
 t.test('no-new-privileges, seccomp, AppArmor, limits, root user', async (t) => {

@@ -16,8 +16,12 @@ export interface DockerEngine {
   readFacts(id: string, execId?: string): Promise<ContainerFacts | null>;
   /** Sets the restart policy to `no`, so a container dockwarden ends stays ended. */
   disableRestart(id: string): Promise<void>;
-  /** SIGTERM, then SIGKILL after the container's stop timeout. */
-  stop(id: string): Promise<void>;
+  /**
+   * SIGTERM, then SIGKILL unless it has exited within `graceSeconds`. The container's own stop
+   * signal and timeout are not used: they are its author's, and `--stop-signal SIGWINCH
+   * --stop-timeout 86400` would keep it running through a `docker stop`.
+   */
+  stop(id: string, graceSeconds: number): Promise<void>;
   kill(id: string): Promise<void>;
   /** Bridge networks with their host interface names: where published ports lead. */
   listBridges(): Promise<BridgeNetwork[]>;
@@ -47,14 +51,12 @@ export interface EngineOptions {
   readonly timeoutMs: number;
 }
 
-/** The API waits out the stop timeout (default 10 s) before answering: allow for it beyond our own. */
-const STOP_GRACE_MS = 15_000;
-
 export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerEngine {
   // Two clients: API calls time out; the event stream is long-lived and must not.
   const api = new Docker({ socketPath, timeout: timeoutMs });
   const events = new Docker({ socketPath });
-  const stopper = new Docker({ socketPath, timeout: timeoutMs + STOP_GRACE_MS });
+  // Waits for a container to exit last as long as a stop's grace period: each is bounded by its own abort signal.
+  const waits = new Docker({ socketPath });
   const images: ImageCache = new Map();
   return {
     async ping() {
@@ -73,7 +75,11 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
       await api.getContainer(id).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
     },
     // Not running (304 / 409) or gone (404) is what stop and kill are for: not a failure.
-    stop: (id) => unlessEnded(stopper.getContainer(id).stop()),
+    async stop(id, graceSeconds) {
+      await unlessEnded(api.getContainer(id).kill({ signal: 'SIGTERM' }));
+      if (await exitsWithin(waits.getContainer(id), graceSeconds * 1000)) return;
+      await unlessEnded(api.getContainer(id).kill({ signal: 'SIGKILL' }));
+    },
     kill: (id) => unlessEnded(api.getContainer(id).kill()),
     async listBridges() {
       const networks = await api.listNetworks({ filters: { driver: ['bridge'] } });
@@ -101,6 +107,16 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
       });
     },
   };
+}
+
+/** Whether the container is (or becomes) not running within `ms`; false also when that cannot be told. */
+async function exitsWithin(container: Docker.Container, ms: number): Promise<boolean> {
+  try {
+    await container.wait({ condition: 'not-running', abortSignal: AbortSignal.timeout(ms) });
+    return true;
+  } catch (error) {
+    return (error as { statusCode?: unknown }).statusCode === 404;
+  }
 }
 
 async function unlessEnded(request: Promise<unknown>): Promise<void> {

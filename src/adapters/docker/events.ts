@@ -1,5 +1,3 @@
-import { StringDecoder } from 'node:string_decoder';
-
 /** One Docker engine event, reduced to what dockwarden routes on. Attribute values are untrusted. */
 export interface DockerEvent {
   readonly type: string;
@@ -12,28 +10,52 @@ export interface DockerEvent {
 }
 
 /** A line longer than this is not an event we can use; it is skipped instead of growing the buffer forever. */
-const MAX_LINE_BYTES = 16 * 1024 * 1024;
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+const NEWLINE = 0x0a;
 
 /**
- * Splits the event stream into lines (chunks do not align with events; a UTF-8 sequence can span
- * two chunks) and hands each parsed event to `onEvent`. Returns a function to feed chunks to.
+ * Splits the event stream into lines (chunks do not align with events) and hands each parsed event
+ * to `onEvent`. Works on bytes: a newline byte never occurs inside a UTF-8 sequence, so a line is
+ * decoded whole once it is complete. Each byte is scanned once: the unfinished line is kept as a
+ * list of chunks, never re-joined and re-scanned as it grows (a 15 MiB line in 64 KiB chunks would
+ * otherwise cost quadratic time). A line over `MAX_LINE_BYTES` is dropped as it arrives and reported
+ * once. Returns a function to feed chunks to.
  */
 export function eventLineSplitter(onEvent: (event: DockerEvent) => void, onBadLine: (reason: string) => void): (chunk: Buffer) => void {
-  const decoder = new StringDecoder('utf8');
-  let partial = '';
-  return (chunk) => {
-    const lines = (partial + decoder.write(chunk)).split('\n');
-    partial = lines.pop()!;
-    if (partial.length > MAX_LINE_BYTES) {
+  let partial: Buffer[] = [];
+  let partialBytes = 0;
+  let oversized = false;
+  const take = (piece: Buffer): void => {
+    if (oversized) return;
+    if (partialBytes + piece.length > MAX_LINE_BYTES) {
+      oversized = true;
+      partial = [];
+      partialBytes = 0;
       onBadLine(`event line over ${MAX_LINE_BYTES} bytes skipped`);
-      partial = '';
+      return;
     }
-    for (const line of lines) {
-      if (line.trim() === '') continue;
-      const event = parseEvent(line);
-      if (event) onEvent(event);
-      else onBadLine('unparseable event line skipped');
+    partial.push(piece);
+    partialBytes += piece.length;
+  };
+  const endLine = (): void => {
+    const line = oversized ? '' : Buffer.concat(partial, partialBytes).toString('utf8');
+    partial = [];
+    partialBytes = 0;
+    oversized = false;
+    if (line.trim() === '') return;
+    const event = parseEvent(line);
+    if (event) onEvent(event);
+    else onBadLine('unparseable event line skipped');
+  };
+  return (chunk) => {
+    let from = 0;
+    for (let at = chunk.indexOf(NEWLINE, from); at !== -1; at = chunk.indexOf(NEWLINE, from)) {
+      take(chunk.subarray(from, at));
+      endLine();
+      from = at + 1;
     }
+    if (from < chunk.length) take(chunk.subarray(from));
   };
 }
 

@@ -11,6 +11,7 @@ import type {
   NamespaceJoin,
   NetworkAttachment,
   ProcessUids,
+  ProcessFacts,
   Protocol,
   PublishedPort,
   ResourceLimits,
@@ -91,6 +92,12 @@ export interface FactsInput {
   readonly execs: readonly ExecInspect[];
   /** Where its `container:X` namespace modes lead (read-facts follows them); none when absent. */
   readonly joinedNamespaces?: readonly NamespaceJoin[];
+  /** An exec event named this container, but its exec id was the container's own `execID` label. */
+  readonly execHiddenByLabel: boolean;
+  /** `/proc/<pid>/status` of each process read from the container's cgroup (init included). */
+  readonly processes: ReadonlyArray<{ readonly pid: number; readonly status: string }>;
+  /** Processes the cgroup listed beyond the bound, not read. */
+  readonly processesUnread: number;
 }
 
 /** Maps what dockerd and procfs report into `ContainerFacts`. Pure: all I/O happens in read-facts. */
@@ -146,6 +153,9 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
     systemPaths: systemPathsOf(host, privileged),
     joinedNamespaces,
     processUids: status?.uids ?? null,
+    execHiddenByLabel: input.execHiddenByLabel,
+    processes: input.processes.flatMap(({ pid, status }) => processOf(pid, status) ?? []),
+    processesUnread: input.processesUnread,
   };
 }
 
@@ -235,15 +245,32 @@ interface ProcStatus {
   readonly uids: ProcessUids | null;
 }
 
+/** One `Name:\tvalue` line of `/proc/<pid>/status` whose value is a single word. */
+function statusField(text: string, name: string): string | undefined {
+  return new RegExp(`^${name}:\\s*(\\S+)\\s*$`, 'm').exec(text)?.[1];
+}
+
+const isCapabilityMask = (hex: string | undefined): hex is string => hex !== undefined && /^[0-9a-fA-F]{1,16}$/.test(hex);
+
+/** A process's name and capability sets; null when its status lacks them. */
+function processOf(pid: number, text: string): ProcessFacts | null {
+  const effective = statusField(text, 'CapEff');
+  const bounding = statusField(text, 'CapBnd');
+  if (!isCapabilityMask(effective) || !isCapabilityMask(bounding)) return null;
+  // The name may hold spaces; the kernel escapes newlines in it.
+  const comm = /^Name:\t(.*)$/m.exec(text)?.[1] ?? '';
+  return { pid, comm, effective: decodeCapabilityMask(effective), bounding: decodeCapabilityMask(bounding) };
+}
+
 function parseProcStatus(text: string): ProcStatus {
-  const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)\\s*$`, 'm').exec(text)?.[1];
+  const field = (name: string) => statusField(text, name);
   const capEff = field('CapEff');
   const seccomp = field('Seccomp');
   const noNewPrivs = field('NoNewPrivs');
   // `Uid:\treal\teffective\tsaved\tfilesystem`, as the host sees them.
   const uids = /^Uid:\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s*$/m.exec(text)?.slice(1).map(Number);
   return {
-    capEff: capEff !== undefined && /^[0-9a-fA-F]{1,16}$/.test(capEff) ? decodeCapabilityMask(capEff) : null,
+    capEff: isCapabilityMask(capEff) ? decodeCapabilityMask(capEff) : null,
     seccompMode: seccomp !== undefined && /^[0-2]$/.test(seccomp) ? Number(seccomp) : null,
     noNewPrivs: noNewPrivs === '0' || noNewPrivs === '1' ? noNewPrivs === '1' : null,
     uids: uids ? { real: uids[0]!, effective: uids[1]!, saved: uids[2]!, filesystem: uids[3]! } : null,

@@ -1,5 +1,6 @@
 import { readFile, readlink, realpath } from 'node:fs/promises';
 import type { ContainerFacts, JoinableNamespace, NamespaceJoin } from '../../domain/facts.js';
+import { readContainerProcesses, readStatusInContainer } from './container-processes.js';
 import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput } from './facts.js';
 
 /** The dockerode calls facts need; a `Dockerode` instance is one. */
@@ -25,10 +26,14 @@ export interface ReadFactsOptions {
   readonly now?: () => number;
 }
 
+/** The exec event attribute naming the exec; a container label of that name replaces it in every event. */
+const EXEC_ID_ATTRIBUTE = 'execID';
+
 /**
  * Inspects a container and gathers what `toContainerFacts` needs; null when it no longer exists.
- * `execId` names an exec an event announced: a short `docker exec` has often left `ExecIDs` by the
- * time we look, but dockerd still answers for it.
+ * `execId` is the exec id an exec event carried: a short `docker exec` has often left `ExecIDs` by
+ * the time we look, but dockerd still answers for it. It is used only when no label of the
+ * container could have put it there (labels are fixed at creation, and inspect shows them all).
  */
 export async function readFacts(
   docker: InspectClient,
@@ -54,11 +59,15 @@ export async function factsFromInspect(
   execId?: string,
 ): Promise<ContainerFacts> {
   const running = inspect.State.Running && inspect.State.Pid > 0;
-  const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined ? [] : [execId])]);
-  const [image, procStatus, realSources, execs, joinedNamespaces] = await Promise.all([
+  // dockerd copies the container's labels over its own event attributes: with an `execID` label,
+  // the event's exec id is the label's, and which exec ran cannot be told from the event.
+  const execHiddenByLabel = execId !== undefined && Object.hasOwn(inspect.Config.Labels ?? {}, EXEC_ID_ATTRIBUTE);
+  const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined || execHiddenByLabel ? [] : [execId])]);
+  const [image, procStatus, processes, realSources, execs, joinedNamespaces] = await Promise.all([
     // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
     inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
-    running ? readInitStatus(inspect.State.Pid, inspect.Id) : null,
+    running ? readStatusInContainer(inspect.State.Pid, inspect.Id) : null,
+    running ? readContainerProcesses(inspect.State.Pid, inspect.Id) : { processes: [], unread: 0 },
     resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
     followJoins(docker, inspect, running ? inspect.State.Pid : 0),
@@ -70,6 +79,9 @@ export async function factsFromInspect(
     // An exec id from an event is only trusted for the container it belongs to.
     execs: execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id),
     joinedNamespaces,
+    execHiddenByLabel,
+    processes: processes.processes,
+    processesUnread: processes.unread,
   });
 }
 
@@ -152,20 +164,6 @@ async function imageRefs(docker: InspectClient, imageId: string, images: ImageCa
     images.delete(oldest);
   }
   return refs;
-}
-
-/**
- * `/proc/<pid>/status` of the container's init process, or null when it is gone. The pid may have
- * been reused since the inspect: the cgroup file, read after the status, must name the container.
- */
-async function readInitStatus(pid: number, containerId: string): Promise<string | null> {
-  try {
-    const status = await readFile(`/proc/${pid}/status`, 'utf8');
-    const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8');
-    return cgroup.includes(containerId) ? status : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Real paths of mount sources; asynchronous, so a hung network mount cannot stall the event loop. */

@@ -50,12 +50,20 @@ interface Finding {
 
 const bare = (cap: Capability) => cap.slice('CAP_'.length);
 
-/** Judged on what the configuration grants and on what the process holds: either is enough. */
+/** Processes named in a finding's details at most (a container chooses how many it runs). */
+const MAX_PROCESSES_IN_DETAILS = 16;
+
+/**
+ * Judged on what the configuration grants and on what any of its processes holds (CapEff): either
+ * is enough. The processes matter beyond init: a privileged exec's background child keeps every
+ * capability after the exec has ended.
+ */
 function forbiddenCapabilities({ forbidden }: { readonly forbidden: readonly Capability[] }, facts: ContainerFacts): Finding | null {
   const { configured, effective } = facts.capabilities;
   const inConfig = forbidden.filter((c) => configured.includes(c));
   const inEffect = effective === null ? [] : forbidden.filter((c) => effective.includes(c));
-  const held = forbidden.filter((c) => inConfig.includes(c) || inEffect.includes(c));
+  const holders = facts.processes.map((p) => ({ process: p, held: forbidden.filter((c) => p.effective.includes(c)) })).filter((h) => h.held.length > 0);
+  const held = forbidden.filter((c) => inConfig.includes(c) || inEffect.includes(c) || holders.some((h) => h.held.includes(c)));
   if (held.length === 0) return null;
   return {
     message: `holds forbidden capabilities: ${held.map(bare).join(', ')}`,
@@ -64,8 +72,15 @@ function forbiddenCapabilities({ forbidden }: { readonly forbidden: readonly Cap
       configured: inConfig,
       // null: the process could not be read (not running, or gone before /proc was read)
       effective: effective === null ? null : inEffect,
+      ...processDetails(holders.map(({ process, held }) => ({ pid: process.pid, comm: process.comm, capabilities: held }))),
     },
   };
+}
+
+/** The first processes of a list, and how many there are when not all are shown. */
+function processDetails<T>(processes: readonly T[]): { processes?: readonly T[]; processCount?: number } {
+  if (processes.length === 0) return {};
+  return { processes: processes.slice(0, MAX_PROCESSES_IN_DETAILS), ...(processes.length > MAX_PROCESSES_IN_DETAILS && { processCount: processes.length }) };
 }
 
 function privileged(_: CheckSettings, facts: ContainerFacts): Finding | null {
@@ -174,12 +189,31 @@ function rootUser(_: CheckSettings, facts: ContainerFacts): Finding | null {
   };
 }
 
+/**
+ * A privileged exec, seen three ways: dockerd still lists it (or an exec event named it); a process
+ * whose bounding set exceeds what the container was given (a privileged exec's child, or anything
+ * entered from the host: nothing started inside can raise its bounding set); or an exec event whose
+ * exec id the container's own `execID` label replaced, so the exec cannot be inspected (fail-safe).
+ */
 function privilegedExec(_: CheckSettings, facts: ContainerFacts): Finding | null {
   const execs = facts.execs.filter((e) => e.privileged);
-  if (execs.length === 0) return null;
+  const configured = new Set(facts.capabilities.configured);
+  const beyond = facts.processes
+    .map((p) => ({ pid: p.pid, comm: p.comm, beyondConfiguration: p.bounding.filter((c) => !configured.has(c)) }))
+    .filter((p) => p.beyondConfiguration.length > 0);
+  if (execs.length === 0 && beyond.length === 0 && !facts.execHiddenByLabel) return null;
+  const found = [
+    ...(execs.length > 0 ? [`ran docker exec --privileged (${execs.length} process${execs.length > 1 ? 'es' : ''})`] : []),
+    ...(beyond.length > 0 ? [`runs ${beyond.length} process${beyond.length > 1 ? 'es' : ''} with capabilities beyond its configuration`] : []),
+    ...(facts.execHiddenByLabel ? ['ran an exec whose id its execID label hides from Docker events'] : []),
+  ];
   return {
-    message: `ran docker exec --privileged (${execs.length} process${execs.length > 1 ? 'es' : ''})`,
-    details: { execs: execs.map((e) => ({ id: e.id, command: e.command, user: e.user, running: e.running })) },
+    message: found.join('; '),
+    details: {
+      ...(execs.length > 0 && { execs: execs.map((e) => ({ id: e.id, command: e.command, user: e.user, running: e.running })) }),
+      ...processDetails(beyond),
+      ...(facts.execHiddenByLabel && { execHiddenByLabel: true }),
+    },
   };
 }
 

@@ -110,6 +110,8 @@ export interface ContainersPolicy {
   readonly rootUser?: CheckSettings;
   readonly unmaskedPaths?: CheckSettings;
   readonly exceptions: readonly CheckException[];
+  /** A `stop` sends SIGTERM and, this long after, SIGKILL (the container's own stop signal and timeout are not used). */
+  readonly stopGraceSeconds: number;
 }
 
 export interface CheckException {

@@ -327,6 +327,9 @@ function portsSection(definedSets: ReadonlySet<string>) {
   });
 }
 
+/** A stop holds one of the daemon's few concurrent tasks for its grace period: keep it short. */
+const MAX_STOP_GRACE_SECONDS = 120;
+
 const containersSection = mapping({
   capabilities: check('high', { forbidden: list(capability).transform(unique) }),
   privileged: check('critical', {}),
@@ -357,6 +360,13 @@ const containersSection = mapping({
     .array(mapping({ match: containerSelector, allow: list(z.enum(CHECK_IDS)) }))
     .prefault([])
     .transform(indexed),
+  'stop-grace-seconds': z
+    .number()
+    .int()
+    .min(0)
+    .max(MAX_STOP_GRACE_SECONDS)
+    .default(10)
+    .meta({ description: "A stop sends SIGTERM, then SIGKILL this many seconds later; the container's own stop signal and timeout are not used." }),
 }).transform(camelKeys);
 
 const imagesSection = mapping({

@@ -1,0 +1,138 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * Every process of a running container, found through its cgroup: a privileged exec's background
+ * child outlives the exec (and leaves `ExecIDs`) with all its capabilities, and only its own
+ * `/proc/<pid>/status` says so. Reading is bounded (a container decides how many processes it has).
+ */
+
+/** A cgroup hierarchy mounted in the daemon's mount namespace. */
+export interface CgroupMount {
+  /** `null` for the unified (v2) hierarchy; else the v1 controllers (`cpu`, `name=systemd`, …). */
+  readonly controllers: readonly string[] | null;
+  /** The directory in that hierarchy which is mounted (`/` on the host). */
+  readonly root: string;
+  readonly mountPoint: string;
+}
+
+export interface ProcessLimits {
+  /** Processes read at most; the rest are counted as unread. */
+  readonly maxProcesses: number;
+  /** Cgroup directories (the container's and those below it) walked at most. */
+  readonly maxCgroups: number;
+}
+
+export const DEFAULT_PROCESS_LIMITS: ProcessLimits = { maxProcesses: 1024, maxCgroups: 256 };
+
+export interface ContainerProcesses {
+  readonly processes: Array<{ readonly pid: number; readonly status: string }>;
+  readonly unread: number;
+}
+
+/** Cgroup mounts from `/proc/self/mountinfo` text (`id parent dev root mountpoint opts [tags] - fstype source superopts`). */
+export function parseCgroupMounts(mountinfo: string): CgroupMount[] {
+  const mounts: CgroupMount[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (left === undefined || right === undefined) continue;
+    const fields = left.split(' ');
+    const [fstype, , superOptions = ''] = right.split(' ');
+    const root = fields[3];
+    const mountPoint = fields[4];
+    if (root === undefined || mountPoint === undefined) continue;
+    if (fstype === 'cgroup2') mounts.push({ controllers: null, root: unescapeMountPath(root), mountPoint: unescapeMountPath(mountPoint) });
+    else if (fstype === 'cgroup') mounts.push({ controllers: superOptions.split(','), root: unescapeMountPath(root), mountPoint: unescapeMountPath(mountPoint) });
+  }
+  return mounts;
+}
+
+/** mountinfo writes space, tab, newline and backslash in paths as `\ooo`. */
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/**
+ * The directory of the container's cgroup, from its init's `/proc/<pid>/cgroup` (`id:controllers:path`
+ * lines): the unified hierarchy when its path names the container (cgroup v2, or a hybrid host where
+ * the runtime placed it there too), else the first v1 hierarchy whose path does. Null when no mounted
+ * hierarchy holds it.
+ */
+export function cgroupDirectory(procCgroup: string, mounts: readonly CgroupMount[], containerId: string): string | null {
+  const lines = procCgroup
+    .split('\n')
+    .map((line) => /^(\d+):([^:]*):(.*)$/.exec(line))
+    .filter((m) => m !== null)
+    .map(([, , controllers = '', path = '']) => ({ controllers: controllers === '' ? null : controllers.split(','), path }))
+    .filter((l) => l.path.includes(containerId));
+  // The unified line first: on v2 it is the only one; on a hybrid host v1 is the fallback.
+  lines.sort((a, b) => Number(a.controllers !== null) - Number(b.controllers !== null));
+  for (const { controllers, path } of lines) {
+    const mount = mounts.find((m) =>
+      controllers === null ? m.controllers === null : m.controllers !== null && controllers.every((c) => m.controllers!.includes(c)),
+    );
+    if (!mount) continue;
+    const root = mount.root === '/' ? '' : mount.root;
+    if (root !== '' && path !== root && !path.startsWith(`${root}/`)) continue;
+    return join(mount.mountPoint, path.slice(root.length));
+  }
+  return null;
+}
+
+let cgroupMounts: Promise<CgroupMount[]> | null = null;
+
+/** The daemon's cgroup mounts, read once (they are set up at boot); read again when none matched. */
+function daemonCgroupMounts(reread: boolean): Promise<CgroupMount[]> {
+  if (reread || cgroupMounts === null) cgroupMounts = readFile('/proc/self/mountinfo', 'utf8').then(parseCgroupMounts, () => []);
+  return cgroupMounts;
+}
+
+/**
+ * The status of each process in the container's cgroup and the cgroups below it. A pid may have
+ * exited and been reused between the listing and the read: a process counts only if its cgroup file,
+ * read after its status, still names the container. Empty when the init's cgroup cannot be found.
+ */
+export async function readContainerProcesses(initPid: number, containerId: string, limits: ProcessLimits = DEFAULT_PROCESS_LIMITS): Promise<ContainerProcesses> {
+  const procCgroup = await readFile(`/proc/${initPid}/cgroup`, 'utf8').catch(() => null);
+  if (procCgroup === null) return { processes: [], unread: 0 };
+  const directory =
+    cgroupDirectory(procCgroup, await daemonCgroupMounts(false), containerId) ?? cgroupDirectory(procCgroup, await daemonCgroupMounts(true), containerId);
+  if (directory === null) return { processes: [], unread: 0 };
+  const pids = await listPids(directory, limits.maxCgroups);
+  const toRead = pids.slice(0, limits.maxProcesses);
+  const read = await Promise.all(toRead.map((pid) => readStatusInContainer(pid, containerId)));
+  return {
+    processes: read.flatMap((status, i) => (status === null ? [] : [{ pid: toRead[i]!, status }])),
+    unread: pids.length - toRead.length,
+  };
+}
+
+/** Pids in `directory`'s `cgroup.procs` and in those of its subdirectories, breadth first, distinct. */
+async function listPids(directory: string, maxCgroups: number): Promise<number[]> {
+  const pids = new Set<number>();
+  const queue = [directory];
+  for (let walked = 0; walked < queue.length; walked++) {
+    const dir = queue[walked]!;
+    const [procs, entries] = await Promise.all([
+      readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => ''),
+      readdir(dir, { withFileTypes: true }).catch(() => []),
+    ]);
+    for (const word of procs.split('\n')) if (/^[1-9][0-9]{0,9}$/.test(word)) pids.add(Number(word));
+    for (const entry of entries) if (entry.isDirectory() && queue.length < maxCgroups) queue.push(join(dir, entry.name));
+  }
+  return [...pids];
+}
+
+/**
+ * `/proc/<pid>/status`, or null when the process is gone or is not the container's. The pid may have
+ * been reused since it was listed: the cgroup file, read after the status, must name the container.
+ */
+export async function readStatusInContainer(pid: number, containerId: string): Promise<string | null> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const cgroup = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+    return cgroup.includes(containerId) ? status : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,48 @@
+import t from 'tap';
+import { cgroupDirectory, parseCgroupMounts } from '../../src/adapters/docker/container-processes.js';
+
+const ID = 'a'.repeat(64);
+
+/** This machine's layout: cgroup v1 controllers plus the unified hierarchy (hybrid), as mountinfo shows it. */
+const HYBRID_MOUNTINFO = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+`;
+
+t.test('mountinfo: cgroup v1 hierarchies with their controllers, the unified one, escaped paths', async (t) => {
+  const mounts = parseCgroupMounts(`${HYBRID_MOUNTINFO}50 23 0:40 /sub /mnt/with\\040space rw - cgroup2 cgroup2 rw\n`);
+  t.same(mounts, [
+    { controllers: ['rw', 'cpu', 'cpuacct'], root: '/', mountPoint: '/sys/fs/cgroup/cpu,cpuacct' },
+    { controllers: ['rw', 'memory'], root: '/', mountPoint: '/sys/fs/cgroup/memory' },
+    { controllers: ['rw', 'pids'], root: '/', mountPoint: '/sys/fs/cgroup/pids' },
+    { controllers: ['rw', 'xattr', 'name=systemd'], root: '/', mountPoint: '/sys/fs/cgroup/systemd' },
+    { controllers: null, root: '/', mountPoint: '/sys/fs/cgroup/unified' },
+    { controllers: null, root: '/sub', mountPoint: '/mnt/with space' },
+  ]);
+});
+
+t.test("the container's cgroup directory: unified first when it names the container, else a v1 hierarchy", async (t) => {
+  const mounts = parseCgroupMounts(HYBRID_MOUNTINFO);
+  const hybrid = `8:pids:/docker/${ID}\n4:memory:/elsewhere/docker/${ID}\n2:cpu,cpuacct:/docker/${ID}\n0::/docker/${ID}\n`;
+  t.equal(cgroupDirectory(hybrid, mounts, ID), `/sys/fs/cgroup/unified/docker/${ID}`);
+  // a runtime that left the unified hierarchy alone: the first v1 line that names the container
+  const v1only = `9:name=systemd:/docker/${ID}\n8:pids:/docker/${ID}\n0::/init.scope\n`;
+  t.equal(cgroupDirectory(v1only, mounts, ID), `/sys/fs/cgroup/systemd/docker/${ID}`);
+  // pure v2 (systemd driver)
+  const v2 = parseCgroupMounts('30 23 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n');
+  t.equal(cgroupDirectory(`0::/system.slice/docker-${ID}.scope\n`, v2, ID), `/sys/fs/cgroup/system.slice/docker-${ID}.scope`);
+});
+
+t.test('no directory when no mounted hierarchy holds the container', async (t) => {
+  const mounts = parseCgroupMounts(HYBRID_MOUNTINFO);
+  t.equal(cgroupDirectory(`0::/docker/${'b'.repeat(64)}\n`, mounts, ID), null, 'another container');
+  t.equal(cgroupDirectory(`3:cpuset:/docker/${ID}\n`, mounts, ID), null, 'cpuset is not mounted here');
+  t.equal(cgroupDirectory('', mounts, ID), null);
+  // a mount of a sub-tree only reaches paths below its root
+  const sub = parseCgroupMounts('30 23 0:27 /docker /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n');
+  t.equal(cgroupDirectory(`0::/docker/${ID}\n`, sub, ID), `/sys/fs/cgroup/${ID}`);
+  t.equal(cgroupDirectory(`0::/other/${ID}\n`, sub, ID), null);
+});
