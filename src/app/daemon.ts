@@ -218,6 +218,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       return reading;
     }
     readAgain = false;
+    log.debug({ policy: { file: config.policy.file } }, 'reading the policy for a reload');
     reading = readPolicyOffLoop(config.policy.file)
       .then(apply)
       .finally(() => {
