@@ -272,7 +272,10 @@ function knownShape(source: YamlSource): { shape: Record<string, unknown>; error
     for (const key of Object.keys(data)) {
       const child = Object.hasOwn(node, key) ? (node[key] as SchemaNode) : undefined;
       if (child === undefined) errors.push({ ...source.locate([...path, key], 'key'), message: `${settingName([...path, key])}: unknown setting; known settings: ${knownSettings().join(', ')}` });
-      else shape[key] = isSetting(child) ? data[key] : walk(data[key], child, [...path, key]);
+      else if (!isSetting(child)) shape[key] = walk(data[key], child, [...path, key]);
+      // convict would read a mapping here as settings below this one.
+      else if (isMapping(data[key])) errors.push({ ...source.locate([...path, key], 'value'), message: `${settingName([...path, key])}: must be a single value, not a mapping` });
+      else shape[key] = data[key];
     }
     return shape;
   };

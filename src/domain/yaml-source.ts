@@ -1,4 +1,4 @@
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, parseDocument, type Document, type Node } from 'yaml';
 
 /** A position in a source file, 1-based; 0:0 when there is no better place to point at. */
 export interface SourceLocation {
@@ -61,10 +61,19 @@ interface Positions {
  * a located error naming it. Every step is linear in the document (a map per mapping, not a search per key).
  */
 export function parseYamlSource(rawText: string, file: string): YamlSource {
-  const lineCounter = new LineCounter();
+  // A lone CR ends a line (old Mac files); as LF, same length, so offsets stay the file's.
+  const text = rawText.length > YAML_LIMITS.bytes ? '' : rawText.replace(/\r(?!\n)/g, '\n');
+  const lineStarts = [0];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lineStarts.push(i + 1);
+  /** Counted from the text itself: yaml's LineCounter misses line breaks inside some malformed constructs. */
   const position = (offset: number): SourceLocation => {
-    const { line, col } = lineCounter.linePos(offset);
-    return { file, line, column: col };
+    let [low, high] = [0, lineStarts.length - 1];
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if (lineStarts[mid]! <= offset) low = mid;
+      else high = mid - 1;
+    }
+    return { file, line: low + 1, column: offset - lineStarts[low]! + 1 };
   };
   const where = new WeakMap<object, Positions>();
   let rootOffset = 0;
@@ -88,11 +97,9 @@ export function parseYamlSource(rawText: string, file: string): YamlSource {
   if (rawText.length > YAML_LIMITS.bytes) {
     return { value, errors: [{ ...position(0), message: `the document is ${rawText.length} characters; at most ${YAML_LIMITS.bytes} are read` }], locate };
   }
-  // A lone CR ends a line (old Mac files); as LF, same length, so offsets stay the file's.
-  const text = rawText.replace(/\r(?!\n)/g, '\n');
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
+    doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   } catch (error) {
     // yaml records most stack exhaustion as errors; anything it throws is located at the start.
     return { value, errors: [{ ...position(0), message: describeThrown(error) }], locate };

@@ -183,6 +183,9 @@ t.test('a section that is not a mapping is a located error, not an internal mess
   const file = configFile(t, 'log: 5\nalerts:\n  syslog: [a]\n');
   t.same(errorsOf(() => loadConfig(file, {})), [`${file}:1:6: log: must be a mapping of settings: level`, `${file}:3:11: alerts.syslog: must be a mapping of settings: target, facility, appName, minSeverity, timeoutMs`]);
   t.equal(loadConfig(configFile(t, 'alerts:\n#  syslog: {}\n'), {}).alerts.syslog.target, '', 'a section with everything commented out is empty');
+  // Found by the fuzz suite: convict read a mapping under a setting as settings below it ("did you override its parent?").
+  const nested = configFile(t, 'docker:\n  timeoutMs:\n    webhooks: null\n');
+  t.same(errorsOf(() => loadConfig(nested, {})), [`${nested}:3:5: docker.timeoutMs: must be a single value, not a mapping`]);
 });
 
 t.test('duplicate keys are compared as YAML resolves them; non-UTF-8 is refused', async (t) => {
