@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 import { spawnDaemon, type LogLine } from '../helpers/daemon.js';
@@ -14,17 +14,22 @@ const killed = (id: string) => (line: LogLine) => line.msg === 'container killed
 const reading = (line: LogLine) => line.msg === 'reading the policy for a reload';
 const rejected = (line: LogLine) => line.msg === 'policy reload rejected; the last good policy stays in force';
 
+/** A daemon enforcing POLICY, then reading a 40,000-key policy written over it (SIGHUP). */
+async function daemonReadingHugePolicy(t: Test, variant: string) {
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  await daemon.waitForLog((l) => l.msg === 'reconciled');
+  writeFileSync(daemon.policyFile, hugeBadPolicy(variant));
+  daemon.child.kill('SIGHUP');
+  await daemon.waitForLog(reading);
+  return daemon;
+}
+
 t.before(removeTestContainers);
 t.teardown(removeTestContainers);
 
 t.test('while a 40,000-key policy is being rejected, a SYS_ADMIN container is still killed promptly', async (t) => {
-  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET });
-  t.teardown(() => daemon.stop('SIGKILL'));
-  await daemon.waitForLog((l) => l.msg === 'reconciled');
-
-  writeFileSync(daemon.policyFile, hugeBadPolicy('k'));
-  daemon.child.kill('SIGHUP');
-  await daemon.waitForLog(reading);
+  const daemon = await daemonReadingHugePolicy(t, 'k');
   const id = await runContainer({ hostConfig: { CapAdd: ['SYS_ADMIN'] } });
   // A generous bound: the kill takes well under a second; before, the loop was held for the whole read (33 s, twice).
   await daemon.waitForLog(killed(id), 20_000);
@@ -38,12 +43,7 @@ t.test('while a 40,000-key policy is being rejected, a SYS_ADMIN container is st
 });
 
 t.test('SIGTERM during a reload exits promptly and cleanly', async (t) => {
-  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET });
-  t.teardown(() => daemon.stop('SIGKILL'));
-  await daemon.waitForLog((l) => l.msg === 'reconciled');
-  writeFileSync(daemon.policyFile, hugeBadPolicy('x'));
-  daemon.child.kill('SIGHUP');
-  await daemon.waitForLog(reading);
+  const daemon = await daemonReadingHugePolicy(t, 'x');
   daemon.child.kill('SIGTERM');
   // A bound on the wait, not a measurement: before, SIGTERM was handled only once the read was over.
   const code = await Promise.race([daemon.exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running after 20 s'), 20_000).unref())]);
