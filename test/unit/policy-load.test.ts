@@ -615,3 +615,13 @@ t.test('a key named __proto__ stays data: no prototype is replaced', async (t) =
   t.same(errors('version: 1\n__proto__: { mode: audit }\n'), ['policy.yaml:2:1: unknown key "__proto__"; expected one of: version, mode, sources, ports, containers, images, volumes, network']);
   t.equal(({} as Record<string, unknown>).mode, undefined);
 });
+
+t.test('errors in malformed input are located inside the file (found by the fuzz suite: yaml counted lines short)', async (t) => {
+  const strict = readFileSync(join(CONFIG, 'policy.strict.yaml'), 'utf8');
+  const text = strict.replace(/^# dockwarden/, '# dockwarden poversion: !!str 1\napability - ant').replace('userns]', 'us\rrns]');
+  const result = parsePolicy(text, 'policy.yaml');
+  t.notOk(result.ok);
+  const lines = text.split(/\r\n|\r|\n/);
+  const outside = result.ok ? [] : result.errors.filter((e) => e.line < 1 || e.line > lines.length || e.column < 1 || e.column > lines[e.line - 1]!.length + 1);
+  t.same(outside, []);
+});
