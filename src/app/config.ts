@@ -1,12 +1,13 @@
 import convict from 'convict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parseMetricsListen } from '../adapters/metrics-server.js';
 import { ALERT_SEVERITIES, type AlertSeverity } from '../domain/alerts/alert.js';
 import { SYSLOG_FACILITIES, type SyslogFacility } from '../domain/alerts/syslog-format.js';
 import { parseSyslogTarget } from '../domain/alerts/syslog-target.js';
 import { WEBHOOK_FORMATS, type WebhookFormat } from '../domain/alerts/webhook-payload.js';
-import { parseYamlSource, type SourceLocation } from '../domain/yaml-source.js';
+import { quote } from '../domain/policy/schema.js';
+import { decodeYamlBytes, parseYamlSource, reportedErrors, type SourceLocation, type YamlSource } from '../domain/yaml-source.js';
 
 /** The daemon's own settings (not the policy): where things are, how loud to be. */
 export interface Config {
@@ -62,6 +63,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] a
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const DEFAULT_CONFIG_FILE = '/etc/dockwarden/config.yaml';
+const MAX_MESSAGE = 400;
 
 convict.addFormat({
   name: 'absolute-path',
@@ -132,11 +134,24 @@ function webhookProblems(entry: unknown): string[] {
   if ('secret' in e && 'secretFile' in e) problems.push('.secretFile: give secret or secretFile, not both');
   else if ('secret' in e && (typeof e.secret !== 'string' || e.secret === '')) problems.push('.secret: must be a non-empty string');
   else if ('secretFile' in e && (typeof e.secretFile !== 'string' || !isAbsolute(e.secretFile))) problems.push('.secretFile: must be an absolute path');
+  else if (typeof e.secretFile === 'string' && exposedMode(e.secretFile) !== null) {
+    problems.push(`.secretFile: refused: the file is open to group or others (mode ${exposedMode(e.secretFile)}); a signing secret must be readable by its owner only (chmod 600)`);
+  }
   else if (!('secret' in e) && !('secretFile' in e) && e.format === 'standard') problems.push(': needs secret or secretFile: standard webhooks are signed');
   if (!(WEBHOOK_FORMATS as readonly unknown[]).includes(e.format)) problems.push(`.format: must be one of ${WEBHOOK_FORMATS.join(', ')}`);
   if (!(ALERT_SEVERITIES as readonly unknown[]).includes(e.minSeverity)) problems.push(`.minSeverity: must be one of ${ALERT_SEVERITIES.join(', ')}`);
   if (!Number.isSafeInteger(e.timeoutMs) || (e.timeoutMs as number) < 1) problems.push('.timeoutMs: must be a whole number of at least 1');
   return problems;
+}
+
+/** The file's mode in octal when group or others may read or write it; null when it is private or cannot be read (reading it reports that). */
+function exposedMode(file: string): string | null {
+  try {
+    const mode = statSync(file).mode & 0o777;
+    return mode & 0o066 ? `0${mode.toString(8).padStart(3, '0')}` : null;
+  } catch {
+    return null;
+  }
 }
 
 convict.addFormat({
@@ -214,8 +229,11 @@ export interface ConfigError extends SourceLocation {
 }
 
 export class ConfigInvalid extends Error {
-  constructor(readonly errors: readonly ConfigError[]) {
-    super(errors.map(formatConfigError).join('\n'));
+  readonly errors: readonly ConfigError[];
+  constructor(errors: readonly ConfigError[]) {
+    const reported = reportedErrors(errors, (last, message) => ({ ...last, message }));
+    super(reported.map(formatConfigError).join('\n'));
+    this.errors = reported;
     this.name = 'ConfigInvalid';
   }
 }
@@ -230,30 +248,73 @@ export function formatConfigError(e: ConfigError): string {
  */
 export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
   const path = file ?? DEFAULT_CONFIG_FILE;
-  let text: string | null;
+  let bytes: Buffer | null;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch (error) {
-    if (file === undefined && (error as NodeJS.ErrnoException).code === 'ENOENT') text = null;
+    if (file === undefined && (error as NodeJS.ErrnoException).code === 'ENOENT') bytes = null;
     else throw new ConfigInvalid([{ file: path, line: 0, column: 0, message: `cannot read: ${(error as Error).message}` }]);
   }
-  const source = text === null ? null : parseYamlSource(text, path);
-  if (source && source.errors.length > 0) throw new ConfigInvalid(source.errors);
+  let source: YamlSource | null = null;
+  if (bytes !== null) {
+    const decoded = decodeYamlBytes(bytes, path, 'config');
+    if ('error' in decoded) throw new ConfigInvalid([decoded.error]);
+    source = parseYamlSource(decoded.text, path);
+    if (source.errors.length > 0) throw new ConfigInvalid(source.errors);
+  }
+  const { shape, errors } = source === null ? { shape: {}, errors: [] } : knownShape(source);
 
   const config = convict(schema, { env });
   try {
-    if (source) config.load(source.value ?? {});
+    config.load(shape);
     config.validate({ allowed: 'strict' });
   } catch (error) {
-    throw new ConfigInvalid(
-      String((error as Error).message)
+    errors.push(
+      ...String((error as Error).message)
         .split('\n')
         .map((line) => locateConvictMessage(line, path, source?.locate, env)),
     );
   }
+  if (errors.length > 0) throw new ConfigInvalid(errors);
   const properties = config.getProperties() as Config;
   const webhooks = properties.alerts.webhooks.map((w) => ({ ...WEBHOOK_DEFAULTS, ...w }));
   return { ...properties, alerts: { ...properties.alerts, webhooks } };
+}
+
+type SchemaNode = Readonly<Record<string, unknown>>;
+const isSetting = (node: SchemaNode): boolean => 'doc' in node;
+const isMapping = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/**
+ * The strictness in front of convict: convict takes a dotted key (`"log.level": debug`) as nothing and
+ * walks `__proto__` and `constructor` into its own objects. Every key of the document is checked against
+ * the schema here, and convict is given only the settings it declares, sections as mappings.
+ */
+function knownShape(source: YamlSource): { shape: Record<string, unknown>; errors: ConfigError[] } {
+  const errors: ConfigError[] = [];
+  const walk = (data: unknown, node: SchemaNode, path: string[]): Record<string, unknown> => {
+    if (data === null && path.length > 0) return {}; // `alerts:` with everything under it commented out
+    if (!isMapping(data)) {
+      errors.push({ ...source.locate(path, 'value'), message: `${path.length > 0 ? `${settingName(path)}: ` : ''}must be a mapping of settings: ${Object.keys(node).join(', ')}` });
+      return {};
+    }
+    const shape: Record<string, unknown> = {};
+    for (const key of Object.keys(data)) {
+      const child = Object.hasOwn(node, key) ? (node[key] as SchemaNode) : undefined;
+      if (child === undefined) errors.push({ ...source.locate([...path, key], 'key'), message: `${settingName([...path, key])}: unknown setting; known settings: ${knownSettings().join(', ')}` });
+      else if (!isSetting(child)) shape[key] = walk(data[key], child, [...path, key]);
+      // convict would read a mapping here as settings below this one.
+      else if (isMapping(data[key])) errors.push({ ...source.locate([...path, key], 'value'), message: `${settingName([...path, key])}: must be a single value, not a mapping` });
+      else shape[key] = data[key];
+    }
+    return shape;
+  };
+  return { shape: source.value === null ? {} : walk(source.value, schema, []), errors };
+}
+
+/** `log.level`; a key that is not a plain word is quoted, so `"log.level"` cannot pass for the setting it looks like. */
+function settingName(path: readonly string[]): string {
+  return path.map((key) => (/^\w{1,64}$/.test(key) ? key : quote(key))).join('.');
 }
 
 /** convict reports `a.b: what is wrong` or `configuration param 'a.b' not declared in the schema`. */
@@ -266,16 +327,21 @@ function locateConvictMessage(
   const unknown = /^configuration param '([^']+)' not declared in the schema$/.exec(line);
   const keyPath = unknown ? unknown[1]! : (/^([\w.]+): /.exec(line)?.[1] ?? '');
   const path: Array<string | number> = keyPath.split('.');
-  // A list entry's problem, `alerts.webhooks: [1].url: …`: point at that entry's key (unknown) or value.
-  const entry = /^[\w.]+: \[(\d+)\](?:\.(\w+))?: (unknown key)?/.exec(line);
+  // A list entry's problem, `alerts.webhooks: [1].url: …`: point at that entry's key (unknown, refused) or value.
+  const entry = /^[\w.]+: \[(\d+)\](?:\.(\w+))?: (unknown key|refused)?/.exec(line);
   if (entry) path.push(Number(entry[1]), ...(entry[2] ? [entry[2]] : []));
   const envName = envVariableOf(path.map(String));
   const fromEnv = envName !== undefined && env[envName] !== undefined;
   const where = locate && !fromEnv ? locate(path, unknown || entry?.[3] ? 'key' : 'value') : { file, line: 0, column: 0 };
   const message = unknown
     ? `${keyPath}: unknown setting; known settings: ${knownSettings().join(', ')}`
-    : `${line}${fromEnv ? ` (from environment variable ${envName})` : ''}`;
+    : `${shortened(line)}${fromEnv ? ` (from environment variable ${envName})` : ''}`;
   return { ...where, message };
+}
+
+/** convict quotes a bad value whole; a message shows its start. */
+function shortened(line: string): string {
+  return line.length > MAX_MESSAGE ? `${line.slice(0, MAX_MESSAGE)}…` : line;
 }
 
 function envVariableOf(path: readonly string[]): string | undefined {
@@ -285,5 +351,7 @@ function envVariableOf(path: readonly string[]): string | undefined {
 }
 
 function knownSettings(): string[] {
-  return Object.entries(schema).flatMap(([section, keys]) => Object.keys(keys).map((key) => `${section}.${key}`));
+  const settings = (node: SchemaNode, prefix: string): string[] =>
+    Object.entries(node).flatMap(([key, child]) => (isSetting(child as SchemaNode) ? [`${prefix}${key}`] : settings(child as SchemaNode, `${prefix}${key}.`)));
+  return settings(schema, '');
 }

@@ -5,7 +5,7 @@ import { connectEngine } from '../adapters/docker/engine.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
-import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
+import { formatPolicyError, loadPolicyFile, type PolicyResult } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
 import { actionEnforcer } from './action-enforcer.js';
 import { alertEnforcer } from './alerts/alert-enforcer.js';
@@ -17,6 +17,7 @@ import { FirewallEnforcer } from './firewall-enforcer.js';
 import { DEFAULT_BRIDGES, readFirewallState, writeFirewallState } from './firewall-state.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { logEnforcer } from './log-enforcer.js';
+import { readPolicyOffLoop } from './policy-reader.js';
 import type { Logger } from './logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
@@ -229,8 +230,26 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       return 'unreadable';
     }
   };
-  const reload = async (): Promise<void> => {
-    const next = loadPolicyFile(config.policy.file);
+  // One read at a time, in a worker (the event loop keeps judging containers); a request during one reads once more after it.
+  let reading: Promise<void> | null = null;
+  let readAgain = false;
+  const reload = (): Promise<void> => {
+    if (reading) {
+      readAgain = true;
+      return reading;
+    }
+    readAgain = false;
+    log.debug({ policy: { file: config.policy.file } }, 'reading the policy for a reload');
+    reading = readPolicyOffLoop(config.policy.file)
+      .then(apply)
+      .finally(() => {
+        reading = null;
+        if (readAgain && !stopping) void reload();
+      });
+    return reading;
+  };
+  const apply = async (next: PolicyResult): Promise<void> => {
+    if (stopping) return;
     if (!next.ok) {
       const errors = next.errors.map(formatPolicyError);
       log.error({ errors }, 'policy reload rejected; the last good policy stays in force');

@@ -56,7 +56,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = (): Config => loadConfig(values.config);
   if (command === 'run' && sub === undefined) return runCommand(config(), logFormat(values['log-format'], process.stdout.isTTY === true));
-  if (command === 'policy' && sub === 'validate' && rest.length <= 1) return validateCommand(rest[0] ?? config().policy.file);
+  if (command === 'policy' && sub === 'validate' && rest.length <= 1) {
+    // A config named on the command line is checked even when the file to validate is given: a bad one is exit 2, never ignored.
+    const configured = values.config !== undefined || rest[0] === undefined ? config() : null;
+    return validateCommand(rest[0] ?? configured!.policy.file);
+  }
   if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
   if (command === 'check' && sub === undefined) return checkCommand(config(), values.json);
   if (command === 'status' && sub === undefined) return statusCommand(config(), values.json);

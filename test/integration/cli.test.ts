@@ -1,5 +1,5 @@
 import t from 'tap';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { dockwarden } from '../helpers/cli.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 
@@ -85,7 +85,12 @@ t.test('usage errors and bad configuration exit 2 with the reason', async (t) =>
   const dir = t.testdir({ 'config.yaml': 'docker:\n  socket: /run/docker.sock\nlogg:\n  level: info\n' });
   const bad = await dockwarden(['policy', 'validate', '--config', join(dir, 'config.yaml')]);
   t.equal(bad.code, 2);
-  t.match(bad.stderr, /invalid configuration:\n.*config\.yaml:4:3: logg\.level: unknown setting; known settings: docker\.socket/);
+  t.match(bad.stderr, /invalid configuration:\n.*config\.yaml:3:1: logg: unknown setting; known settings: docker\.socket/);
+  // Issue 21: `policy validate FILE --config CFG` used to ignore CFG.
+  const policy = join(t.testdir({ 'policy.yaml': POLICY, 'config.yaml': 'logg:\n  level: info\n' }), 'policy.yaml');
+  const withFile = await dockwarden(['policy', 'validate', policy, '--config', join(dirname(policy), 'config.yaml')]);
+  t.equal(withFile.code, 2, withFile.stdout);
+  t.match(withFile.stderr, /invalid configuration:\n.*config\.yaml:1:1: logg: unknown setting/);
 
   const help = await dockwarden(['--help']);
   t.equal(help.code, 0);

@@ -1,3 +1,4 @@
+import { chmodSync, writeFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { ConfigInvalid, loadConfig } from '../../src/app/config.js';
 
@@ -153,4 +154,58 @@ t.test('selinux.enabled: auto by default; true, false, or the environment', asyn
   t.equal(loadConfig(configFile(t, 'selinux:\n  enabled: true\n'), { DOCKWARDEN_SELINUX_ENABLED: 'false' }).selinux.enabled, false);
   const file = configFile(t, 'selinux:\n  enabled: yes-please\n');
   t.match(errorsOf(() => loadConfig(file, {}))[0], new RegExp(`^${file}:2:12: selinux\\.enabled: must be auto, true or false`));
+});
+
+// Issue 21: the config is validated as strictly as the policy.
+
+t.test('a recursive alias is a located error, not a hang', async (t) => {
+  const file = configFile(t, 'log: &a {x: *a}\n');
+  t.same(errorsOf(() => loadConfig(file, {})), [`${file}:1:13: alias *a refers to a node that contains it; a recursive structure is not allowed`]);
+});
+
+t.test('dotted keys, __proto__ and constructor are unknown settings, located, at any level', async (t) => {
+  const file = configFile(t, '"log.level": debug\n__proto__: { level: debug }\nconstructor: 1\nlog:\n  constructor: x\n  __proto__: y\n  level: warn\n');
+  const errors = errorsOf(() => loadConfig(file, {}));
+  t.same(
+    errors.map((e) => e.replace(/; known settings: .*$/, '')),
+    [
+      `${file}:1:1: "log.level": unknown setting`,
+      `${file}:2:1: __proto__: unknown setting`,
+      `${file}:3:1: constructor: unknown setting`,
+      `${file}:5:3: log.constructor: unknown setting`,
+      `${file}:6:3: log.__proto__: unknown setting`,
+    ],
+  );
+  t.equal(({} as Record<string, unknown>).level, undefined, 'no prototype polluted');
+});
+
+t.test('a section that is not a mapping is a located error, not an internal message', async (t) => {
+  const file = configFile(t, 'log: 5\nalerts:\n  syslog: [a]\n');
+  t.same(errorsOf(() => loadConfig(file, {})), [`${file}:1:6: log: must be a mapping of settings: level`, `${file}:3:11: alerts.syslog: must be a mapping of settings: target, facility, appName, minSeverity, timeoutMs`]);
+  t.equal(loadConfig(configFile(t, 'alerts:\n#  syslog: {}\n'), {}).alerts.syslog.target, '', 'a section with everything commented out is empty');
+  // Found by the fuzz suite: convict read a mapping under a setting as settings below it ("did you override its parent?").
+  const nested = configFile(t, 'docker:\n  timeoutMs:\n    webhooks: null\n');
+  t.same(errorsOf(() => loadConfig(nested, {})), [`${nested}:3:5: docker.timeoutMs: must be a single value, not a mapping`]);
+});
+
+t.test('duplicate keys are compared as YAML resolves them; non-UTF-8 is refused', async (t) => {
+  const file = configFile(t, 'docker:\n  timeoutMs: 1\n  "timeoutMs": 2\nreconcile: {intervalSeconds: 5}\n');
+  t.same(errorsOf(() => loadConfig(file, {})), [`${file}:3:3: duplicate key "timeoutMs"; each key may appear once per mapping`]);
+  const dir = t.testdir({ 'latin1.yaml': Buffer.from('log:\n  level: info # caf\xe9\n', 'latin1') });
+  t.same(errorsOf(() => loadConfig(`${dir}/latin1.yaml`, {})), [`${dir}/latin1.yaml:0:0: the config is not valid UTF-8`]);
+});
+
+t.test('a webhook secretFile open to group or others is refused, located at its key', async (t) => {
+  const dir = t.testdir({ 'open.secret': 'whsec_c2VjcmV0', 'private.secret': 'whsec_c2VjcmV0' });
+  chmodSync(`${dir}/open.secret`, 0o640);
+  chmodSync(`${dir}/private.secret`, 0o600);
+  const config = (secret: string) => {
+    writeFileSync(`${dir}/${secret}.yaml`, `alerts:\n  webhooks:\n    - url: https://alerts.example/hook\n      secretFile: ${dir}/${secret}\n`);
+    return `${dir}/${secret}.yaml`;
+  };
+  const file = config('open.secret');
+  t.same(errorsOf(() => loadConfig(file, {})), [
+    `${file}:4:7: alerts.webhooks: [0].secretFile: refused: the file is open to group or others (mode 0640); a signing secret must be readable by its owner only (chmod 600)`,
+  ]);
+  t.equal(loadConfig(config('private.secret'), {}).alerts.webhooks[0]?.secretFile, `${dir}/private.secret`);
 });

@@ -262,15 +262,22 @@ t.test('YAML errors keep the parser position', async (t) => {
   t.same(errors(yaml('version: 1', '---', 'version: 1')), ['policy.yaml:2:1: Source contains multiple documents; please use YAML.parseAllDocuments()']);
 });
 
-t.test('aliases cannot blow up the document', async (t) => {
+t.test('aliases cannot blow up the document: they count as what they expand to, located at the alias that passes the bound', async (t) => {
   const bomb = yaml(
     'a: &a [x, x, x, x, x, x, x, x, x, x]',
     'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]',
     'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]',
     'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]',
-    'e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]',
+    'e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]',
+    'f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]',
   );
-  t.same(errors(bomb), ['policy.yaml:1:1: Excessive alias count indicates a resource exhaustion attack']);
+  t.same(errors(bomb), ['policy.yaml:6:9: the document expands to more than 250000 nodes (aliases count as what they refer to); at most 250000']);
+  // The finding of issue 21: few references to one big list (130 KB, 22 s and 1.85 GB before).
+  const addresses = Array.from({ length: 10_000 }, (_, i) => `bad-${i}`).join(', ');
+  const amplified = yaml('version: 1', `sources: { a: &a [${addresses}], ${Array.from({ length: 98 }, (_, i) => `s${i}: *a`).join(', ')} }`);
+  const found = errors(amplified);
+  t.equal(found.length, 1, 'one error, not 990,000');
+  t.match(found[0], /^policy\.yaml:2:\d+: the document expands to more than 250000 nodes/);
   t.same(
     errors('<<: { version: 1 }\n'),
     ['policy.yaml:1:1: missing "version: 1" (the policy format version)', 'policy.yaml:1:1: unknown key "<<"; expected one of: version, mode, sources, ports, containers, images, volumes, network'],
@@ -535,4 +542,95 @@ t.test("containers.stop-grace-seconds: a stop's grace period, a whole number of 
   for (const bad of ['121', '-1', '1.5', 'ten']) {
     t.match(errors(yaml('version: 1', 'containers:', `  stop-grace-seconds: ${bad}`)), [/^policy\.yaml:3:23: containers\.stop-grace-seconds: /], bad);
   }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 21: no policy can crash, hang or stall the loader
+
+t.test('a recursive alias is a located error, also where a scalar is expected and the mapping has a toString key', async (t) => {
+  t.same(errors('version: &a {toString: 1, a: *a}\n'), ['policy.yaml:1:30: alias *a refers to a node that contains it; a recursive structure is not allowed']);
+  t.same(errors('version: 1\nsources: &s { a: [*s] }\n'), ['policy.yaml:2:19: alias *s refers to a node that contains it; a recursive structure is not allowed']);
+  t.match(errors('version: 1\nmode: {valueOf: 1, toString: 2, toJSON: 3}\n')[0], /^policy\.yaml:2:7: mode: \{"valueOf":1,"toString":2,"toJSON":3\} is not allowed here/);
+});
+
+t.test('duplicate keys are compared as YAML resolves them, in every mapping', async (t) => {
+  const pairs = [
+    ['true', '"true"'],
+    ['1', '"1"'],
+    ['0x1', '"1"'],
+    ['.inf', '"Infinity"'],
+    ['~', '""'],
+  ];
+  for (const [a, b] of pairs) {
+    t.same(errors(`version: 1\nports:\n  rules:\n    - name: r\n      match: { label: { ${a}: x, ${b}: y } }\n      allow: [any]\n`), [
+      `policy.yaml:5:${30 + a!.length}: duplicate key ${JSON.stringify(b === '""' ? '' : JSON.parse(b!))}; each key may appear once per mapping`,
+    ], `${a} and ${b}`);
+  }
+  // YAML 1.1 reads `on` as true and `010` as 8.
+  t.same(errors('%YAML 1.1\n---\nversion: 1\nsources: { on: [198.51.100.1], "true": [198.51.100.2] }\n'), ['policy.yaml:4:32: duplicate key "true"; each key may appear once per mapping']);
+  t.same(errors('%YAML 1.1\n---\nversion: 1\nsources: { 010: [198.51.100.1], "8": [198.51.100.2] }\n'), ['policy.yaml:4:33: duplicate key "8"; each key may appear once per mapping']);
+});
+
+t.test('merge keys (YAML 1.1) and aliases: errors located where the value is written, not at 1:1', async (t) => {
+  t.same(errors('%YAML 1.1\n---\nversion: 1\nsources: &base\n  office: [10.0.0.300]\nports:\n  rules:\n    - name: r\n      match: {}\n      allow: [*base]\n'), [
+    'policy.yaml:5:12: sources.office[0]: "10.0.0.300" is not an IP address or CIDR',
+    'policy.yaml:10:15: ports.rules[0].allow[0]: {"office":["10.0.0.300"]} is not "any", an IP address or CIDR, or a source set',
+  ]);
+  t.same(errors('%YAML 1.1\n---\nx: &m { mode: loud }\n'), ['policy.yaml:3:1: missing "version: 1" (the policy format version)', 'policy.yaml:3:1: unknown key "x"; expected one of: version, mode, sources, ports, containers, images, volumes, network']);
+  const merged = errors('%YAML 1.1\n---\nversion: 1\ncontainers:\n  privileged: &p { action: nuke }\n  host-namespaces:\n    <<: *p\n    namespaces: [pid]\n');
+  t.same(merged, [
+    'policy.yaml:5:28: containers.privileged.action: "nuke" is not allowed here; expected one of: alert, stop, kill',
+    'policy.yaml:5:28: containers.host-namespaces.action: "nuke" is not allowed here; expected one of: alert, stop, kill',
+  ]);
+  t.same(valid('%YAML 1.1\n---\nversion: 1\ncontainers:\n  privileged: &p { action: kill }\n  host-namespaces:\n    <<: *p\n    namespaces: [pid]\n').containers.hostNamespaces?.action, 'kill');
+});
+
+t.test('nesting: a located error naming the bound, never a stack overflow', async (t) => {
+  const flow = errors(`version: 1\nsources: ${'['.repeat(5_000)}\n`);
+  t.ok(flow.length >= 1 && flow.length <= 101);
+  t.match(flow[0], /^policy\.yaml:2:\d+: the document nests too deeply; at most 100 levels$/);
+  t.notOk(flow.some((e) => /call stack/.test(e)));
+  const block = Array.from({ length: 150 }, (_, i) => `${' '.repeat(i)}a:`).join('\n');
+  t.same(errors(`${block}\n`), ['policy.yaml:101:101: the document nests deeper than 100 levels; at most 100']);
+});
+
+t.test('CR-only line endings are line breaks', async (t) => {
+  t.equal(valid('version: 1\rmode: audit\r').mode, 'audit');
+  t.same(errors('version: 1\rmode: x\r'), ['policy.yaml:2:7: mode: "x" is not allowed here; expected one of: enforce, audit']);
+});
+
+t.test('capability names with non-ASCII look-alikes are refused, not mapped', async (t) => {
+  // U+017F LATIN SMALL LETTER LONG S and U+0131 DOTLESS I upper-case to S and I.
+  t.same(errors('version: 1\ncontainers:\n  capabilities: { forbidden: [\u017Fys_admin, SYS_\u0131PC_LOCK], action: kill }\n'), [
+    'policy.yaml:3:31: containers.capabilities.forbidden[0]: "\u017Fys_admin" is not a Linux capability; capability names are ASCII letters, digits and "_" (e.g. SYS_ADMIN)',
+    'policy.yaml:3:42: containers.capabilities.forbidden[1]: "SYS_\u0131PC_LOCK" is not a Linux capability; capability names are ASCII letters, digits and "_" (e.g. SYS_ADMIN)',
+  ]);
+});
+
+t.test('bounds: keys, errors reported, file size; each a located error naming it', async (t) => {
+  // 40,000 unknown keys (the finding took 33 s): every one an error, the first 100 reported and a count of the rest.
+  const many = errors(`version: 1\n${Array.from({ length: 40_000 }, (_, i) => `k${i}: 1`).join('\n')}\n`);
+  t.equal(many.length, 101);
+  t.equal(many[0], 'policy.yaml:2:1: unknown key "k0"; expected one of: version, mode, sources, ports, containers, images, volumes, network');
+  t.equal(many[100], 'policy.yaml:101:1: and 39900 more errors (only the first 100 are reported)');
+  const keys = errors(`version: 1\nsources:\n${Array.from({ length: 100_000 }, (_, i) => `  s${i}: []`).join('\n')}\n`);
+  t.same(keys, ['policy.yaml:100001:3: the document has more than 100000 keys; at most 100000']);
+  const dir = t.testdir({ 'big.yaml': `version: 1\n${'#'.repeat(4 * 1024 * 1024)}\n` });
+  const big = loadPolicyFile(join(dir, 'big.yaml'));
+  t.same(big.ok ? [] : big.errors.map(formatPolicyError), [`${join(dir, 'big.yaml')}: the policy is 4194316 bytes; at most 4194304 bytes (4 MiB) are read`]);
+});
+
+t.test('a key named __proto__ stays data: no prototype is replaced', async (t) => {
+  t.same(errors('version: 1\n__proto__: { mode: audit }\n'), ['policy.yaml:2:1: unknown key "__proto__"; expected one of: version, mode, sources, ports, containers, images, volumes, network']);
+  t.equal(({} as Record<string, unknown>).mode, undefined);
+});
+
+t.test('errors in malformed input are located inside the file (found by the fuzz suite: yaml counted lines short)', async (t) => {
+  const strict = readFileSync(join(CONFIG, 'policy.strict.yaml'), 'utf8');
+  const text = strict.replace(/^# dockwarden/, '# dockwarden poversion: !!str 1\napability - ant').replace('userns]', 'us\rrns]');
+  const result = parsePolicy(text, 'policy.yaml');
+  t.notOk(result.ok);
+  const lines = text.split(/\r\n|\r|\n/);
+  const outside = result.ok ? [] : result.errors.filter((e) => e.line < 1 || e.line > lines.length || e.column < 1 || e.column > lines[e.line - 1]!.length + 1);
+  t.same(outside, []);
 });

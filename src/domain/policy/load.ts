@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { z } from 'zod';
-import { parseYamlSource, type YamlSource } from '../yaml-source.js';
+import { decodeYamlBytes, parseYamlSource, reportedErrors, type YamlSource } from '../yaml-source.js';
 import type { Policy } from './model.js';
 import { isMissingKey, quote, validatePolicyDocument } from './schema.js';
 
@@ -43,19 +43,13 @@ export function loadPolicyFile(path: string): PolicyResult {
   } catch (error) {
     return failed([{ file: path, line: 0, column: 0, path: '', message: `cannot read the policy: ${(error as Error).message}` }]);
   }
-  let text: string;
-  try {
-    // Fatal, and the BOM kept: the text is then exactly the file's bytes, so its hash is theirs.
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
-    return failed([{ file: path, line: 0, column: 0, path: '', message: 'the policy is not valid UTF-8' }]);
-  }
-  return parsePolicy(text, path);
+  const decoded = decodeYamlBytes(bytes, path, 'policy');
+  if ('error' in decoded) return failed([{ ...decoded.error, path: '' }]);
+  return parsePolicy(decoded.text, path);
 }
 
 function failed(errors: PolicyError[]): PolicyResult {
-  // Array#sort is stable: errors at one position keep the schema's order.
-  return { ok: false, errors: errors.sort((a, b) => a.line - b.line || a.column - b.column) };
+  return { ok: false, errors: reportedErrors(errors, (last, message) => ({ ...last, path: '', message })) };
 }
 
 /** Puts an issue where an admin looks for it: unknown and invalid keys at the key, missing keys at their mapping. */
@@ -73,11 +67,15 @@ function locateIssue(issue: z.core.$ZodIssue, source: YamlSource): PolicyError[]
 
 /** `["ports", "rules", 2, "allow", 0]` → `ports.rules[2].allow[0]`; odd or long keys (label names) quoted. */
 function formatPath(path: readonly (string | number)[]): string {
-  return path
+  const text = path
     .map((step, i) => {
       if (typeof step === 'number') return `[${step}]`;
       if (!/^[A-Za-z_][\w-]{0,62}$/.test(step)) return `[${quote(step)}]`;
       return i === 0 ? step : `.${step}`;
     })
     .join('');
+  // A deeply nested path is shown by its end, where the problem is.
+  return text.length > MAX_PATH_SHOWN ? `…${text.slice(-MAX_PATH_SHOWN)}` : text;
 }
+
+const MAX_PATH_SHOWN = 200;

@@ -31,20 +31,48 @@ const IMAGE_PATTERN_FOREIGN = /[^A-Za-z0-9._:@/[\]*?-]/u;
 const MAX_QUOTED = 80;
 const MAX_LISTED = 10;
 
-/** A value as messages show it: JSON (so control characters are escaped), cut short so a huge value cannot flood a log. */
+/**
+ * A value as messages show it: JSON (so control characters are escaped), cut short so a huge value cannot
+ * flood a log. Only as much of a structure is read as is shown: an aliased mapping can stand for a
+ * quarter of a million nodes, and a message quoting it must not walk them all.
+ */
 export function quote(value: unknown): string {
   if (typeof value === 'string') {
     const shown = JSON.stringify(value.slice(0, MAX_QUOTED));
     return value.length > MAX_QUOTED ? `${shown}… (${value.length} characters)` : shown;
   }
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(value);
-  } catch {
-    json = undefined; // a YAML alias can make a structure refer to itself
-  }
-  if (json === undefined) return String(value);
-  return json.length > MAX_QUOTED ? `${json.slice(0, MAX_QUOTED)}…` : json;
+  const parts: string[] = [];
+  let length = 0;
+  const emit = (text: string): boolean => {
+    parts.push(text);
+    length += text.length;
+    return length <= MAX_QUOTED;
+  };
+  const walk = (v: unknown): boolean => {
+    if (v === null || typeof v !== 'object') return emit(typeof v === 'string' ? JSON.stringify(v.slice(0, MAX_QUOTED)) : shownScalar(v));
+    const list = Array.isArray(v);
+    if (!emit(list ? '[' : '{')) return false;
+    let first = true;
+    for (const key in v) {
+      if (!Object.hasOwn(v, key)) continue;
+      if ((!first && !emit(',')) || (!list && !emit(`${JSON.stringify(key.slice(0, MAX_QUOTED))}:`))) return false;
+      first = false;
+      if (!walk((v as Record<string, unknown>)[key])) return false;
+    }
+    return emit(list ? ']' : '}');
+  };
+  const complete = walk(value);
+  const json = parts.join('');
+  return complete ? json : `${json.slice(0, MAX_QUOTED)}…`;
+}
+
+/** A scalar as JSON would show it, without calling anything the value defines. */
+function shownScalar(value: unknown): string {
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : value > 0 ? 'Infinity' : value < 0 ? '-Infinity' : 'NaN';
+  if (typeof value === 'boolean' || value === null) return String(value);
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'bigint') return value.toString();
+  return typeof value;
 }
 
 /** Both zod's raw issues (in error maps) and its final ones: a key the document does not have. */
@@ -191,16 +219,24 @@ function cidrProblem(text: string): string {
 
 const cidr = parsed<Cidr>('an IP address or CIDR', parseCidr, cidrProblem);
 
+/**
+ * ASCII only: upper-casing maps look-alikes onto real names (`ſys_admin` → `SYS_ADMIN`, dotless `ı` → `I`),
+ * and a policy names capabilities as the kernel spells them.
+ */
+const CAPABILITY_NAME = /^[A-Za-z0-9_]{1,64}$/;
+
 const capability = parsed<Capability>(
   'a Linux capability',
   (text) => {
-    const name = normaliseCapability(text);
+    const name = CAPABILITY_NAME.test(text) ? normaliseCapability(text) : undefined;
     return name === 'ALL' ? undefined : name;
   },
   (text) =>
-    normaliseCapability(text) === 'ALL'
-      ? `${quote(text)} cannot be forbidden as a whole; list the capabilities, e.g. SYS_ADMIN, NET_ADMIN`
-      : `${quote(text)} is not a Linux capability (e.g. SYS_ADMIN, NET_ADMIN)`,
+    !CAPABILITY_NAME.test(text)
+      ? `${quote(text)} is not a Linux capability; capability names are ASCII letters, digits and "_" (e.g. SYS_ADMIN)`
+      : normaliseCapability(text) === 'ALL'
+        ? `${quote(text)} cannot be forbidden as a whole; list the capabilities, e.g. SYS_ADMIN, NET_ADMIN`
+        : `${quote(text)} is not a Linux capability (e.g. SYS_ADMIN, NET_ADMIN)`,
 );
 
 /** `/srv/containers/` and `/srv/x/../containers` → `/srv/containers`; relative paths → undefined. */

@@ -1,0 +1,32 @@
+import { resolve } from 'node:path';
+import t from 'tap';
+import { loadPolicyFile } from '../../src/domain/policy/load.js';
+import { readPolicyOffLoop } from '../../src/app/policy-reader.js';
+
+const CONFIG = resolve(import.meta.dirname, '../../config');
+
+/** Globs compared by pattern (functions never compare equal). */
+const comparable = (value: unknown): unknown =>
+  JSON.parse(JSON.stringify(value, (_, v: unknown) => (v instanceof Map ? { map: [...v] } : typeof v === 'function' ? 'fn' : v)));
+
+t.test('a policy read in a worker is the policy read in place, globs compiled again', async (t) => {
+  for (const name of ['policy.yaml', 'policy.strict.yaml']) {
+    const file = `${CONFIG}/${name}`;
+    const inPlace = loadPolicyFile(file);
+    const offLoop = await readPolicyOffLoop(file);
+    t.ok(inPlace.ok && offLoop.ok, name);
+    if (!inPlace.ok || !offLoop.ok) continue;
+    t.same(comparable(offLoop.policy), comparable(inPlace.policy), name);
+    const rule = offLoop.policy.ports.rules.find((r) => r.match.container !== undefined);
+    if (rule) t.equal(rule.match.container!.test('no such name at all'), inPlace.policy.ports.rules[rule.index]!.match.container!.test('no such name at all'));
+  }
+});
+
+t.test('a rejected policy gives the same located errors; a read past its time limit is given up', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'version: 1\nmode: x\n' });
+  const offLoop = await readPolicyOffLoop(`${dir}/bad.yaml`);
+  t.same(offLoop, loadPolicyFile(`${dir}/bad.yaml`));
+  // No worker starts, let alone reads, within a millisecond.
+  const late = await readPolicyOffLoop(`${dir}/bad.yaml`, 1);
+  t.same(late.ok ? [] : late.errors.map((e) => e.message), ['reading the policy took longer than 0.001 s; given up']);
+});
