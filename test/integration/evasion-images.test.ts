@@ -8,8 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
-import { dockwarden } from '../helpers/cli.js';
-import { docker, DOCKER_SOCKET, ensureTestDocker, runContainer, TEST_IMAGE } from '../helpers/docker.js';
+import { docker, DOCKER_SOCKET, ensureTestDocker, runContainer } from '../helpers/docker.js';
+import { commitCopy, explainJson, tag } from '../helpers/images.js';
 import { pull, push, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const RUN_LABEL = 'dw-ev-img.run';
@@ -58,21 +58,11 @@ t.teardown(async () => {
   if (registryDir) rmSync(registryDir, { recursive: true, force: true });
 });
 
-/** A new image with the test image's content and a unique id (commit time, a label of its own). */
+/** A copy of the test image (named `as`), removed with the rest. */
 async function commitTestImage(what: string, as?: { repo: string; tag: string }): Promise<string> {
-  const container = await docker.createContainer({ Image: TEST_IMAGE, Cmd: ['true'], Labels: { [RUN_LABEL]: RUN } });
-  try {
-    const { Id } = (await container.commit({ changes: `LABEL dw-ev-img=${what}`, ...as })) as { Id: string };
-    images.push(Id);
-    return Id;
-  } finally {
-    await container.remove({ force: true });
-  }
-}
-
-async function tag(id: string, reference: string): Promise<void> {
-  const at = reference.lastIndexOf(':');
-  await docker.getImage(id).tag({ repo: reference.slice(0, at), tag: reference.slice(at + 1) });
+  const id = await commitCopy({ [RUN_LABEL]: RUN, 'dw-ev-img': what }, as);
+  images.push(id);
+  return id;
 }
 
 const repoDigestsOf = async (reference: string) => (await docker.getImage(reference).inspect()).RepoDigests ?? [];
@@ -91,12 +81,7 @@ async function run(image: string, options: { binds?: string[]; publish?: string[
   return name;
 }
 
-async function explain(t: Test, policy: string, container: string): Promise<Report> {
-  const dir = t.testdir({ 'policy.yaml': policy });
-  const result = await dockwarden(['policy', 'explain', container, '--json'], { DOCKWARDEN_POLICY: join(dir, 'policy.yaml'), DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET });
-  t.equal(result.code, 0, result.stderr);
-  return JSON.parse(result.stdout) as Report;
-}
+const explain = (t: Test, policy: string, container: string) => explainJson<Report>(t, policy, container);
 
 const checks = (report: Report) => report.violations.map((v) => `${v.check}:${v.action}`);
 
