@@ -4,8 +4,8 @@ import type { RelabelHostReader } from '../app/relabel-host.js';
 import { hostReader, relabelSetting } from '../app/volumes-setup.js';
 import { effectiveAction } from '../domain/decision.js';
 import { evaluate } from '../domain/evaluate.js';
+import { imageName } from '../domain/image-provenance.js';
 import type { Policy } from '../domain/policy/model.js';
-import { imageName } from '../domain/selector.js';
 import { planRelabel } from '../domain/selinux/plan.js';
 import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
@@ -50,7 +50,7 @@ async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEng
     const refusals = relabelHost && relabel !== 'off' ? planRelabel(policy.volumes, facts, await relabelHost(facts, policy, relabel === 'private')).violations : [];
     for (const v of [...evaluate(policy, facts).violations, ...refusals]) {
       findings.push({
-        container: { id: facts.id, name: facts.name, image: imageName(facts) },
+        container: { id: facts.id, name: facts.name, image: imageName(facts.image) },
         check: v.check,
         severity: v.severity,
         action: effectiveAction(policy.mode, v.action),

@@ -1,12 +1,12 @@
 import { connectEngine } from '../adapters/docker/engine.js';
 import type { Config } from '../app/config.js';
-import { decidedBy, judgeImage, ruleLabel } from '../domain/checks/image.js';
+import { judgeImage, ruleLabel, type ImageJudgement } from '../domain/checks/image.js';
 import type { PortVerdict } from '../domain/decision.js';
 import { evaluate, matchingPortRules } from '../domain/evaluate.js';
 import type { ContainerFacts } from '../domain/facts.js';
+import { imageName } from '../domain/image-provenance.js';
 import { portLabel } from '../domain/port-label.js';
 import type { Policy } from '../domain/policy/model.js';
-import { imageName } from '../domain/selector.js';
 import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
 
@@ -40,7 +40,9 @@ export interface Explanation {
   readonly image: {
     /** `Config.Image` as given. */
     readonly reference: string;
-    readonly referencedBy: 'name' | 'image id';
+    readonly referencedBy: ImageJudgement['referencedBy'];
+    /** `reference` (a repo digest backs it), `repo digests` (every name they prove), `local` (none), `invalid`. */
+    readonly judgedAs: ImageJudgement['judgedAs'];
     readonly excusedBy: string | null;
     readonly names: ReadonlyArray<{
       readonly name: string;
@@ -58,7 +60,7 @@ export interface Explanation {
 export function explain(policy: Policy, facts: ContainerFacts): Explanation {
   const decision = evaluate(policy, facts);
   return {
-    container: { id: facts.id, name: facts.name, image: imageName(facts), running: facts.state.running },
+    container: { id: facts.id, name: facts.name, image: imageName(facts.image), running: facts.state.running },
     policy: { file: policy.file, hash: policy.hash, mode: policy.mode },
     ports: decision.ports.map((verdict) => ({
       port: portLabel(verdict.port),
@@ -91,7 +93,8 @@ function renderExplanation(report: Explanation): string {
     if (p.matchingRules.length > 1) lines.push(`      also matching, not deciding: ${p.matchingRules.slice(1).join(', ')}`);
   }
   const image = report.image;
-  lines.push('', `images     referenced by ${image.referencedBy} ${printable(JSON.stringify(image.reference))}${image.excusedBy ? `, excused by ${image.excusedBy}` : ''}`);
+  const judgedAs = image.judgedAs === 'reference' ? '' : `, judged as ${image.judgedAs === 'repo digests' ? 'what its repo digests prove' : image.judgedAs}`;
+  lines.push('', `images     referenced by ${image.referencedBy} ${printable(JSON.stringify(image.reference))}${judgedAs}${image.excusedBy ? `, excused by ${image.excusedBy}` : ''}`);
   for (const n of image.names) {
     lines.push(`  ${printable(n.name)}: ${n.allowed ? 'allowed' : `refused (${n.reason})`}: ${printable(n.why)}`);
     if (n.matchingRules.length > 1) lines.push(`      also matching, less specific: ${n.matchingRules.slice(1).join(', ')}`);
@@ -106,11 +109,12 @@ function imageExplanation(policy: Policy, facts: ContainerFacts): Explanation['i
   return {
     reference: judgement.reference,
     referencedBy: judgement.referencedBy,
+    judgedAs: judgement.judgedAs,
     excusedBy: judgement.exception === null ? null : `images.exceptions[${judgement.exception}]`,
     names: judgement.names.map((n) => ({
       name: n.name,
       matchingRules: n.matchingRules.map((rule) => `${ruleLabel(rule)} (${rule.match.pattern})`),
-      decidedBy: decidedBy(n) ?? 'nothing: the reference does not parse',
+      decidedBy: n.decidedBy ?? 'nothing: the reference does not parse',
       allowed: n.refusal === null,
       reason: n.refusal,
       why: n.why,

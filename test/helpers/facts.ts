@@ -4,13 +4,13 @@ import { DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS } from '../../src/domain/sys
 
 type Overrides = { -readonly [K in keyof ContainerFacts]?: ContainerFacts[K] };
 
-/** Facts of a plain `docker run -d IMAGE` container, with whatever a unit test changes. */
+/** Facts of a plain `docker run -d nginx:1.27` container (the image pulled from Docker Hub), with whatever a unit test changes. */
 export function makeFacts(overrides: Overrides = {}): ContainerFacts {
   const caps = configuredCapabilities([], [], false);
   const facts: ContainerFacts = {
     id: 'c0ffee0000000000000000000000000000000000000000000000000000000000',
     name: 'web',
-    image: { reference: 'nginx:1.27', id: 'sha256:0123', repoTags: ['nginx:1.27'], repoDigests: [] },
+    image: { reference: 'nginx:1.27', id: 'sha256:0123', repoTags: ['nginx:1.27'], repoDigests: [`nginx@sha256:${'7'.repeat(64)}`] },
     labels: {},
     state: { running: true, status: 'running', pid: 4242, startedAt: '2026-11-24T08:00:00Z' },
     ports: [],

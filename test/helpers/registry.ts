@@ -75,15 +75,33 @@ function freeLoopbackPort(): Promise<number> {
   });
 }
 
+interface ProgressEvent {
+  readonly error?: string;
+  readonly status?: string;
+  readonly aux?: { readonly Digest?: string };
+}
+
 /** Pushes `reference` (a local tag) and resolves with the manifest digest the registry answered. */
 export async function push(docker: Docker, reference: string): Promise<string> {
-  const stream = await docker.getImage(reference).push({ authconfig: {} }); // dockerd wants the header, even empty
-  const events = await new Promise<Array<{ error?: string; aux?: { Digest?: string } }>>((resolve, reject) =>
-    docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string; aux?: { Digest?: string } }>) => (err ? reject(err) : resolve(out))),
-  );
-  const error = events.find((e) => e.error)?.error;
-  if (error) throw new Error(`push ${reference}: ${error}`);
+  const events = await progress(docker, await docker.getImage(reference).push({ authconfig: {} }), `push ${reference}`); // dockerd wants the header, even empty
   const digest = events.find((e) => e.aux?.Digest)?.aux?.Digest;
   if (!digest) throw new Error(`push ${reference}: no digest in the answer`);
   return digest;
+}
+
+/** Pulls `reference` from its registry and resolves with the manifest digest dockerd reported. */
+export async function pull(docker: Docker, reference: string): Promise<string> {
+  const events = await progress(docker, await docker.pull(reference, { authconfig: {} }), `pull ${reference}`);
+  const digest = events.map((e) => /^Digest: (\S+)$/.exec(e.status ?? '')?.[1]).find((d) => d !== undefined);
+  if (!digest) throw new Error(`pull ${reference}: no digest in the answer`);
+  return digest;
+}
+
+async function progress(docker: Docker, stream: NodeJS.ReadableStream, what: string): Promise<ProgressEvent[]> {
+  const events = await new Promise<ProgressEvent[]>((resolve, reject) =>
+    docker.modem.followProgress(stream, (err: Error | null, out: ProgressEvent[]) => (err ? reject(err) : resolve(out))),
+  );
+  const error = events.find((e) => e.error)?.error;
+  if (error) throw new Error(`${what}: ${error}`);
+  return events;
 }

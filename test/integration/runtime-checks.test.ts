@@ -1,10 +1,14 @@
 import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type Docker from 'dockerode';
 import type { CheckReport } from '../../src/cli/check.js';
 import { dockwarden } from '../helpers/cli.js';
 import { judged, spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
-import { DOCKER_SOCKET, TEST_IMAGE, docker, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { DOCKER_SOCKET, docker, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { commitCopy } from '../helpers/images.js';
+import { push, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 /**
  * Runtime checks end to end (DESIGN §4): real containers on the private dockerd, a real daemon
@@ -14,7 +18,8 @@ import { DOCKER_SOCKET, TEST_IMAGE, docker, removeTestContainers, runContainer }
  */
 
 const SUITE = 'dw-test.suite=runtime';
-const EXCUSED_IMAGE = 'dw-test/excused:1';
+/** Pushed to a registry on loopback: an image selector matches only names a repo digest proves. */
+const EXCUSED_REPOSITORY = 'dw-test/excused';
 const HOST_CAPS = 'dw-host-caps';
 
 const POLICY = `version: 1
@@ -27,7 +32,7 @@ containers:
   devices: { action: alert }
   privileged-exec: { action: stop }
   exceptions:
-    - match: { image: "docker.io/${EXCUSED_IMAGE.replace(':1', ':*')}" }
+    - match: { image: "127.0.0.1:*/${EXCUSED_REPOSITORY}:*" }
       allow: [capabilities]
 `;
 
@@ -42,10 +47,26 @@ const checksOf = (line: LogLine) => (line.violations as Array<{ check: string; a
 const actedOn = (id: string, msg: string) => (l: LogLine) => l.msg === msg && (l.container as { id?: string } | undefined)?.id === id;
 
 let daemon: DaemonProcess;
+let registry: TestRegistry;
+let registryDir: string;
+/** Copies of the test image pushed to the registry: the excused one, and one with provenance and nothing else. */
+let excusedImage: string;
+let pulledImage: string;
+const pushedImageIds: string[] = [];
+
+/** A copy of the test image (a commit, so the shared one gets no repo digest of ours) pushed as `repository:1`. */
+async function pushedCopy(repository: string): Promise<string> {
+  pushedImageIds.push(await commitCopy({ 'dw-test.suite': 'runtime' }, { repo: `${registry.host}/${repository}`, tag: '1' }));
+  await push(docker, `${registry.host}/${repository}:1`);
+  return `${registry.host}/${repository}:1`;
+}
 
 t.before(async () => {
   await removeTestContainers(SUITE);
-  await docker.getImage(TEST_IMAGE).tag({ repo: 'dw-test/excused', tag: '1' });
+  registryDir = mkdtempSync(join(tmpdir(), 'dw-runtime-registry-'));
+  registry = await startRegistry(registryDir);
+  excusedImage = await pushedCopy(EXCUSED_REPOSITORY);
+  pulledImage = await pushedCopy('dw-test/pulled');
   daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, extraConfig: 'firewall:\n  backend: nftables' });
   await daemon.waitForLog((l) => l.msg === 'reconciled');
 });
@@ -54,7 +75,9 @@ t.teardown(async () => {
   // Rules outlive the daemon by design; the next test file must not find this policy's table.
   await dockwarden(['firewall', 'remove'], { DOCKWARDEN_FIREWALL_BACKEND: 'nftables' });
   await removeTestContainers(SUITE);
-  await docker.getImage(EXCUSED_IMAGE).remove().catch(() => {});
+  for (const id of pushedImageIds) await docker.getImage(id).remove({ force: true }).catch(() => {});
+  await registry?.stop();
+  if (registryDir) rmSync(registryDir, { recursive: true, force: true });
 });
 
 t.test('--cap-add SYS_ADMIN is killed, and restart policy always does not bring it back', async (t) => {
@@ -86,7 +109,7 @@ t.test('--privileged is killed', async (t) => {
 });
 
 t.test('an excepted image keeps its capability', async (t) => {
-  const id = await start({ CapAdd: ['SYS_ADMIN'] }, EXCUSED_IMAGE);
+  const id = await start({ CapAdd: ['SYS_ADMIN'] }, excusedImage);
   const line = await daemon.waitForLog(judged(id));
   t.same(line.violations, [], 'excused from the capabilities check');
   // A kill would have been in the same task as the judgement; give it ample time anyway.
@@ -184,17 +207,20 @@ t.test('dockwarden check: a table, exit 1 with violations, 0 clean, 2 on error; 
   t.match(unreachable.stderr, /no-such\.sock/);
 });
 
-t.test('the example policies: a default docker run passes policy.yaml; policy.strict.yaml wants two more drops', async (t) => {
+t.test('the example policies: a default docker run passes policy.yaml; policy.strict.yaml wants two more drops and a pulled image', async (t) => {
   const examples = resolve(import.meta.dirname, '../../config');
   const findingsFor = async (policyFile: string, id: string) => {
     const result = await dockwarden(['check', '--json'], { DOCKWARDEN_POLICY: join(examples, policyFile), DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET });
     return (JSON.parse(result.stdout) as CheckReport).findings.filter((f) => f.container.id === id).map((f) => `${f.check}: ${f.message}`);
   };
-  const plain = await start({});
+  const plain = await start({}, pulledImage);
   t.same(await findingsFor('policy.yaml', plain), []);
   t.same(await findingsFor('policy.strict.yaml', plain), ['capabilities: holds forbidden capabilities: SETPCAP, AUDIT_WRITE']);
-  const dropped = await start({ CapDrop: ['SETPCAP', 'AUDIT_WRITE'] });
+  const dropped = await start({ CapDrop: ['SETPCAP', 'AUDIT_WRITE'] }, pulledImage);
   t.same(await findingsFor('policy.strict.yaml', dropped), [], 'as its comments say');
+  const local = await start({ CapDrop: ['SETPCAP', 'AUDIT_WRITE'] });
+  t.same(await findingsFor('policy.yaml', local), [], 'the demo policy runs the locally built test image');
+  t.match(await findingsFor('policy.strict.yaml', local), [/^image: image "docker\.io\/dw-test\/busybox:1" not allowed: the image has no repo digest/], 'the strict one does not');
 });
 
 async function execIn(id: string, cmd: string[], privileged: boolean): Promise<string> {

@@ -41,7 +41,9 @@ t.test('first matching rule wins, by image and published host port', async (t) =
   // same image, another port: no rule → default deny
   t.same(verdicts(RULES, { ports: [tcp(8443, 443)] }), [{ rule: null, allow: [] }]);
   // an unofficial nginx does not match the docker.io/library glob
-  t.same(verdicts(RULES, { image: { reference: 'someone/nginx:1', id: 'x', repoTags: [], repoDigests: [] }, ports: [tcp(443, 443)] }), [{ rule: null, allow: [] }]);
+  t.same(verdicts(RULES, { image: { reference: 'someone/nginx:1', id: 'x', repoTags: [], repoDigests: [`someone/nginx@sha256:${'1'.repeat(64)}`] }, ports: [tcp(443, 443)] }), [{ rule: null, allow: [] }]);
+  // nor does a local image tagged nginx: a tag is not provenance
+  t.same(verdicts(RULES, { image: { reference: 'nginx:1.27', id: 'x', repoTags: ['nginx:1.27'], repoDigests: [] }, ports: [tcp(443, 443)] }), [{ rule: null, allow: [] }]);
 });
 
 t.test('named sets and addresses resolve to exact blocks', async (t) => {

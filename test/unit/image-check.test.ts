@@ -2,6 +2,7 @@ import t from 'tap';
 import { imageViolations, judgeImage } from '../../src/domain/checks/image.js';
 import { evaluate } from '../../src/domain/evaluate.js';
 import type { ImageFacts } from '../../src/domain/facts.js';
+import { parseImageReference } from '../../src/domain/image-reference.js';
 import { compareSpecificity, patternSpecificity } from '../../src/domain/image-specificity.js';
 import { formatPolicyError, parsePolicy } from '../../src/domain/policy/load.js';
 import type { Policy } from '../../src/domain/policy/model.js';
@@ -22,11 +23,21 @@ function errors(...lines: string[]): string[] {
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
+const PULLED = `sha256:${'9'.repeat(64)}`;
 const IMAGE_ID = `sha256:${'ab'.repeat(32)}`;
 
-/** Facts of a container created with `reference`, whose image has these names. */
+/**
+ * Facts of a container created with `reference`, whose image has these names. Unless the test gives
+ * `repoDigests`, the image was pulled as `reference`: it has a repo digest in that repository (the
+ * reference's own digest, or another).
+ */
 function created(reference: string, image: Partial<Omit<ImageFacts, 'reference'>> = {}, name = 'web') {
-  return makeFacts({ name, image: { reference, id: IMAGE_ID, repoTags: [], repoDigests: [], ...image } });
+  return makeFacts({ name, image: { reference, id: IMAGE_ID, repoTags: [], repoDigests: pulledAs(reference), ...image } });
+}
+
+function pulledAs(reference: string): string[] {
+  const parsed = parseImageReference(reference);
+  return parsed.ok ? [`${parsed.ref.registry}/${parsed.ref.path}@${parsed.ref.digest ?? PULLED}`] : [];
 }
 
 /** [reason, rule] of the one violation, or 'allowed'. */
@@ -79,10 +90,10 @@ t.test('digest pinning: the reference carries a digest, and the image has it for
   t.same(outcome(DENY, created(`${repo}@${D2}`, { repoDigests: [`${repo}@${D1}`] })), ['digest-not-in-repo-digests', 'images.rules[2]'], 'another digest');
   t.same(
     outcome(DENY, created(`${repo}@${D1}`, { repoDigests: [`127.0.0.1:5000/elsewhere/app@${D1}`] })),
-    ['digest-not-in-repo-digests', 'images.rules[2]'],
-    'the same digest in another repository proves nothing about this one',
+    ['no-matching-rule', 'images.default'],
+    'the same digest in another repository proves nothing about this one: judged as where it came from',
   );
-  t.same(outcome(DENY, created(`${repo}@${D1}`)), ['digest-not-in-repo-digests', 'images.rules[2]'], 'image without repo digests');
+  t.same(outcome(DENY, created(`${repo}@${D1}`, { repoDigests: [] })), ['local-image', 'images.local'], 'image without repo digests: local');
   // Docker Hub repo digests are stored in their familiar form
   const hub = policy('images:', '  rules: [{ match: official, require: { digest-pinned: true } }]');
   t.equal(outcome(hub, created(`busybox@${D1}`, { repoDigests: [`busybox@${D1}`] })), 'allowed');
@@ -140,7 +151,9 @@ t.test('exceptions by container match', async (t) => {
   t.same(outcome(DENY, created('quay.io/x/y:1', {}, 'web-7')), ['registry-not-allowed', 'images.default']);
   const byImage = policy('images:', '  default: deny', '  exceptions: [{ image: "quay.io/x/**" }, { label: { ci: "y*" } }]');
   t.equal(outcome(byImage, created('quay.io/x/y:1')), 'allowed');
-  t.equal(outcome(byImage, makeFacts({ labels: { ci: 'yes' }, image: { reference: 'quay.io/z:1', id: IMAGE_ID, repoTags: [], repoDigests: [] } })), 'allowed');
+  t.same(outcome(byImage, created('quay.io/x/y:1', { repoDigests: [] })), ['local-image', 'images.local'], 'a local image tagged quay.io/x/y is not excused by an image selector');
+  t.same(outcome(byImage, created('quay.io/x/y:1', { repoDigests: [`quay.io/other/y@${D1}`] })), ['registry-not-allowed', 'images.default'], 'nor one pulled from elsewhere');
+  t.equal(outcome(byImage, makeFacts({ labels: { ci: 'yes' }, image: { reference: 'quay.io/z:1', id: IMAGE_ID, repoTags: [], repoDigests: [] } })), 'allowed', 'a label selector excuses even a local image');
 });
 
 t.test('the violation names rule, pattern, reason and the normalised reference', async (t) => {
@@ -158,6 +171,7 @@ t.test('the violation names rule, pattern, reason and the normalised reference',
       reference: '127.0.0.1:5000/team/app:2',
       given: '127.0.0.1:5000/team/app:2',
       referencedBy: 'name',
+      judgedAs: 'reference',
     },
   });
   const [hub] = imageViolations(DENY.images, created('someone/busybox'));
@@ -185,15 +199,18 @@ t.test('a reference that does not parse is a violation with the parser’s reaso
   }
 });
 
-t.test('referenced by image id: judged under every repo tag and digest of the image', async (t) => {
-  const names = { repoTags: ['busybox:1', 'someone/busybox:1'], repoDigests: [] };
+t.test('referenced by image id: judged under every repo tag and digest the repo digests prove', async (t) => {
+  const names = { repoTags: ['busybox:1', 'someone/busybox:1', 'quay.io/retagged/here:1'], repoDigests: [`busybox@${D1}`, `someone/busybox@${D1}`] };
   for (const reference of [IMAGE_ID, IMAGE_ID.slice('sha256:'.length), 'abababab', 'sha256:abab']) {
     const judged = judgeImage(DENY.images, created(reference, names));
     t.equal(judged.referencedBy, 'image id', reference);
+    t.equal(judged.judgedAs, 'repo digests');
     t.same(judged.names.map((n) => [n.name, n.refusal]), [
       ['docker.io/library/busybox:1', null],
       ['docker.io/someone/busybox:1', 'unofficial-namespace'],
-    ]);
+      [`docker.io/library/busybox@${D1}`, null],
+      [`docker.io/someone/busybox@${D1}`, 'unofficial-namespace'],
+    ], 'the tag no repo digest backs (quay.io/retagged/here) is not judged');
   }
   const [violation] = imageViolations(DENY.images, created('abababab', names));
   t.equal(
@@ -201,7 +218,7 @@ t.test('referenced by image id: judged under every repo tag and digest of the im
     'image referenced by image id "abababab", as "docker.io/someone/busybox:1", not allowed: "docker.io/someone" is not the official namespace (docker.io/library) and no rule allows it; images.default is deny',
   );
   t.same(violation?.details.referencedBy, 'image id');
-  t.equal(outcome(DENY, created(IMAGE_ID, { repoTags: ['busybox:1', 'busybox:1.36'] })), 'allowed', 'all names allowed');
+  t.equal(outcome(DENY, created(IMAGE_ID, { repoTags: ['busybox:1', 'busybox:1.36'], repoDigests: [`busybox@${D1}`] })), 'allowed', 'all names allowed');
 });
 
 t.test('a short hex reference is a name when it is one, or not a prefix of the image id', async (t) => {
@@ -209,21 +226,31 @@ t.test('a short hex reference is a name when it is one, or not a prefix of the i
   t.equal(judgeImage(DENY.images, created('abab', { repoTags: ['abab:latest'] })).referencedBy, 'name');
   t.equal(judgeImage(DENY.images, created('cdcd')).referencedBy, 'name');
   // without the id logic, `docker run <short id>` would pass as the official image docker.io/library/<hex>
-  t.same(outcome(DENY, created('abab', { repoTags: ['quay.io/x/y:1'] })), ['registry-not-allowed', 'images.default']);
+  t.same(outcome(DENY, created('abab', { repoTags: ['quay.io/x/y:1'], repoDigests: [`quay.io/x/y@${D1}`] })), ['registry-not-allowed', 'images.default']);
 });
 
-t.test('image id: pinned when the image has a repo digest in that repository', async (t) => {
+t.test('image id: pinned, as every judged name is proven by a repo digest of the image', async (t) => {
   const repo = '127.0.0.1:5000/team/app';
   t.equal(outcome(DENY, created(IMAGE_ID, { repoTags: [`${repo}:2`], repoDigests: [`${repo}@${D1}`] })), 'allowed');
-  const [violation] = imageViolations(DENY.images, created(IMAGE_ID, { repoTags: [`${repo}:2`] }));
-  t.equal(violation?.details.reason, 'not-digest-pinned');
-  t.match(violation?.message, 'the image has no repo digest in "127.0.0.1:5000/team/app"');
+  const [violation] = imageViolations(DENY.images, created(IMAGE_ID, { repoTags: [`${repo}:2`], repoDigests: [] }));
+  t.equal(violation?.details.reason, 'local-image', 'a tag alone: a local image');
 });
 
-t.test('image id of an image without names: images.default decides', async (t) => {
-  const [violation] = imageViolations(DENY.images, created(IMAGE_ID));
-  t.same(violation?.details, { rule: 'images.default', pattern: null, reason: 'unnamed-image', reference: IMAGE_ID, given: IMAGE_ID, referencedBy: 'image id' });
-  t.equal(outcome(policy('images: { default: allow }'), created(IMAGE_ID)), 'allowed');
+t.test('image id of an image without repo digests: a local image, images.local decides', async (t) => {
+  for (const repoTags of [[], ['busybox:1']]) {
+    const [violation] = imageViolations(DENY.images, created(IMAGE_ID, { repoTags, repoDigests: [] }));
+    t.same(violation?.details, {
+      rule: 'images.local',
+      pattern: null,
+      reason: 'local-image',
+      reference: IMAGE_ID,
+      given: IMAGE_ID,
+      referencedBy: 'image id',
+      judgedAs: 'local',
+    });
+  }
+  t.equal(outcome(policy('images: { default: allow }'), created(IMAGE_ID, { repoDigests: [] })), 'allowed', 'images.local is images.default when not given');
+  t.same(outcome(policy('images: { default: allow, local: deny }'), created(IMAGE_ID, { repoDigests: [] })), ['local-image', 'images.local']);
 });
 
 t.test('invalid image patterns are located validation errors', async (t) => {
@@ -252,10 +279,50 @@ t.test('the README example decides as the README says', async (t) => {
   t.same(outcome(readme, created('registry.example.com:5000/team/prod/api:1')), ['not-digest-pinned', 'images.rules[2]']);
   t.equal(outcome(readme, created('registry.example.com:5000/team/web:1')), 'allowed');
   t.equal(judgeImage(readme.images, created('registry.example.com:5000/team/web:1')).names[0]?.rule?.index, 1);
-  t.equal(outcome(readme, created('busybox:1@' + D1, { repoDigests: [] })), 'allowed', 'official covers a digest too');
+  t.equal(outcome(readme, created('busybox:1@' + D1)), 'allowed', 'official covers a digest too');
   t.equal(outcome(readme, created('nginx@' + D1)), 'allowed');
   const tagOnly = policy('images:', '  default: deny', '  rules: [{ match: "docker.io/library/nginx:*" }, { match: "docker.io/library/nginx@*" }]');
   t.equal(outcome(tagOnly, created('nginx:1')), 'allowed');
   t.equal(outcome(tagOnly, created('nginx@' + D1)), 'allowed', 'the second rule covers digest-only references');
   t.same(outcome(policy('images:', '  default: deny', '  rules: [{ match: "docker.io/library/nginx:*" }]'), created('nginx@' + D1)), ['no-matching-rule', 'images.default']);
+});
+
+t.test('a name is not provenance: a local image tagged busybox:latest is local, not official', async (t) => {
+  const retagged = created('busybox:latest', { repoTags: ['busybox:latest'], repoDigests: [] });
+  const judged = judgeImage(DENY.images, retagged);
+  t.equal(judged.judgedAs, 'local');
+  t.same(judged.names.map((n) => [n.name, n.matchingRules.length, n.decidedBy, n.refusal]), [['docker.io/library/busybox:latest', 0, 'images.local', 'local-image']], 'official does not match it');
+  t.equal(
+    imageViolations(DENY.images, retagged)[0]?.message,
+    'image "docker.io/library/busybox:latest" not allowed: the image has no repo digest (built, committed or loaded on this host, or a tag of such an image), so nothing shows where it came from; images.local is deny',
+  );
+  const localAllowed = policy('images:', '  default: deny', '  local: allow', '  rules: [{ match: official }]');
+  t.equal(outcome(localAllowed, retagged), 'allowed', 'images.local: allow accepts local images, whatever their name');
+  t.equal(localAllowed.images.local, 'allow');
+  t.same(outcome(policy('images:', '  local: deny'), retagged), ['local-image', 'images.local'], 'images.local: deny refuses them under default allow');
+});
+
+t.test('pulled from one repository and tagged as another: judged as where it was pulled from', async (t) => {
+  const retagged = created('busybox:latest', { repoTags: ['busybox:latest', 'quay.io/x/y:1'], repoDigests: [`quay.io/x/y@${D1}`] });
+  const judged = judgeImage(DENY.images, retagged);
+  t.equal(judged.judgedAs, 'repo digests');
+  t.same(judged.names.map((n) => [n.name, n.refusal]), [['quay.io/x/y:1', 'registry-not-allowed'], [`quay.io/x/y@${D1}`, 'registry-not-allowed']]);
+  t.equal(
+    imageViolations(DENY.images, retagged)[0]?.message,
+    'image "busybox:latest", which no repo digest backs, judged as "quay.io/x/y:1", not allowed: no rule allows the registry "quay.io"; images.default is deny',
+  );
+  const quay = policy('images:', '  default: deny', '  rules: [{ match: "quay.io/x/**" }]');
+  t.equal(outcome(quay, retagged), 'allowed', 'a rule for where it came from allows it');
+  const pinnedQuay = policy('images:', '  default: deny', '  rules: [{ match: "quay.io/x/**", require: { digest-pinned: true } }]');
+  t.same(outcome(pinnedQuay, retagged), ['not-digest-pinned', 'images.rules[0]'], 'created by a tag: not pinned');
+});
+
+t.test('an image in two repositories: a proven name is judged as itself, an unproven one under both', async (t) => {
+  const image = { repoTags: ['quay.io/team/app:1', 'quay.io/mirror/app:1', 'busybox:1'], repoDigests: [`quay.io/team/app@${D1}`, `quay.io/mirror/app@${D1}`] };
+  const team = policy('images:', '  default: deny', '  rules: [{ match: "quay.io/team/**" }]');
+  t.equal(outcome(team, created('quay.io/team/app:1', image)), 'allowed');
+  t.same(outcome(team, created('quay.io/mirror/app:1', image)), ['no-matching-rule', 'images.default']);
+  const unproven = judgeImage(team.images, created('busybox:1', image));
+  t.same(unproven.names.map((n) => n.name), ['quay.io/team/app:1', 'quay.io/mirror/app:1', `quay.io/team/app@${D1}`, `quay.io/mirror/app@${D1}`]);
+  t.equal(unproven.refused?.name, 'quay.io/mirror/app:1', 'every name must pass');
 });

@@ -32,7 +32,7 @@ t.test('a policy of only `version: 1` gets the safe defaults', async (t) => {
       sources: [],
       ports: { default: 'deny', rules: [], labels: 'narrow' },
       containers: { exceptions: [], stopGraceSeconds: 10 },
-      images: { rules: [], default: 'allow', action: 'alert', severity: 'medium', exceptions: [] },
+      images: { rules: [], default: 'allow', local: 'allow', action: 'alert', severity: 'medium', exceptions: [] },
       volumes: { create: [], selinux: { relabel: 'off', roots: [] } },
       network: { antiSpoofing: true, exceptions: [] },
       hash: createHash('sha256').update(text).digest('hex'),
@@ -169,7 +169,10 @@ t.test('images and volumes', async (t) => {
   t.same(team?.require, { digestPinned: false });
   t.ok(team?.match.test('registry.example.com/team/a/b:1'));
   t.equal(local?.index, 2);
-  t.same({ ...policy.images, rules: [], exceptions: [] }, { rules: [], default: 'deny', action: 'stop', severity: 'high', exceptions: [] });
+  t.same({ ...policy.images, rules: [], exceptions: [] }, { rules: [], default: 'deny', local: 'deny', action: 'stop', severity: 'high', exceptions: [] }, 'images.local follows images.default');
+  t.equal(valid(yaml('version: 1', 'images: { default: deny, local: allow }')).images.local, 'allow');
+  t.equal(valid(yaml('version: 1', 'images: { local: deny }')).images.local, 'deny');
+  t.same(errors(yaml('version: 1', 'images: { local: yes }')), ['policy.yaml:2:18: images.local: "yes" is not allowed here; expected one of: deny, allow']);
   t.ok(policy.images.exceptions[0]?.container?.test('build-7'));
   t.same(policy.volumes, { create: [], selinux: { relabel: 'private', roots: ['/srv/containers', '/data/volumes'] } });
 });
@@ -463,7 +466,7 @@ t.test('wrong types', async (t) => {
       'policy.yaml:2:7: mode: 1 is not allowed here; expected one of: enforce, audit',
       'policy.yaml:4:12: ports.default: true is not allowed here; expected one of: deny, allow',
       'policy.yaml:5:10: ports.rules: {"name":"a"} is not a list',
-      'policy.yaml:6:9: images: [] is not a mapping; expected keys: rules, default, action, severity, exceptions',
+      'policy.yaml:6:9: images: [] is not a mapping; expected keys: rules, default, local, action, severity, exceptions',
       'policy.yaml:7:30: volumes.selinux.roots: "/srv/containers" is not a list; write a list, e.g. ["/srv/containers"]',
     ],
   );

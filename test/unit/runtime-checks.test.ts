@@ -202,8 +202,9 @@ t.test('exceptions excuse the named checks for matching containers only', async 
       allow: [docker-socket, privileged]
 `);
   const socket = [bind('/var/run/docker.sock', '/var/run/docker.sock')];
-  const portainer = { reference: 'portainer/portainer-ce:2.21', id: 'sha256:1', repoTags: [], repoDigests: [] };
+  const portainer = { reference: 'portainer/portainer-ce:2.21', id: 'sha256:1', repoTags: [], repoDigests: [`portainer/portainer-ce@sha256:${'1'.repeat(64)}`] };
   t.same(raised(p, { image: portainer, mounts: socket, privileged: true }), ['privileged:kill'], 'excused from the socket check only');
+  t.same(raised(p, { image: { ...portainer, repoDigests: [] }, mounts: socket }), ['docker-socket:kill'], 'a local image tagged portainer/portainer-ce is not');
   t.same(raised(p, { mounts: socket }), ['docker-socket:kill'], 'another image is not excused');
   t.same(raised(p, { name: 'ci-7', labels: { role: 'builder' }, mounts: socket, privileged: true }), []);
   t.same(raised(p, { name: 'ci-7', mounts: socket, privileged: true }), ['privileged:kill', 'docker-socket:kill'], 'every field of the match must hold');

@@ -1,21 +1,23 @@
 import type { Violation } from '../decision.js';
 import type { ContainerFacts, ImageFacts } from '../facts.js';
 import { compileGlob } from '../glob.js';
-import { imageIdHex, parseImageReference, type ImageReference } from '../image-reference.js';
+import { imageProvenance, repository, type ImageProvenance } from '../image-provenance.js';
+import type { ImageReference } from '../image-reference.js';
 import { compareSpecificity, patternSpecificity } from '../image-specificity.js';
 import type { ImageRule, ImagesPolicy } from '../policy/model.js';
 import { selectorMatches } from '../selector.js';
 
 /**
  * Image provenance (`images` in the policy): where the image a container was created from may come
- * from. Pure. The reference judged is `Config.Image`, as the container was created; a container
- * created from an image id is judged under every name its image has (see `judgeImage`).
+ * from. Pure. What is judged is what the image's repo digests prove (see `imageProvenance`): the
+ * reference the container was created with (`Config.Image`) when a repo digest backs its repository,
+ * else every name the repo digests prove; an image with none is local and `images.local` decides.
  */
 
 /** Why a name was refused; stable, for alerts and tooling. */
 export type ImageRefusal =
   | 'invalid-reference'
-  | 'unnamed-image'
+  | 'local-image'
   | 'registry-not-allowed'
   | 'unofficial-namespace'
   | 'no-matching-rule'
@@ -24,12 +26,14 @@ export type ImageRefusal =
 
 /** The judgement of one name the image goes by. */
 export interface NameVerdict {
-  /** The normalised reference; as given when it does not parse; the image id for an image without names. */
+  /** The normalised name; the reference as given when it does not parse; the image id of a local image run by id. */
   readonly name: string;
   /** Every rule whose pattern matches, most specific first: the first decides. */
   readonly matchingRules: readonly ImageRule[];
-  /** The deciding rule; null when `images.default` decided, or the name does not parse. */
+  /** The deciding rule; null when `images.default` or `images.local` decided, or the name does not parse. */
   readonly rule: ImageRule | null;
+  /** `images.rules[i]`, `images.default`, `images.local`; null when nothing could decide (the reference does not parse). */
+  readonly decidedBy: string | null;
   readonly refusal: ImageRefusal | null;
   /** Why, as one clause for messages and `policy explain`; names in it are JSON-quoted. */
   readonly why: string;
@@ -39,31 +43,33 @@ export interface ImageJudgement {
   /** `Config.Image`, as given. */
   readonly reference: string;
   readonly referencedBy: 'name' | 'image id';
+  /** How the judged names were found (see `ImageProvenance`). */
+  readonly judgedAs: ImageProvenance['judgedAs'];
   /** Index of the `images.exceptions` selector that excuses the container; null when none does. */
   readonly exception: number | null;
-  /** What was judged: the reference, or, for an image id, each of the image's repo tags and digests. */
+  /** What was judged: each name the repo digests prove, or the one verdict of a local or unparsable image. */
   readonly names: readonly NameVerdict[];
   /** The first refused name; null when the image passes or the container is excused. */
   readonly refused: NameVerdict | null;
 }
 
 const DOCKER_HUB = 'docker.io';
+const LOCAL_IMAGE = 'the image has no repo digest (built, committed or loaded on this host, or a tag of such an image), so nothing shows where it came from';
 
 /**
- * A container created from an image id (`docker run sha256:…`, `docker run 0123ab`) carries no
- * name: it is judged under every repo tag and repo digest of its image, and passes only when all of
- * them pass — any of them could be what it was pulled as. For digest pinning the id already fixes
- * the content, so a name counts as pinned when the image has a repo digest in that repository. An
- * image with no names at all is judged by `images.default`.
+ * The names are judged one by one and the image passes only when all of them pass: a container
+ * created from an image id, or from a name no repo digest backs, could be any of what its image was
+ * pulled or pushed as. For digest pinning an image id already fixes the content; a name is pinned
+ * when it carries a digest that is among the image's repo digests for that repository.
  */
 export function judgeImage(images: ImagesPolicy, facts: ContainerFacts): ImageJudgement {
-  const byId = isImageIdReference(facts.image);
-  const digests = knownDigests(facts.image.repoDigests);
-  const names = byId ? judgeImageNames(images, facts.image, digests) : [judgeName(images, facts.image.reference, digests, false)];
+  const provenance = imageProvenance(facts.image);
   const excusedBy = images.exceptions.findIndex((selector) => selectorMatches(selector, facts));
+  const names = judgeNames(images, facts.image, provenance);
   return {
     reference: facts.image.reference,
-    referencedBy: byId ? 'image id' : 'name',
+    referencedBy: provenance.referencedBy,
+    judgedAs: provenance.judgedAs,
     exception: excusedBy === -1 ? null : excusedBy,
     names,
     refused: excusedBy === -1 ? (names.find((n) => n.refusal !== null) ?? null) : null,
@@ -75,23 +81,20 @@ export function imageViolations(images: ImagesPolicy, facts: ContainerFacts): Vi
   const judgement = judgeImage(images, facts);
   const refused = judgement.refused;
   if (refused === null) return [];
-  const message =
-    judgement.referencedBy === 'image id'
-      ? `image referenced by image id ${JSON.stringify(judgement.reference)}, as ${JSON.stringify(refused.name)}, not allowed: ${refused.why}`
-      : `image ${JSON.stringify(refused.name)} not allowed: ${refused.why}`;
   return [
     {
       check: 'image',
       severity: images.severity,
       action: images.action,
-      message,
+      message: refusalMessage(judgement, refused),
       details: {
-        rule: decidedBy(refused),
+        rule: refused.decidedBy,
         pattern: refused.rule?.match.pattern ?? null,
         reason: refused.refusal,
         reference: refused.name,
         given: judgement.reference,
         referencedBy: judgement.referencedBy,
+        judgedAs: judgement.judgedAs,
       },
     },
   ];
@@ -101,39 +104,40 @@ export function ruleLabel(rule: ImageRule): string {
   return `images.rules[${rule.index}]`;
 }
 
-/** `images.rules[i]`, `images.default`, or null when nothing could decide (the name does not parse). */
-export function decidedBy(verdict: NameVerdict): string | null {
-  if (verdict.rule) return ruleLabel(verdict.rule);
-  return verdict.refusal === 'invalid-reference' ? null : 'images.default';
+function refusalMessage(judgement: ImageJudgement, refused: NameVerdict): string {
+  const given = JSON.stringify(judgement.reference);
+  const as = JSON.stringify(refused.name);
+  if (judgement.referencedBy === 'image id') return `image referenced by image id ${given}, as ${as}, not allowed: ${refused.why}`;
+  if (judgement.judgedAs === 'repo digests') return `image ${given}, which no repo digest backs, judged as ${as}, not allowed: ${refused.why}`;
+  return `image ${as} not allowed: ${refused.why}`;
 }
 
-/** A full id, or a prefix of this image's id that is not also one of its names (dockerd tries the name first). */
-function isImageIdReference(image: ImageFacts): boolean {
-  const hex = imageIdHex(image.reference);
-  if (hex === undefined) return false;
-  const asName = parseImageReference(image.reference);
-  if (!asName.ok) return true;
-  if (!image.id.startsWith(`sha256:${hex}`)) return false;
-  return !image.repoTags.some((tag) => normalised(tag) === asName.ref.normalised);
+function judgeNames(images: ImagesPolicy, image: ImageFacts, provenance: ImageProvenance): NameVerdict[] {
+  const only = (verdict: Omit<NameVerdict, 'matchingRules' | 'rule'>): NameVerdict[] => [{ ...verdict, matchingRules: [], rule: null }];
+  const claimed = provenance.claimed;
+  if (claimed && !claimed.ok) {
+    return only({ name: image.reference, decidedBy: null, refusal: 'invalid-reference', why: `the reference does not parse: ${claimed.error}` });
+  }
+  if (provenance.judgedAs === 'local') {
+    const name = claimed?.ok ? claimed.ref.normalised : image.id;
+    return only({ name, decidedBy: 'images.local', refusal: images.local === 'deny' ? 'local-image' : null, why: `${LOCAL_IMAGE}; images.local is ${images.local}` });
+  }
+  return provenance.names.map((name) => judgeName(images, name, provenance));
 }
 
-function judgeImageNames(images: ImagesPolicy, image: ImageFacts, digests: KnownDigests): NameVerdict[] {
-  const verdicts = [...image.repoTags, ...image.repoDigests].map((name) => judgeName(images, name, digests, true));
-  const unique = verdicts.filter((v, i) => verdicts.findIndex((w) => w.name === v.name) === i);
-  if (unique.length > 0) return unique;
-  const why = `the image has no repo tags or digests; images.default is ${images.default}`;
-  return [{ name: image.id, matchingRules: [], rule: null, refusal: images.default === 'deny' ? 'unnamed-image' : null, why }];
-}
-
-function judgeName(images: ImagesPolicy, text: string, digests: KnownDigests, byId: boolean): NameVerdict {
-  const parsed = parseImageReference(text);
-  if (!parsed.ok) return { name: text, matchingRules: [], rule: null, refusal: 'invalid-reference', why: `the reference does not parse: ${parsed.error}` };
-  const ref = parsed.ref;
+function judgeName(images: ImagesPolicy, ref: ImageReference, provenance: ImageProvenance): NameVerdict {
   const matchingRules = images.rules
     .filter((rule) => rule.match.test(ref.normalised))
     .sort((a, b) => compareSpecificity(patternSpecificity(a.match.pattern), patternSpecificity(b.match.pattern)) || a.index - b.index);
   const rule = matchingRules[0];
-  const verdict = (refusal: ImageRefusal | null, why: string): NameVerdict => ({ name: ref.normalised, matchingRules, rule: rule ?? null, refusal, why });
+  const verdict = (refusal: ImageRefusal | null, why: string): NameVerdict => ({
+    name: ref.normalised,
+    matchingRules,
+    rule: rule ?? null,
+    decidedBy: rule ? ruleLabel(rule) : 'images.default',
+    refusal,
+    why,
+  });
   if (rule === undefined) {
     if (images.default === 'allow') return verdict(null, 'no rule matches; images.default is allow');
     const [refusal, why] = unmatchedRefusal(images.rules, ref);
@@ -141,7 +145,7 @@ function judgeName(images: ImagesPolicy, text: string, digests: KnownDigests, by
   }
   const label = `${ruleLabel(rule)} (${JSON.stringify(rule.match.pattern)})`;
   if (rule.require.digestPinned) {
-    const problem = pinningProblem(ref, digests, byId);
+    const problem = pinningProblem(ref, provenance);
     if (problem) return verdict(problem[0], `${label} requires a digest-pinned reference, and ${problem[1]}`);
   }
   return verdict(null, `allowed by ${label}`);
@@ -164,35 +168,14 @@ function registryPart(pattern: string) {
   return compileGlob(pattern.split('/', 1)[0]!);
 }
 
-/** The image's repo digests, normalised: exact `repository@digest` entries and the repositories they are in. */
-interface KnownDigests {
-  readonly exact: ReadonlySet<string>;
-  readonly repositories: ReadonlySet<string>;
-}
-
-function knownDigests(repoDigests: readonly string[]): KnownDigests {
-  const refs = repoDigests.flatMap((text) => {
-    const parsed = parseImageReference(text);
-    return parsed.ok && parsed.ref.digest !== undefined ? [parsed.ref] : [];
-  });
-  return { exact: new Set(refs.map((r) => `${repository(r)}@${r.digest}`)), repositories: new Set(refs.map(repository)) };
-}
-
-function pinningProblem(ref: ImageReference, digests: KnownDigests, byId: boolean): [ImageRefusal, string] | undefined {
+/** Pinned: an image id fixes the content; a name must carry a digest the image has for that repository. */
+function pinningProblem(ref: ImageReference, provenance: ImageProvenance): [ImageRefusal, string] | undefined {
+  if (provenance.referencedBy === 'image id') return undefined; // every judged name is proven by a repo digest of this very image
+  const digest = provenance.claimed?.ok ? provenance.claimed.ref.digest : undefined;
+  if (digest === undefined) return ['not-digest-pinned', 'the reference has no @sha256: digest'];
   const repo = repository(ref);
-  if (byId) return digests.repositories.has(repo) ? undefined : ['not-digest-pinned', `the image has no repo digest in ${JSON.stringify(repo)}`];
-  if (ref.digest === undefined) return ['not-digest-pinned', 'the reference has no @sha256: digest'];
-  if (!digests.exact.has(`${repo}@${ref.digest}`)) {
-    return ['digest-not-in-repo-digests', `${ref.digest} is not among the image's repo digests for ${JSON.stringify(repo)}`];
+  if (!provenance.repoDigests.exact.has(`${repo}@${digest}`)) {
+    return ['digest-not-in-repo-digests', `${digest} is not among the image's repo digests for ${JSON.stringify(repo)}`];
   }
   return undefined;
-}
-
-function repository(ref: ImageReference): string {
-  return `${ref.registry}/${ref.path}`;
-}
-
-function normalised(text: string): string | undefined {
-  const parsed = parseImageReference(text);
-  return parsed.ok ? parsed.ref.normalised : undefined;
 }

@@ -120,7 +120,10 @@ export interface CheckException {
   readonly allow: readonly CheckId[];
 }
 
-/** An image pattern over the normalised reference `registry/path:tag`; `official` = `docker.io/library/*`. */
+/**
+ * An image pattern over the normalised names the image's repo digests prove (`registry/path:tag`,
+ * `registry/path@digest`); `official` = `docker.io/library/*`. A local image matches none.
+ */
 export interface ImageRule {
   readonly index: number;
   readonly match: Glob;
@@ -139,6 +142,8 @@ export interface ImageRequirements {
 export interface ImagesPolicy {
   readonly rules: readonly ImageRule[];
   readonly default: 'deny' | 'allow';
+  /** For images with no repo digest (built, committed or loaded here): no pattern matches them. `images.default` when not given. */
+  readonly local: 'deny' | 'allow';
   readonly action: Action;
   readonly severity: Severity;
   readonly exceptions: readonly Selector[];

@@ -198,7 +198,7 @@ const imageRuleMatch = parsed<Glob>(
   'an image pattern or "official"',
   (text) => (text === 'official' ? compileGlob(OFFICIAL_IMAGES) : compileImagePattern(text)),
   (text) => imagePatternProblem(text)!,
-).meta({ description: `A glob over the normalised image reference, or "official" (= ${OFFICIAL_IMAGES}).` });
+).meta({ description: `A glob over the normalised names the image's repo digests prove, or "official" (= ${OFFICIAL_IMAGES}).` });
 
 const PORT_SPEC_EXPECTED = 'expected PORT/PROTO or FROM-TO/PROTO, e.g. 443/tcp';
 const portRange = parsed(
@@ -314,7 +314,7 @@ const severity = z.enum(['low', 'medium', 'high', 'critical']);
 
 const selectorShape = {
   container: glob.optional().meta({ description: 'Container name glob.' }),
-  image: imageGlob.optional().meta({ description: 'Glob over the normalised image reference registry/path:tag.' }),
+  image: imageGlob.optional().meta({ description: "Glob over the normalised names the image's repo digests prove (registry/path:tag); a tag alone proves nothing." }),
   label: record(z.string().min(1, { error: 'an empty label key; expected a label name' }), glob).optional().meta({ description: 'Label key → value glob; every one must hold.' }),
 };
 
@@ -422,10 +422,14 @@ const imagesSection = mapping({
     .transform(indexed)
     .meta({ description: 'The most specific matching pattern wins: the longer literal prefix, then more literal characters, then fewer **, then the earlier rule.' }),
   default: z.enum(['deny', 'allow']).default('allow').meta({ description: 'For images no rule matches.' }),
+  local: z
+    .enum(['deny', 'allow'])
+    .optional()
+    .meta({ description: 'For images with no repo digest (built, committed or loaded on this host): no pattern matches them. Default: images.default.' }),
   action: action.default('alert'),
   severity: severity.default('medium'),
   exceptions: z.array(containerSelector).prefault([]),
-});
+}).transform(({ local, ...images }) => ({ ...images, local: local ?? images.default }));
 
 const owner = parsed(
   'uid:gid',
