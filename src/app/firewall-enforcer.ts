@@ -29,6 +29,12 @@ export class FirewallEnforcer implements Enforcer {
   private installedOptions: PlanOptions | null = null;
   private readonly jobs: Array<{ readonly verify: boolean; resolve(drift: string | null): void; reject(error: unknown): void }> = [];
   private running = false;
+  /**
+   * Start-up over a ruleset of an earlier run: it stays as it is, nothing applied, until the start-up
+   * reconcile has judged every container (`reconciled`). A replace with only the containers judged so
+   * far would open, under `ports.default: allow`, every restricted port not yet judged again.
+   */
+  private adopting = false;
 
   constructor(
     private readonly backend: FirewallBackend,
@@ -59,29 +65,51 @@ export class FirewallEnforcer implements Enforcer {
     await this.change({ containerId: id, claims: [], endpoints: [] });
   }
 
-  /** The policy's default and Docker's bridges; a change rewrites the chains, so it is a full replace. */
+  /** The policy's default and the bridges; a change rewrites the chains, so it is a full replace. */
   async configure(change: Partial<PlanOptions>): Promise<void> {
-    const bridges = (change.bridges ?? this.options.bridges).filter((name) => {
-      if (INTERFACE_NAME.test(name)) return true;
-      this.log.error({ bridge: name }, 'Docker bridge with an unusable interface name left out of the firewall');
-      return false;
-    });
-    const next = { defaultDeny: change.defaultDeny ?? this.options.defaultDeny, bridges: [...new Set(bridges)].sort() };
+    const usable = (list: keyof typeof INTERFACE_LISTS): string[] => {
+      const names = (change[list] ?? this.options[list] ?? []).filter((name) => {
+        if (INTERFACE_NAME.test(name)) return true;
+        this.log.error({ bridge: name }, `${INTERFACE_LISTS[list]} with an unusable interface name left out of the firewall`);
+        return false;
+      });
+      return [...new Set(names)].sort();
+    };
+    const next: PlanOptions = {
+      defaultDeny: change.defaultDeny ?? this.options.defaultDeny,
+      bridges: usable('bridges'),
+      routed4: usable('routed4'),
+      routed6: usable('routed6'),
+      otherBridges: usable('otherBridges'),
+    };
     if (sameOptions(next, this.options)) return;
     this.options = next;
+    this.log.info({ firewall: next }, 'firewall options changed');
     this.onOptionsChanged(next);
     await this.enqueue(false);
   }
 
   /**
    * Boot and start-up: when nothing of ours is installed, put in the empty plan, which already drops
-   * DNATed new connections to every container (fail-closed). An existing ruleset stays until the first
-   * flush replaces it atomically, so a restart opens nothing.
+   * DNATed new connections to every container (fail-closed). An existing ruleset stays as it is until
+   * the start-up reconcile has judged every container (`reconciled`), then is replaced atomically, so a
+   * restart opens nothing.
    */
   async baseline(): Promise<boolean> {
-    if (await this.backend.installed()) return false;
+    if (await this.backend.installed()) {
+      this.adopting = true;
+      return false;
+    }
     await this.backend.replace(new IncrementalPlan().plan(this.options));
     return true;
+  }
+
+  /** Every container has been judged (the start-up reconcile is done): an adopted ruleset is replaced now. */
+  async reconciled(): Promise<void> {
+    if (!this.adopting) return;
+    this.adopting = false;
+    await this.enqueue(false);
+    this.log.info({ firewall: { backend: this.backend.name } }, 'firewall of the earlier run replaced after the start-up reconcile');
   }
 
   /**
@@ -128,6 +156,7 @@ export class FirewallEnforcer implements Enforcer {
   }
 
   private async verify(): Promise<string | null> {
+    if (this.adopting) return null; // the earlier run's ruleset is not ours to compare yet
     const drift = await this.backend.drift(this.desired.plan(this.installedOptions ?? this.options));
     if (!drift) return null;
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
@@ -138,6 +167,7 @@ export class FirewallEnforcer implements Enforcer {
   }
 
   private async flush(): Promise<void> {
+    if (this.adopting) return;
     if (this.installedOptions && sameOptions(this.installedOptions, this.options)) {
       if (this.pending.empty) return;
       const diff = this.pending.take();
@@ -166,7 +196,11 @@ export class FirewallEnforcer implements Enforcer {
   }
 }
 
-const sameOptions = (a: PlanOptions, b: PlanOptions): boolean => a.defaultDeny === b.defaultDeny && a.bridges.join() === b.bridges.join();
+/** The interface lists of the options, and what the log calls an entry. */
+const INTERFACE_LISTS = { bridges: 'Docker bridge', routed4: 'routed bridge', routed6: 'routed bridge', otherBridges: 'other bridge' } as const;
+
+const sameOptions = (a: PlanOptions, b: PlanOptions): boolean =>
+  a.defaultDeny === b.defaultDeny && (Object.keys(INTERFACE_LISTS) as Array<keyof typeof INTERFACE_LISTS>).every((list) => (a[list] ?? []).join() === (b[list] ?? []).join());
 
 function countWhile<T>(items: readonly T[], test: (item: T) => boolean): number {
   const stop = items.findIndex((item) => !test(item));
