@@ -63,11 +63,13 @@ const CHAINS = (forward: string) => `\tchain prerouting {
 \tchain forward {
 \t\ttype filter hook forward priority -1; policy accept;
 \t\tct state new oifname @bridges goto bridged
+\t\tct state new oifname "br-*" goto bridged
 \t\tct state new meta oifkind "bridge" oifname != @otherBridges goto bridged
 \t}
 \tchain bridged {
 ${forward}\t\tct status dnat return
 \t\tiifname @bridges return
+\t\tiifname "br-*" return
 \t\tmeta iifkind "bridge" iifname != @otherBridges return
 \t\tmeta nfproto ipv4 oifname @routed4 return
 \t\tmeta nfproto ipv6 oifname @routed6 return

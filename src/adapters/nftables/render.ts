@@ -78,8 +78,8 @@ export function renderElementChanges(diff: ElementDiff): string {
 // the host port an admin sees in `docker ps`; traffic the host sends itself (on `lo`) is out of scope,
 // as it is for Docker's own DNAT; it judges every packet, not only `ct state new`, so a
 // narrowed policy cuts established connections at once.
-// Forward: every new connection out to a bridge, Docker's by name or any bridge but the admin's own
-// (`otherBridges`) by kind, so one Docker created while dockwarden was down or unseen is covered too. The
+// Forward: every new connection out to a bridge, Docker's by name (those seen, and `br-*`) or any
+// bridge but the admin's own (`otherBridges`) by kind, so one Docker created while dockwarden was down or unseen is covered too. The
 // baseline drops DNATed ones to container endpoints not yet judged: from the first packet, and while
 // dockwarden is down. One not DNATed and not from a bridge was routed straight to a container address
 // past every published-port rule (Docker before 28 lets it through): dropped unless its bridge is routed.
@@ -101,12 +101,14 @@ function chains(defaultDeny: boolean): string {
     '\tchain forward {',
     '\t\ttype filter hook forward priority -1; policy accept;',
     '\t\tct state new oifname @bridges goto bridged',
+    '\t\tct state new oifname "br-*" goto bridged',
     '\t\tct state new meta oifkind "bridge" oifname != @otherBridges goto bridged',
     '\t}',
     '\tchain bridged {',
     ...(defaultDeny ? ['\t\tct status dnat jump published'] : []),
     '\t\tct status dnat return',
     '\t\tiifname @bridges return',
+    '\t\tiifname "br-*" return',
     '\t\tmeta iifkind "bridge" iifname != @otherBridges return',
     '\t\tmeta nfproto ipv4 oifname @routed4 return',
     '\t\tmeta nfproto ipv6 oifname @routed6 return',
