@@ -149,3 +149,30 @@ t.test('the baseline goes in only when nothing of ours is installed', async (t) 
   t.same(backend.installedPlan()?.ports, []);
   t.equal(await enforcer.baseline(), false);
 });
+
+t.test('over a ruleset of an earlier run: nothing is applied until the start-up reconcile has judged every container', async (t) => {
+  const { backend, enforcer, lines } = setup();
+  const earlier = new FaultInjectingBackend();
+  await new FirewallEnforcer(earlier, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }).apply(tracked('a'));
+  backend.kernel = earlier.kernel;
+  t.equal(await enforcer.baseline(), false, 'the earlier ruleset is adopted');
+  await enforcer.apply(tracked('b', 8081));
+  await enforcer.configure({ bridges: ['docker0', 'br-0123456789ab'] });
+  t.equal(await enforcer.repairDrift(), null, 'a drift check meanwhile is no drift');
+  t.same(backend.calls, [], 'and the earlier ruleset stays exactly as it was');
+  await enforcer.apply(tracked('a'));
+  await enforcer.reconciled();
+  t.same(backend.calls, ['replace 2'], 'every container judged: one replace');
+  t.same(backend.kernel, enforcer.plan());
+  t.ok(lines.some((l) => l.msg === 'firewall of the earlier run replaced after the start-up reconcile'));
+  await enforcer.reconciled();
+  await enforcer.apply(tracked('c', 8082));
+  t.same(backend.calls, ['replace 2', 'update +1 -0'], 'from then on, changes as usual');
+});
+
+t.test('a baseline on an empty kernel adopts nothing', async (t) => {
+  const { backend, enforcer } = setup();
+  t.equal(await enforcer.baseline(), true);
+  await enforcer.apply(tracked('a'));
+  t.same(backend.calls, ['replace 0', 'replace 1'], 'changes go out at once');
+});
