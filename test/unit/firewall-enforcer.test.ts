@@ -162,12 +162,12 @@ t.test('over a ruleset of an earlier run: nothing is applied until the start-up 
   t.same(backend.calls, [], 'and the earlier ruleset stays exactly as it was');
   await enforcer.apply(tracked('a'));
   await enforcer.reconciled();
-  t.same(backend.calls, ['replace 2'], 'every container judged: one replace');
+  t.same(backend.calls, ['replace 1'], 'every container judged: one replace (one allowed source in all)');
   t.same(backend.kernel, enforcer.plan());
   t.ok(lines.some((l) => l.msg === 'firewall of the earlier run replaced after the start-up reconcile'));
   await enforcer.reconciled();
   await enforcer.apply(tracked('c', 8082));
-  t.same(backend.calls, ['replace 2', 'update +1 -0'], 'from then on, changes as usual');
+  t.same(backend.calls, ['replace 1', 'update +0 -0'], 'from then on, changes as usual: an element update');
 });
 
 t.test('a baseline on an empty kernel adopts nothing', async (t) => {
