@@ -84,11 +84,11 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       backend,
       log,
       startOptions(saved, denyByDefault(policy), config.firewall.otherBridges),
-      (options) => writeFirewallState(config.state.dir, options),
+      (options, ports) => writeFirewallState(config.state.dir, options, ports),
       (drift) => alerter.raise({ check: 'daemon.firewall-drift-repaired', severity: 'high', action: 'repaired', message: 'firewall drift repaired', details: { backend: backend.name, drift } }),
     );
-    if (await firewall.baseline()) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
-    else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the first reconcile replaces it');
+    if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
+    else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
   } catch (error) {
     log.fatal({ err: error }, 'cannot install the firewall; not starting');
     alerter.close();

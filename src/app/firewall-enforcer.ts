@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { FirewallBackend } from '../adapters/firewall/backend.js';
 import {
   IncrementalPlan, PendingChanges, isFirewallInputError, planContainer,
-  type ContainerElements, type FirewallPlan, type PlanOptions,
+  type ContainerElements, type FirewallPlan, type PlanOptions, type PortElement,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
@@ -30,9 +30,10 @@ export class FirewallEnforcer implements Enforcer {
   private readonly jobs: Array<{ readonly verify: boolean; resolve(drift: string | null): void; reject(error: unknown): void }> = [];
   private running = false;
   /**
-   * Start-up over a ruleset of an earlier run: it stays as it is, nothing applied, until the start-up
-   * reconcile has judged every container (`reconciled`). A replace with only the containers judged so
-   * far would open, under `ports.default: allow`, every restricted port not yet judged again.
+   * From `baseline` on, the ruleset found (an earlier run's) or put in (the baseline) stays as it is,
+   * nothing applied, until the start-up reconcile has judged every container (`reconciled`). A replace
+   * with only the containers judged so far would open again, under `ports.default: allow`, every
+   * restricted port not yet judged, and under `deny` the ports the baseline closes by host port.
    */
   private adopting = false;
 
@@ -40,7 +41,8 @@ export class FirewallEnforcer implements Enforcer {
     private readonly backend: FirewallBackend,
     private readonly log: Logger,
     initial: PlanOptions,
-    private readonly onOptionsChanged: (options: PlanOptions) => void = () => {},
+    /** The options changed, or the published ports in the ruleset did: what the next boot's baseline needs. */
+    private readonly onSaved: (options: PlanOptions, ports: readonly PortElement[]) => void = () => {},
     private readonly onDriftRepaired: (drift: string) => void = () => {},
   ) {
     this.options = initial;
@@ -85,31 +87,33 @@ export class FirewallEnforcer implements Enforcer {
     if (sameOptions(next, this.options)) return;
     this.options = next;
     this.log.info({ firewall: next }, 'firewall options changed');
-    this.onOptionsChanged(next);
+    this.onSaved(next, this.desired.ports());
     await this.enqueue(false);
   }
 
   /**
    * Boot and start-up: when nothing of ours is installed, put in the empty plan, which already drops
-   * DNATed new connections to every container (fail-closed). An existing ruleset stays as it is until
-   * the start-up reconcile has judged every container (`reconciled`), then is replaced atomically, so a
-   * restart opens nothing.
+   * DNATed new connections to every container (fail-closed), and with `ports.default: deny` closes
+   * `knownPorts` (the published ports the last run saw) by host port to everyone, which is what also
+   * closes docker-proxy's path (IPv6 clients of a container without IPv6) until they are judged. An
+   * existing ruleset stays as it is. Either stays until the start-up reconcile is done (`reconciled`),
+   * then is replaced atomically, so a restart or a reboot opens nothing.
    */
-  async baseline(): Promise<boolean> {
-    if (await this.backend.installed()) {
-      this.adopting = true;
-      return false;
-    }
-    await this.backend.replace(new IncrementalPlan().plan(this.options));
+  async baseline(knownPorts: readonly PortElement[] = []): Promise<boolean> {
+    this.adopting = true;
+    if (await this.backend.installed()) return false;
+    const closed = new IncrementalPlan();
+    if (this.options.defaultDeny) closed.set({ containerId: 'baseline', claims: knownPorts.map((p) => ({ ...p, sources: [] })), endpoints: [] });
+    await this.backend.replace(closed.plan(this.options));
     return true;
   }
 
-  /** Every container has been judged (the start-up reconcile is done): an adopted ruleset is replaced now. */
+  /** Every container has been judged (the start-up reconcile is done): the ruleset of `baseline` is replaced now. */
   async reconciled(): Promise<void> {
     if (!this.adopting) return;
     this.adopting = false;
     await this.enqueue(false);
-    this.log.info({ firewall: { backend: this.backend.name } }, 'firewall of the earlier run replaced after the start-up reconcile');
+    this.log.info({ firewall: { backend: this.backend.name } }, 'start-up ruleset replaced after the start-up reconcile');
   }
 
   /**
@@ -173,6 +177,7 @@ export class FirewallEnforcer implements Enforcer {
       const diff = this.pending.take();
       try {
         await this.backend.update(diff, () => this.desired.plan(this.options));
+        if (diff.add.ports.length + diff.delete.ports.length > 0) this.onSaved(this.options, this.desired.ports());
         return;
       } catch (error) {
         this.log.warn({ firewall: { backend: this.backend.name }, err: error }, 'firewall update failed; replacing the whole ruleset');
@@ -183,8 +188,10 @@ export class FirewallEnforcer implements Enforcer {
       const options = this.options;
       this.pending.clear(); // the replace installs everything desired up to this moment
       try {
-        await this.backend.replace(this.desired.plan(options));
+        const plan = this.desired.plan(options);
+        await this.backend.replace(plan);
         this.installedOptions = options;
+        this.onSaved(options, plan.ports);
         return;
       } catch (error) {
         const delay = RETRY_DELAYS_MS[attempt];

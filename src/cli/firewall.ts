@@ -31,7 +31,7 @@ export async function firewallCommand(config: Config, action: string): Promise<n
       const saved = readFirewallState(config.state.dir);
       const defaultDeny = policy ? policy.ports.default === 'deny' : (saved?.defaultDeny ?? true);
       const enforcer = new FirewallEnforcer(backend, createLogger(config.log.level, process.stderr), startOptions(saved, defaultDeny, config.firewall.otherBridges));
-      const installed = await enforcer.baseline();
+      const installed = await enforcer.baseline(saved?.ports);
       process.stdout.write(
         installed
           ? `dockwarden: ${backend.name} baseline installed (${defaultDeny ? 'new connections to unjudged published ports are dropped' : 'ports.default is allow: nothing is dropped'})\n`

@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, judged, spawnDaemon, type DaemonProcess } from '../helpers/daemon.js';
@@ -14,6 +14,10 @@ import { eventuallyReaches, reaches } from '../helpers/probe.js';
 
 const GOOD = '198.51.100.10';
 const OTHER = '198.51.100.11';
+// IPv6 documentation prefix (RFC 3849): on no route of this machine.
+const HOST6 = '2001:db8:dd::1';
+const GOOD6 = '2001:db8:dd::10';
+const OTHER6 = '2001:db8:dd::11';
 
 const BACKENDS = ['nftables', 'iptables'] as const;
 type Backend = (typeof BACKENDS)[number];
@@ -28,6 +32,7 @@ ports:
     - { name: custom-down, match: { port: 18122/tcp }, allow: [good] }
     - { name: custom-live, match: { port: 18123/tcp }, allow: [good] }
     - { name: restart, match: { port: 18124/tcp }, allow: [good] }
+    - { name: proxy6, match: { port: 18126/tcp }, allow: ["${GOOD6}"] }
 network:
   exceptions: [${exceptions.join(', ')}]
 `;
@@ -51,6 +56,12 @@ async function containerAddress(id: string): Promise<string> {
   const address = Object.values(info.NetworkSettings.Networks)[0]?.IPAddress;
   if (!address) throw new Error(`container ${id} has no IPv4 address`);
   return address;
+}
+
+/** Gives the client namespace IPv6: the host end HOST6, the client GOOD6 and OTHER6 (no DAD wait). */
+function addIpv6(client: NetnsClient): void {
+  execFileSync('ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', client.hostVeth, 'nodad']);
+  for (const addr of [GOOD6, OTHER6]) execFileSync('ip', ['-n', client.name, '-6', 'addr', 'add', `${addr}/64`, 'dev', client.clientVeth, 'nodad']);
 }
 
 /** The LAN host routes the container's address through the Docker host (only inside its namespace). */
@@ -188,6 +199,32 @@ function scenarios(t: Test, backend: Backend): void {
       t.ok(await eventuallyReaches(client, GOOD, HOST_ADDR, 18122), 'once judged, the allowed source gets in');
       t.notOk(await reaches(client, OTHER, HOST_ADDR, 18122), 'and only it');
       t.equal(await second.stop(), 0);
+    });
+  }
+
+  if (backend === 'nftables') {
+    // Docker without IPv6 serves [::] through docker-proxy, on `input`: only the nftables backend filters it (README).
+    t.test('after a reboot the baseline closes the docker-proxy (IPv6) path of the ports it knew', async (t) => {
+      await runContainer({ publish: ['18126:80/tcp'] });
+      const client = createClient({ addrs: [GOOD, OTHER], t });
+      addIpv6(client);
+      const stateDir = mkdtempSync(join(tmpdir(), 'dw-ev-state-'));
+      const first = daemon(t, policy('deny'), stateDir);
+      await first.waitForLog((l) => l.msg === 'reconciled');
+      t.ok(await eventuallyReaches(client, GOOD6, `[${HOST6}]`, 18126), 'judged: the allowed IPv6 source gets in');
+      t.notOk(await reaches(client, OTHER6, `[${HOST6}]`, 18126), 'another does not');
+      t.equal(await first.stop(), 0);
+
+      // A reboot: the kernel forgets every rule, the boot unit puts in the baseline before Docker restarts its containers.
+      dockwarden(backend, 'firewall', 'remove');
+      t.ok(await reaches(client, OTHER6, `[${HOST6}]`, 18126), 'without any ruleset the port is open (the test reaches it)');
+      const config = join(stateDir, 'config.yaml');
+      writeFileSync(join(stateDir, 'policy.yaml'), policy('deny'));
+      writeFileSync(config, `policy:\n  file: ${join(stateDir, 'policy.yaml')}\nstate:\n  dir: ${stateDir}\n`);
+      t.match(dockwarden(backend, 'firewall', 'baseline', '--config', config), /baseline installed/);
+      t.notOk(await reaches(client, OTHER6, `[${HOST6}]`, 18126), 'the baseline closes it to the denied source');
+      t.notOk(await reaches(client, GOOD6, `[${HOST6}]`, 18126), 'and to the allowed one until it is judged');
+      t.notOk(await reaches(client, GOOD, HOST_ADDR, 18126), 'as it closes the IPv4 path');
     });
   }
 

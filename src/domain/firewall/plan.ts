@@ -215,11 +215,16 @@ export class IncrementalPlan {
     return { add, delete: del };
   }
 
+  /** The published ports alone, sorted (what the boot baseline remembers). Costs all port groups. */
+  ports(): PortElement[] {
+    return sortByKey([...this.elementsByGroup.values()].flatMap((g) => g.ports), portKey);
+  }
+
   /** Everything, sorted: for a full replace, drift checks and status. Costs all containers. */
   plan(options: PlanOptions): FirewallPlan {
     const groups = [...this.elementsByGroup.values()];
     return {
-      ports: sortByKey(groups.flatMap((g) => g.ports), portKey),
+      ports: this.ports(),
       allows: sortByKey(groups.flatMap((g) => g.allows), allowKey),
       endpoints: sortByKey([...this.endpoints.values()].map((e) => e.element), endpointKey),
       bridges: names(options.bridges),
