@@ -154,3 +154,11 @@ t.test('selinux.enabled: auto by default; true, false, or the environment', asyn
   const file = configFile(t, 'selinux:\n  enabled: yes-please\n');
   t.match(errorsOf(() => loadConfig(file, {}))[0], new RegExp(`^${file}:2:12: selinux\\.enabled: must be auto, true or false`));
 });
+
+t.test('firewall.otherBridges: interface names only, nothing a ruleset could not take', async (t) => {
+  t.same(loadConfig(configFile(t, 'firewall:\n  otherBridges: [virbr0, lxcbr0]\n'), {}).firewall.otherBridges, ['virbr0', 'lxcbr0']);
+  t.same(loadConfig(configFile(t, ''), {}).firewall.otherBridges, [], 'none by default');
+  const errors = errorsOf(() => loadConfig(configFile(t, 'firewall:\n  otherBridges: [virbr0, "br0\\" ; flush ruleset", toolong-interface0]\n'), {}));
+  t.match(errors.join('\n'), /firewall\.otherBridges: not interface names: "br0\\" ; flush ruleset", "toolong-interface0"/);
+  t.match(errorsOf(() => loadConfig(configFile(t, 'firewall:\n  otherBridges: virbr0\n'), {})).join('\n'), /must be a list of interface names/);
+});
