@@ -7,20 +7,14 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, judged, spawnDaemon, type DaemonProcess } from '../helpers/daemon.js';
-import { docker, DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { judged, type DaemonProcess } from '../helpers/daemon.js';
+import { docker, runContainer } from '../helpers/docker.js';
+import { addIpv6, BACKENDS, bridgeNetwork, cleanSlate, dockwarden, firewallDaemon, GOOD6, HOST6, OTHER6, type Backend } from '../helpers/firewall-lab.js';
 import { createClient, HOST_ADDR, type NetnsClient } from '../helpers/netns.js';
 import { eventuallyReaches, reaches } from '../helpers/probe.js';
 
 const GOOD = '198.51.100.10';
 const OTHER = '198.51.100.11';
-// IPv6 documentation prefix (RFC 3849): on no route of this machine.
-const HOST6 = '2001:db8:dd::1';
-const GOOD6 = '2001:db8:dd::10';
-const OTHER6 = '2001:db8:dd::11';
-
-const BACKENDS = ['nftables', 'iptables'] as const;
-type Backend = (typeof BACKENDS)[number];
 
 const policy = (portsDefault: 'deny' | 'allow', exceptions: readonly string[] = []) => `version: 1
 sources:
@@ -37,31 +31,11 @@ network:
   exceptions: [${exceptions.join(', ')}]
 `;
 
-const dockwarden = (backend: Backend, ...args: string[]) =>
-  execFileSync(process.execPath, [CLI, ...args], { env: { ...process.env, DOCKWARDEN_FIREWALL_BACKEND: backend }, encoding: 'utf8' });
-const removeFirewall = () => BACKENDS.forEach((backend) => dockwarden(backend, 'firewall', 'remove'));
-
-/** A bridge network, removed with the test (after its containers). */
-async function network(t: Test, name: string, options: Record<string, string> = {}): Promise<void> {
-  await docker.getNetwork(name).remove().catch(() => {});
-  await docker.createNetwork({ Name: name, Driver: 'bridge', Options: options });
-  t.teardown(async () => {
-    await removeTestContainers();
-    await docker.getNetwork(name).remove().catch(() => {});
-  });
-}
-
 async function containerAddress(id: string): Promise<string> {
   const info = await docker.getContainer(id).inspect();
   const address = Object.values(info.NetworkSettings.Networks)[0]?.IPAddress;
   if (!address) throw new Error(`container ${id} has no IPv4 address`);
   return address;
-}
-
-/** Gives the client namespace IPv6: the host end HOST6, the client GOOD6 and OTHER6 (no DAD wait). */
-function addIpv6(client: NetnsClient): void {
-  execFileSync('ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', client.hostVeth, 'nodad']);
-  for (const addr of [GOOD6, OTHER6]) execFileSync('ip', ['-n', client.name, '-6', 'addr', 'add', `${addr}/64`, 'dev', client.clientVeth, 'nodad']);
 }
 
 /** The LAN host routes the container's address through the Docker host (only inside its namespace). */
@@ -117,29 +91,12 @@ function probeContinuously(client: NetnsClient, source: string, host: string, po
 for (const backend of BACKENDS) t.test(`${backend} backend`, async (t) => scenarios(t, backend));
 
 function scenarios(t: Test, backend: Backend): void {
-  function daemon(t: Test, policyText: string, stateDir?: string): DaemonProcess {
-    const d = spawnDaemon({
-      policy: policyText,
-      dockerSocket: DOCKER_SOCKET,
-      extraConfig: `firewall:\n  backend: ${backend}\n  driftCheckSeconds: 1`,
-      ...(stateDir ? { stateDir } : {}),
-    });
-    t.teardown(() => d.stop('SIGKILL'));
-    return d;
-  }
-
-  t.beforeEach(async () => {
-    await removeTestContainers();
-    removeFirewall();
-  });
-  t.teardown(async () => {
-    await removeTestContainers();
-    removeFirewall();
-  });
+  const daemon = (t: Test, policyText: string, stateDir?: string): DaemonProcess => firewallDaemon(t, backend, policyText, stateDir);
+  cleanSlate(t);
 
   t.test('a LAN host routing to a container address is dropped, unless its network opts in', async (t) => {
-    await network(t, 'dw-ev-open');
-    await network(t, 'dw-ev-routed', { 'com.docker.network.bridge.gateway_mode_ipv4': 'routed' });
+    await bridgeNetwork(t, 'dw-ev-open');
+    await bridgeNetwork(t, 'dw-ev-routed', { 'com.docker.network.bridge.gateway_mode_ipv4': 'routed' });
     const guarded = await runContainer({ publish: ['18120:80/tcp'] });
     const excepted = await runContainer({ publish: ['18121:80/tcp'], hostConfig: { NetworkMode: 'dw-ev-open' } });
     const routed = await runContainer({ publish: ['18125:80/tcp'], hostConfig: { NetworkMode: 'dw-ev-routed' } });
@@ -161,9 +118,10 @@ function scenarios(t: Test, backend: Backend): void {
   });
 
   t.test('a bridge network created with a custom name while the daemon runs is covered at once', async (t) => {
+    const bystander = await runContainer({ cmd: ['sleep', '86400'] });
     const d = daemon(t, policy('deny'));
     await d.waitForLog((l) => l.msg === 'reconciled');
-    await network(t, 'dw-ev-live', { 'com.docker.network.bridge.name': 'dwevbr1' });
+    await bridgeNetwork(t, 'dw-ev-live', { 'com.docker.network.bridge.name': 'dwevbr1' });
     const id = await runContainer({ publish: ['18123:80/tcp'], hostConfig: { NetworkMode: 'dw-ev-live' } });
     const client = createClient({ addrs: [GOOD, OTHER], t });
     const address = await containerAddress(id);
@@ -174,6 +132,12 @@ function scenarios(t: Test, backend: Backend): void {
     // No reconcile runs in between (the periodic one is minutes away): the network event is what covers it.
     await d.waitForLog((l) => l.msg === 'firewall options changed' && JSON.stringify(l.firewall).includes('dwevbr1'), 5_000);
     t.notOk(await reaches(client, OTHER, address, 80), 'nor directly at its address');
+
+    // A running container joining the network changes its addresses: judged again at once.
+    const before = d.logs.filter(judged(bystander)).length;
+    await docker.getNetwork('dw-ev-live').connect({ Container: bystander });
+    await d.waitForLog(() => d.logs.filter(judged(bystander)).length > before, 5_000);
+    t.pass('a container connected to the network is judged again');
     t.notOk(d.logs.some((l) => l.msg === 'reconciled' && l.reason === 'periodic'), 'no periodic reconcile helped');
   });
 
@@ -185,7 +149,7 @@ function scenarios(t: Test, backend: Backend): void {
       await first.waitForLog((l) => l.msg === 'reconciled');
       t.equal(await first.stop(), 0);
 
-      await network(t, 'dw-ev-down', { 'com.docker.network.bridge.name': 'dwevbr0' });
+      await bridgeNetwork(t, 'dw-ev-down', { 'com.docker.network.bridge.name': 'dwevbr0' });
       const id = await runContainer({ publish: ['18122:80/tcp'], hostConfig: { NetworkMode: 'dw-ev-down' } });
       const client = createClient({ addrs: [GOOD, OTHER], t });
       const address = await containerAddress(id);

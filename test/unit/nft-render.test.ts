@@ -85,6 +85,10 @@ ${forward}\t\tct status dnat return
 const BASELINE = `\t\tct status dnat jump published
 `;
 
+/** A set of interface names as rendered: one element a line. */
+const interfaceSet = (name: string, names: readonly string[]): string =>
+  `\tset ${name} {\n\t\ttype ifname\n${names.length === 0 ? '' : `\t\telements = {\n${names.map((n) => `\t\t\t"${n}"`).join(',\n')}\n\t\t}\n`}\t}\n`;
+
 const HEADER = 'table inet dockwarden {}\ndelete table inet dockwarden\ntable inet dockwarden {\n';
 
 // Two containers, IPv4 and IPv6, a specific host address, udp, and a port nobody may reach.
@@ -158,30 +162,7 @@ t.test('a full table, IPv4 and IPv6', async (t) => {
 \t\t\t2001:db8:17::2 . tcp . 8443
 \t\t}
 \t}
-\tset bridges {
-\t\ttype ifname
-\t\telements = {
-\t\t\t"br-0123456789ab",
-\t\t\t"docker0"
-\t\t}
-\t}
-\tset routed4 {
-\t\ttype ifname
-\t\telements = {
-\t\t\t"br-0123456789ab"
-\t\t}
-\t}
-\tset routed6 {
-\t\ttype ifname
-\t}
-\tset otherBridges {
-\t\ttype ifname
-\t\telements = {
-\t\t\t"lxcbr0",
-\t\t\t"virbr0"
-\t\t}
-\t}
-${CHAINS(BASELINE)}}
+${interfaceSet('bridges', ['br-0123456789ab', 'docker0'])}${interfaceSet('routed4', ['br-0123456789ab'])}${interfaceSet('routed6', [])}${interfaceSet('otherBridges', ['lxcbr0', 'virbr0'])}${CHAINS(BASELINE)}}
 `);
 });
 
