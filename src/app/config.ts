@@ -13,7 +13,7 @@ import { decodeYamlBytes, parseYamlSource, reportedErrors, type SourceLocation, 
 export interface Config {
   readonly docker: { readonly socket: string; readonly timeoutMs: number };
   readonly policy: { readonly file: string };
-  readonly firewall: { readonly backend: 'auto' | 'nftables' | 'iptables'; readonly driftCheckSeconds: number };
+  readonly firewall: { readonly backend: 'auto' | 'nftables' | 'iptables'; readonly driftCheckSeconds: number; readonly otherBridges: readonly string[] };
   readonly state: { readonly dir: string };
   readonly log: { readonly level: LogLevel };
   readonly reconcile: { readonly intervalSeconds: number };
@@ -154,6 +154,17 @@ function exposedMode(file: string): string | null {
   }
 }
 
+/** Linux interface names (as `ip link` takes them), so none can reach a ruleset unchecked. */
+convict.addFormat({
+  name: 'interface-list',
+  validate(value: unknown) {
+    if (!Array.isArray(value)) throw new Error('must be a list of interface names');
+    const bad = value.filter((name) => typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,15}$/.test(name));
+    if (bad.length > 0) throw new Error(`not interface names: ${bad.map((name) => JSON.stringify(name)).join(', ')}`);
+  },
+  coerce: (value: unknown) => value,
+});
+
 convict.addFormat({
   name: 'auto-or-boolean',
   validate(value: unknown) {
@@ -183,6 +194,7 @@ const schema = {
   firewall: {
     backend: { doc: 'auto = nftables when `nft` exists, else iptables.', format: ['auto', 'nftables', 'iptables'], default: 'auto', env: 'DOCKWARDEN_FIREWALL_BACKEND' },
     driftCheckSeconds: { doc: 'How often the installed ruleset is compared with what was applied (and repaired).', format: 'positive-int', default: 30 },
+    otherBridges: { doc: "The host's own bridges, not Docker's (libvirt, LXC, a bridged LAN): left alone by the firewall, which otherwise covers every bridge.", format: 'interface-list', default: [] as string[] },
   },
   state: {
     dir: { doc: 'Where dockwarden keeps its state.', format: 'absolute-path', default: '/var/lib/dockwarden', env: 'DOCKWARDEN_STATE_DIR' },

@@ -5,6 +5,7 @@ import { connectEngine } from '../adapters/docker/engine.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
+import { bridgeOptions } from '../domain/firewall/bridge-options.js';
 import { formatPolicyError, loadPolicyFile, type PolicyResult } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
 import { actionEnforcer } from './action-enforcer.js';
@@ -14,7 +15,7 @@ import { createAlerter } from './alerts/create-alerter.js';
 import { bridgeIsolation, SPOOFING_CHECK_MS } from './bridge-setup.js';
 import type { Config } from './config.js';
 import { FirewallEnforcer } from './firewall-enforcer.js';
-import { DEFAULT_BRIDGES, readFirewallState, writeFirewallState } from './firewall-state.js';
+import { readFirewallState, startOptions, writeFirewallState } from './firewall-state.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { logEnforcer } from './log-enforcer.js';
 import { readPolicyOffLoop } from './policy-reader.js';
@@ -90,12 +91,12 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     firewall = new FirewallEnforcer(
       backend,
       log,
-      { defaultDeny: denyByDefault(policy), bridges: saved?.bridges ?? DEFAULT_BRIDGES },
-      (options) => writeFirewallState(config.state.dir, options),
+      startOptions(saved, denyByDefault(policy), config.firewall.otherBridges),
+      (options, ports) => writeFirewallState(config.state.dir, options, ports),
       (drift) => alerter.raise({ check: 'daemon.firewall-drift-repaired', severity: 'high', action: 'repaired', message: 'firewall drift repaired', details: { backend: backend.name, drift } }),
     );
-    if (await firewall.baseline()) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
-    else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the first reconcile replaces it');
+    if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
+    else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
   } catch (error) {
     log.fatal({ err: error }, 'cannot install the firewall; not starting');
     alerter.close();
@@ -160,6 +161,11 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   };
   const statusLine = (): string => `watching ${reconciler.tracked.size} containers; policy ${policy.hash.slice(0, 12)} (${policy.mode})`;
 
+  // Docker's bridges, read afresh one read at a time: a reconcile and a network event never apply an older list over a newer one.
+  let bridgesRead: Promise<void> = Promise.resolve();
+  const configureBridges = (): Promise<void> =>
+    (bridgesRead = bridgesRead.catch(() => {}).then(async () => firewall.configure(bridgeOptions(await docker.listBridges(), policy.network.exceptions))));
+
   // One reconcile at a time; a request during one runs once more after it.
   let reconciling: Promise<void> | null = null;
   const reconcile = (reason: string): Promise<void> => {
@@ -172,8 +178,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     reconciling = metrics
       .reconcile(
         (async () => {
-          await firewall.configure({ bridges: (await docker.listBridges()).map((b) => b.interfaceName) });
+          await configureBridges();
           await reconciler.reconcile();
+          await firewall.reconciled();
           await firewall.repairDrift();
           await bridge?.repairDrift();
         })(),
@@ -195,6 +202,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       onEvent: (event) => {
         metrics.dockerEvent(event.action);
         log.debug({ event: { action: event.action, id: event.id } }, 'docker event');
+        if (event.type === 'network' && (event.action === 'create' || event.action === 'destroy')) {
+          configureBridges().catch((error: unknown) => log.error({ err: error }, 'reading Docker networks failed'));
+        }
         reconciler.handleEvent(event);
       },
       onConnected: (reconnect) => {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { FirewallBackend } from '../adapters/firewall/backend.js';
 import {
   IncrementalPlan, PendingChanges, isFirewallInputError, planContainer,
-  type ContainerElements, type FirewallPlan, type PlanOptions,
+  type ContainerElements, type FirewallPlan, type PlanOptions, type PortElement,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
@@ -29,12 +29,20 @@ export class FirewallEnforcer implements Enforcer {
   private installedOptions: PlanOptions | null = null;
   private readonly jobs: Array<{ readonly verify: boolean; resolve(drift: string | null): void; reject(error: unknown): void }> = [];
   private running = false;
+  /**
+   * From `baseline` on, the ruleset found (an earlier run's) or put in (the baseline) stays as it is,
+   * nothing applied, until the start-up reconcile has judged every container (`reconciled`). A replace
+   * with only the containers judged so far would open again, under `ports.default: allow`, every
+   * restricted port not yet judged, and under `deny` the ports the baseline closes by host port.
+   */
+  private adopting = false;
 
   constructor(
     private readonly backend: FirewallBackend,
     private readonly log: Logger,
     initial: PlanOptions,
-    private readonly onOptionsChanged: (options: PlanOptions) => void = () => {},
+    /** The options changed, or the published ports in the ruleset did: what the next boot's baseline needs. */
+    private readonly onSaved: (options: PlanOptions, ports: readonly PortElement[]) => void = () => {},
     private readonly onDriftRepaired: (drift: string) => void = () => {},
   ) {
     this.options = initial;
@@ -59,29 +67,53 @@ export class FirewallEnforcer implements Enforcer {
     await this.change({ containerId: id, claims: [], endpoints: [] });
   }
 
-  /** The policy's default and Docker's bridges; a change rewrites the chains, so it is a full replace. */
+  /** The policy's default and the bridges; a change rewrites the chains, so it is a full replace. */
   async configure(change: Partial<PlanOptions>): Promise<void> {
-    const bridges = (change.bridges ?? this.options.bridges).filter((name) => {
-      if (INTERFACE_NAME.test(name)) return true;
-      this.log.error({ bridge: name }, 'Docker bridge with an unusable interface name left out of the firewall');
-      return false;
-    });
-    const next = { defaultDeny: change.defaultDeny ?? this.options.defaultDeny, bridges: [...new Set(bridges)].sort() };
+    const usable = (list: keyof typeof INTERFACE_LISTS): string[] => {
+      const names = (change[list] ?? this.options[list] ?? []).filter((name) => {
+        if (INTERFACE_NAME.test(name)) return true;
+        this.log.error({ bridge: name }, `${INTERFACE_LISTS[list]} with an unusable interface name left out of the firewall`);
+        return false;
+      });
+      return [...new Set(names)].sort();
+    };
+    const next: PlanOptions = {
+      defaultDeny: change.defaultDeny ?? this.options.defaultDeny,
+      bridges: usable('bridges'),
+      routed4: usable('routed4'),
+      routed6: usable('routed6'),
+      otherBridges: usable('otherBridges'),
+    };
     if (sameOptions(next, this.options)) return;
     this.options = next;
-    this.onOptionsChanged(next);
+    this.log.info({ firewall: next }, 'firewall options changed');
+    this.onSaved(next, this.desired.ports());
     await this.enqueue(false);
   }
 
   /**
    * Boot and start-up: when nothing of ours is installed, put in the empty plan, which already drops
-   * DNATed new connections to every container (fail-closed). An existing ruleset stays until the first
-   * flush replaces it atomically, so a restart opens nothing.
+   * DNATed new connections to every container (fail-closed), and with `ports.default: deny` closes
+   * `knownPorts` (the published ports the last run saw) by host port to everyone, which is what also
+   * closes docker-proxy's path (IPv6 clients of a container without IPv6) until they are judged. An
+   * existing ruleset stays as it is. Either stays until the start-up reconcile is done (`reconciled`),
+   * then is replaced atomically, so a restart or a reboot opens nothing.
    */
-  async baseline(): Promise<boolean> {
+  async baseline(knownPorts: readonly PortElement[] = []): Promise<boolean> {
+    this.adopting = true;
     if (await this.backend.installed()) return false;
-    await this.backend.replace(new IncrementalPlan().plan(this.options));
+    const closed = new IncrementalPlan();
+    if (this.options.defaultDeny) closed.set({ containerId: 'baseline', claims: knownPorts.map((p) => ({ ...p, sources: [] })), endpoints: [] });
+    await this.backend.replace(closed.plan(this.options));
     return true;
+  }
+
+  /** Every container has been judged (the start-up reconcile is done): the ruleset of `baseline` is replaced now. */
+  async reconciled(): Promise<void> {
+    if (!this.adopting) return;
+    this.adopting = false;
+    await this.enqueue(false);
+    this.log.info({ firewall: { backend: this.backend.name } }, 'start-up ruleset replaced after the start-up reconcile');
   }
 
   /**
@@ -128,6 +160,7 @@ export class FirewallEnforcer implements Enforcer {
   }
 
   private async verify(): Promise<string | null> {
+    if (this.adopting) return null; // the earlier run's ruleset is not ours to compare yet
     const drift = await this.backend.drift(this.desired.plan(this.installedOptions ?? this.options));
     if (!drift) return null;
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
@@ -138,11 +171,13 @@ export class FirewallEnforcer implements Enforcer {
   }
 
   private async flush(): Promise<void> {
+    if (this.adopting) return;
     if (this.installedOptions && sameOptions(this.installedOptions, this.options)) {
       if (this.pending.empty) return;
       const diff = this.pending.take();
       try {
         await this.backend.update(diff, () => this.desired.plan(this.options));
+        if (diff.add.ports.length + diff.delete.ports.length > 0) this.onSaved(this.options, this.desired.ports());
         return;
       } catch (error) {
         this.log.warn({ firewall: { backend: this.backend.name }, err: error }, 'firewall update failed; replacing the whole ruleset');
@@ -153,8 +188,10 @@ export class FirewallEnforcer implements Enforcer {
       const options = this.options;
       this.pending.clear(); // the replace installs everything desired up to this moment
       try {
-        await this.backend.replace(this.desired.plan(options));
+        const plan = this.desired.plan(options);
+        await this.backend.replace(plan);
         this.installedOptions = options;
+        this.onSaved(options, plan.ports);
         return;
       } catch (error) {
         const delay = RETRY_DELAYS_MS[attempt];
@@ -166,7 +203,11 @@ export class FirewallEnforcer implements Enforcer {
   }
 }
 
-const sameOptions = (a: PlanOptions, b: PlanOptions): boolean => a.defaultDeny === b.defaultDeny && a.bridges.join() === b.bridges.join();
+/** The interface lists of the options, and what the log calls an entry. */
+const INTERFACE_LISTS = { bridges: 'Docker bridge', routed4: 'routed bridge', routed6: 'routed bridge', otherBridges: 'other bridge' } as const;
+
+const sameOptions = (a: PlanOptions, b: PlanOptions): boolean =>
+  a.defaultDeny === b.defaultDeny && (Object.keys(INTERFACE_LISTS) as Array<keyof typeof INTERFACE_LISTS>).every((list) => (a[list] ?? []).join() === (b[list] ?? []).join());
 
 function countWhile<T>(items: readonly T[], test: (item: T) => boolean): number {
   const stop = items.findIndex((item) => !test(item));

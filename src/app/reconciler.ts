@@ -29,6 +29,8 @@ export interface Enforcer {
  */
 const IRRELEVANT_ACTIONS: ReadonlySet<string> = new Set(['exec_create', 'exec_die', 'exec_detach', 'health_status', 'attach', 'resize', 'top', 'export', 'copy', 'archive-path', 'extract-to-dir']);
 
+const CONTAINER_ID = /^[0-9a-f]{64}$/;
+
 /**
  * Keeps `tracked` equal to what the engine runs, judged under the current policy. Every path, an
  * event, a reconcile, a reload, ends in `sync(id)`: inspect now, evaluate, apply. Events are only a
@@ -45,6 +47,14 @@ export class Reconciler {
   ) {}
 
   handleEvent(event: DockerEvent): void {
+    if (event.type === 'network') {
+      // A container joined or left a network: its addresses changed. The attribute is only a hint (the inspect is the truth).
+      const id = event.attributes.container;
+      if ((event.action === 'connect' || event.action === 'disconnect') && id !== undefined && CONTAINER_ID.test(id)) {
+        void this.queue.push(id, 'sync', () => this.sync(id));
+      }
+      return;
+    }
     if (event.type !== 'container' || IRRELEVANT_ACTIONS.has(event.action)) return;
     // Untrusted: a container label named `execID` replaces dockerd's value; readFacts uses it only
     // when the container has no such label, and only for an exec of this container.

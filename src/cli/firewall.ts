@@ -3,7 +3,7 @@ import { nftBridgeFilter } from '../adapters/nftables/bridge-backend.js';
 import type { Config } from '../app/config.js';
 import { FirewallEnforcer } from '../app/firewall-enforcer.js';
 import { createLogger } from '../app/logger.js';
-import { DEFAULT_BRIDGES, readFirewallState } from '../app/firewall-state.js';
+import { readFirewallState, startOptions } from '../app/firewall-state.js';
 import { policyOrReport } from './policy-or-report.js';
 
 /** `dockwarden firewall show | baseline | remove`. */
@@ -30,8 +30,8 @@ export async function firewallCommand(config: Config, action: string): Promise<n
       const policy = policyOrReport(config.policy.file);
       const saved = readFirewallState(config.state.dir);
       const defaultDeny = policy ? policy.ports.default === 'deny' : (saved?.defaultDeny ?? true);
-      const enforcer = new FirewallEnforcer(backend, createLogger(config.log.level, process.stderr), { defaultDeny, bridges: saved?.bridges ?? DEFAULT_BRIDGES });
-      const installed = await enforcer.baseline();
+      const enforcer = new FirewallEnforcer(backend, createLogger(config.log.level, process.stderr), startOptions(saved, defaultDeny, config.firewall.otherBridges));
+      const installed = await enforcer.baseline(saved?.ports);
       process.stdout.write(
         installed
           ? `dockwarden: ${backend.name} baseline installed (${defaultDeny ? 'new connections to unjudged published ports are dropped' : 'ports.default is allow: nothing is dropped'})\n`

@@ -3,6 +3,7 @@ import { selectBackend } from '../adapters/firewall/select.js';
 import type { Config } from '../app/config.js';
 import { latestByPath, readRelabelRecords, type RelabelRecord } from '../app/relabel-record.js';
 import { evaluate } from '../domain/evaluate.js';
+import { bridgeOptions } from '../domain/firewall/bridge-options.js';
 import { planAll, planContainer, type ContainerElements } from '../domain/firewall/plan.js';
 import { portLabel } from '../domain/port-label.js';
 import { policyOrReport } from './policy-or-report.js';
@@ -47,8 +48,8 @@ export async function statusCommand(config: Config, json: boolean): Promise<numb
       })),
     });
   }
-  const bridges = (await docker.listBridges()).map((b) => b.interfaceName);
-  const drift = await backend.drift(planAll(elements, { defaultDeny: policy.ports.default === 'deny', bridges }));
+  const bridges = bridgeOptions(await docker.listBridges(), policy.network.exceptions);
+  const drift = await backend.drift(planAll(elements, { defaultDeny: policy.ports.default === 'deny', ...bridges, otherBridges: config.firewall.otherBridges }));
   const relabels = latestByPath(readRelabelRecords(config.state.dir));
   const report: StatusReport = { firewall: { backend: backend.name, inSync: drift === null, drift }, containers, relabels };
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));

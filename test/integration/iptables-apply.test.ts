@@ -118,7 +118,8 @@ for (const variant of VARIANTS) {
       await backend.replace(BASE);
       await backend.update({ add: OTHER, delete: BASE }, () => OTHER);
       t.same(await chainOf(options, 4), renderRules(OTHER, 4));
-      t.same(await chainOf(options, 6), [], 'IPv6: nothing left to judge, no baseline');
+      t.same(await chainOf(options, 6), renderRules(OTHER, 6), 'IPv6: nothing left to judge, no baseline: only direct routing is dropped');
+      t.ok(renderRules(OTHER, 6).every((rule) => rule.includes('-m conntrack --ctstate NEW')), 'and that only for new connections');
       t.equal(await backend.drift(OTHER), null);
       t.equal(await backend.drift(BASE), 'rules in DOCKWARDEN (IPv4) differ from what dockwarden applied; ' +
         'rules in DOCKWARDEN (IPv6) differ from what dockwarden applied', 'drift against a plan that is not installed');
@@ -188,7 +189,7 @@ for (const variant of VARIANTS) {
       const backend = iptablesBackend(options);
       await backend.replace(OTHER);
       t.equal(await backend.show(), `# IPv4: iptables -S DOCKWARDEN\n-N DOCKWARDEN\n${renderRules(OTHER, 4).join('\n')}\n` +
-        '# IPv6: ip6tables -S DOCKWARDEN\n-N DOCKWARDEN\n');
+        `# IPv6: ip6tables -S DOCKWARDEN\n-N DOCKWARDEN\n${renderRules(OTHER, 6).join('\n')}\n`);
       ipt(name, variant, 4, '-A', 'DOCKER-USER', '-j', 'DOCKWARDEN');
 
       await backend.remove();

@@ -2,18 +2,15 @@ import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { CLI, spawnDaemon, type DaemonProcess } from '../helpers/daemon.js';
-import { docker, DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
-import { createClient, HOST_ADDR, type NetnsClient } from '../helpers/netns.js';
+import type { DaemonProcess } from '../helpers/daemon.js';
+import { runContainer } from '../helpers/docker.js';
+import { addIpv6, BACKENDS, bridgeNetwork, cleanSlate, dockwarden, firewallDaemon, GOOD6, HOST6, OTHER6, type Backend } from '../helpers/firewall-lab.js';
+import { createClient, HOST_ADDR } from '../helpers/netns.js';
 import { eventuallyReaches, holdConnection, reaches } from '../helpers/probe.js';
 
 const TEST_ENV = resolve(import.meta.dirname, '../../scripts/test-env.sh');
 const GOOD = '198.51.100.10';
 const OTHER = '198.51.100.11';
-// IPv6 documentation prefix (RFC 3849): on no route of this machine.
-const HOST6 = '2001:db8:dd::1';
-const GOOD6 = '2001:db8:dd::10';
-const OTHER6 = '2001:db8:dd::11';
 
 const policy = (goodSources: string) => `version: 1
 sources:
@@ -30,56 +27,17 @@ ports:
     - { name: v6, match: { port: 18107/tcp }, allow: ["${GOOD6}"] }
 `;
 
-const BACKENDS = ['nftables', 'iptables'] as const;
-type Backend = (typeof BACKENDS)[number];
-
-const dockwarden = (backend: Backend, ...args: string[]) =>
-  execFileSync(process.execPath, [CLI, ...args], { env: { ...process.env, DOCKWARDEN_FIREWALL_BACKEND: backend }, encoding: 'utf8' });
-const removeFirewall = () => BACKENDS.forEach((backend) => dockwarden(backend, 'firewall', 'remove'));
-
-/** Gives the client namespace IPv6: the host end HOST6, the client GOOD6 and OTHER6 (no DAD wait). */
-function addIpv6(client: NetnsClient): void {
-  execFileSync('ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', client.hostVeth, 'nodad']);
-  for (const addr of [GOOD6, OTHER6]) execFileSync('ip', ['-n', client.name, '-6', 'addr', 'add', `${addr}/64`, 'dev', client.clientVeth, 'nodad']);
-}
-
-/** A user-defined bridge network (its bridge is `br-<id>`), removed with the test. */
-async function userNetwork(t: Test, name: string): Promise<void> {
-  await docker.getNetwork(name).remove().catch(() => {});
-  await docker.createNetwork({ Name: name, Driver: 'bridge' });
-  t.teardown(async () => {
-    await removeTestContainers();
-    await docker.getNetwork(name).remove().catch(() => {});
-  });
-}
-
 for (const backend of BACKENDS) t.test(`${backend} backend`, async (t) => scenarios(t, backend));
 
 function scenarios(t: Test, backend: Backend): void {
-function daemon(t: Test): DaemonProcess {
-  const d = spawnDaemon({
-    policy: policy(GOOD),
-    dockerSocket: DOCKER_SOCKET,
-    extraConfig: `firewall:\n  backend: ${backend}\n  driftCheckSeconds: 1`,
-  });
-  t.teardown(() => d.stop('SIGKILL'));
-  return d;
-}
-
-t.beforeEach(async () => {
-  await removeTestContainers();
-  removeFirewall();
-});
-t.teardown(async () => {
-  await removeTestContainers();
-  removeFirewall();
-});
+const daemon = (t: Test): DaemonProcess => firewallDaemon(t, backend, policy(GOOD));
+cleanSlate(t);
 
 t.test('published ports admit exactly the sources the policy allows', async (t) => {
   const client = createClient({ addrs: [GOOD, OTHER], t });
   addIpv6(client);
   await runContainer({ publish: ['18100:80/tcp', '18101:80/tcp', '18102:80/tcp', `${HOST_ADDR}:18105:80/tcp`, '18107:80/tcp'] });
-  await userNetwork(t, 'dw-ports-net');
+  await bridgeNetwork(t, 'dw-ports-net');
   await runContainer({ publish: ['18106:80/tcp'], hostConfig: { NetworkMode: 'dw-ports-net' } });
   const d = daemon(t);
   await d.waitForLog((l) => l.msg === 'reconciled');

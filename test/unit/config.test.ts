@@ -209,3 +209,11 @@ t.test('a webhook secretFile open to group or others is refused, located at its 
   ]);
   t.equal(loadConfig(config('private.secret'), {}).alerts.webhooks[0]?.secretFile, `${dir}/private.secret`);
 });
+
+t.test('firewall.otherBridges: interface names only, nothing a ruleset could not take', async (t) => {
+  t.same(loadConfig(configFile(t, 'firewall:\n  otherBridges: [virbr0, lxcbr0]\n'), {}).firewall.otherBridges, ['virbr0', 'lxcbr0']);
+  t.same(loadConfig(configFile(t, ''), {}).firewall.otherBridges, [], 'none by default');
+  const errors = errorsOf(() => loadConfig(configFile(t, 'firewall:\n  otherBridges: [virbr0, "br0\\" ; flush ruleset", toolong-interface0]\n'), {}));
+  t.match(errors.join('\n'), /firewall\.otherBridges: not interface names: "br0\\" ; flush ruleset", "toolong-interface0"/);
+  t.match(errorsOf(() => loadConfig(configFile(t, 'firewall:\n  otherBridges: virbr0\n'), {})).join('\n'), /must be a list of interface names/);
+});

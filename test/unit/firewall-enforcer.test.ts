@@ -149,3 +149,48 @@ t.test('the baseline goes in only when nothing of ours is installed', async (t) 
   t.same(backend.installedPlan()?.ports, []);
   t.equal(await enforcer.baseline(), false);
 });
+
+t.test('over a ruleset of an earlier run: nothing is applied until the start-up reconcile has judged every container', async (t) => {
+  const { backend, enforcer, lines } = setup();
+  const earlier = new FaultInjectingBackend();
+  await new FirewallEnforcer(earlier, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }).apply(tracked('a'));
+  backend.kernel = earlier.kernel;
+  t.equal(await enforcer.baseline(), false, 'the earlier ruleset is adopted');
+  await enforcer.apply(tracked('b', 8081));
+  await enforcer.configure({ bridges: ['docker0', 'br-0123456789ab'] });
+  t.equal(await enforcer.repairDrift(), null, 'a drift check meanwhile is no drift');
+  t.same(backend.calls, [], 'and the earlier ruleset stays exactly as it was');
+  await enforcer.apply(tracked('a'));
+  await enforcer.reconciled();
+  t.same(backend.calls, ['replace 1'], 'every container judged: one replace (one allowed source in all)');
+  t.same(backend.kernel, enforcer.plan());
+  t.ok(lines.some((l) => l.msg === 'start-up ruleset replaced after the start-up reconcile'));
+  await enforcer.reconciled();
+  await enforcer.apply(tracked('c', 8082));
+  t.same(backend.calls, ['replace 1', 'update +0 -0'], 'from then on, changes as usual: an element update');
+});
+
+t.test('a baseline on an empty kernel closes the ports the last run saw, until every container is judged', async (t) => {
+  const { backend, enforcer } = setup();
+  const known = tracked('a').facts;
+  const earlier = new FaultInjectingBackend();
+  const saved: unknown[] = [];
+  const last = new FirewallEnforcer(earlier, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, (_options, ports) => saved.push(ports));
+  await last.apply({ facts: known, decision: evaluate(policy, known) });
+  const ports = earlier.kernel!.ports;
+  t.same(saved.at(-1), ports, 'the published ports are saved after each change of them');
+
+  t.equal(await enforcer.baseline(ports), true);
+  t.same(backend.kernel!.ports, ports, 'the baseline holds them');
+  t.same(backend.kernel!.allows, [], 'with no source allowed');
+  await enforcer.apply(tracked('b', 8081));
+  t.same(backend.calls, ['replace 0'], 'nothing else until the start-up reconcile is done');
+  await enforcer.reconciled();
+  t.same(backend.calls, ['replace 0', 'replace 0']);
+  t.same(backend.kernel, enforcer.plan(), 'then the judged plan replaces it');
+
+  const allowBackend = new FaultInjectingBackend();
+  const allowing = new FirewallEnforcer(allowBackend, pino({ level: 'silent' }), { defaultDeny: false, bridges: [] });
+  await allowing.baseline(ports);
+  t.same(allowBackend.kernel!.ports, [], 'under ports.default: allow an unjudged port is open, so nothing is closed');
+});

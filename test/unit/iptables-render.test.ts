@@ -8,7 +8,7 @@ import type { Cidr } from '../../src/domain/policy/model.js';
 import { makeFacts } from '../helpers/facts.js';
 
 const block = (text: string): Cidr => parseCidr(text)!;
-const NONE: FirewallElements = { ports: [], allows: [], endpoints: [], bridges: [] };
+const NONE: Omit<FirewallPlan, 'defaultDeny'> = { ports: [], allows: [], endpoints: [], bridges: [], routed4: [], routed6: [], otherBridges: [] };
 const JUMP_OK: UserChainState = { exists: true, jumps: 1, jumpFirst: true };
 
 // Two containers, IPv4 and IPv6, a specific host address, udp and sctp, and a port nobody may reach.
@@ -39,13 +39,21 @@ const BASELINE = `-A DOCKWARDEN -o br-0123456789ab -m conntrack --ctstate NEW -m
 -A DOCKWARDEN -o docker0 -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP
 -A DOCKWARDEN -o br-+ -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP
 `;
+// Direct routing: new connections out to a Docker bridge, neither DNATed nor from a Docker bridge.
+const DIRECT = `-A DOCKWARDEN -i br-0123456789ab -m conntrack --ctstate NEW -j RETURN
+-A DOCKWARDEN -i docker0 -m conntrack --ctstate NEW -j RETURN
+-A DOCKWARDEN -i br-+ -m conntrack --ctstate NEW -j RETURN
+-A DOCKWARDEN -o br-0123456789ab -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP
+-A DOCKWARDEN -o docker0 -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP
+-A DOCKWARDEN -o br-+ -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP
+`;
 
 t.test('IPv4: per port its sources then a drop; then the fail-closed baseline', async (t) => {
   t.equal(renderRestore(PLAN, 4), `*filter
 :DOCKWARDEN - [0:0]
 ${PORTS4}-A DOCKWARDEN -d 172.17.0.2/32 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT -j RETURN
 -A DOCKWARDEN -d 172.18.0.3/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -j RETURN
-${BASELINE}COMMIT
+${BASELINE}${DIRECT}COMMIT
 `);
 });
 
@@ -57,29 +65,52 @@ t.test('IPv6: only IPv6 elements; the bridges again', async (t) => {
 -A DOCKWARDEN -s fd00::7/128 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -j RETURN
 -A DOCKWARDEN -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -j DROP
 -A DOCKWARDEN -d 2001:db8:17::2/128 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT -j RETURN
-${BASELINE}COMMIT
+${BASELINE}${DIRECT}COMMIT
 `);
 });
 
-t.test('ports.default allow: no endpoints, no baseline', async (t) => {
-  t.equal(renderRestore({ ...PLAN, defaultDeny: false }, 4), `*filter\n:DOCKWARDEN - [0:0]\n${PORTS4}COMMIT\n`);
-  t.equal(renderRestore({ ...NONE, defaultDeny: false }, 6), '*filter\n:DOCKWARDEN - [0:0]\nCOMMIT\n', 'an empty chain');
-  t.same(renderRules({ ...NONE, defaultDeny: true }, 4), BASELINE.trimEnd().split('\n').slice(2), 'empty, deny: only br-+');
+t.test('ports.default allow: no endpoints, no baseline; direct routing is dropped all the same', async (t) => {
+  t.equal(renderRestore({ ...PLAN, defaultDeny: false }, 4), `*filter\n:DOCKWARDEN - [0:0]\n${PORTS4}${DIRECT}COMMIT\n`);
+  t.same(renderRules({ ...NONE, defaultDeny: false }, 6), [
+    '-A DOCKWARDEN -i br-+ -m conntrack --ctstate NEW -j RETURN',
+    '-A DOCKWARDEN -o br-+ -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP',
+  ], 'empty, allow: only br-+');
+  t.same(renderRules({ ...NONE, defaultDeny: true }, 4).slice(0, 1), BASELINE.trimEnd().split('\n').slice(2), 'empty, deny: only br-+');
+});
+
+t.test('routed bridges (per family) and other bridges are let through, before any drop', async (t) => {
+  const plan: FirewallPlan = { ...NONE, defaultDeny: true, bridges: ['docker0'], routed4: ['docker0'], routed6: ['br-0123456789ab'], otherBridges: ['virbr0'] };
+  t.same(renderRules(plan, 4), [
+    '-A DOCKWARDEN -o virbr0 -j RETURN',
+    '-A DOCKWARDEN -o docker0 -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP',
+    '-A DOCKWARDEN -o br-+ -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP',
+    '-A DOCKWARDEN -i docker0 -m conntrack --ctstate NEW -j RETURN',
+    '-A DOCKWARDEN -i br-+ -m conntrack --ctstate NEW -j RETURN',
+    '-A DOCKWARDEN -o docker0 -j RETURN',
+    '-A DOCKWARDEN -o docker0 -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP',
+    '-A DOCKWARDEN -o br-+ -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP',
+  ]);
+  t.match(renderRules(plan, 6), ['-A DOCKWARDEN -o virbr0 -j RETURN'], 'IPv6: the same other bridge');
+  t.ok(renderRules(plan, 6).includes('-A DOCKWARDEN -o br-0123456789ab -j RETURN'), 'and its own routed bridge');
+  t.notOk(renderRules(plan, 6).includes('-A DOCKWARDEN -o docker0 -j RETURN'), 'not the IPv4 one');
+  t.throws(() => renderRules({ ...plan, otherBridges: ['virbr0\n-F DOCKER-USER'] }, 4), /refusing to render interface name/);
+  t.throws(() => renderRules({ ...plan, routed4: ['br+'] }, 4), /refusing to render interface name/);
 });
 
 t.test('the jump from DOCKER-USER is repaired in the same commit', async (t) => {
   const empty: FirewallPlan = { ...NONE, defaultDeny: false };
   const restore = (userChain: UserChainState) => renderRestore(empty, 4, userChain);
-  t.equal(restore(JUMP_OK), '*filter\n:DOCKWARDEN - [0:0]\nCOMMIT\n', 'exactly one jump, first: nothing to do');
+  const rules = renderRules(empty, 4).join('\n');
+  t.equal(restore(JUMP_OK), `*filter\n:DOCKWARDEN - [0:0]\n${rules}\nCOMMIT\n`, 'exactly one jump, first: nothing to do');
   t.equal(restore({ exists: false, jumps: 0, jumpFirst: false }),
-    '*filter\n:DOCKWARDEN - [0:0]\n-N DOCKER-USER\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n', 'Docker has not created DOCKER-USER yet');
+    `*filter\n:DOCKWARDEN - [0:0]\n${rules}\n-N DOCKER-USER\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'Docker has not created DOCKER-USER yet');
   t.equal(restore({ exists: true, jumps: 0, jumpFirst: false }),
-    '*filter\n:DOCKWARDEN - [0:0]\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n', 'no jump');
+    `*filter\n:DOCKWARDEN - [0:0]\n${rules}\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'no jump');
   t.equal(restore({ exists: true, jumps: 2, jumpFirst: true }),
-    '*filter\n:DOCKWARDEN - [0:0]\n-D DOCKER-USER -j DOCKWARDEN\n-D DOCKER-USER -j DOCKWARDEN\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n',
+    `*filter\n:DOCKWARDEN - [0:0]\n${rules}\n-D DOCKER-USER -j DOCKWARDEN\n-D DOCKER-USER -j DOCKWARDEN\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`,
     'two jumps: both out, one in at the top');
   t.equal(restore({ exists: true, jumps: 1, jumpFirst: false }),
-    '*filter\n:DOCKWARDEN - [0:0]\n-D DOCKER-USER -j DOCKWARDEN\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n', 'one jump, not first');
+    `*filter\n:DOCKWARDEN - [0:0]\n${rules}\n-D DOCKER-USER -j DOCKWARDEN\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'one jump, not first');
 });
 
 t.test('removal: every jump, then the chain; DOCKER-USER stays', async (t) => {

@@ -9,7 +9,7 @@ import type { Cidr } from '../../src/domain/policy/model.js';
 import { makeFacts } from '../helpers/facts.js';
 
 const block = (text: string): Cidr => parseCidr(text)!;
-const NONE: FirewallElements = { ports: [], allows: [], endpoints: [], bridges: [] };
+const NONE: Omit<FirewallPlan, 'defaultDeny'> = { ports: [], allows: [], endpoints: [], bridges: [], routed4: [], routed6: [], otherBridges: [] };
 
 const SETS_EMPTY = `\tset ports4 {
 \t\ttype ipv4_addr . inet_proto . inet_service
@@ -36,6 +36,15 @@ const SETS_EMPTY = `\tset ports4 {
 \tset bridges {
 \t\ttype ifname
 \t}
+\tset routed4 {
+\t\ttype ifname
+\t}
+\tset routed6 {
+\t\ttype ifname
+\t}
+\tset otherBridges {
+\t\ttype ifname
+\t}
 `;
 
 const CHAINS = (forward: string) => `\tchain prerouting {
@@ -53,7 +62,19 @@ const CHAINS = (forward: string) => `\tchain prerouting {
 \t}
 \tchain forward {
 \t\ttype filter hook forward priority -1; policy accept;
-${forward}\t}
+\t\tct state new oifname @bridges goto bridged
+\t\tct state new oifname "br-*" goto bridged
+\t\tct state new meta oifkind "bridge" oifname != @otherBridges goto bridged
+\t}
+\tchain bridged {
+${forward}\t\tct status dnat return
+\t\tiifname @bridges return
+\t\tiifname "br-*" return
+\t\tmeta iifkind "bridge" iifname != @otherBridges return
+\t\tmeta nfproto ipv4 oifname @routed4 return
+\t\tmeta nfproto ipv6 oifname @routed6 return
+\t\tcounter drop
+\t}
 \tchain published {
 \t\tip daddr . meta l4proto . th dport @endpoints4 return
 \t\tip6 daddr . meta l4proto . th dport @endpoints6 return
@@ -61,9 +82,12 @@ ${forward}\t}
 \t}
 `;
 
-const BASELINE = `\t\tct state new ct status dnat oifname @bridges jump published
-\t\tct state new ct status dnat oifname "br-*" jump published
+const BASELINE = `\t\tct status dnat jump published
 `;
+
+/** A set of interface names as rendered: one element a line. */
+const interfaceSet = (name: string, names: readonly string[]): string =>
+  `\tset ${name} {\n\t\ttype ifname\n${names.length === 0 ? '' : `\t\telements = {\n${names.map((n) => `\t\t\t"${n}"`).join(',\n')}\n\t\t}\n`}\t}\n`;
 
 const HEADER = 'table inet dockwarden {}\ndelete table inet dockwarden\ntable inet dockwarden {\n';
 
@@ -94,7 +118,7 @@ t.test('an empty table, ports.default deny: the fail-closed baseline', async (t)
 });
 
 t.test('a full table, IPv4 and IPv6', async (t) => {
-  t.equal(renderTable(PLAN), `${HEADER}\tset ports4 {
+  t.equal(renderTable({ ...PLAN, routed4: ['br-0123456789ab'], otherBridges: ['lxcbr0', 'virbr0'] }), `${HEADER}\tset ports4 {
 \t\ttype ipv4_addr . inet_proto . inet_service
 \t\tflags interval
 \t\telements = {
@@ -138,14 +162,7 @@ t.test('a full table, IPv4 and IPv6', async (t) => {
 \t\t\t2001:db8:17::2 . tcp . 8443
 \t\t}
 \t}
-\tset bridges {
-\t\ttype ifname
-\t\telements = {
-\t\t\t"br-0123456789ab",
-\t\t\t"docker0"
-\t\t}
-\t}
-${CHAINS(BASELINE)}}
+${interfaceSet('bridges', ['br-0123456789ab', 'docker0'])}${interfaceSet('routed4', ['br-0123456789ab'])}${interfaceSet('routed6', [])}${interfaceSet('otherBridges', ['lxcbr0', 'virbr0'])}${CHAINS(BASELINE)}}
 `);
 });
 
@@ -230,6 +247,9 @@ t.test('values that are not canonical and typed are refused before any text is p
   bad('interface name over 15 characters', { bridges: ['br-0123456789abc'] }, /interface name "br-0123456789abc"/);
   bad('empty interface name', { bridges: [''] }, /interface name ""/);
   bad('interface name with a space', { bridges: ['br 0'] }, /interface name/);
+  // Plan-wide lists, which only a whole table carries.
+  t.throws(() => renderTable({ ...NONE, defaultDeny: true, routed6: ['br0" ; flush ruleset'] }), /refusing to render interface name/, 'quote in a routed bridge');
+  t.throws(() => renderTable({ ...NONE, defaultDeny: true, otherBridges: ['virbr0 }'] }), /refusing to render interface name/, 'brace in an other bridge');
   for (const value of [0, 65536, 1.5, Number.NaN]) bad(`port ${value}`, { ports: [{ ...port, port: value }] }, /refusing to render port/);
   bad('protocol outside the enum', { ports: [{ ...port, proto: 'tcp . 1' as never }] }, /refusing to render protocol "tcp \. 1"/);
   bad('host bits set', { allows: [{ ...allow, source: cidr({ address: '198.51.100.7', text: '198.51.100.7/24' }) }] }, /IPv4 block/);

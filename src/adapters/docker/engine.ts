@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import type { ContainerFacts } from '../../domain/facts.js';
+import type { DockerBridge } from '../../domain/firewall/bridge-options.js';
 import type { CreateLookups, VolumeInfo } from '../../domain/gate/create-inspect.js';
 import type { ContainerInspect } from './facts.js';
 import { factsFromInspect, orNullIfMissing, readFacts, resolveSources, type ImageCache } from './read-facts.js';
@@ -29,7 +30,7 @@ export interface DockerEngine {
   dataRoot(): Promise<string>;
   /** The host paths (symlinks resolved) each running container mounts, by container id. */
   runningMounts(): Promise<Map<string, string[]>>;
-  /** The container event stream from `sinceNano` (replay is best effort: dockerd keeps only 256 events). */
+  /** The container and network event stream from `sinceNano` (replay is best effort: dockerd keeps only 256 events). */
   subscribe(sinceNano: bigint | null): Promise<NodeJS.ReadableStream>;
   /** The gate's look-ups: null when the engine has no such thing. */
   inspectImage(reference: string): Promise<CreateLookups['image']>;
@@ -39,7 +40,7 @@ export interface DockerEngine {
   factsOf(inspect: ContainerInspect): Promise<ContainerFacts>;
 }
 
-export interface BridgeNetwork {
+export interface BridgeNetwork extends DockerBridge {
   readonly id: string;
   readonly name: string;
   /** The Linux bridge: `com.docker.network.bridge.name`, else dockerd's `br-<id12>`. */
@@ -87,6 +88,9 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
         id: n.Id,
         name: n.Name,
         interfaceName: n.Options?.['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`,
+        // Docker 27.1 and later; older engines keep the option without acting on it (the admin said routed).
+        routed4: n.Options?.['com.docker.network.bridge.gateway_mode_ipv4'] === 'routed',
+        routed6: n.Options?.['com.docker.network.bridge.gateway_mode_ipv6'] === 'routed',
       }));
     },
     async dataRoot() {
@@ -101,7 +105,8 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
     },
     async subscribe(sinceNano) {
       return events.getEvents({
-        filters: { type: ['container'] },
+        // Networks too: a new bridge or a container joining one changes what the firewall must cover.
+        filters: { type: ['container', 'network'] },
         // Fractional seconds: dockerd parses `since` as `seconds[.fraction]`.
         ...(sinceNano === null ? {} : { since: Number(sinceNano) / 1e9 }),
       });

@@ -11,7 +11,7 @@
  */
 import type { Family, FirewallPlan, PortElement } from '../../domain/firewall/plan.js';
 import type { Cidr } from '../../domain/policy/model.js';
-import { assertRenderable, family as checkedFamily } from '../firewall/safe-values.js';
+import { assertRenderable, family as checkedFamily, ifname } from '../firewall/safe-values.js';
 
 export const CHAIN = 'DOCKWARDEN';
 export const USER_CHAIN = 'DOCKER-USER';
@@ -31,6 +31,10 @@ export interface UserChainState {
  * The chain's rules, in order: per port element its allowed sources (RETURN) then a DROP; with
  * `defaultDeny`, the judged endpoints (RETURN), then a DROP of new DNATed connections out of any
  * Docker bridge. Judged by the original destination, so the host port an admin sees in `docker ps`.
+ * Last, direct routing: a new connection out to a Docker bridge that was not DNATed and did not come
+ * from a Docker bridge was routed straight to a container address, past every rule above (Docker
+ * before 28 lets it through): dropped unless that bridge is routed for the family. iptables matches
+ * interfaces by name only: a bridge with a custom name is covered once dockwarden has seen it.
  */
 export function renderRules(plan: FirewallPlan, family: Family): string[] {
   assertRenderable(plan);
@@ -54,11 +58,17 @@ export function renderRules(plan: FirewallPlan, family: Family): string[] {
     for (const e of plan.endpoints.filter((e) => e.addr.family === family)) {
       rules.push(`-A ${CHAIN} -d ${e.addr.text}/${family === 4 ? 32 : 128} -p ${e.proto} -m ${e.proto} --dport ${e.port} -m conntrack --ctstate DNAT -j RETURN`);
     }
-    // Two conntrack matches, not `--ctstate NEW,DNAT`, which would mean NEW or DNAT. `br-+` is iptables' wildcard.
-    for (const bridge of [...plan.bridges, 'br-+']) {
-      rules.push(`-A ${CHAIN} -o ${bridge} -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP`);
-    }
   }
+  // Every rule from here on only drops or ends the chain for traffic no rule above has judged.
+  for (const other of plan.otherBridges) rules.push(`-A ${CHAIN} -o ${ifname(other)} -j RETURN`);
+  const bridges = [...plan.bridges, 'br-+'];
+  if (plan.defaultDeny) {
+    // Two conntrack matches, not `--ctstate NEW,DNAT`, which would mean NEW or DNAT. `br-+` is iptables' wildcard.
+    for (const bridge of bridges) rules.push(`-A ${CHAIN} -o ${bridge} -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP`);
+  }
+  for (const bridge of bridges) rules.push(`-A ${CHAIN} -i ${bridge} -m conntrack --ctstate NEW -j RETURN`);
+  for (const routed of family === 4 ? plan.routed4 : plan.routed6) rules.push(`-A ${CHAIN} -o ${ifname(routed)} -j RETURN`);
+  for (const bridge of bridges) rules.push(`-A ${CHAIN} -o ${bridge} -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP`);
   return rules;
 }
 

@@ -3,6 +3,9 @@ import type { FirewallBackend } from '../firewall/backend.js';
 import { listTable, runNft, showTable, type NftOptions } from './nft.js';
 import { renderElementChanges, renderRemoval, renderTable } from './render.js';
 
+/** Plan-wide interface lists, which change only by a replace (like `defaultDeny`). */
+const INTERFACE_LISTS = ['routed4', 'routed6', 'otherBridges'] as const;
+
 /**
  * `table inet dockwarden`: a constant set of chains, containers only in set elements. A container
  * start or stop is one small element transaction; everything else is an atomic table replace.
@@ -29,6 +32,7 @@ export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
       const diff = diffElements(installed.plan, expected);
       if (!isEmpty(diff.add) || !isEmpty(diff.delete)) return 'set elements differ from what dockwarden applied';
       if (installed.plan.defaultDeny !== expected.defaultDeny) return 'the fail-closed baseline differs from the policy';
+      if (INTERFACE_LISTS.some((list) => installed.plan[list].toSorted().join() !== expected[list].join())) return 'routed or other bridges differ from what dockwarden applied';
       if (lastSkeleton?.defaultDeny === expected.defaultDeny && lastSkeleton.skeleton !== installed.skeleton) return 'chains or rules were edited';
       return null;
     },

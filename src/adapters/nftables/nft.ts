@@ -94,7 +94,7 @@ export async function listOrNull(args: readonly string[], options: NftOptions = 
 
 /** Whether nft runs here and the kernel accepts our table (concatenated interval sets, fib, ct status). */
 export function nftAvailable(options: NftOptions = {}): Promise<boolean> {
-  const empty: FirewallPlan = { ports: [], allows: [], endpoints: [], bridges: [], defaultDeny: true };
+  const empty: FirewallPlan = { ports: [], allows: [], endpoints: [], bridges: [], defaultDeny: true, routed4: [], routed6: [], otherBridges: [] };
   return nftAccepts(renderTable(empty), options);
 }
 
@@ -148,7 +148,7 @@ function parseTable(json: Json): InstalledTable {
   const ports: PortElement[] = [];
   const allows: AllowElement[] = [];
   const endpoints: EndpointElement[] = [];
-  const bridges: string[] = [];
+  const interfaces: Record<InterfaceSet, string[]> = { bridges: [], routed4: [], routed6: [], otherBridges: [] };
   const foreign: string[] = [];
   const skeleton: Json[] = [];
   let defaultDeny = false;
@@ -164,7 +164,7 @@ function parseTable(json: Json): InstalledTable {
         else if (parsed.kind === 'allow') allows.push(parsed.element);
         else if (parsed.kind === 'port') ports.push(parsed.element);
         else if (parsed.kind === 'endpoint') endpoints.push(parsed.element);
-        else bridges.push(parsed.element);
+        else interfaces[parsed.set].push(parsed.element);
       }
     } else if (isObject(object.chain)) {
       const { handle: _handle, ...chain } = object.chain;
@@ -172,10 +172,10 @@ function parseTable(json: Json): InstalledTable {
     } else if (isObject(object.rule)) {
       const { handle: _handle, ...rule } = object.rule;
       skeleton.push({ rule: withoutCounts(rule) });
-      if (rule.chain === 'forward' && JSON.stringify(rule.expr).includes('{"jump":{"target":"published"}}')) defaultDeny = true;
+      if (rule.chain === 'bridged' && JSON.stringify(rule.expr).includes('{"jump":{"target":"published"}}')) defaultDeny = true;
     }
   }
-  return { plan: { ports, allows, endpoints, bridges, defaultDeny }, foreign, skeleton: JSON.stringify(skeleton) };
+  return { plan: { ports, allows, endpoints, ...interfaces, defaultDeny }, foreign, skeleton: JSON.stringify(skeleton) };
 }
 
 /** nft's JSON without counter values (they change with traffic), for comparing contents. */
@@ -189,10 +189,14 @@ type ParsedElement =
   | { readonly kind: 'port'; readonly element: PortElement }
   | { readonly kind: 'allow'; readonly element: AllowElement }
   | { readonly kind: 'endpoint'; readonly element: EndpointElement }
-  | { readonly kind: 'bridge'; readonly element: string };
+  | { readonly kind: 'interface'; readonly set: InterfaceSet; readonly element: string };
+
+/** The sets of interface names. */
+type InterfaceSet = 'bridges' | 'routed4' | 'routed6' | 'otherBridges';
+const INTERFACE_SETS: ReadonlySet<SetName> = new Set<InterfaceSet>(['bridges', 'routed4', 'routed6', 'otherBridges']);
 
 function parseElement(set: SetName, element: Json): ParsedElement | null {
-  if (set === 'bridges') return typeof element === 'string' ? { kind: 'bridge', element } : null;
+  if (INTERFACE_SETS.has(set)) return typeof element === 'string' ? { kind: 'interface', set: set as InterfaceSet, element } : null;
   const parts = isObject(element) && Array.isArray(element.concat) ? element.concat : [];
   const family = set.endsWith('4') ? 4 : 6;
   const [first, proto, port, source] = parts;

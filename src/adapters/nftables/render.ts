@@ -21,6 +21,9 @@ export const SET_TYPES = {
   endpoints4: 'ipv4_addr . inet_proto . inet_service',
   endpoints6: 'ipv6_addr . inet_proto . inet_service',
   bridges: 'ifname',
+  routed4: 'ifname',
+  routed6: 'ifname',
+  otherBridges: 'ifname',
 } as const;
 export type SetName = keyof typeof SET_TYPES;
 const SET_NAMES = Object.keys(SET_TYPES) as SetName[];
@@ -31,6 +34,9 @@ const INTERVAL_SETS: ReadonlySet<SetName> = new Set(['ports4', 'ports6', 'allow4
 /** The whole table, replaced atomically: create-if-missing, delete, recreate, in one transaction. */
 export function renderTable(plan: FirewallPlan): string {
   const sets = renderSets(plan);
+  sets.routed4 = plan.routed4.map(quotedIfname);
+  sets.routed6 = plan.routed6.map(quotedIfname);
+  sets.otherBridges = plan.otherBridges.map(quotedIfname);
   const setBlocks = SET_NAMES.map((name) => {
     const lines = [`\tset ${name} {`, `\t\ttype ${SET_TYPES[name]}`];
     if (INTERVAL_SETS.has(name)) lines.push('\t\tflags interval');
@@ -71,15 +77,13 @@ export function renderElementChanges(diff: ElementDiff): string {
 // Base chain priorities: prerouting −150 runs after conntrack (−200) and before DNAT (−100), so it sees
 // the host port an admin sees in `docker ps`; traffic the host sends itself (on `lo`) is out of scope,
 // as it is for Docker's own DNAT; it judges every packet, not only `ct state new`, so a
-// narrowed policy cuts established connections at once. The forward baseline drops DNATed new
-// connections to container endpoints not yet judged: from the first packet, and while dockwarden is down.
+// narrowed policy cuts established connections at once.
+// Forward: every new connection out to a bridge, Docker's by name (those seen, and `br-*`) or any
+// bridge but the admin's own (`otherBridges`) by kind, so one Docker created while dockwarden was down or unseen is covered too. The
+// baseline drops DNATed ones to container endpoints not yet judged: from the first packet, and while
+// dockwarden is down. One not DNATed and not from a bridge was routed straight to a container address
+// past every published-port rule (Docker before 28 lets it through): dropped unless its bridge is routed.
 function chains(defaultDeny: boolean): string {
-  const baseline = defaultDeny
-    ? [
-      '\t\tct state new ct status dnat oifname @bridges jump published',
-      '\t\tct state new ct status dnat oifname "br-*" jump published',
-    ]
-    : [];
   return [
     '\tchain prerouting {',
     '\t\ttype filter hook prerouting priority -150; policy accept;',
@@ -96,7 +100,19 @@ function chains(defaultDeny: boolean): string {
     '\t}',
     '\tchain forward {',
     '\t\ttype filter hook forward priority -1; policy accept;',
-    ...baseline,
+    '\t\tct state new oifname @bridges goto bridged',
+    '\t\tct state new oifname "br-*" goto bridged',
+    '\t\tct state new meta oifkind "bridge" oifname != @otherBridges goto bridged',
+    '\t}',
+    '\tchain bridged {',
+    ...(defaultDeny ? ['\t\tct status dnat jump published'] : []),
+    '\t\tct status dnat return',
+    '\t\tiifname @bridges return',
+    '\t\tiifname "br-*" return',
+    '\t\tmeta iifkind "bridge" iifname != @otherBridges return',
+    '\t\tmeta nfproto ipv4 oifname @routed4 return',
+    '\t\tmeta nfproto ipv6 oifname @routed6 return',
+    '\t\tcounter drop',
     '\t}',
     '\tchain published {',
     '\t\tip daddr . meta l4proto . th dport @endpoints4 return',
@@ -113,14 +129,16 @@ function elementLines(elements: readonly string[], indent: string): string[] {
 
 function renderSets(elements: FirewallElements): Record<SetName, string[]> {
   const sets: Record<SetName, string[]> = {
-    ports4: [], ports6: [], allow4: [], allow6: [], endpoints4: [], endpoints6: [], bridges: [],
+    ports4: [], ports6: [], allow4: [], allow6: [], endpoints4: [], endpoints6: [], bridges: [], routed4: [], routed6: [], otherBridges: [],
   };
   for (const e of elements.ports) sets[e.hostAddr.family === 4 ? 'ports4' : 'ports6'].push(portElement(e));
   for (const e of elements.allows) sets[e.hostAddr.family === 4 ? 'allow4' : 'allow6'].push(allowElement(e));
   for (const e of elements.endpoints) sets[e.addr.family === 4 ? 'endpoints4' : 'endpoints6'].push(endpointElement(e));
-  for (const name of elements.bridges) sets.bridges.push(`"${ifname(name)}"`);
+  sets.bridges = elements.bridges.map(quotedIfname);
   return sets;
 }
+
+const quotedIfname = (name: string): string => `"${ifname(name)}"`;
 
 function portElement(e: PortElement): string {
   return `${cidr(e.hostAddr, family(e.hostAddr.family))} . ${proto(e.proto)} . ${port(e.port)}`;

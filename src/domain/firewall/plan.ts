@@ -47,6 +47,11 @@ export interface FirewallElements {
 export interface FirewallPlan extends FirewallElements {
   /** `ports.default: deny`: DNATed new connections to endpoints not in `endpoints*` are dropped. */
   readonly defaultDeny: boolean;
+  /** Docker bridges whose containers may be reached at their own IPv4 / IPv6 addresses (not only through a published port). */
+  readonly routed4: readonly string[];
+  readonly routed6: readonly string[];
+  /** The admin's own bridges (not Docker's, config `firewall.otherBridges`): nothing going out to them is filtered. */
+  readonly otherBridges: readonly string[];
 }
 
 /** One published host port of one container, with every source block allowed to reach it. */
@@ -68,6 +73,10 @@ export interface ContainerElements {
 export interface PlanOptions {
   readonly defaultDeny: boolean;
   readonly bridges: readonly string[];
+  /** None when left out: every bridge is closed to direct routing. */
+  readonly routed4?: readonly string[];
+  readonly routed6?: readonly string[];
+  readonly otherBridges?: readonly string[];
 }
 
 export interface ElementDiff {
@@ -206,18 +215,28 @@ export class IncrementalPlan {
     return { add, delete: del };
   }
 
+  /** The published ports alone, sorted (what the boot baseline remembers). Costs all port groups. */
+  ports(): PortElement[] {
+    return sortByKey([...this.elementsByGroup.values()].flatMap((g) => g.ports), portKey);
+  }
+
   /** Everything, sorted: for a full replace, drift checks and status. Costs all containers. */
   plan(options: PlanOptions): FirewallPlan {
     const groups = [...this.elementsByGroup.values()];
     return {
-      ports: sortByKey(groups.flatMap((g) => g.ports), portKey),
+      ports: this.ports(),
       allows: sortByKey(groups.flatMap((g) => g.allows), allowKey),
       endpoints: sortByKey([...this.endpoints.values()].map((e) => e.element), endpointKey),
-      bridges: [...new Set(options.bridges)].sort(),
+      bridges: names(options.bridges),
       defaultDeny: options.defaultDeny,
+      routed4: names(options.routed4),
+      routed6: names(options.routed6),
+      otherBridges: names(options.otherBridges),
     };
   }
 }
+
+const names = (list: readonly string[] = []): string[] => [...new Set(list)].sort();
 
 type PendingElement = { readonly kind: 'ports' | 'allows' | 'endpoints'; readonly element: PortElement | AllowElement | EndpointElement };
 

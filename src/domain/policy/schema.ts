@@ -470,7 +470,7 @@ const networkName = z
 
 const networkSection = mapping({
   'anti-spoofing': z.enum(['on', 'off']).default('on').meta({ description: "on = frames from a container's bridge port must carry its own MAC and addresses (ARP, IP, IPv6, ND)." }),
-  exceptions: z.array(networkName).prefault([]).meta({ description: 'Networks (by name) whose containers are not filtered.' }),
+  exceptions: z.array(networkName).prefault([]).meta({ description: 'Networks (by name) whose containers are not filtered on their bridge and may be reached at their own addresses (direct routing).' }),
 }).transform(({ 'anti-spoofing': antiSpoofing, exceptions }) => ({ antiSpoofing: antiSpoofing === 'on', exceptions: [...new Set(exceptions)] }));
 
 /** Names defined under `sources`, read ahead of validation so `allow` entries can be checked where they are written. */
