@@ -31,14 +31,15 @@ say() { printf 'install: %s\n' "$*" >&2; }
 
 node=$(command -v node) || { echo "install: node not found (Node.js >= 20.19 is required)" >&2; exit 2; }
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
-[[ -f dist/cli/main.js && -f native/build/Release/dw_selinux.node ]] || npm run build --silent
+[[ -f dist/cli/main.js && -f native/build/Release/dw_selinux.node && -f native/build/Release/dw_netns.node ]] || npm run build --silent
 
 # Program files: staged next to the target and swapped in, so a running daemon never sees half a tree.
 stage=$(mktemp -d "${LIB%/*}/.dockwarden.XXXXXX" 2>/dev/null || { mkdir -p "${LIB%/*}" && mktemp -d "${LIB%/*}/.dockwarden.XXXXXX"; })
 trap 'rm -rf "$stage"' EXIT
 cp -a dist schema package.json package-lock.json "$stage/"
-# the SELinux addon (built by npm run build), where dist/ loads it from
+# the SELinux and network-namespace addons (built by npm run build), where dist/ loads them from
 install -D -m 0755 native/build/Release/dw_selinux.node "$stage/native/build/Release/dw_selinux.node"
+install -D -m 0755 native/build/Release/dw_netns.node "$stage/native/build/Release/dw_netns.node"
 cp -a node_modules "$stage/"
 (cd "$stage" && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null && find node_modules -mindepth 1 -maxdepth 1 -type d -empty -delete)
 chmod -R go-w "$stage"
