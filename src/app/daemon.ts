@@ -131,7 +131,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       details: v.details,
     }),
   );
-  const bridge = await bridgeIsolation(log, alerter);
+  const bridge = await bridgeIsolation(log, alerter, metrics);
   const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input))], () => policy);
 
   let ready = false;

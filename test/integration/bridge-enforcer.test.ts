@@ -31,7 +31,7 @@ function setup(t: Test, veths: Map<string, string>) {
   const nft = (...args: string[]) => execFileSync('ip', ['netns', 'exec', ns, 'nft', ...args], { encoding: 'utf8' });
   const warnings: string[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg as string) });
-  const enforcer = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => veths, log, { onDriftRepaired: () => {}, onSpoofing: () => {} });
+  const enforcer = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => veths, log, { onDriftRepaired: () => {}, onSpoofing: () => {}, onFilterFailed: () => {} });
   const apply = (id: string) => {
     const f = facts(id);
     return enforcer.apply({ facts: f, decision: evaluate(policy, f) }, policy);
@@ -82,7 +82,7 @@ t.test('a table from an earlier run is replaced at the first check, not reported
 t.test("at start-up, an earlier run's ports stay filtered until the first drift check replaces the table", async (t) => {
   const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1']]);
   const { ns, enforcer, apply, set } = setup(t, veths);
-  const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']]), pino({ level: 'silent' }), { onDriftRepaired: () => {}, onSpoofing: () => {} });
+  const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']]), pino({ level: 'silent' }), { onDriftRepaired: () => {}, onSpoofing: () => {}, onFilterFailed: () => {} });
   for (const id of ['a', 'c']) {
     const f = facts(id);
     await earlier.apply({ facts: f, decision: evaluate(policy, f) }, policy);

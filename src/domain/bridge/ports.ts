@@ -22,8 +22,6 @@ export class BridgeInputError extends Error {
   override readonly name = 'BridgeInputError';
 }
 
-export const isBridgeInputError = (err: unknown): err is BridgeInputError => err instanceof BridgeInputError;
-
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 /** Canonical MAC, or null when `text` is not one; multicast and all-zero MACs are never a port's own. */
