@@ -47,7 +47,7 @@ readonly HOST_CAPS_SHIM=$RUN_DIR/runc-host-caps
 # the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram);
 # docker-registry: the image tests start their own on loopback for real repo digests (no service is used);
 # jq: the dw-host-caps runtime edits OCI configs with it; systemd: the unit tests run systemd-analyze verify
-readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd)
+readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd libcap2-bin)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30
 # ranges that belong to the machine / the test clients: never give them to Docker
