@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -93,24 +93,32 @@ t.test("under the unit's capabilities the daemon finds and filters every bridge 
   t.notOk(daemon.logs.some((l) => l.msg === 'container task failed'), 'no container task failed');
 });
 
-t.test('router advertisements and DHCP server replies from a container never reach its neighbour', async (t) => {
-  await installedDaemon(t);
+t.test('router advertisements and DHCP server replies from a container never reach its neighbour, unless its network is excepted', async (t) => {
+  const daemon = await installedDaemon(t);
   const [attacker, victim] = [await start(), await start()];
   const port = hostVeth(attacker.pid);
   t.ok(await waitFor(() => portsSet().includes(`"${port}"`), 10_000), "the attacker's port is filtered");
 
-  const marker = `m${process.pid}x${Date.now().toString(36)}`;
   const linkLocal = (await spoof(attacker.pid, 'lladdr', attacker.mac)).trim();
-  const collect = await sniff(t, victim.pid, 'eth0', marker);
   const bcast = ['eth0', attacker.mac, 'ff:ff:ff:ff:ff:ff', attacker.ip, '255.255.255.255'];
   const allNodes = ['eth0', attacker.mac, '33:33:00:00:00:01', linkLocal, 'ff02::1'];
-  await spoof(attacker.pid, 'udp', ...bcast, '9', `${marker}-honest4`);
-  await spoof(attacker.pid, 'udp6', ...allNodes, '9', `${marker}-honest6`);
-  await spoof(attacker.pid, 'udp', ...bcast, '68', `${marker}-dhcp-offer`, '67');
-  await spoof(attacker.pid, 'udp6', ...allNodes, '546', `${marker}-dhcp6-advertise`, '547');
-  await spoof(attacker.pid, 'ra', 'eth0', attacker.mac, `${marker}-router-advert`);
-  const seen = (await collect()).map((line) => line.split(' ')[1]).sort();
-  t.same(seen, [`${marker}-honest4`, `${marker}-honest6`], 'the neighbour receives the honest IPv4 and IPv6 frames, not the RA, DHCP offer or DHCPv6 advertise');
+  /** What the victim receives of honest frames and of a RA, a DHCP offer and a DHCPv6 advertise, by name. */
+  const exchange = async (): Promise<string[]> => {
+    const marker = `m${process.pid}x${Date.now().toString(36)}`;
+    const collect = await sniff(t, victim.pid, 'eth0', marker);
+    await spoof(attacker.pid, 'udp', ...bcast, '9', `${marker}-honest4`);
+    await spoof(attacker.pid, 'udp6', ...allNodes, '9', `${marker}-honest6`);
+    await spoof(attacker.pid, 'udp', ...bcast, '68', `${marker}-dhcp-offer`, '67');
+    await spoof(attacker.pid, 'udp6', ...allNodes, '546', `${marker}-dhcp6-advertise`, '547');
+    await spoof(attacker.pid, 'ra', 'eth0', attacker.mac, `${marker}-router-advert`);
+    return (await collect()).map((line) => line.split(' ')[1]!.slice(marker.length + 1)).sort();
+  };
+  t.same(await exchange(), ['honest4', 'honest6'], 'the neighbour receives the honest IPv4 and IPv6 frames, not the RA, DHCP offer or DHCPv6 advertise');
+
+  writeFileSync(daemon.policyFile, `${POLICY}network: { exceptions: [bridge] }\n`);
+  daemon.child.kill('SIGHUP');
+  t.ok(await waitFor(() => !portsSet().includes(`"${port}"`), 10_000), 'with the network excepted, the port is no longer filtered');
+  t.same(await exchange(), ['dhcp-offer', 'dhcp6-advertise', 'honest4', 'honest6', 'router-advert'], 'and everything reaches the neighbour');
 });
 
 t.test('a bridge filter that cannot be applied is an error, an alert and a metric', async (t) => {
