@@ -60,14 +60,6 @@ static int open_rtnl(void) {
   return fd;
 }
 
-static void add_attr(struct nlmsghdr *h, unsigned short type, const void *data, unsigned short len) {
-  struct rtattr *a = (struct rtattr *)((char *)h + NLMSG_ALIGN(h->nlmsg_len));
-  a->rta_type = type;
-  a->rta_len = RTA_LENGTH(len);
-  memcpy(RTA_DATA(a), data, len);
-  h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
-}
-
 /* Sends `req` and reads replies until NLMSG_DONE, an error, or (not a dump) the first answer; each
    answer goes to `each`. Returns 0 or an errno. */
 static int talk(int fd, struct nlmsghdr *req, int (*each)(struct nlmsghdr *, void *), void *ctx) {
@@ -94,6 +86,24 @@ static int talk(int fd, struct nlmsghdr *req, int (*each)(struct nlmsghdr *, voi
   }
 }
 
+/* One request: a family header of `header_len` bytes and one attribute, answered through talk(). */
+static int request(int fd, unsigned short type, unsigned short flags, const void *header, size_t header_len, unsigned short attr, const void *value, unsigned short value_len,
+                   int (*each)(struct nlmsghdr *, void *), void *ctx) {
+  struct {
+    struct nlmsghdr h;
+    char body[128];
+  } req = {0};
+  req.h.nlmsg_type = type;
+  req.h.nlmsg_flags = NLM_F_REQUEST | flags;
+  memcpy(req.body, header, header_len);
+  struct rtattr *a = (struct rtattr *)(req.body + NLMSG_ALIGN(header_len));
+  a->rta_type = attr;
+  a->rta_len = RTA_LENGTH(value_len);
+  memcpy(RTA_DATA(a), value, value_len);
+  req.h.nlmsg_len = NLMSG_LENGTH(NLMSG_ALIGN(header_len)) + RTA_ALIGN(a->rta_len);
+  return talk(fd, &req.h, each, ctx);
+}
+
 static int on_nsid(struct nlmsghdr *h, void *ctx) {
   if (h->nlmsg_type != RTM_NEWNSID) return EPROTO;
   int len = h->nlmsg_len - NLMSG_LENGTH(sizeof(struct rtgenmsg));
@@ -107,17 +117,8 @@ static int on_nsid(struct nlmsghdr *h, void *ctx) {
 }
 
 static int nsid_of_pid(int fd, unsigned pid, int *nsid) {
-  struct {
-    struct nlmsghdr h;
-    struct rtgenmsg g;
-    char attrs[64];
-  } req = {0};
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.g);
-  req.h.nlmsg_type = RTM_GETNSID;
-  req.h.nlmsg_flags = NLM_F_REQUEST;
-  req.g.rtgen_family = AF_UNSPEC;
-  add_attr(&req.h, NETNSA_PID, &pid, sizeof pid);
-  return talk(fd, &req.h, on_nsid, nsid);
+  struct rtgenmsg g = {.rtgen_family = AF_UNSPEC};
+  return request(fd, RTM_GETNSID, 0, &g, sizeof g, NETNSA_PID, &pid, sizeof pid, on_nsid, nsid);
 }
 
 static int on_link(struct nlmsghdr *h, void *ctx) {
@@ -149,18 +150,9 @@ static int on_link(struct nlmsghdr *h, void *ctx) {
 }
 
 static int dump_links(int fd, int nsid, size_t *count) {
-  struct {
-    struct nlmsghdr h;
-    struct ifinfomsg i;
-    char attrs[64];
-  } req = {0};
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.i);
-  req.h.nlmsg_type = RTM_GETLINK;
-  req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  req.i.ifi_family = AF_UNSPEC;
-  add_attr(&req.h, IFLA_TARGET_NETNSID, &nsid, sizeof nsid);
+  struct ifinfomsg i = {.ifi_family = AF_UNSPEC};
   *count = 0;
-  return talk(fd, &req.h, on_link, count);
+  return request(fd, RTM_GETLINK, NLM_F_DUMP, &i, sizeof i, IFLA_TARGET_NETNSID, &nsid, sizeof nsid, on_link, count);
 }
 
 static napi_value make_int(napi_env env, int value, int present) {

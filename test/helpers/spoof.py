@@ -107,31 +107,29 @@ def send(dst_ip, port, text):
     socket.socket(family, socket.SOCK_DGRAM).sendto(text.encode(), (dst_ip, int(port)))
 
 
-def listen(ip, port, seconds):
-    s = socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((ip, int(port)))
+def received(s, seconds, size):
+    """Prints "listening", then yields (data, address) per packet until SECONDS have passed."""
     print('listening', flush=True)
     deadline = time.monotonic() + float(seconds)
     while (left := deadline - time.monotonic()) > 0:
         s.settimeout(left)
         try:
-            data, address = s.recvfrom(2048)
+            yield s.recvfrom(size)
         except socket.timeout:
-            break
+            return
+
+
+def listen(ip, port, seconds):
+    s = socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ip, int(port)))
+    for data, address in received(s, seconds, 2048):
         print(address[0], data.decode(errors='replace'), flush=True)
 
 
 def sniff(iface, marker, seconds):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
     s.bind((iface, 0))
-    print('listening', flush=True)
-    deadline = time.monotonic() + float(seconds)
-    while (left := deadline - time.monotonic()) > 0:
-        s.settimeout(left)
-        try:
-            frame, address = s.recvfrom(65535)
-        except socket.timeout:
-            break
+    for frame, address in received(s, seconds, 65535):
         at = frame.find(marker.encode())
         if address[2] != socket.PACKET_OUTGOING and at >= 0:
             word = re.match(rb'[A-Za-z0-9-]*', frame[at:]).group().decode()

@@ -3,14 +3,15 @@
  * systemd/dockwarden.service grants (`setpriv`, bounding set and ambient set read from the unit) and
  * still finds and filters every container's bridge port; a container's router advertisements and
  * DHCP/DHCPv6 server replies never reach its neighbour; a filter that cannot be applied is an error,
- * an alert and a metric.
+ * an alert and a metric; a link a container forges to name another container's veth is not its port.
  */
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { bridgeVeths } from '../../src/adapters/netns/bridge-veths.js';
 import type { Alert } from '../../src/domain/alerts/alert.js';
 import { bridgeOf, hostVeth, neighbour, peer, sniff, spoof, type Peer } from '../helpers/bridge-lab.js';
 import { CLI, spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
@@ -136,4 +137,31 @@ t.test('a bridge filter that cannot be applied is an error, an alert and a metri
   t.equal(alert.container?.id, victim.id, 'the alert names the container left unfiltered');
   t.equal(alert.severity, 'high');
   t.match(await scrape(daemon.metricsSocket), /^dockwarden_bridge_filter_failures_total [1-9]\d*$/m, 'the failure is counted');
+});
+
+t.test("a container's own link claiming another container's veth as its peer is not taken for its port", async (t) => {
+  // Real namespaces and veths in the container layout, with chosen indexes: B's host veth (index
+  // HOST_B) pairs with B's eth0 (PEER_B). A (with NET_ADMIN in its namespace) makes a veth whose
+  // index is PEER_B and whose peer, moved into a namespace of its own, has index HOST_B: seen from A,
+  // it names B's port as its peer, with A's MAC.
+  const [HOST_A, PEER_A, HOST_B, PEER_B] = [46101, 46102, 46103, 46104];
+  const tag = `evb${process.pid % 10000}`;
+  const [bridge, nsA, nsB, nsC] = [`${tag}br`, `${tag}-a`, `${tag}-b`, `${tag}-c`];
+  const ip = (...args: string[]) => execFileSync('ip', args);
+  for (const ns of [nsA, nsB, nsC]) {
+    ip('netns', 'add', ns);
+    t.teardown(() => ip('netns', 'del', ns));
+  }
+  ip('link', 'add', bridge, 'type', 'bridge');
+  t.teardown(() => ip('link', 'del', bridge));
+  const macA = '02:42:c6:33:64:0a';
+  ip('link', 'add', `${tag}va`, 'index', String(HOST_A), 'master', bridge, 'type', 'veth', 'peer', 'name', 'eth0', 'index', String(PEER_A), 'address', macA, 'netns', nsA);
+  ip('link', 'add', `${tag}vb`, 'index', String(HOST_B), 'master', bridge, 'type', 'veth', 'peer', 'name', 'eth0', 'index', String(PEER_B), 'address', '02:42:c6:33:64:0b', 'netns', nsB);
+  ip('-n', nsA, 'link', 'add', 'forged', 'index', String(PEER_B), 'address', macA, 'type', 'veth', 'peer', 'name', 'y', 'index', String(HOST_B), 'netns', nsC);
+  const sleeper = spawn('ip', ['netns', 'exec', nsA, 'sleep', '60'], { stdio: 'ignore' });
+  t.teardown(() => void sleeper.kill('SIGKILL'));
+  t.ok(await waitFor(() => readFileSync(`/proc/${sleeper.pid}/cmdline`, 'utf8').startsWith('sleep'), 5_000), 'a process runs in A');
+
+  const veths = await bridgeVeths(sleeper.pid!);
+  t.same([...veths], [[macA, `${tag}va`]], "A's MAC maps to A's own port only, never to B's");
 });
