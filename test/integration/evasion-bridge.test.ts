@@ -165,3 +165,20 @@ t.test("a container's own link claiming another container's veth as its peer is 
   const veths = await bridgeVeths(sleeper.pid!);
   t.same([...veths], [[macA, `${tag}va`]], "A's MAC maps to A's own port only, never to B's");
 });
+
+t.test('a container that changes its MAC inside its namespace is reported, not left unfiltered in silence', async (t) => {
+  t.teardown(() => removeTestContainers(SUITE));
+  const changed = '02:42:c6:33:64:99';
+  const id = await runContainer({
+    labels: { 'dw-test.suite': 'evasion-bridge' },
+    cmd: ['sh', '-c', `ip link set eth0 address ${changed} && exec sleep 86400`],
+    hostConfig: { CapAdd: ['NET_ADMIN'] },
+  });
+  const { pid } = await peer(id, 'bridge');
+  const eth0Mac = () => (JSON.parse(execFileSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' })) as Array<{ address: string }>)[0]?.address;
+  t.ok(await waitFor(() => eth0Mac() === changed, 10_000), 'the container changed its MAC');
+
+  const daemon = await installedDaemon(t);
+  const alert = (await daemon.waitForLog((l) => l.msg === 'alert' && (l.alert as Alert).check === 'daemon.bridge-filter-failed' && (l.alert as Alert).container?.id === id)).alert as Alert;
+  t.match(alert.details.error, /a bridge port carries a MAC none of its networks has/, 'the start-up reconcile alerts about it');
+});
