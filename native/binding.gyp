@@ -4,6 +4,11 @@
       "target_name": "dw_selinux",
       "sources": ["selinux_label.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+    },
+    {
+      "target_name": "dw_netns",
+      "sources": ["netns_links.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

@@ -47,10 +47,11 @@ readonly HOST_CAPS_SHIM=$RUN_DIR/runc-host-caps
 # the test environment, plus build-essential/python3 for node-gyp (the one native addon, unix-dgram);
 # docker-registry: the image tests start their own on loopback for real repo digests (no service is used);
 # jq: the dw-host-caps runtime edits OCI configs with it; systemd: the unit tests run systemd-analyze verify;
+# libcap2-bin: capsh decodes capability masks in the bridge tests (the daemon under the unit's set);
 # the Debian package, Prometheus and Ansible tests (issue #19): dpkg-dev (dpkg-shlibdeps), mmdebstrap
 # (scratch Debian roots), lintian, prometheus (promtool and a real server, started by the test on loopback), ansible
 readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd
-  dpkg-dev mmdebstrap lintian prometheus ansible)
+  dpkg-dev mmdebstrap lintian prometheus ansible libcap2-bin)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30
 # ranges that belong to the machine / the test clients: never give them to Docker

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { BridgeFilter } from '../adapters/nftables/bridge-backend.js';
 import type { AlertContainer } from '../domain/alerts/alert.js';
-import { isBridgeInputError, planPorts, type BridgePort } from '../domain/bridge/ports.js';
+import { planPorts, type BridgePort } from '../domain/bridge/ports.js';
 import { containerRef } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
 import type { Enforcer, Tracked } from './reconciler.js';
@@ -17,6 +17,8 @@ export interface BridgeHooks {
   readonly onDriftRepaired: (drift: string) => void;
   /** Frames from `container`'s ports dropped since its last report: at most one report per window. */
   readonly onSpoofing: (container: AlertContainer, drops: number) => void;
+  /** `container`'s ports could not be found or filtered: it runs unfiltered until a later sync succeeds. */
+  readonly onFilterFailed: (container: AlertContainer, error: string) => void;
 }
 
 /**
@@ -57,16 +59,27 @@ export class BridgeEnforcer implements Enforcer {
     const container = containerRef(facts);
     const basis = JSON.stringify([facts.state.pid, facts.networks, policy.network]);
     const known = this.desired.get(facts.id);
-    let ports: readonly BridgePort[] = [];
     const filtered = facts.state.running && policy.network.antiSpoofing && facts.networks.some((n) => n.mac !== '');
+    let entry: Entry = { ports: [], container, basis };
     try {
-      if (known?.basis === basis) ports = known.ports;
-      else if (filtered) ports = planPorts(facts, policy.network, await this.findVeths(facts.state.pid));
+      if (known?.basis === basis) entry = known;
+      else if (filtered) entry = { ...entry, ports: planPorts(facts, policy.network, await this.findVeths(facts.state.pid)) };
     } catch (error) {
-      if (!isBridgeInputError(error)) throw error;
-      this.log.error({ container: { id: facts.id, name: facts.name }, err: error }, 'container left out of bridge isolation');
+      this.failed(container, error);
+      // No ports and no basis: its stale ports go, and the next sync looks again.
+      entry = { ...entry, basis: '' };
     }
-    await this.change(facts.id, { ports, container, basis });
+    try {
+      await this.change(facts.id, entry);
+    } catch (error) {
+      this.failed(container, error);
+    }
+  }
+
+  /** A container whose ports could not be found or filtered: never silent (log, then alert and metric through the hook). */
+  private failed(container: AlertContainer, error: unknown): void {
+    this.log.error({ container: { id: container.id, name: container.name }, err: error }, 'bridge isolation not applied to a container');
+    this.hooks.onFilterFailed(container, error instanceof Error ? error.message : String(error));
   }
 
   async forget(id: string): Promise<void> {

@@ -140,7 +140,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       details: v.details,
     }),
   );
-  const bridge = await bridgeIsolation(log, alerter);
+  const bridge = await bridgeIsolation(log, alerter, metrics);
   let gate: Awaited<ReturnType<typeof startGate>>;
   try {
     gate = await startGate(config.gate, docker, () => policy, alerter, log, env);

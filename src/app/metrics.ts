@@ -31,6 +31,11 @@ export class DaemonMetrics {
     labelNames: ['action', 'outcome'],
     registers: [this.registry],
   });
+  private readonly bridgeFailures = new Counter({
+    name: 'dockwarden_bridge_filter_failures_total',
+    help: 'Containers whose bridge ports could not be found or filtered (each time a sync failed); they run unfiltered until one succeeds.',
+    registers: [this.registry],
+  });
   private readonly applies = new Histogram({
     name: 'dockwarden_firewall_apply_seconds',
     help: 'Firewall transactions (update: set elements; replace: the whole ruleset), by kind and outcome.',
@@ -141,6 +146,10 @@ export class DaemonMetrics {
 
   containerAction(action: 'stop' | 'kill', outcome: 'done' | 'failed'): void {
     this.actions.inc({ action, outcome });
+  }
+
+  bridgeFilterFailed(): void {
+    this.bridgeFailures.inc();
   }
 
   /** Times the promise a reconcile returns, whatever its outcome. */

@@ -46,7 +46,16 @@ function command(pid: number | null, args: readonly string[]): [string, string[]
  * themselves can take seconds. `BACKSTOP_SECONDS` only bounds a listener nobody collects.
  */
 export function listen(t: Test, pid: number | null, ip: string, port: number): Promise<() => Promise<string[]>> {
-  const [file, argv] = command(pid, ['listen', ip, String(port), String(BACKSTOP_SECONDS)]);
+  return collector(t, pid, ['listen', ip, String(port), String(BACKSTOP_SECONDS)]);
+}
+
+/** Like `listen`, for every frame `iface` receives (any protocol) holding `marker`: `ETHERTYPE MARKER` per frame. */
+export function sniff(t: Test, pid: number, iface: string, marker: string): Promise<() => Promise<string[]>> {
+  return collector(t, pid, ['sniff', iface, marker, String(BACKSTOP_SECONDS)]);
+}
+
+function collector(t: Test, pid: number | null, args: readonly string[]): Promise<() => Promise<string[]>> {
+  const [file, argv] = command(pid, args);
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => void child.kill('SIGKILL'));
   let out = '';
@@ -60,7 +69,7 @@ export function listen(t: Test, pid: number | null, ip: string, port: number): P
       out += d.toString();
       if (out.startsWith('listening\n')) ready(collect);
     });
-    child.on('exit', (code) => reject(new Error(`listener exited ${code} before it listened`)));
+    child.on('exit', (code) => reject(new Error(`${args[0]} exited ${code} before it listened`)));
   });
 }
 
@@ -92,4 +101,13 @@ export async function bridgeOf(network: string): Promise<{ readonly dev: string;
   const gateway = inspect.IPAM.Config.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
   if (!gateway) throw new Error(`network ${network} has no IPv4 gateway`);
   return { dev, gateway };
+}
+
+/** The host end of a container's eth0: the host link its peer index names, as `ip` inside its namespace reports it. */
+export function hostVeth(pid: number): string {
+  const [eth0] = JSON.parse(execFileSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' })) as Array<{ link_index: number }>;
+  const hostLinks = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifindex: number; ifname: string }>;
+  const veth = hostLinks.find((l) => l.ifindex === eth0?.link_index);
+  if (!veth) throw new Error(`no host link is the peer of eth0 in the namespace of ${pid}`);
+  return veth.ifname;
 }

@@ -34,8 +34,8 @@ export interface DaemonOptions {
   readonly metricsListen?: string;
   /** A state dir that outlives this process (a restart test); default: one inside the scratch dir. */
   readonly stateDir?: string;
-  /** A command that runs the daemon's command line (e.g. `systemd-socket-activate …`); default: none. */
-  readonly wrap?: readonly string[];
+  /** A command the daemon runs under, its arguments first (e.g. `setpriv` with the unit's capabilities). */
+  readonly wrapper?: readonly string[];
 }
 
 /** Runs `dockwarden run` from dist/ as a real child process in a scratch directory. */
@@ -59,8 +59,9 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: '', ...options.env };
   // The daemon runs as in production: plain node, without the test runner's loaders and settings.
   for (const key of Object.keys(env)) if (key.startsWith('DOCKWARDEN_') || key.startsWith('TAP') || key === 'NODE_OPTIONS') delete env[key];
-  const command = [...(options.wrap ?? []), process.execPath, options.cli ?? CLI, 'run', '--config', configFile];
-  const child = spawn(command[0]!, command.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [process.execPath, options.cli ?? CLI, 'run', '--config', configFile];
+  const [file, ...args] = [...(options.wrapper ?? []), ...argv] as [string, ...string[]];
+  const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const stderr: string[] = [];
   const waiters: Array<{ match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }> = [];

@@ -3,12 +3,16 @@
 capability can do there. Arguments only, no shell.
 
   arp    IFACE ETHER_SRC SENDER_MAC SENDER_IP           gratuitous ARP reply to broadcast, 3 times over 1.2 s
-  udp    IFACE ETHER_SRC ETHER_DST SRC_IP DST_IP PORT TEXT   one raw IPv4/UDP frame, any source
-  udp6   IFACE ETHER_SRC ETHER_DST SRC_IP DST_IP PORT TEXT   one raw IPv6/UDP frame, any source
+  udp    IFACE ETHER_SRC ETHER_DST SRC_IP DST_IP PORT TEXT [SPORT]   one raw IPv4/UDP frame, any source (port 40000)
+  udp6   IFACE ETHER_SRC ETHER_DST SRC_IP DST_IP PORT TEXT [SPORT]   one raw IPv6/UDP frame, any source (port 40000)
+  ra     IFACE ETHER_SRC TEXT                           router advertisement from ETHER_SRC's link-local address to all nodes, TEXT in an option
   na     IFACE ETHER_SRC TARGET_MAC TARGET_IP           unsolicited neighbour advertisement (override) to all nodes, 3 times over 1.2 s
+  lladdr MAC                                            prints the link-local IPv6 address MAC gives (modified EUI-64)
   send   DST_IP PORT TEXT                               one ordinary UDP datagram (the kernel picks the source)
   listen IP PORT SECONDS                                prints "listening", then "SRC_IP TEXT" per datagram (IPv4 or IPv6)
+  sniff  IFACE MARKER SECONDS                           prints "listening", then "ETHERTYPE WORD" per frame IFACE receives with a WORD ([A-Za-z0-9-]) starting with MARKER
 """
+import re
 import socket
 import struct
 import sys
@@ -48,10 +52,10 @@ def arp(iface, ether_src, sender_mac, sender_ip):
     thrice(iface, b'\xff' * 6 + mac(ether_src) + b'\x08\x06' + body)
 
 
-def udp(iface, ether_src, ether_dst, src_ip, dst_ip, port, text):
+def udp(iface, ether_src, ether_dst, src_ip, dst_ip, port, text, sport='40000'):
     payload = text.encode()
     src, dst = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
-    header = struct.pack('!HHHH', 40000, int(port), 8 + len(payload), 0)
+    header = struct.pack('!HHHH', int(sport), int(port), 8 + len(payload), 0)
     pseudo = src + dst + struct.pack('!BBH', 0, 17, len(header) + len(payload))
     header = header[:6] + struct.pack('!H', checksum(pseudo + header + payload) or 0xFFFF)
     ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(header) + len(payload), 1, 0, 64, 17, 0, src, dst)
@@ -68,17 +72,34 @@ def ipv6_frame(ether_src, ether_dst, src_ip, dst_ip, next_header, body_without_c
     return mac(ether_dst) + mac(ether_src) + b'\x86\xdd' + header + body
 
 
-def udp6(iface, ether_src, ether_dst, src_ip, dst_ip, port, text):
+def udp6(iface, ether_src, ether_dst, src_ip, dst_ip, port, text, sport='40000'):
     payload = text.encode()
-    body = struct.pack('!HHHH', 40000, int(port), 8 + len(payload), 0) + payload
+    body = struct.pack('!HHHH', int(sport), int(port), 8 + len(payload), 0) + payload
     raw(iface, ipv6_frame(ether_src, ether_dst, src_ip, dst_ip, 17, body, 6))
+
+
+def link_local(ether_src):
+    return 'fe80::' + ':'.join('%x' % w for w in struct.unpack('!4H', bytes([mac(ether_src)[0] ^ 2]) + mac(ether_src)[1:3] + b'\xff\xfe' + mac(ether_src)[3:]))
 
 
 def na(iface, ether_src, target_mac, target_ip):
     # Type 136, flags override (0x20000000), target, option 2 (target link-layer address).
     body = struct.pack('!BBHI16sBB6s', 136, 0, 0, 0x20000000, socket.inet_pton(socket.AF_INET6, target_ip), 2, 1, mac(target_mac))
-    source = 'fe80::' + ':'.join('%x' % w for w in struct.unpack('!4H', bytes([mac(ether_src)[0] ^ 2]) + mac(ether_src)[1:3] + b'\xff\xfe' + mac(ether_src)[3:]))
-    thrice(iface, ipv6_frame(ether_src, '33:33:00:00:00:01', source, 'ff02::1', 58, body, 2, hop_limit=255))
+    thrice(iface, ipv6_frame(ether_src, '33:33:00:00:00:01', link_local(ether_src), 'ff02::1', 58, body, 2, hop_limit=255))
+
+
+def ra(iface, ether_src, text):
+    # Type 134: hop limit 64, router lifetime 1800 s, option 1 (source link-layer address), then TEXT in
+    # option 253 (RFC 4727, experiments), padded to 8-octet units.
+    marker = text.encode()
+    marker += b'\0' * (-(len(marker) + 2) % 8)
+    body = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0, 1800, 0, 0) + struct.pack('!BB6s', 1, 1, mac(ether_src))
+    body += struct.pack('!BB', 253, (len(marker) + 2) // 8) + marker
+    raw(iface, ipv6_frame(ether_src, '33:33:00:00:00:01', link_local(ether_src), 'ff02::1', 58, body, 2, hop_limit=255))
+
+
+def lladdr(ether):
+    print(link_local(ether))
 
 
 def send(dst_ip, port, text):
@@ -86,19 +107,34 @@ def send(dst_ip, port, text):
     socket.socket(family, socket.SOCK_DGRAM).sendto(text.encode(), (dst_ip, int(port)))
 
 
-def listen(ip, port, seconds):
-    s = socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((ip, int(port)))
+def received(s, seconds, size):
+    """Prints "listening", then yields (data, address) per packet until SECONDS have passed."""
     print('listening', flush=True)
     deadline = time.monotonic() + float(seconds)
     while (left := deadline - time.monotonic()) > 0:
         s.settimeout(left)
         try:
-            data, address = s.recvfrom(2048)
+            yield s.recvfrom(size)
         except socket.timeout:
-            break
+            return
+
+
+def listen(ip, port, seconds):
+    s = socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ip, int(port)))
+    for data, address in received(s, seconds, 2048):
         print(address[0], data.decode(errors='replace'), flush=True)
 
 
+def sniff(iface, marker, seconds):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL
+    s.bind((iface, 0))
+    for frame, address in received(s, seconds, 65535):
+        at = frame.find(marker.encode())
+        if address[2] != socket.PACKET_OUTGOING and at >= 0:
+            word = re.match(rb'[A-Za-z0-9-]*', frame[at:]).group().decode()
+            print('%04x' % struct.unpack('!H', frame[12:14])[0], word, flush=True)
+
+
 if __name__ == '__main__':
-    {'arp': arp, 'udp': udp, 'udp6': udp6, 'na': na, 'send': send, 'listen': listen}[sys.argv[1]](*sys.argv[2:])
+    {'arp': arp, 'udp': udp, 'udp6': udp6, 'na': na, 'ra': ra, 'lladdr': lladdr, 'send': send, 'listen': listen, 'sniff': sniff}[sys.argv[1]](*sys.argv[2:])

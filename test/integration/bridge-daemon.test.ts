@@ -6,7 +6,7 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import type { Alert } from '../../src/domain/alerts/alert.js';
-import { bridgeOf, neighbour, peer, spoof } from '../helpers/bridge-lab.js';
+import { bridgeOf, hostVeth, neighbour, peer, spoof } from '../helpers/bridge-lab.js';
 import { CLI, spawnDaemon, type LogLine } from '../helpers/daemon.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 
@@ -36,12 +36,7 @@ t.test('the daemon filters new containers and alerts once about a spoofing one',
   const start = () => runContainer({ labels: { 'dw-test.suite': 'bridge' } });
   const [attacker, victim] = await Promise.all([peer(await start(), 'bridge'), peer(await start(), 'bridge')]);
   const { dev } = await bridgeOf('bridge');
-  // The host end of each container's eth0: its peer ifindex, as `ip` inside the namespace reports it.
-  const hostLinks = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifindex: number; ifname: string }>;
-  const names = [attacker, victim].map((p) => {
-    const [eth0] = JSON.parse(execFileSync('nsenter', [`--net=/proc/${p.pid}/ns/net`, 'ip', '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' })) as Array<{ link_index: number }>;
-    return hostLinks.find((l) => l.ifindex === eth0!.link_index)!.ifname;
-  });
+  const names = [attacker, victim].map((p) => hostVeth(p.pid));
   for (let i = 0; i < 50 && !names.every((n) => portsSet().includes(`"${n}"`)); i++) await new Promise((r) => setTimeout(r, 100));
   t.ok(names.every((n) => portsSet().includes(`"${n}"`)), 'both containers are bridge ports filtered within 5 s of their start');
 

@@ -20,18 +20,32 @@ const policy = ((): Policy => {
   return r.policy;
 })();
 
-/** Container `id` (one hex digit) with MAC 02:42:ac:11:00:0<id> on the default bridge. */
-const facts = (id: string) => makeFacts({
-  id: id.repeat(64),
-  networks: [{ name: 'bridge', networkId: 'n1', ipv4: `172.17.0.${parseInt(id, 16) + 1}`, ipv6: '', mac: `02:42:ac:11:00:0${id}` }],
-});
+/** Container `id` (one hex digit) with MAC 02:42:ac:11:00:0<id> on the default bridge, pid 1000 + id. */
+const facts = (id: string) => {
+  const f = makeFacts({
+    id: id.repeat(64),
+    networks: [{ name: 'bridge', networkId: 'n1', ipv4: `172.17.0.${parseInt(id, 16) + 1}`, ipv6: '', mac: `02:42:ac:11:00:0${id}` }],
+  });
+  return { ...f, state: { ...f.state, pid: 1000 + parseInt(id, 16) } };
+};
+
+/** The veth lookup as the kernel answers it: of `veths`, only the ports of the container with that pid. */
+const lookup = (veths: ReadonlyMap<string, string>) => async (pid: number) => new Map([...veths].filter(([mac]) => mac === `02:42:ac:11:00:0${(pid - 1000).toString(16)}`));
+
+const hooks = {
+  onDriftRepaired: () => {},
+  onSpoofing: () => {},
+  onFilterFailed: (_container: unknown, error: string) => {
+    throw new Error(`bridge filter failed: ${error}`);
+  },
+};
 
 function setup(t: Test, veths: Map<string, string>) {
   const ns = netns(t, 'dwbe');
   const nft = (...args: string[]) => execFileSync('ip', ['netns', 'exec', ns, 'nft', ...args], { encoding: 'utf8' });
   const warnings: string[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg as string) });
-  const enforcer = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => veths, log, { onDriftRepaired: () => {}, onSpoofing: () => {} });
+  const enforcer = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), lookup(veths), log, hooks);
   const apply = (id: string) => {
     const f = facts(id);
     return enforcer.apply({ facts: f, decision: evaluate(policy, f) }, policy);
@@ -82,7 +96,7 @@ t.test('a table from an earlier run is replaced at the first check, not reported
 t.test("at start-up, an earlier run's ports stay filtered until the first drift check replaces the table", async (t) => {
   const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1']]);
   const { ns, enforcer, apply, set } = setup(t, veths);
-  const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), async () => new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']]), pino({ level: 'silent' }), { onDriftRepaired: () => {}, onSpoofing: () => {} });
+  const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), lookup(new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']])), pino({ level: 'silent' }), hooks);
   for (const id of ['a', 'c']) {
     const f = facts(id);
     await earlier.apply({ facts: f, decision: evaluate(policy, f) }, policy);

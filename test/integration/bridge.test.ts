@@ -121,6 +121,9 @@ function enforcer(reports: Array<{ container: AlertContainer; drops: number }>, 
   return new BridgeEnforcer(nftBridgeFilter(), bridgeVeths, pino({ level: 'silent' }), {
     onDriftRepaired: (drift) => drifts.push(drift),
     onSpoofing: (container, drops) => reports.push({ container, drops }),
+    onFilterFailed: (_container, error) => {
+      throw new Error(`bridge filter failed: ${error}`);
+    },
   }, REPORT_WINDOW_MS, () => clock.now);
 }
 

@@ -97,7 +97,7 @@ t.test('socket activation: the socket is there before the daemon, which serves t
     policy: policy('enforce'),
     dockerSocket: '/run/dw-gate/docker.sock',
     extraConfig: `firewall:\n  backend: nftables\ngate:\n  enabled: true\n  socket: ${gateSocket}.unused`,
-    wrap: ['systemd-socket-activate', '--listen', gateSocket, '--fdname=dockwarden-gate', '-E', 'PATH'],
+    wrapper: ['systemd-socket-activate', '--listen', gateSocket, '--fdname=dockwarden-gate', '-E', 'PATH'],
   });
   const error = (await create({ Privileged: true }).then(() => null, (e: unknown) => e)) as { statusCode?: number } | null;
   t.equal(error?.statusCode, 403, 'the first request started the daemon and was judged by it');

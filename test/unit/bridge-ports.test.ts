@@ -46,6 +46,10 @@ t.test('planPorts: unusable values from Docker are errors, never rendered', asyn
   }
 });
 
+t.test('planPorts: a bridge port with a MAC no attachment has (changed inside the container) is an error', async (t) => {
+  t.throws(() => planPorts(makeFacts(), ON, new Map([...VETHS, ['02:42:ac:11:00:99', 'veth9']])), { name: 'BridgeInputError' });
+});
+
 const PORT: BridgePort = { ifname: 'veth1', containerId: 'c', mac: MAC, ipv4: [addr('172.17.0.2')], ipv6: [addr('fd00::2')] };
 
 t.test('renderBridgeTable: constant rules, the port only in set elements', async (t) => {

@@ -1,9 +1,13 @@
 /**
- * Finds a container's bridge ports: the host ends of the veths in its network namespace. Inside the
- * namespace, `ip -j link` gives each interface's MAC and its peer's host ifindex (`link_index`); on the
- * host, that ifindex names a veth enslaved to a bridge. Commands run by argument array, never a shell.
+ * Finds a container's bridge ports: the host ends of the veths in its network namespace, without
+ * entering it (that needs CAP_SYS_ADMIN and ptrace access, which the unit does not grant). On the
+ * host, `ip -j -d link` gives each bridge-enslaved veth its peer's ifindex (`link_index`) and the id
+ * the host knows the peer's namespace by (`link_netnsid`); the native addon (native/netns_links.c)
+ * gives the id of the container's namespace, by pid, and that namespace's links with their MACs and
+ * peer ifindexes, over rtnetlink with CAP_NET_ADMIN alone. Commands run by argument array, never a shell.
  */
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { parseMac } from '../../domain/bridge/ports.js';
 
 const TIMEOUT_MS = 10_000;
@@ -11,32 +15,49 @@ const TIMEOUT_MS = 10_000;
 interface Link {
   readonly ifindex?: unknown;
   readonly ifname?: unknown;
-  readonly address?: unknown;
   readonly link_index?: unknown;
   readonly link_netnsid?: unknown;
-  readonly master?: unknown;
   readonly linkinfo?: { readonly info_kind?: unknown; readonly info_slave_kind?: unknown };
 }
+
+/** A link of another namespace, as native/netns_links.c reports it. */
+interface NetnsLink {
+  readonly ifindex: number;
+  readonly ifname: string;
+  readonly address: string | null;
+  /** The peer's ifindex, in the namespace `linkNetnsid` names (relative to the host's). */
+  readonly link: number | null;
+  readonly linkNetnsid: number | null;
+}
+
+interface Addon {
+  /** nsid -1: the host has no id for the namespace (no host link reaches it), links empty. */
+  netnsLinks(pid: number): { readonly nsid: number; readonly links: readonly NetnsLink[] };
+}
+
+let loaded: Addon | undefined;
+// Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
+const addon = (): Addon => (loaded ??= createRequire(import.meta.url)('../../../native/build/Release/dw_netns.node') as Addon);
 
 /** Container MAC → host veth name, for the container whose init process is `pid` (> 0). */
 export async function bridgeVeths(pid: number): Promise<Map<string, string>> {
   if (!Number.isInteger(pid) || pid <= 0) throw new TypeError(`invalid pid ${pid}`);
-  const [inside, host] = await Promise.all([
-    links('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', '-j', 'link', 'show']),
-    links('ip', ['-j', '-d', 'link', 'show']),
-  ]);
-  const hostPorts = new Map<number, { readonly ifname: string; readonly peer: unknown }>();
+  // The host's dump first: listing a veth gives its peer's namespace a host id if it had none.
+  const host = await links('ip', ['-j', '-d', 'link', 'show']);
+  const inside = addon().netnsLinks(pid);
+  const hostPorts = new Map<number, { readonly ifname: string; readonly peer: unknown; readonly peerNetns: unknown }>();
   for (const l of host) {
     if (l.linkinfo?.info_kind === 'veth' && l.linkinfo.info_slave_kind === 'bridge' && typeof l.ifindex === 'number' && typeof l.ifname === 'string') {
-      hostPorts.set(l.ifindex, { ifname: l.ifname, peer: l.link_index });
+      hostPorts.set(l.ifindex, { ifname: l.ifname, peer: l.link_index, peerNetns: l.link_netnsid });
     }
   }
   const veths = new Map<string, string>();
-  for (const l of inside) {
-    // Both ends must name each other: an ifindex alone could be another namespace's.
-    const mac = typeof l.address === 'string' ? parseMac(l.address) : null;
-    const port = typeof l.link_index === 'number' && l.link_netnsid !== undefined ? hostPorts.get(l.link_index) : undefined;
-    if (mac && port && port.peer === l.ifindex) veths.set(mac, port.ifname);
+  for (const l of inside.links) {
+    // Both ends must name each other, and the host end the container's namespace: an ifindex alone
+    // could be another namespace's, and a wrong veth would filter the wrong container.
+    const mac = l.address === null ? null : parseMac(l.address);
+    const port = l.link !== null && l.linkNetnsid !== null ? hostPorts.get(l.link) : undefined;
+    if (mac && port && port.peer === l.ifindex && port.peerNetns === inside.nsid) veths.set(mac, port.ifname);
   }
   return veths;
 }

@@ -35,6 +35,11 @@ const CHAINS = [
   '\t\tiifname . ether saddr != @macs counter jump spoofed',
   // Tagged frames would carry ARP or IP past the checks below, which match untagged ethertypes only.
   '\t\tether type { 8021q, 8021ad } counter jump spoofed',
+  // A container is no router and no DHCP server to its neighbours: a router advertisement or a
+  // DHCP/DHCPv6 server reply from it would hand them a rogue gateway, DNS server or address.
+  '\t\ticmpv6 type nd-router-advert counter jump spoofed',
+  '\t\tudp sport 67 udp dport 68 counter jump spoofed',
+  '\t\tudp sport 547 udp dport 546 counter jump spoofed',
   '\t\tether type arp iifname . arp saddr ether . arp saddr ip != @arps counter jump spoofed',
   // A DHCP client has no address yet.
   '\t\tip saddr 0.0.0.0 udp sport 68 udp dport 67 return',

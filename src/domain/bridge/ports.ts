@@ -22,8 +22,6 @@ export class BridgeInputError extends Error {
   override readonly name = 'BridgeInputError';
 }
 
-export const isBridgeInputError = (err: unknown): err is BridgeInputError => err instanceof BridgeInputError;
-
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 /** Canonical MAC, or null when `text` is not one; multicast and all-zero MACs are never a port's own. */
@@ -42,10 +40,15 @@ export function linkLocalOf(mac: string): IpAddress {
 
 /**
  * The filtered ports of one container: each attachment to a network not excepted whose veth was
- * found on a bridge (`veths`: container MAC → host veth). None unless it runs and the policy filters.
+ * found on a bridge (`veths`: container MAC → host veth, every bridge port of the container). None
+ * unless it runs and the policy filters.
  */
 export function planPorts(facts: ContainerFacts, policy: NetworkPolicy, veths: ReadonlyMap<string, string>): BridgePort[] {
   if (!facts.state.running || !policy.antiSpoofing) return [];
+  // A bridge port whose MAC no attachment has was changed inside the container (NET_ADMIN): it would
+  // match no network and go unfiltered without a word.
+  const attached = new Set(facts.networks.map((n) => parseMac(n.mac)));
+  if ([...veths.keys()].some((mac) => !attached.has(mac))) throw new BridgeInputError(`container ${facts.id}: a bridge port carries a MAC none of its networks has`);
   const ports: BridgePort[] = [];
   for (const net of facts.networks) {
     if (policy.exceptions.includes(net.name) || net.mac === '') continue;
