@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import type { ContainerFacts } from '../../domain/facts.js';
+import { pathProbe } from '../fs/path-probe.js';
 import { readFacts, resolveSources, type ImageCache } from './read-facts.js';
 
 /**
@@ -37,17 +38,20 @@ export interface BridgeNetwork {
 export interface EngineOptions {
   readonly socketPath: string;
   readonly timeoutMs: number;
+  /** Engine socket paths a mounted file is recognised as by identity; default none. */
+  readonly sockets?: () => readonly string[];
 }
 
 /** The API waits out the stop timeout (default 10 s) before answering: allow for it beyond our own. */
 const STOP_GRACE_MS = 15_000;
 
-export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerEngine {
+export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions): DockerEngine {
   // Two clients: API calls time out; the event stream is long-lived and must not.
   const api = new Docker({ socketPath, timeout: timeoutMs });
   const events = new Docker({ socketPath });
   const stopper = new Docker({ socketPath, timeout: timeoutMs + STOP_GRACE_MS });
   const images: ImageCache = new Map();
+  const probe = pathProbe();
   return {
     async ping() {
       await api.ping();
@@ -56,7 +60,7 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
       const list = await api.listContainers({ all: true });
       return list.map((c) => c.Id);
     },
-    readFacts: (id, execId) => readFacts(api, id, images, {}, execId),
+    readFacts: (id, execId) => readFacts(api, id, images, { probe, ...(sockets && { sockets }) }, execId),
     async disableRestart(id) {
       await api.getContainer(id).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
     },
@@ -78,7 +82,10 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
     async runningMounts() {
       const list = await api.listContainers();
       const sources = list.map((c) => (c.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/')));
-      const real = await resolveSources(sources.flat());
+      // Container-named paths: resolved through the probe, so a hung mount costs a deadline, not the daemon.
+      const unique = [...new Set(sources.flat())];
+      const resolved = await Promise.all(unique.map(async (s) => { const r = await probe.realpath(s); return r.ok ? r.value : s; }));
+      const real = new Map(unique.map((s, i) => [s, resolved[i]!]));
       return new Map(list.map((c, i) => [c.Id, sources[i]!.map((s) => real.get(s) ?? s)]));
     },
     async subscribe(sinceNano) {

@@ -1,12 +1,16 @@
 import { readFile, realpath } from 'node:fs/promises';
 import type { ContainerFacts } from '../../domain/facts.js';
+import { pathProbe, type PathProbe } from '../fs/path-probe.js';
+import { readContainerMountTable, readHostMountTable } from '../proc/mount-table.js';
 import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput } from './facts.js';
+import { readMountViews } from './mount-sources.js';
 
 /** The dockerode calls facts need; a `Dockerode` instance is one. */
 export interface InspectClient {
   getContainer(id: string): { inspect(): Promise<ContainerInspect> };
   getExec(id: string): { inspect(): Promise<ExecInspect> };
   getImage(id: string): { inspect(): Promise<{ readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null }> };
+  getVolume(name: string): { inspect(): Promise<{ readonly Options?: Readonly<Record<string, string>> | null }> };
 }
 
 type ImageRefs = FactsInput['image'];
@@ -23,7 +27,13 @@ export interface ReadFactsOptions {
   /** Cache entries kept at most; the oldest go first. */
   readonly imageCacheLimit?: number;
   readonly now?: () => number;
+  /** Lookups on mount sources (deadline, bounded); default: one of its own. */
+  readonly probe?: PathProbe;
+  /** Engine socket paths a mounted file is recognised as by identity (device and inode). */
+  readonly sockets?: () => readonly string[];
 }
+
+const defaultProbe = pathProbe();
 
 /**
  * Inspects a container and gathers what `toContainerFacts` needs; null when it no longer exists.
@@ -41,19 +51,35 @@ export async function readFacts(
   if (inspect === null) return null;
   const running = inspect.State.Running && inspect.State.Pid > 0;
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined ? [] : [execId])]);
-  const [image, procStatus, realSources, execs] = await Promise.all([
+  const [image, procStatus, mountViews, execs] = await Promise.all([
     imageRefs(docker, inspect.Image, images, options),
     running ? readInitStatus(inspect.State.Pid, inspect.Id) : null,
-    resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
+    (running ? mountTables(inspect.State.Pid, inspect.Id) : Promise.resolve(null)).then((tables) =>
+      readMountViews({
+        inspect,
+        volumeOptions: async (name) => (await orNullIfMissing(docker.getVolume(name).inspect()))?.Options ?? null,
+        probe: options.probe ?? defaultProbe,
+        tables,
+        sockets: options.sockets?.() ?? [],
+      }),
+    ),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
   ]);
+  const realSources = new Map((inspect.Mounts ?? []).flatMap((m) => { const view = mountViews.get(m.Destination); return view ? [[m.Source, view.realSource] as const] : []; }));
   return toContainerFacts(inspect, {
     image,
     procStatus,
+    mountViews,
     realpath: (path) => realSources.get(path) ?? path,
     // An exec id from an event is only trusted for the container it belongs to.
     execs: execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id),
   });
+}
+
+/** The container's mount table and the host's, or null when either cannot be read. */
+async function mountTables(pid: number, containerId: string) {
+  const [container, host] = await Promise.all([readContainerMountTable(pid, containerId), readHostMountTable()]);
+  return container && host && { container, host };
 }
 
 async function imageRefs(docker: InspectClient, imageId: string, images: ImageCache, options: ReadFactsOptions): Promise<ImageRefs> {
