@@ -57,7 +57,7 @@ export function hostPathsOf(entry: MountEntry, host: readonly MountEntry[]): str
   const paths = host
     .filter((h) => h.major === entry.major && h.minor === entry.minor && contains(h.root, entry.root))
     .map((h) => posix.join(h.mountPoint, h.root === '/' ? entry.root : entry.root.slice(h.root.length)));
-  return [...new Set(paths.map((p) => posix.normalize(p)))];
+  return [...new Set(paths.map((p) => posix.normalize(p).replace(/(.)\/$/, '$1')))];
 }
 
 /** A device number as stat(2) reports it (glibc's makedev), to compare with a file's `dev`. */
