@@ -1,11 +1,14 @@
-import { execFile } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import type { CheckReport } from '../../src/cli/check.js';
+import { createInterface } from 'node:readline';
 import { dockwarden } from '../helpers/cli.js';
-import { DOCKER_SOCKET, docker, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { judged, spawnDaemon, type LogLine } from '../helpers/daemon.js';
+import { DOCKER_SOCKET, TEST_IMAGE, docker, removeTestContainers, runContainer } from '../helpers/docker.js';
 
 /**
  * Evasions of the mount checks (issue 13, "Mounts"): what a container really holds, not what it
@@ -120,4 +123,53 @@ t.test('a named volume on a block device is a mount of that host device', async 
   t.same(summary(found), ['selinux-relabel: mounted-device', 'sensitive-mounts: /dev']);
   const mounts = found.find((f) => f.check === 'sensitive-mounts')?.details.mounts as Array<{ hostPaths: string[] }>;
   t.ok(mounts[0]?.hostPaths.includes(loop), 'the device it is');
+});
+
+t.test('a hung mount does not wedge the daemon: its containers are reported, every other one is still judged', async (t) => {
+  // A real FUSE filesystem, frozen with SIGSTOP like a paused NFS server (test/helpers/stall-fs.mjs).
+  const dir = join(scratch, 'stall');
+  mkdirSync(dir);
+  const server = spawn(process.execPath, [join(import.meta.dirname, '../helpers/stall-fs.mjs'), dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const [first] = (await once(createInterface({ input: server.stdout! }), 'line')) as [string];
+  t.equal(first, 'mounted');
+  const daemon = spawnDaemon({
+    policy: `version: 1\ncontainers:\n  capabilities: { forbidden: [SYS_ADMIN], action: kill }\n  sensitive-mounts: { paths: [/etc], action: alert }\n`,
+    dockerSocket: DOCKER_SOCKET,
+    extraConfig: 'firewall:\n  backend: nftables',
+  });
+  t.teardown(async () => {
+    server.kill('SIGCONT');
+    await daemon.stop('SIGKILL');
+    await dockwarden(['firewall', 'remove'], { DOCKWARDEN_FIREWALL_BACKEND: 'nftables' });
+    await removeTestContainers(SUITE);
+    await exec('umount', ['-l', dir]).catch(() => {});
+    server.kill();
+  });
+  await daemon.waitForLog((l) => l.msg === 'reconciled');
+
+  // Created, not started: only the request's paths tell what they mount, and those must be looked up.
+  // More of them than libuv has threads (4).
+  const stalled: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const container = await docker.createContainer({ Image: TEST_IMAGE, Cmd: SLEEPER, Labels: { 'dw-test': '1', ...labels }, HostConfig: { Binds: [`${dir}/m${i}:/x`] } });
+    stalled.push(container.id);
+    await daemon.waitForLog(judged(container.id, false));
+  }
+  process.kill(server.pid!, 'SIGSTOP');
+  // A policy change makes the daemon judge every container again, now on the hung mount.
+  writeFileSync(daemon.policyFile, `${readFileSync(daemon.policyFile, 'utf8')}# changed\n`);
+  await daemon.waitForLog((l) => l.msg === 'policy reloaded');
+
+  const other = await runContainer({ cmd: SLEEPER, labels, hostConfig: { CapAdd: ['SYS_ADMIN'] } });
+  const killed = await daemon.waitForLog((l) => l.msg === 'container killed' && (l.container as { id?: string }).id === other);
+  const unresolved = (id: string) => (l: LogLine) =>
+    judged(id, false)(l) && (l.violations as Array<{ check: string; message: string }>).some((v) => v.check === 'sensitive-mounts' && v.message.includes('could not be resolved in time'));
+  const reports = await Promise.all(stalled.map((id) => daemon.waitForLog(unresolved(id))));
+  t.pass('each container on the hung mount is reported, fail-safe');
+  t.ok(
+    reports.some((r) => daemon.logs.indexOf(r) > daemon.logs.indexOf(killed)),
+    'the other container was killed while lookups on the hung mount were still waiting',
+  );
+  const [one] = reports;
+  t.match((one!.violations as Array<{ message: string }>)[0]!.message, 'mounts sensitive host paths: 1 mount whose host path could not be resolved in time (judged fail-safe)');
 });

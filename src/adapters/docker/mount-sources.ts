@@ -56,7 +56,7 @@ async function viewOf(mount: InspectMount, input: MountSourcesInput, sockets: So
   // A volume whose options mount something is that something, not the `_data` directory it sits on.
   const requested = backing === null ? [realSource] : backing.kind === 'network' ? [] : [devicePath];
   const mapped = entry ? mappedPaths(entry, input.tables!.host).filter((p) => backing === null || (p !== mount.Source && p !== realSource)) : [];
-  const socketPaths = await socketsBehind(entry ?? null, entry ? mapped : [realSource], sockets, input.probe, problems);
+  const socketPaths = await socketsBehind(entry ?? null, entry ? mapped : real.ok ? [realSource] : [], sockets, input.probe, problems);
   return {
     realSource,
     hostPaths: [...new Set([...requested, ...mapped, ...socketPaths])].filter((p) => p !== ''),
