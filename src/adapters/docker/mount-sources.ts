@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { deviceNumber, entryAt, hostPathsOf, volumeBacking, type MountEntry, type VolumeBacking } from '../../domain/mount-map.js';
-import type { PathProbe } from '../fs/path-probe.js';
+import type { PathProbe, ProbeResult } from '../fs/path-probe.js';
 import type { ContainerInspect } from './facts.js';
 
 /**
@@ -42,11 +42,12 @@ type InspectMount = NonNullable<ContainerInspect['Mounts']>[number];
 async function viewOf(mount: InspectMount, input: MountSourcesInput, sockets: SocketIdentities): Promise<MountView> {
   const problems: string[] = [];
   const backing = mount.Type === 'volume' && (mount.Driver ?? 'local') === 'local' && mount.Name ? volumeBacking(await input.volumeOptions(mount.Name)) : null;
+  const entry = input.tables && entryAt(input.tables.container, mount.Destination);
+  const allMapped = entry ? mappedPaths(entry, input.tables!.host) : [];
   const [real, device] = await Promise.all([
-    input.probe.realpath(mount.Source),
+    realSourceOf(mount, backing, allMapped, input.probe),
     backing === null || backing.kind === 'network' ? null : input.probe.realpath(backing.device),
   ]);
-  const entry = input.tables && entryAt(input.tables.container, mount.Destination);
   const realSource = real.ok ? real.value : mount.Source;
   // Without the mount table the request is all there is: its paths must have resolved.
   if (!real.ok && !entry && real.reason === 'timeout') problems.push('the source did not resolve in time');
@@ -55,7 +56,7 @@ async function viewOf(mount: InspectMount, input: MountSourcesInput, sockets: So
 
   // A volume whose options mount something is that something, not the `_data` directory it sits on.
   const requested = backing === null ? [realSource] : backing.kind === 'network' ? [] : [devicePath];
-  const mapped = entry ? mappedPaths(entry, input.tables!.host).filter((p) => backing === null || (p !== mount.Source && p !== realSource)) : [];
+  const mapped = allMapped.filter((p) => backing === null || (p !== mount.Source && p !== realSource));
   const socketPaths = await socketsBehind(entry ?? null, entry ? mapped : real.ok ? [realSource] : [], sockets, input.probe, problems);
   return {
     realSource,
@@ -64,6 +65,18 @@ async function viewOf(mount: InspectMount, input: MountSourcesInput, sockets: So
     device: devicePath,
     unresolved: problems.length === 0 ? null : problems.join('; '),
   };
+}
+
+/**
+ * The source with symlinks resolved. While the container runs, the host's mount table already holds
+ * the real paths of what it mounts (the kernel resolved them at mount time): no lookup is needed,
+ * which keeps the start path free of child processes. Otherwise, through the probe.
+ */
+async function realSourceOf(mount: InspectMount, backing: VolumeBacking | null, mapped: readonly string[], probe: PathProbe): Promise<ProbeResult> {
+  if (mapped.includes(mount.Source)) return { ok: true, value: mount.Source };
+  const first = mapped.find((p) => !p.startsWith('/dev/block/'));
+  if (backing === null && first !== undefined) return { ok: true, value: first };
+  return probe.realpath(mount.Source);
 }
 
 /** Host paths of a mount-table entry; a block device the host has not mounted anywhere is named by its device. */
