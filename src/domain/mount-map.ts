@@ -13,6 +13,8 @@ export interface MountEntry {
   readonly root: string;
   /** Where it is mounted, relative to the reading process's root. */
   readonly mountPoint: string;
+  /** Per-mount options (`rw`, `ro`, `nosuid`, …). */
+  readonly options: readonly string[];
   readonly fstype: string;
   /** The mount source as given to mount(2) (a device path, `server:/export`, `tmpfs`…). */
   readonly source: string;
@@ -31,6 +33,7 @@ export function parseMountInfo(text: string): MountEntry[] {
       minor: Number(device[2]),
       root: unescape(fields[3]!),
       mountPoint: unescape(fields[4]!),
+      options: fields[5]!.split(','),
       fstype: fields[separator + 1]!,
       source: unescape(fields[separator + 2]!),
     });

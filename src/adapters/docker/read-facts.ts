@@ -111,8 +111,10 @@ async function readInitStatus(pid: number, containerId: string): Promise<string 
   }
 }
 
-/** Real paths of mount sources; asynchronous, so a hung network mount cannot stall the event loop. */
-/** `paths` with their symlinks resolved, in order (each itself when it cannot be resolved). */
+/**
+ * `paths` with their symlinks resolved, in order (each itself when it cannot be resolved). For paths
+ * the admin names (relabel roots, Docker's data root); paths a container names go through the probe.
+ */
 export async function realpaths(paths: readonly string[]): Promise<string[]> {
   const real = await resolveSources(paths);
   return paths.map((path) => real.get(path) ?? path);
