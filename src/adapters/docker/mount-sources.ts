@@ -51,12 +51,13 @@ async function viewOf(mount: InspectMount, input: MountSourcesInput, sockets: So
   const realSource = real.ok ? real.value : mount.Source;
   // Without the mount table the request is all there is: its paths must have resolved.
   if (!real.ok && !entry && real.reason === 'timeout') problems.push('the source did not resolve in time');
-  if (device && !device.ok) problems.push(device.reason === 'timeout' ? "the volume's device did not resolve in time" : "the volume's device does not resolve");
-  const devicePath = device?.ok ? device.value : (backing?.device ?? '');
+  const mapped = allMapped.filter((p) => backing === null || (p !== mount.Source && p !== realSource));
+  // A device path the daemon cannot resolve (another namespace's /tmp) is told by the mount table, when there is one.
+  if (device && !device.ok && !entry) problems.push(device.reason === 'timeout' ? "the volume's device did not resolve in time" : "the volume's device does not resolve");
+  const devicePath = device?.ok ? device.value : backing?.kind === 'bind' && mapped[0] !== undefined ? mapped[0] : (backing?.device ?? '');
 
   // A volume whose options mount something is that something, not the `_data` directory it sits on.
   const requested = backing === null ? [realSource] : backing.kind === 'network' ? [] : [devicePath];
-  const mapped = allMapped.filter((p) => backing === null || (p !== mount.Source && p !== realSource));
   const socketPaths = await socketsBehind(entry ?? null, entry ? mapped : real.ok ? [realSource] : [], sockets, input.probe, problems);
   return {
     realSource,
