@@ -114,6 +114,8 @@ t.test('a volume is judged by what its driver options mount, never by its _data 
     ['/srv/containers/shared'],
     'a bind volume under the roots: its device is what gets walked',
   );
+  const alias = plan(policy('shared'), [{ ...bind('/srv/containers/web'), hostPaths: ['/data/web', '/srv/containers/web'] }]);
+  t.same(alias.ops.map((op) => op.path), ['/srv/containers/web'], 'another host path of the same files outside the roots (a root that is a bind mount) is no refusal');
 });
 
 t.test('volumes of other drivers have no local path to label', async (t) => {

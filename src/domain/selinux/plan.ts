@@ -102,8 +102,10 @@ export function planRelabel(volumes: VolumesPolicy, facts: ContainerFacts, host:
     const reason =
       (mount.unresolved !== null ? 'unresolved' : null) ??
       (mount.backing === 'device' || mount.backing === 'network' ? 'mounted-device' : null) ??
-      // Every host path it really shows is judged, not only the one walked: a `_data` that is a bind of /etc is /etc.
-      [path, ...mount.hostPaths].map((p) => refusal(p, roots, host)).find((r) => r !== null) ??
+      refusal(path, roots, host) ??
+      // Every other host path it really shows is judged too (a `_data` that is a bind of /etc is /etc), as a
+      // place that must never be labelled; not for being under the roots (a root may itself be a host bind mount).
+      mount.hostPaths.map((p) => refusal(p, roots, host)).find((r) => r !== null && r !== 'outside-roots') ??
       (relabel === 'private' && host.othersMounts.some((other) => overlaps(other, path)) ? 'shared-private' : null);
     const typeLevel = relabel === 'shared' ? SHARED_TYPE_LEVEL : facts.mountLabel === '' ? FALLBACK_PRIVATE_TYPE_LEVEL : typeLevelOf(facts.mountLabel);
     const why = reason ?? (typeLevel === null ? 'bad-mount-label' : null);
