@@ -2,6 +2,7 @@ import { statSync, watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
+import { engineSockets } from './engine-sockets.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
@@ -104,7 +105,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   }
 
   const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
+  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   let reconcileRequested = false;
   const queue = new KeyedQueue({
     concurrency: CONCURRENCY,

@@ -2,7 +2,8 @@ import type { DockerEngine } from '../adapters/docker/engine.js';
 import { realpaths } from '../adapters/docker/read-facts.js';
 import { detectSelinux } from '../adapters/selinux/detect.js';
 import { readHomes } from '../adapters/selinux/homes.js';
-import { prepareDirectory, relabelTree } from '../adapters/selinux/native.js';
+import { pathProbe, type PathProbe } from '../adapters/fs/path-probe.js';
+import { prepareDirectory, relabelTree, type TreeResult } from '../adapters/selinux/native.js';
 import { findSemanage, registerFcontext } from '../adapters/selinux/semanage.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
@@ -57,12 +58,25 @@ async function selinuxEnforcerFor(config: Config, docker: DockerEngine, log: Log
   else log.info({ selinux: { reason: why } }, 'SELinux is enabled; volumes are relabelled as the policy says');
   const semanage = findSemanage();
   if (semanage === null) log.info('semanage not found: relabelled paths keep their label only in their xattrs, and a full filesystem relabel would reset them');
+  const probe = pathProbe();
   return selinuxEnforcer({
     host: hostReader(docker, forced),
-    relabelTree,
+    relabelTree: (root, typeLevel) => relabelIfReachable(probe, root, typeLevel),
     record: (record) => appendRelabelRecord(config.state.dir, record),
     registerFcontext: semanage === null ? null : (path, typeLevel) => registerFcontext(semanage, path, typeLevel),
     log,
     ...(onRefused && { onRefused }),
   });
+}
+
+/**
+ * A walk starts only on a root that answers in time: the walk runs on one of libuv's four threads,
+ * and one started on a hung mount would hold it for good. (A mount that hangs mid-walk still can.)
+ */
+async function relabelIfReachable(probe: PathProbe, root: string, typeLevel: string): Promise<TreeResult> {
+  const reached = await probe.identity(root);
+  if (!reached.ok && reached.reason === 'timeout') {
+    return { visited: 0, labelled: 0, alreadyLabelled: 0, otherFilesystem: 0, vanished: 0, failed: 0, errors: [], rootError: 'ETIMEDOUT', rootOldLabel: null, rootNewLabel: null };
+  }
+  return relabelTree(root, typeLevel);
 }

@@ -1,4 +1,5 @@
 import { connectEngine } from '../adapters/docker/engine.js';
+import { engineSockets } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
 import type { RelabelHostReader } from '../app/relabel-host.js';
 import { hostReader, relabelSetting } from '../app/volumes-setup.js';
@@ -31,7 +32,7 @@ export interface CheckReport {
 export async function checkCommand(config: Config, json: boolean): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
+  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const relabel = await relabelSetting(config);
   const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report));

@@ -1,4 +1,5 @@
 import { connectEngine } from '../adapters/docker/engine.js';
+import { engineSockets } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
 import { judgeImage, ruleLabel, type ImageJudgement } from '../domain/checks/image.js';
 import type { PortVerdict } from '../domain/decision.js';
@@ -14,7 +15,7 @@ import { printable } from './printable.js';
 export async function explainCommand(config: Config, container: string, json: boolean): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
+  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const facts = await docker.readFacts(container);
   if (!facts) {
     process.stderr.write(`dockwarden: no such container: ${printable(container)}\n`);

@@ -1,4 +1,5 @@
 import { connectEngine } from '../adapters/docker/engine.js';
+import { engineSockets } from '../app/engine-sockets.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import type { Config } from '../app/config.js';
 import { latestByPath, readRelabelRecords, type RelabelRecord } from '../app/relabel-record.js';
@@ -27,7 +28,7 @@ export interface StatusReport {
 export async function statusCommand(config: Config, json: boolean): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs });
+  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const backend = await selectBackend(config.firewall.backend);
   const containers: StatusReport['containers'][number][] = [];
   const elements: ContainerElements[] = [];

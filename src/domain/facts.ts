@@ -150,6 +150,20 @@ export interface MountFacts {
   /** Volume name for `volume` mounts. */
   readonly name: string;
   readonly driver: string;
+  /**
+   * Every host path this mount really shows, which the mount checks and relabel refusals judge:
+   * the source with symlinks resolved, or what a local volume's driver options mount instead of its
+   * `_data` directory (the bind source, the block device); while the container runs, each host path
+   * where its mount table's filesystem and root sit on the host; and the engine socket's own path
+   * when the mounted file is that socket (same device and inode), whatever path or link it came by.
+   */
+  readonly hostPaths: readonly string[];
+  /** What a local volume's driver options mount: a `bind` of a host path, a block `device`, a `network` filesystem; null for none. */
+  readonly backing: 'bind' | 'device' | 'network' | null;
+  /** The volume's `device` option with symlinks resolved; '' when there is none. */
+  readonly device: string;
+  /** Why what it mounts could not be (fully) found out in time; null when it was. */
+  readonly unresolved: string | null;
 }
 
 export interface DeviceMapping {

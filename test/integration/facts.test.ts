@@ -87,6 +87,7 @@ t.test('image inspects are cached briefly, since tags move', async (t) => {
     getContainer: (c) => docker.getContainer(c),
     getImage: (image) => (imageInspects++, docker.getImage(image)),
     getExec: (e) => docker.getExec(e),
+    getVolume: (name) => docker.getVolume(name),
   };
   let clock = 0;
   const options = { now: () => clock, imageTtlMs: 1_000 };
@@ -125,6 +126,7 @@ function fakeClient(inspect: ContainerInspect): InspectClient {
     getContainer: () => ({ inspect: async () => inspect }),
     getImage: () => ({ inspect: async () => ({ RepoTags: [], RepoDigests: [] }) }),
     getExec: (e) => docker.getExec(e),
+    getVolume: (name) => docker.getVolume(name),
   };
 }
 

@@ -40,6 +40,9 @@ function variant(
   return toContainerFacts(inspect, { image: base.image, procStatus: null, realpath: identity, execs: [], ...NO_PROCESSES, ...input });
 }
 
+/** Mount facts without a mount view: the request's real path is all that is known. */
+const requested = (realSource: string) => ({ hostPaths: [realSource], backing: null, device: '', unresolved: null });
+
 const sorted = <T>(items: readonly T[]) => [...items].sort();
 const DEFAULTS = sorted(DOCKER_DEFAULT_CAPABILITIES);
 
@@ -125,9 +128,9 @@ t.test('bind mounts, named volumes; sources resolved through realpath', async (t
   const { mounts } = factsOf('mounts', realpath);
   const volumeSource = '/var/lib/dw-test/docker/volumes/dw-fixture-data/_data';
   t.strictSame(mounts, [
-    { type: 'bind', source: '/etc', realSource: '/etc', destination: '/host-etc', rw: false, mode: 'ro', name: '', driver: '' },
-    { type: 'volume', source: volumeSource, realSource: volumeSource, destination: '/data', rw: true, mode: 'z', name: 'dw-fixture-data', driver: 'local' },
-    { type: 'bind', source: '/var/run', realSource: '/run', destination: '/host-run', rw: true, mode: '', name: '', driver: '' },
+    { type: 'bind', source: '/etc', realSource: '/etc', destination: '/host-etc', rw: false, mode: 'ro', name: '', driver: '', ...requested('/etc') },
+    { type: 'volume', source: volumeSource, realSource: volumeSource, destination: '/data', rw: true, mode: 'z', name: 'dw-fixture-data', driver: 'local', ...requested(volumeSource) },
+    { type: 'bind', source: '/var/run', realSource: '/run', destination: '/host-run', rw: true, mode: '', name: '', driver: '', ...requested('/run') },
   ]);
   t.strictSame(asked, ['/etc', volumeSource, '/var/run']);
 });

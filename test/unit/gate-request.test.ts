@@ -73,7 +73,7 @@ t.test('a create body as the inspect it would produce', async (t) => {
   t.same(referencedBy(body), { volumes: ['data', 'v'], containers: ['other'] });
   const inspect = createToInspect(body, 'web', {
     image: { Id: 'sha256:img', Config: { User: 'app', Labels: { a: 'image', b: 'image' } } },
-    volume: (name) => (name === 'data' ? { Driver: 'local', Mountpoint: '/var/lib/docker/volumes/data/_data', Options: null } : null),
+    volume: (name) => (name === 'data' ? { Driver: 'local', Mountpoint: '/var/lib/docker/volumes/data/_data' } : null),
     newVolumeMountpoint: (name) => `/dr/volumes/${name}/_data`,
     mountsOf: (c) => (c === 'other' ? [{ Type: 'bind', Source: '/var/run/docker.sock', Destination: '/s', Mode: '', RW: true }] : null),
   });

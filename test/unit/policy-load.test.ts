@@ -123,7 +123,7 @@ t.test('containers: checks on when present, default severities, capability names
       severity: 'critical',
       paths: ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/var/run/containerd/containerd.sock', '/srv/run/docker.sock'],
     },
-    sensitiveMounts: { action: 'alert', severity: 'high', paths: ['/', '/etc'], readOnlyAllowed: false },
+    sensitiveMounts: { action: 'alert', severity: 'high', paths: ['/', '/etc'], allowed: [], readOnlyAllowed: false },
     devices: { action: 'alert', severity: 'medium', allowed: ['/dev/fuse'], allowedCgroupRules: [] },
     privilegedExec: { action: 'alert', severity: 'high' },
     noNewPrivileges: { action: 'alert', severity: 'low' },

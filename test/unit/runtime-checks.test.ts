@@ -21,7 +21,7 @@ const only = (p: Policy, ...args: Parameters<typeof makeFacts>) => {
 };
 
 const bind = (source: string, destination: string, rw = true, realSource = source): MountFacts => ({
-  type: 'bind', source, realSource, destination, rw, mode: rw ? '' : 'ro', name: '', driver: '',
+  type: 'bind', source, realSource, destination, rw, mode: rw ? '' : 'ro', name: '', driver: '', hostPaths: [realSource], backing: null, device: '', unresolved: null,
 });
 
 const ALL_CHECKS = policy(`  capabilities: { forbidden: [SYS_ADMIN, NET_ADMIN, SYS_PTRACE], action: kill }
@@ -111,16 +111,17 @@ t.test('docker socket: the socket, a directory holding it, symlinks resolved', a
   t.same(socket(bind('/run/dw-test/docker.sock', '/s')), ['docker-socket:kill'], 'a path the policy adds');
   t.same(socket(bind('/run/user', '/x')), [], 'a sibling directory');
   t.same(socket(bind('/run/docker.sockets', '/x')), [], 'a name that only starts the same');
-  t.same(socket({ type: 'tmpfs', source: '', realSource: '', destination: '/run', rw: true, mode: '', name: '', driver: '' }), [], 'tmpfs has no host path');
+  t.same(socket({ type: 'tmpfs', source: '', realSource: '', destination: '/run', rw: true, mode: '', name: '', driver: '', hostPaths: [], backing: null, device: '', unresolved: null }), [], 'tmpfs has no host path');
   const v = only(ALL_CHECKS, { mounts: [bind('/var/run/docker.sock', '/sock')] });
   t.equal(v.message, 'mounts the container engine socket: /var/run/docker.sock (read-write)');
-  t.same(v.details.mounts, [{ source: '/var/run/docker.sock', realSource: '/var/run/docker.sock', destination: '/sock', rw: true }]);
+  t.same(v.details.mounts, [{ source: '/var/run/docker.sock', realSource: '/var/run/docker.sock', hostPaths: ['/var/run/docker.sock'], destination: '/sock', rw: true }]);
 });
 
-t.test('sensitive mounts: listed paths and their ancestors, read-only allowed on request', async (t) => {
+t.test('sensitive mounts: listed paths, their ancestors and what is below them, read-only allowed on request', async (t) => {
   t.same(raised(ALL_CHECKS, { mounts: [bind('/etc', '/host-etc')] }), ['sensitive-mounts:stop']);
-  t.same(raised(ALL_CHECKS, { mounts: [bind('/etc/nginx', '/etc/nginx')] }), [], 'below a listed path is not implied');
-  t.same(raised(ALL_CHECKS, { mounts: [bind('/srv/data', '/data')] }), []);
+  t.same(raised(ALL_CHECKS, { mounts: [bind('/etc/cron.d', '/c')] }), ['sensitive-mounts:stop'], 'below a listed path: root through cron');
+  t.same(raised(ALL_CHECKS, { mounts: [bind('/srv/data', '/data')] }), [], '/ covers only itself, not everything below it');
+  t.same(raised(ALL_CHECKS, { mounts: [bind('/etcetera', '/data')] }), [], 'a name that only starts the same');
   const root = [bind('/', '/host', false)];
   t.same(raised(ALL_CHECKS, { mounts: root }), ['docker-socket:kill', 'sensitive-mounts:stop'], 'the root holds the socket too');
   const sensitive = runtimeViolations(ALL_CHECKS.containers, makeFacts({ mounts: root }))[1]!;
@@ -129,6 +130,42 @@ t.test('sensitive mounts: listed paths and their ancestors, read-only allowed on
   t.same(raised(readOnlyOk, { mounts: [bind('/etc', '/e', false)] }), []);
   t.same(raised(readOnlyOk, { mounts: [bind('/etc', '/e', true)] }), ['sensitive-mounts:alert']);
   t.same(raised(readOnlyOk, { mounts: [bind('/srv/etc-link', '/e', true, '/etc')] }), ['sensitive-mounts:alert'], 'symlink resolved');
+});
+
+t.test('sensitive mounts: allowed paths excuse what is at or below them from the listed paths that contain them', async (t) => {
+  const p = policy('  sensitive-mounts: { paths: [/etc, /var/lib/docker, /srv/secret], allowed: [/etc/ssl/certs, /var/lib/docker/volumes, /srv], action: alert }\n');
+  t.same(raised(p, { mounts: [bind('/etc/ssl/certs', '/c')] }), []);
+  t.same(raised(p, { mounts: [bind('/etc/ssl', '/c')] }), ['sensitive-mounts:alert'], 'above the allowed path');
+  t.same(raised(p, { mounts: [bind('/var/lib/docker/volumes/db/_data', '/v')] }), [], 'a volume');
+  t.same(raised(p, { mounts: [bind('/var/lib/docker/containers', '/c')] }), ['sensitive-mounts:alert'], 'elsewhere in the data root');
+  t.same(raised(p, { mounts: [bind('/srv', '/s')] }), ['sensitive-mounts:alert'], 'an allowed path holding a more specific listed one');
+  t.same(raised(p, { mounts: [bind('/srv/www', '/s')] }), []);
+});
+
+t.test('mount checks judge every host path the mount really shows, and unresolved mounts fail-safe', async (t) => {
+  const volume = (hostPaths: string[], unresolved: string | null = null): MountFacts => ({
+    ...bind('/var/lib/docker/volumes/v/_data', '/h'),
+    type: 'volume',
+    name: 'v',
+    driver: 'local',
+    hostPaths,
+    backing: 'bind',
+    device: hostPaths[0] ?? '',
+    unresolved,
+  });
+  const p = policy('  docker-socket: { action: kill }\n  sensitive-mounts: { paths: [/etc], allowed: [/var/lib/docker/volumes], action: alert }\n');
+  t.same(raised(p, { mounts: [volume(['/srv/data'])] }), []);
+  t.same(raised(p, { mounts: [volume(['/etc'])] }), ['sensitive-mounts:alert'], 'a volume bound to /etc');
+  t.same(raised(p, { mounts: [volume(['/tmp/x/hardlink', '/run/docker.sock'])] }), ['docker-socket:kill'], 'a file with the socket identity');
+  const unresolved = runtimeViolations(p.containers, makeFacts({ mounts: [volume([], 'the source did not resolve in time')] }));
+  t.same(
+    unresolved.map((v) => [v.check, v.message]),
+    [
+      ['docker-socket', 'mounts the container engine socket: 1 mount whose host path could not be resolved in time (judged fail-safe) (read-write)'],
+      ['sensitive-mounts', 'mounts sensitive host paths: 1 mount whose host path could not be resolved in time (judged fail-safe) (read-write)'],
+    ],
+  );
+  t.same((unresolved[1]!.details.mounts as Array<{ unresolved: string }>)[0]!.unresolved, 'the source did not resolve in time');
 });
 
 t.test('devices: anything not allowed', async (t) => {

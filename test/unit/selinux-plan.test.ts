@@ -13,10 +13,11 @@ function policy(relabel: string, roots = '[/srv/containers, /var/lib/docker/volu
 }
 
 const bind = (realSource: string, source = realSource): MountFacts => ({
-  type: 'bind', source, realSource, destination: '/data', rw: true, mode: '', name: '', driver: '',
+  type: 'bind', source, realSource, destination: '/data', rw: true, mode: '', name: '', driver: '', hostPaths: [realSource], backing: null, device: '', unresolved: null,
 });
 const volume = (name: string, driver = 'local'): MountFacts => ({
   type: 'volume', source: `/var/lib/docker/volumes/${name}/_data`, realSource: `/var/lib/docker/volumes/${name}/_data`, destination: '/v', rw: true, mode: 'z', name, driver,
+  hostPaths: [`/var/lib/docker/volumes/${name}/_data`], backing: null, device: '', unresolved: null,
 });
 
 const HOST: Omit<RelabelHost, 'roots'> = { forced: false, dataRoot: '/var/lib/docker', homes: ['/root', '/home/alice', '/srv/containers/bob', '/'], othersMounts: [] };
@@ -88,6 +89,33 @@ t.test('volume _data directories under the data root may be relabelled; nothing 
 t.test('roots are those the host resolved; one that resolved to a system directory is dropped', async (t) => {
   t.same(plan(policy('shared', '[/srv/alias]'), [bind('/data/x/web')], { roots: ['/data/x'] }).ops.length, 1);
   t.same(reasons(plan(policy('shared', '[/srv/alias]'), [bind('/usr/share/doc')], { roots: ['/usr'] })), ['outside-roots']);
+});
+
+t.test('a volume is judged by what its driver options mount, never by its _data alone', async (t) => {
+  const backed = (backing: MountFacts['backing'], device: string, hostPaths: string[], unresolved: string | null = null): MountFacts => ({
+    ...volume('v'),
+    backing,
+    device,
+    hostPaths,
+    unresolved,
+  });
+  const result = plan(policy('shared'), [
+    backed('bind', '/etc', ['/etc']),
+    backed('bind', '/', ['/']),
+    backed('bind', '/var/lib/docker/volumes/v/_data', ['/var/lib/docker/volumes/v/_data', '/etc'], null),
+    backed('device', '/dev/sdb1', ['/dev/sdb1']),
+    backed('network', ':/export', []),
+    backed(null, '', ['/var/lib/docker/volumes/v/_data'], 'the source did not resolve in time'),
+    backed('bind', '/srv/containers/shared', ['/srv/containers/shared']),
+  ]);
+  t.same(reasons(result), ['system-path', 'system-path', 'system-path', 'mounted-device', 'mounted-device', 'unresolved']);
+  t.same(
+    result.ops.map((op) => op.path),
+    ['/srv/containers/shared'],
+    'a bind volume under the roots: its device is what gets walked',
+  );
+  const alias = plan(policy('shared'), [{ ...bind('/srv/containers/web'), hostPaths: ['/data/web', '/srv/containers/web'] }]);
+  t.same(alias.ops.map((op) => op.path), ['/srv/containers/web'], 'another host path of the same files outside the roots (a root that is a bind mount) is no refusal');
 });
 
 t.test('volumes of other drivers have no local path to label', async (t) => {

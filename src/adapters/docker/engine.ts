@@ -2,6 +2,7 @@ import Docker from 'dockerode';
 import type { ContainerFacts } from '../../domain/facts.js';
 import type { DockerBridge } from '../../domain/firewall/bridge-options.js';
 import type { CreateLookups, VolumeInfo } from '../../domain/gate/create-inspect.js';
+import { pathProbe } from '../fs/path-probe.js';
 import type { ContainerInspect } from './facts.js';
 import { factsFromInspect, orNullIfMissing, readFacts, resolveSources, type ImageCache } from './read-facts.js';
 
@@ -50,15 +51,19 @@ export interface BridgeNetwork extends DockerBridge {
 export interface EngineOptions {
   readonly socketPath: string;
   readonly timeoutMs: number;
+  /** Engine socket paths a mounted file is recognised as by identity; default none. */
+  readonly sockets?: () => readonly string[];
 }
 
-export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerEngine {
+export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions): DockerEngine {
   // Two clients: API calls time out; the event stream is long-lived and must not.
   const api = new Docker({ socketPath, timeout: timeoutMs });
   const events = new Docker({ socketPath });
   // Waits for a container to exit last as long as a stop's grace period: each is bounded by its own abort signal.
   const waits = new Docker({ socketPath });
   const images: ImageCache = new Map();
+  const probe = pathProbe();
+  const factsOptions = { probe, ...(sockets && { sockets }) };
   return {
     async ping() {
       await api.ping();
@@ -67,8 +72,8 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
       const list = await api.listContainers({ all: true });
       return list.map((c) => c.Id);
     },
-    readFacts: (id, execId) => readFacts(api, id, images, {}, execId),
-    factsOf: (inspect) => factsFromInspect(api, inspect, images),
+    readFacts: (id, execId) => readFacts(api, id, images, factsOptions, execId),
+    factsOf: (inspect) => factsFromInspect(api, inspect, images, factsOptions),
     inspectImage: (reference) => orNullIfMissing(api.getImage(reference).inspect()),
     inspectVolume: (name) => orNullIfMissing(api.getVolume(name).inspect()),
     inspectContainer: (id) => orNullIfMissing(api.getContainer(id).inspect()),
@@ -100,7 +105,10 @@ export function connectEngine({ socketPath, timeoutMs }: EngineOptions): DockerE
     async runningMounts() {
       const list = await api.listContainers();
       const sources = list.map((c) => (c.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/')));
-      const real = await resolveSources(sources.flat());
+      // Container-named paths: resolved through the probe, so a hung mount costs a deadline, not the daemon.
+      const unique = [...new Set(sources.flat())];
+      const resolved = await Promise.all(unique.map(async (s) => { const r = await probe.realpath(s); return r.ok ? r.value : s; }));
+      const real = new Map(unique.map((s, i) => [s, resolved[i]!]));
       return new Map(list.map((c, i) => [c.Id, sources[i]!.map((s) => real.get(s) ?? s)]));
     },
     async subscribe(sinceNano) {

@@ -17,6 +17,7 @@ import type {
   ResourceLimits,
   SecurityOptions,
 } from '../../domain/facts.js';
+import type { MountView } from './mount-sources.js';
 
 /**
  * The part of `GET /containers/{id}/json` that facts are made of, typed as dockerd really sends it
@@ -65,6 +66,11 @@ export interface ContainerInspect {
     readonly Driver?: string;
     readonly Mode: string;
     readonly RW: boolean;
+    /**
+     * Not in dockerd's inspect: the driver options of a volume that a create request would make, carried
+     * by the gate (an existing volume's options are read from the engine).
+     */
+    readonly Options?: Readonly<Record<string, string>> | null;
   }> | null;
   /** Execs dockerd still holds for the container. */
   readonly ExecIDs?: readonly string[] | null;
@@ -98,6 +104,8 @@ export interface FactsInput {
   readonly processes: ReadonlyArray<{ readonly pid: number; readonly status: string }>;
   /** Processes the cgroup listed beyond the bound, not read. */
   readonly processesUnread: number;
+  /** What each host-path mount really is, by destination (mount-sources); without it, the request is taken as given. */
+  readonly mountViews?: ReadonlyMap<string, MountView>;
 }
 
 /** Maps what dockerd and procfs report into `ContainerFacts`. Pure: all I/O happens in read-facts. */
@@ -125,7 +133,7 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
     },
     ports: publishedPorts(inspect.NetworkSettings.Ports),
     networks: networksOf(inspect.NetworkSettings.Networks),
-    mounts: mountsOf(inspect.Mounts, input.realpath),
+    mounts: mountsOf(inspect.Mounts, input.realpath, input.mountViews),
     devices: (host.Devices ?? []).map(
       (d): DeviceMapping => ({ pathOnHost: d.PathOnHost, pathInContainer: d.PathInContainer, permissions: d.CgroupPermissions }),
     ),
@@ -220,20 +228,29 @@ const MOUNT_TYPES: ReadonlySet<string> = new Set<MountType>(['bind', 'volume', '
 /** Only these have a host path behind `Source`. */
 const HOST_PATH_TYPES: ReadonlySet<string> = new Set<MountType>(['bind', 'volume']);
 
-function mountsOf(mounts: ContainerInspect['Mounts'], realpath: (path: string) => string): MountFacts[] {
+function mountsOf(mounts: ContainerInspect['Mounts'], realpath: (path: string) => string, views: ReadonlyMap<string, MountView> | undefined): MountFacts[] {
   // Types this model does not know (e.g. `image` mounts of newer engines) carry no host path; skip them.
   return (mounts ?? [])
     .filter((m) => MOUNT_TYPES.has(m.Type))
-    .map((m) => ({
-      type: m.Type as MountType,
-      source: m.Source,
-      realSource: HOST_PATH_TYPES.has(m.Type) && m.Source !== '' ? realpath(m.Source) : m.Source,
-      destination: m.Destination,
-      rw: m.RW,
-      mode: m.Mode,
-      name: m.Name ?? '',
-      driver: m.Driver ?? '',
-    }));
+    .map((m) => {
+      const hostPath = HOST_PATH_TYPES.has(m.Type) && m.Source !== '';
+      const realSource = hostPath ? realpath(m.Source) : m.Source;
+      const view = hostPath ? views?.get(m.Destination) : undefined;
+      return {
+        type: m.Type as MountType,
+        source: m.Source,
+        realSource,
+        destination: m.Destination,
+        rw: m.RW,
+        mode: m.Mode,
+        name: m.Name ?? '',
+        driver: m.Driver ?? '',
+        hostPaths: view?.hostPaths ?? (hostPath ? [realSource] : []),
+        backing: view?.backing ?? null,
+        device: view?.device ?? '',
+        unresolved: view?.unresolved ?? null,
+      };
+    });
 }
 
 /** The lines of `/proc/<pid>/status` that facts use. */

@@ -1,13 +1,17 @@
 import { readFile, readlink, realpath } from 'node:fs/promises';
 import type { ContainerFacts, JoinableNamespace, NamespaceJoin } from '../../domain/facts.js';
+import { pathProbe, type PathProbe } from '../fs/path-probe.js';
+import { readContainerMountTable, readHostMountTable } from '../proc/mount-table.js';
 import { readContainerProcesses, readStatusInContainer } from './container-processes.js';
 import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput } from './facts.js';
+import { readMountViews } from './mount-sources.js';
 
 /** The dockerode calls facts need; a `Dockerode` instance is one. */
 export interface InspectClient {
   getContainer(id: string): { inspect(): Promise<ContainerInspect> };
   getExec(id: string): { inspect(): Promise<ExecInspect> };
   getImage(id: string): { inspect(): Promise<{ readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null }> };
+  getVolume(name: string): { inspect(): Promise<{ readonly Options?: Readonly<Record<string, string>> | null }> };
 }
 
 type ImageRefs = FactsInput['image'];
@@ -24,10 +28,15 @@ export interface ReadFactsOptions {
   /** Cache entries kept at most; the oldest go first. */
   readonly imageCacheLimit?: number;
   readonly now?: () => number;
+  /** Lookups on mount sources (deadline, bounded); default: one of its own. */
+  readonly probe?: PathProbe;
+  /** Engine socket paths a mounted file is recognised as by identity (device and inode). */
+  readonly sockets?: () => readonly string[];
 }
 
 /** The exec event attribute naming the exec; a container label of that name replaces it in every event. */
 const EXEC_ID_ATTRIBUTE = 'execID';
+const defaultProbe = pathProbe();
 
 /**
  * Inspects a container and gathers what `toContainerFacts` needs; null when it no longer exists.
@@ -63,18 +72,30 @@ export async function factsFromInspect(
   // the event's exec id is the label's, and which exec ran cannot be told from the event.
   const execHiddenByLabel = execId !== undefined && Object.hasOwn(inspect.Config.Labels ?? {}, EXEC_ID_ATTRIBUTE);
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined || execHiddenByLabel ? [] : [execId])]);
-  const [image, procStatus, processes, realSources, execs, joinedNamespaces] = await Promise.all([
+  // A volume a create request would make has no inspect yet: the gate carries its driver options on the mount.
+  const requestedOptions = new Map((inspect.Mounts ?? []).flatMap((m) => (m.Name && m.Options ? [[m.Name, m.Options] as const] : [])));
+  const [image, procStatus, processes, mountViews, execs, joinedNamespaces] = await Promise.all([
     // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
     inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
     running ? readStatusInContainer(inspect.State.Pid, inspect.Id) : null,
     running ? readContainerProcesses(inspect.State.Pid, inspect.Id) : { processes: [], unread: 0 },
-    resolveSources((inspect.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/'))),
+    (running ? mountTables(inspect.State.Pid, inspect.Id) : Promise.resolve(null)).then((tables) =>
+      readMountViews({
+        inspect,
+        volumeOptions: async (name) => requestedOptions.get(name) ?? (await orNullIfMissing(docker.getVolume(name).inspect()))?.Options ?? null,
+        probe: options.probe ?? defaultProbe,
+        tables,
+        sockets: options.sockets?.() ?? [],
+      }),
+    ),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
     followJoins(docker, inspect, running ? inspect.State.Pid : 0),
   ]);
+  const realSources = new Map((inspect.Mounts ?? []).flatMap((m) => { const view = mountViews.get(m.Destination); return view ? [[m.Source, view.realSource] as const] : []; }));
   return toContainerFacts(inspect, {
     image,
     procStatus,
+    mountViews,
     realpath: (path) => realSources.get(path) ?? path,
     // An exec id from an event is only trusted for the container it belongs to.
     execs: execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id),
@@ -83,6 +104,12 @@ export async function factsFromInspect(
     processes: processes.processes,
     processesUnread: processes.unread,
   });
+}
+
+/** The container's mount table and the host's, or null when either cannot be read. */
+async function mountTables(pid: number, containerId: string) {
+  const [container, host] = await Promise.all([readContainerMountTable(pid, containerId), readHostMountTable()]);
+  return container && host && { container, host };
 }
 
 const JOIN_MODES: ReadonlyArray<readonly [JoinableNamespace, 'PidMode' | 'NetworkMode' | 'IpcMode']> = [
@@ -166,8 +193,10 @@ async function imageRefs(docker: InspectClient, imageId: string, images: ImageCa
   return refs;
 }
 
-/** Real paths of mount sources; asynchronous, so a hung network mount cannot stall the event loop. */
-/** `paths` with their symlinks resolved, in order (each itself when it cannot be resolved). */
+/**
+ * `paths` with their symlinks resolved, in order (each itself when it cannot be resolved). For paths
+ * the admin names (relabel roots, Docker's data root); paths a container names go through the probe.
+ */
 export async function realpaths(paths: readonly string[]): Promise<string[]> {
   const real = await resolveSources(paths);
   return paths.map((path) => real.get(path) ?? path);

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { parseMountinfo } from './mountinfo.js';
+import { parseMountInfo } from '../../domain/mount-map.js';
 
 /** Whether SELinux labels mean anything on this host, and why, for the one start-up line. */
 export interface SelinuxHost {
@@ -23,6 +23,6 @@ export async function detectSelinux(read: (path: string) => Promise<string> = (p
 
 /** The selinuxfs mount in `/proc/self/mountinfo` text, and whether it is read-write. */
 export function selinuxfsMount(mountinfo: string): { readonly path: string; readonly writable: boolean } | null {
-  const mount = parseMountinfo(mountinfo).find((m) => m.fsType === 'selinuxfs');
+  const mount = parseMountInfo(mountinfo).find((m) => m.fstype === 'selinuxfs');
   return mount ? { path: mount.mountPoint, writable: !mount.options.includes('ro') } : null;
 }

@@ -2,7 +2,7 @@ import type { Capability } from '../capabilities.js';
 import type { Violation } from '../decision.js';
 import { DOCKER_DEFAULT_DEVICE_RULES, grantedBy, parseDeviceCgroupRule, type DeviceCgroupRule } from '../device-rules.js';
 import type { ContainerFacts, MountFacts } from '../facts.js';
-import { contains } from '../host-path.js';
+import { contains, exposes } from '../host-path.js';
 import type { CheckId, CheckSettings, ContainersPolicy, HostNamespace, ResourceKind } from '../policy/model.js';
 import { defaultProfileAllows } from '../seccomp-profile.js';
 import { selectorMatches } from '../selector.js';
@@ -25,8 +25,8 @@ export function runtimeViolations(containers: ContainersPolicy, facts: Container
   judge('capabilities', containers.capabilities, forbiddenCapabilities);
   judge('privileged', containers.privileged, privileged);
   judge('host-namespaces', containers.hostNamespaces, hostNamespaces);
-  judge('docker-socket', containers.dockerSocket, (s, f) => mountsOf(f, s.paths, true, 'mounts the container engine socket'));
-  judge('sensitive-mounts', containers.sensitiveMounts, (s, f) => mountsOf(f, s.paths, !s.readOnlyAllowed, 'mounts sensitive host paths'));
+  judge('docker-socket', containers.dockerSocket, (s, f) => mountsOf(f, s.paths, [], true, 'mounts the container engine socket'));
+  judge('sensitive-mounts', containers.sensitiveMounts, (s, f) => mountsOf(f, s.paths, s.allowed, !s.readOnlyAllowed, 'mounts sensitive host paths'));
   judge('devices', containers.devices, devices);
   judge('privileged-exec', containers.privilegedExec, privilegedExec);
   judge('no-new-privileges', containers.noNewPrivileges, (_, f) =>
@@ -99,22 +99,41 @@ function hostNamespaces({ namespaces }: { readonly namespaces: readonly HostName
 }
 
 /**
- * Mounts (bind or volume, symlinks resolved) of a listed host path or of a directory containing one:
- * `-v /run:/x` exposes `/run/docker.sock` as surely as mounting the socket itself. Directories below
- * a listed path are not implied (list them to judge them): `/` would otherwise cover every mount.
+ * Mounts (bind or volume) whose host paths (`MountFacts.hostPaths`: what is really mounted, not what
+ * was asked for) expose a listed path: are it, hold it or lie below it (`/` only itself). A path at
+ * or below an `allowed` one is excused from the listed paths that contain that allowed path. A mount
+ * whose host paths could not be found out in time is judged fail-safe: as if it exposed them.
  */
-function mountsOf(facts: ContainerFacts, paths: readonly string[], judgeReadOnly: boolean, sentence: string): Finding | null {
+function mountsOf(facts: ContainerFacts, paths: readonly string[], allowed: readonly string[], judgeReadOnly: boolean, sentence: string): Finding | null {
   const hits: Array<{ readonly mount: MountFacts; readonly exposes: string[] }> = [];
+  const excused = (path: string, listed: string) => allowed.some((a) => contains(a, path) && contains(listed, a));
   for (const mount of facts.mounts) {
     if ((mount.type !== 'bind' && mount.type !== 'volume') || (!mount.rw && !judgeReadOnly)) continue;
-    const exposes = paths.filter((path) => [mount.realSource, mount.source].some((source) => source !== '' && contains(source, path)));
-    if (exposes.length > 0) hits.push({ mount, exposes });
+    const shown = [...new Set([mount.source, ...mount.hostPaths])].filter((p) => p !== '');
+    const exposed = paths.filter((listed) => shown.some((path) => exposes(path, listed) && !excused(path, listed)));
+    if (exposed.length > 0 || mount.unresolved !== null) hits.push({ mount, exposes: exposed });
   }
   if (hits.length === 0) return null;
   const exposed = [...new Set(hits.flatMap((h) => h.exposes))];
+  const unresolved = hits.filter((h) => h.mount.unresolved !== null).length;
+  const access = hits.some((h) => h.mount.rw) ? 'read-write' : 'read-only';
+  const what = [
+    ...(exposed.length > 0 ? [exposed.join(', ')] : []),
+    ...(unresolved > 0 ? [`${unresolved} mount${unresolved > 1 ? 's' : ''} whose host path could not be resolved in time (judged fail-safe)`] : []),
+  ];
   return {
-    message: `${sentence}: ${exposed.join(', ')} (${hits.some((h) => h.mount.rw) ? 'read-write' : 'read-only'})`,
-    details: { paths: exposed, mounts: hits.map(({ mount }) => ({ source: mount.source, realSource: mount.realSource, destination: mount.destination, rw: mount.rw })) },
+    message: `${sentence}: ${what.join('; ')} (${access})`,
+    details: {
+      paths: exposed,
+      mounts: hits.map(({ mount }) => ({
+        source: mount.source,
+        realSource: mount.realSource,
+        hostPaths: mount.hostPaths,
+        destination: mount.destination,
+        rw: mount.rw,
+        ...(mount.unresolved !== null && { unresolved: mount.unresolved }),
+      })),
+    },
   };
 }
 

@@ -22,7 +22,6 @@ export interface CreateLookups {
 export interface VolumeInfo {
   readonly Driver: string;
   readonly Mountpoint: string;
-  readonly Options?: Readonly<Record<string, string>> | null;
 }
 
 type Mount = NonNullable<ContainerInspect['Mounts']>[number];
@@ -121,8 +120,9 @@ function volumeMount(
     Driver: existing?.Driver ?? driver,
     Mode: mode,
     RW: rw,
-    ...(existing ? existing.Options && { Options: existing.Options } : options && { Options: options }),
-  } as Mount;
+    // An existing volume's options are read from the engine with the facts; a new one's are the request's.
+    ...(existing === null && options !== null && { Options: options }),
+  };
 }
 
 /** `--volumes-from C[:ro|:rw]`: every mount of C, read-only when asked. */

@@ -100,7 +100,7 @@ export interface ContainersPolicy {
   readonly privileged?: CheckSettings;
   readonly hostNamespaces?: CheckSettings & { readonly namespaces: readonly HostNamespace[] };
   readonly dockerSocket?: CheckSettings & { readonly paths: readonly string[] };
-  readonly sensitiveMounts?: CheckSettings & { readonly paths: readonly string[]; readonly readOnlyAllowed: boolean };
+  readonly sensitiveMounts?: CheckSettings & { readonly paths: readonly string[]; readonly allowed: readonly string[]; readonly readOnlyAllowed: boolean };
   readonly devices?: CheckSettings & { readonly allowed: readonly string[]; readonly allowedCgroupRules: readonly DeviceCgroupRule[] };
   readonly privilegedExec?: CheckSettings;
   readonly noNewPrivileges?: CheckSettings;

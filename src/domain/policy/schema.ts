@@ -17,7 +17,7 @@ import { CHECK_IDS, HOST_NAMESPACES, RESOURCE_KINDS, type Cidr, type Glob, type 
 /** The whole policy but where it came from (`hash`, `file`), which only the loader knows. */
 type PolicyBody = Omit<Policy, 'hash' | 'file'>;
 
-const DEFAULT_DOCKER_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/var/run/containerd/containerd.sock'];
+export const DEFAULT_DOCKER_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/var/run/containerd/containerd.sock'];
 
 /** Relabelling any of these (or `/`) would break the host: never a relabel root. */
 export const REFUSED_RELABEL_ROOTS = ['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib64', '/media', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/var', '/var/lib', '/var/log'];
@@ -377,7 +377,11 @@ const containersSection = mapping({
       .transform((extra) => unique([...DEFAULT_DOCKER_SOCKETS, ...extra]))
       .meta({ description: `Socket paths besides ${DEFAULT_DOCKER_SOCKETS.join(', ')}.` }),
   }),
-  'sensitive-mounts': check('high', { paths: list(absolutePath), 'read-only-allowed': z.boolean().default(false) }),
+  'sensitive-mounts': check('high', {
+    paths: list(absolutePath).meta({ description: 'Each covers itself, what is below it and what contains it; `/` only itself.' }),
+    allowed: z.array(absolutePath).prefault([]).meta({ description: 'Exceptions: a mount at or below one of these is not judged by the listed paths that contain it.' }),
+    'read-only-allowed': z.boolean().default(false),
+  }),
   devices: check('medium', {
     allowed: z.array(absolutePath).prefault([]).meta({ description: 'Host device paths containers may be given.' }),
     'allowed-cgroup-rules': z

@@ -44,7 +44,7 @@ export interface RelabelOp {
   readonly fallback: boolean;
 }
 
-export type RefusalReason = 'system-path' | 'home' | 'docker-data-root' | 'outside-roots' | 'shared-private' | 'bad-mount-label';
+export type RefusalReason = 'system-path' | 'home' | 'docker-data-root' | 'outside-roots' | 'shared-private' | 'bad-mount-label' | 'mounted-device' | 'unresolved';
 
 export interface RelabelPlan {
   /** Why nothing is considered at all; null when the mounts were looked at. */
@@ -61,6 +61,11 @@ const REFUSALS: Readonly<Record<RefusalReason, { readonly severity: Severity; re
   'outside-roots': { severity: 'low', message: 'SELinux relabel refused: the mount is outside volumes.selinux.roots' },
   'shared-private': { severity: 'medium', message: 'SELinux relabel refused: a private label on a path another running container mounts would lock that container out' },
   'bad-mount-label': { severity: 'medium', message: "SELinux relabel refused: the container's MountLabel is not a valid SELinux label" },
+  'mounted-device': {
+    severity: 'medium',
+    message: 'SELinux relabel refused: the volume mounts a block device or a network filesystem (label it with a context= mount option)',
+  },
+  unresolved: { severity: 'medium', message: 'SELinux relabel refused: what the mount shows on the host could not be resolved in time' },
 };
 
 const NAME = '[A-Za-z0-9_.]+';
@@ -92,8 +97,16 @@ export function planRelabel(volumes: VolumesPolicy, facts: ContainerFacts, host:
   const ops: RelabelOp[] = [];
   const violations: Violation[] = [];
   for (const mount of facts.mounts.filter(hasHostPath)) {
-    const path = mount.realSource;
-    const reason = refusal(path, roots, host) ?? (relabel === 'private' && host.othersMounts.some((other) => overlaps(other, path)) ? 'shared-private' : null);
+    // A volume bound elsewhere by its driver options is that place; its `_data` is only where it is mounted.
+    const path = mount.backing === 'bind' && mount.device !== '' ? mount.device : mount.realSource;
+    const reason =
+      (mount.unresolved !== null ? 'unresolved' : null) ??
+      (mount.backing === 'device' || mount.backing === 'network' ? 'mounted-device' : null) ??
+      refusal(path, roots, host) ??
+      // Every other host path it really shows is judged too (a `_data` that is a bind of /etc is /etc), as a
+      // place that must never be labelled; not for being under the roots (a root may itself be a host bind mount).
+      mount.hostPaths.map((p) => refusal(p, roots, host)).find((r) => r !== null && r !== 'outside-roots') ??
+      (relabel === 'private' && host.othersMounts.some((other) => overlaps(other, path)) ? 'shared-private' : null);
     const typeLevel = relabel === 'shared' ? SHARED_TYPE_LEVEL : facts.mountLabel === '' ? FALLBACK_PRIVATE_TYPE_LEVEL : typeLevelOf(facts.mountLabel);
     const why = reason ?? (typeLevel === null ? 'bad-mount-label' : null);
     if (why !== null) violations.push(refused(why, mount, relabel));
@@ -134,6 +147,6 @@ function refused(reason: RefusalReason, mount: MountFacts, relabel: 'shared' | '
     severity,
     action: 'alert',
     message,
-    details: { reason, relabel, source: mount.source, realSource: mount.realSource, destination: mount.destination, type: mount.type },
+    details: { reason, relabel, source: mount.source, realSource: mount.realSource, hostPaths: mount.hostPaths, destination: mount.destination, type: mount.type },
   };
 }

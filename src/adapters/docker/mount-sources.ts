@@ -1,0 +1,127 @@
+import { stat } from 'node:fs/promises';
+import { deviceNumber, entryAt, hostPathsOf, volumeBacking, type MountEntry, type VolumeBacking } from '../../domain/mount-map.js';
+import type { PathProbe, ProbeResult } from '../fs/path-probe.js';
+import type { ContainerInspect } from './facts.js';
+
+/**
+ * What each of a container's mounts really is on the host, beyond the `Source` dockerd reports:
+ * a local volume's driver options, the container's mount table mapped to host paths, and the
+ * identity (device, inode) of the engine sockets. All lookups on container-named paths go through
+ * the `PathProbe` (deadline, bounded), never through the daemon's own fs threads.
+ */
+export interface MountView {
+  /** The source with symlinks resolved; the source itself when it could not be resolved. */
+  readonly realSource: string;
+  readonly hostPaths: readonly string[];
+  readonly backing: VolumeBacking['kind'] | null;
+  readonly device: string;
+  readonly unresolved: string | null;
+}
+
+export interface MountSourcesInput {
+  readonly inspect: ContainerInspect;
+  /** Volume driver options by volume name (`GET /volumes/{name}`); null when the volume is gone. */
+  readonly volumeOptions: (name: string) => Promise<Readonly<Record<string, string>> | null>;
+  readonly probe: PathProbe;
+  /** The container's mount table and the host's (null: not running, or unreadable). */
+  readonly tables: { readonly container: readonly MountEntry[]; readonly host: readonly MountEntry[] } | null;
+  /** Engine socket paths recognised by identity. */
+  readonly sockets: readonly string[];
+}
+
+/** Views by mount destination (host-path mounts only: bind and volume with an absolute source). */
+export async function readMountViews(input: MountSourcesInput): Promise<Map<string, MountView>> {
+  const sockets = await socketIdentities(input.sockets);
+  const mounts = (input.inspect.Mounts ?? []).filter((m) => (m.Type === 'bind' || m.Type === 'volume') && m.Source.startsWith('/'));
+  const views = await Promise.all(mounts.map((m) => viewOf(m, input, sockets)));
+  return new Map(mounts.map((m, i) => [m.Destination, views[i]!]));
+}
+
+type InspectMount = NonNullable<ContainerInspect['Mounts']>[number];
+
+async function viewOf(mount: InspectMount, input: MountSourcesInput, sockets: SocketIdentities): Promise<MountView> {
+  const problems: string[] = [];
+  const backing = mount.Type === 'volume' && (mount.Driver ?? 'local') === 'local' && mount.Name ? volumeBacking(await input.volumeOptions(mount.Name)) : null;
+  const entry = input.tables && entryAt(input.tables.container, mount.Destination);
+  const allMapped = entry ? mappedPaths(entry, input.tables!.host) : [];
+  const [real, device] = await Promise.all([
+    realSourceOf(mount, backing, allMapped, input.probe),
+    backing === null || backing.kind === 'network' ? null : input.probe.realpath(backing.device),
+  ]);
+  const realSource = real.ok ? real.value : mount.Source;
+  // Without the mount table the request is all there is: its paths must have resolved.
+  if (!real.ok && !entry && real.reason === 'timeout') problems.push('the source did not resolve in time');
+  const mapped = allMapped.filter((p) => backing === null || (p !== mount.Source && p !== realSource));
+  // A device path the daemon cannot resolve (another namespace's /tmp) is told by the mount table, when there is one.
+  if (device && !device.ok && !entry) problems.push(device.reason === 'timeout' ? "the volume's device did not resolve in time" : "the volume's device does not resolve");
+  const devicePath = device?.ok ? device.value : backing?.kind === 'bind' && mapped[0] !== undefined ? mapped[0] : (backing?.device ?? '');
+
+  // A volume whose options mount something is that something, not the `_data` directory it sits on.
+  const requested = backing === null ? [realSource] : backing.kind === 'network' ? [] : [devicePath];
+  const socketPaths = await socketsBehind(entry ?? null, entry ? mapped : real.ok ? [realSource] : [], sockets, input.probe, problems);
+  return {
+    realSource,
+    hostPaths: [...new Set([...requested, ...mapped, ...socketPaths])].filter((p) => p !== ''),
+    backing: backing?.kind ?? null,
+    device: devicePath,
+    unresolved: problems.length === 0 ? null : problems.join('; '),
+  };
+}
+
+/**
+ * The source with symlinks resolved. While the container runs, the host's mount table already holds
+ * the real paths of what it mounts (the kernel resolved them at mount time): no lookup is needed,
+ * which keeps the start path free of child processes. Otherwise, through the probe.
+ */
+async function realSourceOf(mount: InspectMount, backing: VolumeBacking | null, mapped: readonly string[], probe: PathProbe): Promise<ProbeResult> {
+  if (mapped.includes(mount.Source)) return { ok: true, value: mount.Source };
+  const first = mapped.find((p) => !p.startsWith('/dev/block/'));
+  if (backing === null && first !== undefined) return { ok: true, value: first };
+  return probe.realpath(mount.Source);
+}
+
+/** Host paths of a mount-table entry; a block device the host has not mounted anywhere is named by its device. */
+function mappedPaths(entry: MountEntry, host: readonly MountEntry[]): string[] {
+  const paths = hostPathsOf(entry, host);
+  if (paths.length > 0 || entry.major === 0) return paths;
+  return [`/dev/block/${entry.major}:${entry.minor}`];
+}
+
+/** `dev` → (`ino` → socket path). */
+type SocketIdentities = Map<bigint, Map<bigint, string>>;
+
+async function socketIdentities(paths: readonly string[]): Promise<SocketIdentities> {
+  const identities: SocketIdentities = new Map();
+  // The configured socket paths are the admin's, not a container's: a plain stat (following a link to the socket).
+  const stats = await Promise.all(paths.map((p) => stat(p, { bigint: true }).catch(() => null)));
+  stats.forEach((s, i) => {
+    if (!s?.isSocket()) return;
+    const byIno = identities.get(s.dev) ?? new Map<bigint, string>();
+    if (!byIno.has(s.ino)) byIno.set(s.ino, paths[i]!);
+    identities.set(s.dev, byIno);
+  });
+  return identities;
+}
+
+/**
+ * The socket paths a mount is, by identity: a hard link or any other path to the socket has the
+ * socket's device and inode. Only mounts on a socket's filesystem are looked at; one whose identity
+ * cannot be read (a path the daemon cannot see) is unresolved, not cleared.
+ */
+async function socketsBehind(entry: MountEntry | null, paths: readonly string[], sockets: SocketIdentities, probe: PathProbe, problems: string[]): Promise<string[]> {
+  if (sockets.size === 0) return [];
+  if (entry && !sockets.has(deviceNumber(entry.major, entry.minor))) return [];
+  const found: string[] = [];
+  let known = false;
+  for (const path of paths) {
+    const identity = await probe.identity(path);
+    if (!identity.ok) continue;
+    const [dev, ino] = identity.value.split(':').map(BigInt) as [bigint, bigint];
+    if (entry && dev !== deviceNumber(entry.major, entry.minor)) continue;
+    known = true;
+    const socket = sockets.get(dev)?.get(ino);
+    if (socket !== undefined) found.push(socket);
+  }
+  if (!known && entry) problems.push('whether it is the engine socket could not be told');
+  return found;
+}

@@ -1,0 +1,48 @@
+import { open } from 'node:fs/promises';
+import { parseMountInfo, type MountEntry } from '../../domain/mount-map.js';
+
+/**
+ * Mount tables from procfs. `/proc/<pid>/mountinfo` is readable without CAP_SYS_PTRACE (unlike
+ * `/proc/<pid>/root`), and reading it asks no filesystem anything: a hung mount cannot block it.
+ */
+
+/** A host with thousands of mounts has a mountinfo of a few MiB; beyond this it is not read. */
+const MAX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The mount table of a container's init process; null when it is gone. The pid may have been
+ * reused since the inspect: its cgroup file, read after the table, must name the container.
+ */
+export async function readContainerMountTable(pid: number, containerId: string): Promise<MountEntry[] | null> {
+  const table = await readBounded(`/proc/${pid}/mountinfo`);
+  const cgroup = table === null ? null : await readBounded(`/proc/${pid}/cgroup`);
+  return table !== null && cgroup?.includes(containerId) ? parseMountInfo(table) : null;
+}
+
+/** The host's mount table: that of pid 1, whose namespace dockerd's mounts come from (not ours: PrivateTmp). */
+export async function readHostMountTable(): Promise<MountEntry[] | null> {
+  const table = await readBounded('/proc/1/mountinfo');
+  return table === null ? null : parseMountInfo(table);
+}
+
+/** procfs reports size 0: read in chunks up to the bound; null when unreadable or too large. */
+async function readBounded(path: string): Promise<string | null> {
+  let file;
+  try {
+    file = await open(path, 'r');
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const { bytesRead, buffer } = await file.read(Buffer.alloc(256 * 1024), 0, 256 * 1024, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > MAX_BYTES) return null;
+      chunks.push(buffer.subarray(0, bytesRead));
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } catch {
+    return null;
+  } finally {
+    await file?.close();
+  }
+}

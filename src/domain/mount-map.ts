@@ -1,0 +1,93 @@
+import { posix } from 'node:path';
+import { contains } from './host-path.js';
+
+/**
+ * What is really mounted, from the kernel's mount tables (`/proc/<pid>/mountinfo`) rather than from
+ * what a container asked for. A mount is a filesystem (device `major:minor`) and a directory in it
+ * (`root`); the same pair in the host's table says where that content sits on the host. Pure.
+ */
+export interface MountEntry {
+  readonly major: number;
+  readonly minor: number;
+  /** The directory of the filesystem this mount shows (`/etc` for a bind of /etc on the root fs). */
+  readonly root: string;
+  /** Where it is mounted, relative to the reading process's root. */
+  readonly mountPoint: string;
+  /** Per-mount options (`rw`, `ro`, `nosuid`, …). */
+  readonly options: readonly string[];
+  readonly fstype: string;
+  /** The mount source as given to mount(2) (a device path, `server:/export`, `tmpfs`…). */
+  readonly source: string;
+}
+
+/** Parses mountinfo (proc(5)); lines that do not parse are skipped. */
+export function parseMountInfo(text: string): MountEntry[] {
+  const entries: MountEntry[] = [];
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ');
+    const separator = fields.indexOf('-', 6);
+    const device = /^(\d+):(\d+)$/.exec(fields[2] ?? '');
+    if (separator === -1 || device === null || fields.length < separator + 3) continue;
+    entries.push({
+      major: Number(device[1]),
+      minor: Number(device[2]),
+      root: unescape(fields[3]!),
+      mountPoint: unescape(fields[4]!),
+      options: fields[5]!.split(','),
+      fstype: fields[separator + 1]!,
+      source: unescape(fields[separator + 2]!),
+    });
+  }
+  return entries;
+}
+
+/** mountinfo escapes space, tab, newline and backslash as `\ooo`. */
+function unescape(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** The mount a container has at `destination`: the first (dockerd's), not one stacked on it later. */
+export function entryAt(table: readonly MountEntry[], destination: string): MountEntry | undefined {
+  return table.find((entry) => entry.mountPoint === destination);
+}
+
+/**
+ * Every host path where `entry`'s content is visible in the host's mount table: each host mount of
+ * the same filesystem whose root holds the entry's root. A symlink swapped or a path the daemon
+ * cannot see (another mount namespace's /tmp) makes no difference: the kernel's pair is compared.
+ */
+export function hostPathsOf(entry: MountEntry, host: readonly MountEntry[]): string[] {
+  const paths = host
+    .filter((h) => h.major === entry.major && h.minor === entry.minor && contains(h.root, entry.root))
+    .map((h) => posix.join(h.mountPoint, h.root === '/' ? entry.root : entry.root.slice(h.root.length)));
+  return [...new Set(paths.map((p) => posix.normalize(p).replace(/(.)\/$/, '$1')))];
+}
+
+/** A device number as stat(2) reports it (glibc's makedev), to compare with a file's `dev`. */
+export function deviceNumber(major: number, minor: number): bigint {
+  const M = BigInt(major);
+  const m = BigInt(minor);
+  return (m & 0xffn) | ((M & 0xfffn) << 8n) | ((m & ~0xffn) << 12n) | ((M & ~0xfffn) << 32n);
+}
+
+/** What a local volume's driver options (`type`, `o`, `device`) make dockerd mount. */
+export type VolumeBacking =
+  /** `o=bind`: the host path `device`. */
+  | { readonly kind: 'bind'; readonly device: string }
+  /** A block device (`type=ext4,device=/dev/sdb1`): the whole filesystem on it. */
+  | { readonly kind: 'device'; readonly device: string }
+  /** NFS, CIFS and the like: another machine's files, not a host path. */
+  | { readonly kind: 'network'; readonly device: string };
+
+const NETWORK_TYPES: ReadonlySet<string> = new Set(['nfs', 'nfs4', 'cifs', 'smb3', 'smbfs', 'ceph', 'glusterfs', '9p', 'sshfs', 'fuse.sshfs']);
+
+/** null for a plain volume (no options, or a tmpfs/overlay that mounts nothing of the host). */
+export function volumeBacking(options: Readonly<Record<string, string>> | null | undefined): VolumeBacking | null {
+  const type = options?.type ?? '';
+  const device = options?.device ?? '';
+  const flags = (options?.o ?? '').split(',');
+  if (device === '') return null;
+  if (flags.includes('bind') || flags.includes('rbind')) return { kind: 'bind', device };
+  if (NETWORK_TYPES.has(type) || flags.some((f) => f.startsWith('addr='))) return { kind: 'network', device };
+  return device.startsWith('/') ? { kind: 'device', device } : null;
+}
