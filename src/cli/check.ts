@@ -8,6 +8,7 @@ import { evaluate } from '../domain/evaluate.js';
 import { imageName } from '../domain/image-provenance.js';
 import type { Policy } from '../domain/policy/model.js';
 import { planRelabel } from '../domain/selinux/plan.js';
+import type { Paint, Style } from './colour.js';
 import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
 
@@ -29,13 +30,13 @@ export interface CheckReport {
  * `dockwarden check`: every running container judged once against the policy, as `run` would judge
  * it, with nothing enforced. Needs no daemon. Exit 0 clean, 1 violations, 2 error.
  */
-export async function checkCommand(config: Config, json: boolean): Promise<number> {
+export async function checkCommand(config: Config, json: boolean, paint: Paint): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const relabel = await relabelSetting(config);
   const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null);
-  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report));
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report, paint));
   return report.findings.length === 0 ? 0 : 1;
 }
 
@@ -64,13 +65,26 @@ async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEng
 }
 
 const HEADER = ['CONTAINER', 'CHECK', 'SEVERITY', 'ACTION', 'WHY'] as const;
+const SEVERITY_STYLE: Readonly<Record<string, Style>> = { critical: 'red', high: 'red', medium: 'yellow', low: 'dim' };
+const ACTION_STYLE: Readonly<Record<string, Style>> = { kill: 'red', stop: 'red' };
 
-function renderCheck(report: CheckReport): string {
-  const summary = `${report.containers} running container${report.containers === 1 ? '' : 's'} checked against ${report.policy.file} (${report.policy.mode}): `;
-  if (report.findings.length === 0) return `${summary}no violations\n`;
-  const rows = report.findings.map((f) => [`${printable(f.container.name)} (${f.container.id.slice(0, 12)})`, f.check, f.severity, f.action, printable(f.message)]);
+/** The table for a person; every cell is `printable` before it is padded and painted (colour never counts towards widths). */
+export function renderCheck(report: CheckReport, paint: Paint): string {
+  const summary = `${report.containers} running container${report.containers === 1 ? '' : 's'} checked against ${printable(report.policy.file)} (${report.policy.mode}): `;
+  if (report.findings.length === 0) return `${summary}${paint('green', 'no violations')}\n`;
+  const rows = report.findings.map((f) => [`${printable(f.container.name)} (${printable(f.container.id.slice(0, 12))})`, printable(f.check), printable(f.severity), printable(f.action), printable(f.message)]);
   const widths = HEADER.slice(0, -1).map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i < widths.length ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd();
+  const line = (cells: readonly string[], style: (i: number, cell: string) => Style | undefined) =>
+    cells
+      .map((c, i) => {
+        const padded = i < widths.length ? c.padEnd(widths[i]!) : c;
+        const s = style(i, c);
+        return s ? paint(s, c) + padded.slice(c.length) : padded;
+      })
+      .join('  ')
+      .trimEnd();
+  const cellStyle = (i: number, cell: string): Style | undefined => (i === 2 ? SEVERITY_STYLE[cell] : i === 3 ? ACTION_STYLE[cell] : undefined);
   const violating = new Set(report.findings.map((f) => f.container.id)).size;
-  return `${[line(HEADER), ...rows.map(line)].join('\n')}\n\n${summary}${report.findings.length} violation${report.findings.length === 1 ? '' : 's'} in ${violating} container${violating === 1 ? '' : 's'}\n`;
+  const count = `${report.findings.length} violation${report.findings.length === 1 ? '' : 's'} in ${violating} container${violating === 1 ? '' : 's'}`;
+  return `${[line(HEADER, () => 'bold'), ...rows.map((r) => line(r, cellStyle))].join('\n')}\n\n${summary}${paint('red', count)}\n`;
 }

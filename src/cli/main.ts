@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigInvalid, loadConfig, type Config } from '../app/config.js';
 import { policyJsonSchemaText } from '../domain/policy/json-schema.js';
 import { checkCommand } from './check.js';
+import { stdoutPainter } from './colour.js';
 import { firewallCommand } from './firewall.js';
 import { GATE_DEFAULTS, gateCommand } from './gate.js';
 import { logFormat } from './pretty-log.js';
@@ -62,8 +63,8 @@ async function main(argv: string[]): Promise<number> {
     return validateCommand(rest[0] ?? configured!.policy.file);
   }
   if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
-  if (command === 'check' && sub === undefined) return checkCommand(config(), values.json);
-  if (command === 'status' && sub === undefined) return statusCommand(config(), values.json);
+  if (command === 'check' && sub === undefined) return checkCommand(config(), values.json, stdoutPainter());
+  if (command === 'status' && sub === undefined) return statusCommand(config(), values.json, stdoutPainter());
   if (command === 'firewall' && sub !== undefined && rest.length === 0) return firewallCommand(config(), sub);
   if (command === 'gate' && sub !== undefined && rest.length === 0) {
     return gateCommand(config(), sub, { daemonJson: values['daemon-json'], dockerPidfile: values['docker-pidfile'], pluginName: values['plugin-name'] });

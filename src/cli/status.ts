@@ -7,6 +7,7 @@ import { evaluate } from '../domain/evaluate.js';
 import { bridgeOptions } from '../domain/firewall/bridge-options.js';
 import { planAll, planContainer, type ContainerElements } from '../domain/firewall/plan.js';
 import { portLabel } from '../domain/port-label.js';
+import type { Paint } from './colour.js';
 import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
 
@@ -25,7 +26,7 @@ export interface StatusReport {
  * `dockwarden status`: for every running container, each published port and who may reach it, as
  * the policy decides now; and whether the kernel's ruleset is exactly that. Needs no running daemon.
  */
-export async function statusCommand(config: Config, json: boolean): Promise<number> {
+export async function statusCommand(config: Config, json: boolean, paint: Paint): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
@@ -53,19 +54,21 @@ export async function statusCommand(config: Config, json: boolean): Promise<numb
   const drift = await backend.drift(planAll(elements, { defaultDeny: policy.ports.default === 'deny', ...bridges, otherBridges: config.firewall.otherBridges }));
   const relabels = latestByPath(readRelabelRecords(config.state.dir));
   const report: StatusReport = { firewall: { backend: backend.name, inSync: drift === null, drift }, containers, relabels };
-  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, paint));
   return 0;
 }
 
-function renderStatus(report: StatusReport): string {
-  const lines = [`firewall   ${report.firewall.backend}: ${report.firewall.inSync ? 'in sync with the policy' : `NOT in sync: ${report.firewall.drift}`}`, ''];
+/** The report for a person; everything Docker, labels or the kernel supply is `printable` before it is painted. */
+export function renderStatus(report: StatusReport, paint: Paint): string {
+  const sync = report.firewall.inSync ? paint('green', 'in sync with the policy') : paint('red', `NOT in sync: ${printable(report.firewall.drift ?? '')}`);
+  const lines = [`firewall   ${printable(report.firewall.backend)}: ${sync}`, ''];
   if (report.containers.length === 0) lines.push('no running containers');
   for (const c of report.containers) {
-    lines.push(`${printable(c.name)} (${c.id.slice(0, 12)})`);
+    lines.push(`${paint('bold', printable(c.name))} (${printable(c.id.slice(0, 12))})`);
     if (c.ports.length === 0) lines.push('  no published ports');
     for (const p of c.ports) {
-      const who = p.allow === 'any' ? 'anyone' : p.allow.length === 0 ? 'nobody' : p.allow.join(', ');
-      lines.push(`  ${p.port} → ${p.containerPort}  ${who}  [${p.rule ?? 'ports.default'}]${p.note ? `  (${printable(p.note)})` : ''}`);
+      const who = p.allow === 'any' ? paint('yellow', 'anyone') : p.allow.length === 0 ? paint('dim', 'nobody') : printable(p.allow.join(', '));
+      lines.push(`  ${printable(p.port)} → ${p.containerPort}  ${who}  [${printable(p.rule ?? 'ports.default')}]${p.note ? `  (${printable(p.note)})` : ''}`);
     }
   }
   lines.push('', ...renderRelabels(report.relabels));
