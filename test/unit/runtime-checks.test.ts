@@ -117,6 +117,18 @@ t.test('docker socket: the socket, a directory holding it, symlinks resolved', a
   t.same(v.details.mounts, [{ source: '/var/run/docker.sock', realSource: '/var/run/docker.sock', hostPaths: ['/var/run/docker.sock'], destination: '/sock', rw: true }]);
 });
 
+t.test('the engine socket itself is judged by docker-socket alone; a directory holding it by both', async (t) => {
+  const p = policy(`  docker-socket: { action: kill }
+  sensitive-mounts: { paths: [/run, /var/run], action: alert }
+  exceptions:
+    - { match: { container: "portainer" }, allow: [docker-socket] }
+`);
+  t.same(raised(p, { mounts: [bind('/var/run/docker.sock', '/var/run/docker.sock')] }), ['docker-socket:kill'], 'one finding for the socket');
+  t.same(raised(p, { name: 'portainer', mounts: [bind('/var/run/docker.sock', '/var/run/docker.sock')] }), [], 'and excused by its exception alone');
+  t.same(raised(p, { mounts: [bind('/run', '/host-run')] }), ['docker-socket:kill', 'sensitive-mounts:alert'], 'a directory exposes more than the socket');
+  t.same(raised(policy('  sensitive-mounts: { paths: [/run], action: alert }\n'), { mounts: [bind('/run/docker.sock', '/s')] }), ['sensitive-mounts:alert'], 'without the docker-socket check, sensitive-mounts still sees it');
+});
+
 t.test('sensitive mounts: listed paths, their ancestors and what is below them, read-only allowed on request', async (t) => {
   t.same(raised(ALL_CHECKS, { mounts: [bind('/etc', '/host-etc')] }), ['sensitive-mounts:stop']);
   t.same(raised(ALL_CHECKS, { mounts: [bind('/etc/cron.d', '/c')] }), ['sensitive-mounts:stop'], 'below a listed path: root through cron');

@@ -26,7 +26,11 @@ export function runtimeViolations(containers: ContainersPolicy, facts: Container
   judge('privileged', containers.privileged, privileged);
   judge('host-namespaces', containers.hostNamespaces, hostNamespaces);
   judge('docker-socket', containers.dockerSocket, (s, f) => mountsOf(f, s.paths, [], true, 'mounts the container engine socket'));
-  judge('sensitive-mounts', containers.sensitiveMounts, (s, f) => mountsOf(f, s.paths, s.allowed, !s.readOnlyAllowed, 'mounts sensitive host paths'));
+  // The engine socket itself is the docker-socket check's to judge (or excuse): one finding, not two.
+  const socketPaths = containers.dockerSocket?.paths ?? [];
+  judge('sensitive-mounts', containers.sensitiveMounts, (s, f) =>
+    mountsOf({ ...f, mounts: f.mounts.filter((m) => !isSocketMount(m, socketPaths)) }, s.paths, s.allowed, !s.readOnlyAllowed, 'mounts sensitive host paths'),
+  );
   judge('devices', containers.devices, devices);
   judge('privileged-exec', containers.privilegedExec, privilegedExec);
   judge('no-new-privileges', containers.noNewPrivileges, (_, f) =>
@@ -135,6 +139,12 @@ function mountsOf(facts: ContainerFacts, paths: readonly string[], allowed: read
       })),
     },
   };
+}
+
+/** A mount of the engine socket file itself (a directory holding it shows more than the socket). */
+function isSocketMount(mount: MountFacts, socketPaths: readonly string[]): boolean {
+  const shown = [mount.source, ...mount.hostPaths].filter((p) => p !== '');
+  return mount.unresolved === null && shown.some((p) => socketPaths.includes(p)) && shown.every((p) => socketPaths.includes(p) || p === mount.source);
 }
 
 /**
