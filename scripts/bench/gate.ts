@@ -51,10 +51,14 @@ await main('gate', 170, { hostTable: true, docker: true, daemon: true }, async (
   const configFile = join(daemon.dir, 'config.yaml');
   const switchGate = async (on: boolean) => {
     execFileSync(process.execPath, [CLI, 'gate', on ? 'install' : 'uninstall', '--config', configFile, '--daemon-json', daemonJson, '--docker-pidfile', GATE_DOCKERD_PIDFILE, '--plugin-name', pluginName], { env: cleanEnv(), stdio: 'ignore' });
+    // dockerd re-reads daemon.json asynchronously: a forbidden create tells whether the gate is asked.
     const deadline = now() + 30_000;
     for (;;) {
-      const info = (await gated.docker.info()) as { Plugins?: { Authorization?: string[] | null } };
-      if ((info.Plugins?.Authorization ?? []).includes(pluginName) === on) return;
+      const refused = await gated.docker.createContainer({ Image: TEST_IMAGE, Cmd: ['true'], HostConfig: { CapAdd: ['SYS_ADMIN'] } }).then(
+        async (c) => (await c.remove(), false),
+        (error: { statusCode?: number }) => error.statusCode === 403,
+      );
+      if (refused === on) return;
       if (now() > deadline) throw new Error(`dockerd did not ${on ? 'take' : 'drop'} the gate within 30 s`);
       await sleep(100);
     }

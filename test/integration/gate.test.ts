@@ -216,3 +216,22 @@ t.test('services and managed plugins are refused unless allowed', async (t) => {
   const plugins = await raw('POST', '/v1.41/plugins/pull?remote=x', Buffer.from('[]'));
   t.equal(plugins.status, 403);
 });
+
+t.test('volumes: local driver options are judged as the mount they become', async (t) => {
+  const bindOf = (device: string) => ({ type: 'none', o: 'bind', device });
+  const volumeCreate = (name: string, options: Record<string, string>) => gated.docker.createVolume({ Name: name, Driver: 'local', DriverOpts: options });
+  await refused(t, volumeCreate(`dw-gate-etc-${process.pid}`, bindOf('/etc')), /sensitive-mounts/);
+  await refused(t, volumeCreate('', bindOf('/etc')), /sensitive-mounts/);
+  const plain = await volumeCreate(`dw-gate-plain-${process.pid}`, {});
+  t.ok(plain, 'a plain volume is created');
+  await gated.docker.getVolume(`dw-gate-plain-${process.pid}`).remove();
+  // The same options given at create, for a volume that does not exist yet.
+  await refused(
+    t,
+    create({ Mounts: [{ Type: 'volume', Source: `dw-gate-new-${process.pid}`, Target: '/h', VolumeOptions: { DriverConfig: { Name: 'local', Options: bindOf('/etc') } } }] }),
+    /sensitive-mounts/,
+  );
+  t.equal(await containersLeft(), 0);
+  const volumes = (await gated.docker.listVolumes()).Volumes ?? [];
+  t.notOk(volumes.some((v) => v.Name.startsWith('dw-gate-etc') || v.Name.startsWith('dw-gate-new')), 'no volume was made');
+});

@@ -2,8 +2,8 @@ import type { ContainerInspect } from '../../adapters/docker/facts.js';
 import { effectiveAction, type Decision, type Violation } from '../../domain/decision.js';
 import { evaluate } from '../../domain/evaluate.js';
 import type { ContainerFacts } from '../../domain/facts.js';
-import { createToInspect, referencedBy, type CreateLookups, type VolumeInfo } from '../../domain/gate/create-inspect.js';
-import { CREATE_BODY, EXEC_BODY, UPDATE_BODY } from '../../domain/gate/docker-shapes.js';
+import { createToInspect, referencedBy, volumeInspect, type CreateLookups, type VolumeInfo } from '../../domain/gate/create-inspect.js';
+import { CREATE_BODY, EXEC_BODY, UPDATE_BODY, VOLUME_CREATE_BODY } from '../../domain/gate/docker-shapes.js';
 import { readAsGo, type Shape } from '../../domain/gate/go-json.js';
 import { JsonSyntaxError, parseJsonEntries } from '../../domain/gate/json-entries.js';
 import { routeRequest, type GateRoute } from '../../domain/gate/route.js';
@@ -73,8 +73,12 @@ export async function judgeRequest(request: GateRequest, options: GateOptions): 
       const inspect = await options.engine.inspectContainer(route.container);
       return inspect === null ? allow : judged(route.kind, await options.engine.factsOf(inspect), options.policy());
     }
-    case 'volume-create':
-      return allow;
+    case 'volume-create': {
+      const body = readBody(request.body, VOLUME_CREATE_BODY);
+      if ('error' in body) return refuse(`dockwarden refuses volume-create requests whose body it cannot judge: ${body.error}`);
+      const facts = await options.engine.factsOf(volumeInspect(body.value, await options.engine.dataRoot()));
+      return judged(route.kind, facts, options.policy(), MOUNT_CHECKS);
+    }
     case 'create':
     case 'update':
     case 'exec': {
@@ -86,9 +90,12 @@ export async function judgeRequest(request: GateRequest, options: GateOptions): 
   }
 }
 
-function judged(route: GateRoute['kind'], facts: ContainerFacts, policy: Policy): GateVerdict {
+/** What a volume on its own can violate: what it would mount is all there is to judge before a container uses it. */
+const MOUNT_CHECKS: ReadonlySet<Violation['check']> = new Set(['docker-socket', 'sensitive-mounts']);
+
+function judged(route: GateRoute['kind'], facts: ContainerFacts, policy: Policy, only?: ReadonlySet<Violation['check']>): GateVerdict {
   const decision = evaluate(policy, facts);
-  const blocking = decision.violations.filter((v) => v.action !== 'alert');
+  const blocking = decision.violations.filter((v) => v.action !== 'alert' && (only === undefined || only.has(v.check)));
   const refused = blocking.some((v) => effectiveAction(policy.mode, v.action) !== 'alert');
   return {
     allow: !refused,

@@ -150,3 +150,34 @@ function stringMap(value: unknown): Record<string, string> {
   if (isRecord(value)) for (const [key, item] of Object.entries(value)) if (typeof item === 'string') result[key] = item;
   return result;
 }
+
+/**
+ * `POST /volumes/create` as a container that only mounts the new volume: its driver options (a bind
+ * of any host path, a block device, a network filesystem) are judged as the mount they become.
+ */
+export function volumeInspect(body: { readonly Name?: unknown; readonly Driver?: unknown; readonly DriverOpts?: unknown }, dataRoot: string): ContainerInspect {
+  // dockerd names an unnamed volume itself; the placeholder only carries the options to the judgement.
+  const name = text(body.Name) || '(new volume)';
+  return {
+    Id: '',
+    Name: '',
+    Image: '',
+    State: { Status: 'created', Running: false, Pid: 0, StartedAt: '' },
+    Config: { Image: '', User: '', Labels: {} },
+    HostConfig: {},
+    NetworkSettings: { Ports: {} },
+    Mounts: [
+      {
+        Type: 'volume',
+        Name: name,
+        Source: `${dataRoot}/volumes/${name}/_data`,
+        Destination: '/volume',
+        Driver: text(body.Driver) || 'local',
+        Mode: '',
+        RW: true,
+        Options: stringMap(body.DriverOpts),
+      },
+    ],
+    ExecIDs: [],
+  };
+}
