@@ -35,10 +35,17 @@ t.test('long arrays, many keys and deep nesting are cut and marked', async (t) =
   t.match(JSON.stringify(bounded.deep), /\[nested too deep\]/);
 });
 
-t.test('many fields each within bounds still fit the total, with a summary', async (t) => {
-  const details = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`f${i}`, 'y'.repeat(1000)]));
+t.test('many fields each within bounds still fit the total: tighter bounds first, then a summary', async (t) => {
+  const argv = Array.from({ length: 400 }, (_, i) => `${i}`.padEnd(2_500, 'x'));
+  const tighter = boundDetails({ execs: [{ command: argv }] }) as { execs: Array<{ command: string[] }> };
+  t.ok(Buffer.byteLength(JSON.stringify(tighter)) <= DETAIL_BOUNDS.totalBytes);
+  const command = tighter.execs[0]!.command;
+  t.equal(command.at(-1), `[${400 - (command.length - 1)} more]`, 'still the first arguments, and a marker');
+  t.ok(command.length - 1 >= 8, `${command.length - 1} arguments kept`);
+  t.match(command[0], /^0x+…\[\d+ more characters\]$/);
+  const details = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`f${i}`, Array.from({ length: 50 }, () => 'y'.repeat(1000))]));
   const bounded = boundDetails(details);
-  t.equal(bounded.truncated, true);
+  t.equal(bounded.truncated, true, 'even 64 keys of 8 items of 64 characters do not fit: the summary');
   t.ok(Buffer.byteLength(JSON.stringify(bounded)) <= DETAIL_BOUNDS.totalBytes);
   t.ok((bounded.detailsBytes as number) > DETAIL_BOUNDS.totalBytes);
 });

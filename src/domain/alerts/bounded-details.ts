@@ -13,19 +13,24 @@ export const DETAIL_BOUNDS = {
   objectKeys: 64,
   /** Nesting kept; deeper values are replaced by a marker. */
   depth: 8,
-  /** The serialised details as a whole; beyond it only a summary is kept. */
+  /** The serialised details as a whole; beyond it, tighter string and list bounds, then only a summary. */
   totalBytes: 16 * 1024,
 } as const;
 
-type Bounds = typeof DETAIL_BOUNDS;
+type Bounds = { readonly [K in keyof typeof DETAIL_BOUNDS]: number };
 
 /** `details` within `bounds`: the same shape, with long strings, arrays and objects cut and marked. */
 export function boundDetails(details: Readonly<Record<string, unknown>>, bounds: Bounds = DETAIL_BOUNDS): Record<string, unknown> {
-  const bounded = boundObject(details, bounds, 0);
-  const bytes = Buffer.byteLength(JSON.stringify(bounded));
-  if (bytes <= bounds.totalBytes) return bounded;
-  // Many fields each within their bound can still add up: keep the keys, say how large it was.
-  return { truncated: true, detailsBytes: bytes, keys: Object.keys(bounded).slice(0, bounds.objectKeys) };
+  // Many fields each within their bound can still add up: tighter bounds first (shorter strings,
+  // fewer items), and only when even those do not fit, the keys and how large it was.
+  let bytes = 0;
+  for (const shrink of [1, 4, 16]) {
+    const tighter = { ...bounds, stringChars: Math.max(64, bounds.stringChars / shrink), arrayItems: Math.max(8, bounds.arrayItems / shrink) };
+    const bounded = boundObject(details, tighter, 0);
+    bytes = Buffer.byteLength(JSON.stringify(bounded));
+    if (bytes <= bounds.totalBytes) return bounded;
+  }
+  return { truncated: true, detailsBytes: bytes, keys: Object.keys(details).slice(0, bounds.objectKeys) };
 }
 
 function boundValue(value: unknown, bounds: Bounds, depth: number): unknown {
