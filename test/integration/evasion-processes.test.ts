@@ -53,6 +53,25 @@ t.teardown(async () => {
   await removeTestContainers(SUITE);
 });
 
+t.test('a privileged exec with a megabyte of arguments makes a bounded alert (details are the container author\'s)', async (t) => {
+  const id = await start({ Runtime: HOST_CAPS });
+  await daemon.waitForLog(judged(id));
+  // 400 arguments of 2,500 characters: 1 MB of argv, each argument within the kernel's per-argument limit.
+  const argv = ['sleep', '30', ...Array.from({ length: 400 }, (_, i) => `${i}`.padEnd(2_500, 'x'))];
+  const exec = await docker.getContainer(id).exec({ Cmd: ['sh', '-c', 'sleep 30', ...argv], Privileged: true, AttachStdout: false, AttachStderr: false });
+  await exec.start({ Detach: true });
+  const line = await daemon.waitForLog((l) => l.msg === 'alert' && (l.alert as { check?: string; container?: { id?: string } }).check === 'privileged-exec' && (l.alert as { container?: { id?: string } }).container?.id === id);
+  const record = JSON.stringify(line.alert);
+  t.ok(Buffer.byteLength(record) < 20_000, `the record is ${Buffer.byteLength(record)} bytes, not a megabyte`);
+  const execs = (line.alert as { details: { execs: Array<{ command: string[] }> } }).details.execs;
+  const command = execs.find((e) => e.command.length > 3)!.command;
+  const kept = command.length - 1;
+  t.ok(kept >= 8 && kept <= 32, `the first ${kept} arguments kept`);
+  t.equal(command.at(-1), `[${argv.length + 3 - kept} more]`, 'and a marker saying how many are not');
+  t.ok(command.every((arg) => arg.length <= 1_100), 'each argument cut');
+  t.match(command[5], /^0x+…\[\d+ more characters\]$/, 'and says how much is missing');
+});
+
 /** Runs an exec detached and resolves once it has ended and dockerd no longer lists it in ExecIDs. */
 async function execToEnd(id: string, cmd: string[], privileged: boolean, user = ''): Promise<string> {
   const exec = await docker.getContainer(id).exec({ Cmd: cmd, Privileged: privileged, User: user, AttachStdout: false, AttachStderr: false });
