@@ -29,6 +29,7 @@ import { formatLocal, formatRfc5424, octetCounted } from '../../src/domain/alert
 import { webhookBody } from '../../src/domain/alerts/webhook-payload.js';
 import { webhookHeaders } from '../../src/domain/alerts/webhook-signature.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
+import { decisionOf } from '../../test/helpers/decision.js';
 import { makeFacts } from '../../test/helpers/facts.js';
 import { WebhookReceiver } from '../../test/helpers/webhook-receiver.js';
 import { fmtStats, ms, now, printJson, ratio, say, sleep, stats } from './lib.js';
@@ -183,7 +184,7 @@ async function latencyPhase(hook: WebhookReceiver) {
     // Through the enforcer: a violation it has not seen for this container → one alert → the POST.
     const before = new Set(hook.deliveries.keys());
     const t0 = now();
-    await enforcer.apply({ facts, decision: { containerId: facts.id, ports: [], violations: [{ check: 'privileged', severity: 'high', action: 'kill', message: 'container runs privileged', details: { i } }] } }, policy.policy);
+    await enforcer.apply({ facts, decision: decisionOf(facts, { violations: [{ check: 'privileged', severity: 'high', action: 'kill', message: 'container runs privileged', details: { i } }] }) }, policy.policy);
     await until(() => hook.deliveries.size > before.size, 10_000);
     const got = [...hook.deliveries.values()].find((d) => !before.has(d.id))!;
     through.push(got.receivedAt - t0);

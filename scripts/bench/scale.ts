@@ -24,6 +24,7 @@
  *    (planAll + diffElements) the enforcer did per event before. Floor of the transaction: the same
  *    three elements into a chain-less scratch table in the same namespace. Target: flat as N grows.
  */
+import { decisionOf } from '../../test/helpers/decision.js';
 import { makeFacts } from '../../test/helpers/facts.js';
 import type { Decision, PortVerdict } from '../../src/domain/decision.js';
 import type { ContainerFacts, PublishedPort } from '../../src/domain/facts.js';
@@ -72,12 +73,8 @@ function syntheticInput(i: number): [ContainerFacts, Decision] {
     ports,
     networks: [{ name: 'bridge', networkId: 'n1', ipv4: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ipv6: '', mac: '02:42:00:00:00:00' }],
   });
-  const decision: Decision = {
-    containerId: id,
-    ports: ports.map((port) => ({ port, rule: 'bench', allow, narrowedByLabel: false, labelError: null })),
-    violations: [],
-  };
-  return [facts, decision];
+  const verdicts = { containerId: id, ports: ports.map((port) => ({ port, rule: 'bench', allow, narrowedByLabel: false, labelError: null })) };
+  return [facts, decisionOf(facts, { ...verdicts, firewall: { elements: planContainer(facts, verdicts), error: null } })];
 }
 
 const syntheticContainer = (i: number): ContainerElements => planContainer(...syntheticInput(i));

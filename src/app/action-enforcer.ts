@@ -1,11 +1,9 @@
 import type { Logger } from 'pino';
 import type { DockerEngine } from '../adapters/docker/engine.js';
-import type { Violation } from '../domain/decision.js';
+import type { ContainerAction, Violation } from '../domain/decision.js';
 import { containerRef, type ContainerFacts } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
 import type { Enforcer, Tracked } from './reconciler.js';
-
-export type ContainerAction = 'stop' | 'kill';
 
 /** A stop or kill done, or failed after every retry (`error` set; the container's next sync tries again). */
 export interface ActionOutcome {
@@ -22,30 +20,22 @@ export interface ActionEnforcerOptions {
   readonly onOutcome?: (outcome: ActionOutcome) => void;
 }
 
-const STRENGTH: Readonly<Record<Violation['action'], number>> = { alert: 0, stop: 1, kill: 2 };
-
-/** The strongest action the violations call for; null when they only call for alerts. */
-export function strongestAction(violations: readonly Violation[]): ContainerAction | null {
-  const strongest = violations.reduce<Violation['action']>((best, v) => (STRENGTH[v.action] > STRENGTH[best] ? v.action : best), 'alert');
-  return strongest === 'alert' ? null : strongest;
-}
-
 /**
- * Stops or kills running containers whose violations call for it (DESIGN §4), through the Docker
- * API, and sets their restart policy to `no`, so neither `--restart always` nor a dockerd restart
- * brings them back. In audit mode nothing is done and that is logged once per
- * change. Idempotent: a container that is not running is left alone.
+ * Does the decision's `action` to a running container, through the Docker API, and sets its restart
+ * policy to `no`, so neither `--restart always` nor a dockerd restart brings it back. In audit mode the
+ * decision has no action; what enforce mode would have done is logged once per change. Idempotent: a
+ * container that is not running is left alone.
  */
 export function actionEnforcer(docker: Pick<DockerEngine, 'disableRestart' | 'stop' | 'kill'>, log: Logger, options: ActionEnforcerOptions): Enforcer {
   const auditLogged = new Map<string, string>();
   return {
     name: 'action',
     async apply({ facts, decision }: Tracked, policy: Policy) {
-      const action = strongestAction(decision.violations);
-      if (action === null || !facts.state.running) return;
+      const { action, actionInEnforce } = decision;
+      if (actionInEnforce === null || !facts.state.running) return;
       const violations = decision.violations.filter((v) => v.action !== 'alert');
-      const record = { container: containerRef(facts), action, violations: violations.map(brief) };
-      if (policy.mode === 'audit') {
+      const record = { container: containerRef(facts), action: action ?? actionInEnforce, violations: violations.map(brief) };
+      if (action === null) {
         const key = JSON.stringify(record);
         if (auditLogged.get(facts.id) !== key) log.warn(record, 'audit mode: container left running');
         auditLogged.set(facts.id, key);

@@ -1,16 +1,13 @@
 import type { Logger } from 'pino';
 import type { BridgeFilter } from '../adapters/nftables/bridge-backend.js';
 import type { AlertContainer } from '../domain/alerts/alert.js';
-import { planPorts, type BridgePort } from '../domain/bridge/ports.js';
+import type { BridgePort } from '../domain/bridge/ports.js';
 import { containerRef } from '../domain/facts.js';
-import type { Policy } from '../domain/policy/model.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
 interface Entry {
   readonly ports: readonly BridgePort[];
   readonly container: AlertContainer;
-  /** What the ports were planned from: the same again (a reconcile) needs no veth lookup. */
-  readonly basis: string;
 }
 
 export interface BridgeHooks {
@@ -22,8 +19,8 @@ export interface BridgeHooks {
 }
 
 /**
- * Bridge isolation (README "Bridge isolation"): keeps the kernel's bridge table equal to the ports of
- * every running container. Like FirewallEnforcer: containers are only set elements, changes made
+ * Bridge isolation (README "Bridge isolation"): keeps the kernel's bridge table equal to the ports
+ * each container's decision names. Like FirewallEnforcer: containers are only set elements, changes made
  * while a transaction runs go out together in the next, a failed update falls back to an atomic
  * replace, drift checks run in the same queue. The kernel's table, read right after each change, is
  * what a drift check compares with.
@@ -48,29 +45,20 @@ export class BridgeEnforcer implements Enforcer {
 
   constructor(
     private readonly filter: BridgeFilter,
-    private readonly findVeths: (pid: number) => Promise<ReadonlyMap<string, string>>,
     private readonly log: Logger,
     private readonly hooks: BridgeHooks,
     private readonly reportWindowMs = 60_000,
     private readonly now: () => number = Date.now,
   ) {}
 
-  async apply({ facts }: Tracked, policy: Policy): Promise<void> {
+  async apply({ facts, decision }: Tracked): Promise<void> {
     const container = containerRef(facts);
-    const basis = JSON.stringify([facts.state.pid, facts.networks, policy.network]);
-    const known = this.desired.get(facts.id);
-    const filtered = facts.state.running && policy.network.antiSpoofing && facts.networks.some((n) => n.mac !== '');
-    let entry: Entry = { ports: [], container, basis };
+    const part = decision.bridge;
+    // A lookup that failed: its stale ports go, and the next sync looks again.
+    if (part !== null && 'error' in part) this.failed(container, part.error);
+    const ports = part !== null && 'ports' in part ? part.ports : [];
     try {
-      if (known?.basis === basis) entry = known;
-      else if (filtered) entry = { ...entry, ports: planPorts(facts, policy.network, await this.findVeths(facts.state.pid)) };
-    } catch (error) {
-      this.failed(container, error);
-      // No ports and no basis: its stale ports go, and the next sync looks again.
-      entry = { ...entry, basis: '' };
-    }
-    try {
-      await this.change(facts.id, entry);
+      await this.change(facts.id, { ports, container });
     } catch (error) {
       this.failed(container, error);
     }

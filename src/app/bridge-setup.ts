@@ -1,4 +1,3 @@
-import { bridgeVeths } from '../adapters/netns/bridge-veths.js';
 import { nftBridgeFilter } from '../adapters/nftables/bridge-backend.js';
 import type { Alerter } from './alerts/alerter.js';
 import { BridgeEnforcer } from './bridge-enforcer.js';
@@ -18,7 +17,7 @@ export async function bridgeIsolation(log: Logger, alerter: Alerter, metrics: Da
     log.error('bridge isolation unavailable: nft does not take the bridge table here; containers are not kept from spoofing');
     return null;
   }
-  return new BridgeEnforcer(filter, bridgeVeths, log, {
+  return new BridgeEnforcer(filter, log, {
     onDriftRepaired: (drift) => alerter.raise({ check: 'daemon.bridge-drift-repaired', severity: 'high', action: 'repaired', message: 'bridge isolation drift repaired', details: { drift } }),
     onSpoofing: (container, drops) => alerter.raise({ check: 'spoofing', severity: 'high', action: 'alert', message: 'spoofed frames from a container dropped on its bridge', container, details: { drops } }),
     onFilterFailed: (container, error) => {

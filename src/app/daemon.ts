@@ -24,7 +24,9 @@ import type { Logger } from './logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import { startGate } from './gate/gate-setup.js';
-import { volumesEnforcer } from './volumes-setup.js';
+import { relabelHostFor, volumesEnforcer } from './volumes-setup.js';
+import { hostFactsReader } from './host-facts.js';
+import { bridgeVeths } from '../adapters/netns/bridge-veths.js';
 import { Watcher } from './watcher.js';
 import { containerRef } from '../domain/facts.js';
 
@@ -131,16 +133,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       });
     },
   });
-  const volumes = await volumesEnforcer(config, docker, log, (facts, v) =>
-    alerter.raise({
-      check: v.check,
-      severity: v.severity,
-      action: 'refused',
-      message: v.message,
-      container: containerRef(facts),
-      details: v.details,
-    }),
-  );
+  const relabelHost = await relabelHostFor(config, docker, log);
+  const volumes = await volumesEnforcer(config, log, relabelHost !== null);
   const bridge = await bridgeIsolation(log, alerter, metrics);
   let gate: Awaited<ReturnType<typeof startGate>>;
   try {
@@ -151,7 +145,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     alerter.close();
     return notStarted(2);
   }
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input))], () => policy);
+  const hostFacts = hostFactsReader({ relabel: relabelHost, veths: bridge ? bridgeVeths : null });
+  const enforcers = [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input))];
+  const reconciler = new Reconciler(docker, queue, enforcers, () => policy, hostFacts);
 
   let ready = false;
   let stopping = false;

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { FirewallBackend } from '../adapters/firewall/backend.js';
 import {
-  IncrementalPlan, PendingChanges, isFirewallInputError, planContainer,
+  IncrementalPlan, PendingChanges,
   type ContainerElements, type FirewallPlan, type PlanOptions, type PortElement,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
@@ -49,18 +49,13 @@ export class FirewallEnforcer implements Enforcer {
   }
 
   async apply({ facts, decision }: Tracked): Promise<void> {
-    let elements: ContainerElements = { containerId: facts.id, claims: [], endpoints: [] };
-    try {
-      elements = planContainer(facts, decision);
-    } catch (error) {
-      if (!isFirewallInputError(error)) throw error;
-      // Its ports stay closed by the baseline: nothing of it reaches the ruleset.
-      this.log.error({ container: { id: facts.id, name: facts.name }, err: error }, 'container left out of the firewall');
-    }
+    const container = { id: facts.id, name: facts.name };
+    // Its ports stay closed by the baseline: nothing of it reaches the ruleset.
+    if (decision.firewall.error !== null) this.log.error({ container, reason: decision.firewall.error }, 'container left out of the firewall');
     for (const verdict of decision.ports) {
-      if (verdict.labelError) this.log.warn({ container: { id: facts.id, name: facts.name }, reason: verdict.labelError }, 'port closed: narrowing label unreadable');
+      if (verdict.labelError) this.log.warn({ container, reason: verdict.labelError }, 'port closed: narrowing label unreadable');
     }
-    await this.change(elements);
+    await this.change(decision.firewall.elements);
   }
 
   async forget(id: string): Promise<void> {

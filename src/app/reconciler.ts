@@ -4,6 +4,7 @@ import type { Decision } from '../domain/decision.js';
 import { evaluate } from '../domain/evaluate.js';
 import type { ContainerFacts } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
+import type { HostFactsReader } from './host-facts.js';
 import type { KeyedQueue } from './keyed-queue.js';
 
 export interface Tracked {
@@ -12,7 +13,7 @@ export interface Tracked {
 }
 
 /**
- * Turns a decision into effects. Each enforcer must be idempotent: the same (facts, decision) may be
+ * Applies its own part of a decision, and reports what it did; it decides nothing. Each enforcer must be idempotent: the same (facts, decision) may be
  * applied any number of times (events, reconciles, reloads all converge on the same call).
  */
 export interface Enforcer {
@@ -33,7 +34,7 @@ const CONTAINER_ID = /^[0-9a-f]{64}$/;
 
 /**
  * Keeps `tracked` equal to what the engine runs, judged under the current policy. Every path, an
- * event, a reconcile, a reload, ends in `sync(id)`: inspect now, evaluate, apply. Events are only a
+ * event, a reconcile, a reload, ends in `sync(id)`: inspect now, read the host facts, evaluate, apply. Events are only a
  * hint about which container to look at; the inspect is the truth.
  */
 export class Reconciler {
@@ -44,6 +45,7 @@ export class Reconciler {
     private readonly queue: KeyedQueue,
     private readonly enforcers: readonly Enforcer[],
     private readonly policy: () => Policy,
+    private readonly host: HostFactsReader,
   ) {}
 
   handleEvent(event: DockerEvent): void {
@@ -79,11 +81,12 @@ export class Reconciler {
     const facts = await this.docker.readFacts(id, execId);
     if (!facts) {
       this.tracked.delete(id);
+      this.host.forget(id);
       await forEachEnforcer(this.enforcers, (e) => e.forget(id));
       return;
     }
     const policy = this.policy();
-    const tracked = { facts, decision: evaluate(policy, facts) };
+    const tracked = { facts, decision: evaluate(policy, facts, await this.host.read(facts, policy)) };
     this.tracked.set(id, tracked);
     await forEachEnforcer(this.enforcers, (e) => e.apply(tracked, policy));
   }

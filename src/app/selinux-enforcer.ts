@@ -2,22 +2,17 @@ import type { Logger } from 'pino';
 import type { TreeResult } from '../adapters/selinux/native.js';
 import type { Violation } from '../domain/decision.js';
 import { containerRef, type ContainerFacts } from '../domain/facts.js';
-import type { Policy } from '../domain/policy/model.js';
-import { planRelabel, type RelabelOp } from '../domain/selinux/plan.js';
+import type { RelabelOp } from '../domain/selinux/plan.js';
 import { countsOf, type RelabelOutcome, type RelabelRecord } from './relabel-record.js';
 import type { Enforcer, Tracked } from './reconciler.js';
-import type { RelabelHostReader } from './relabel-host.js';
 
 export interface SelinuxEnforcerDeps {
-  readonly host: RelabelHostReader;
   readonly relabelTree: (root: string, typeLevel: string) => Promise<TreeResult>;
   /** Keeps a record in the state dir (`dockwarden status` shows them). */
   readonly record: (record: RelabelRecord) => void;
   /** Registers a relabelled path with `semanage fcontext`; null where semanage is missing. */
   readonly registerFcontext: ((path: string, typeLevel: string) => Promise<void>) | null;
   readonly log: Logger;
-  /** Told of each refusal once, after it is logged and recorded (alerts). */
-  readonly onRefused?: (facts: ContainerFacts, violation: Violation) => void;
   readonly now?: () => Date;
 }
 
@@ -28,32 +23,27 @@ const ADVICE: Partial<Record<RelabelOutcome, string>> = {
 };
 
 /**
- * Relabels the host paths of a container's bind mounts and local volumes as the policy says
- * (DESIGN §5). It acts on `create` already (the reconciler syncs a created container before it is
+ * Relabels the host paths the decision names (`Decision.relabel`: a container's bind mounts and
+ * local volumes, under the policy's roots; README "SELinux relabelling"). It acts on `create` already (the reconciler syncs a created container before it is
  * started, and Docker labels in the start path, before the process runs), and again at start and
  * at reconcile for whatever was missed; a path is walked once per container start, and entries that
- * already carry the label are not written again. Refusals are `selinux-relabel` violations.
+ * already carry the label are not written again. Refusals are the decision's `selinux-relabel`
+ * violations (alerted like every violation); they are recorded here for `dockwarden status`.
  */
 export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
   const { log } = deps;
   const now = deps.now ?? (() => new Date());
   /** Per container: the walks done for its current start (`path`, label, startedAt). */
   const done = new Map<string, Set<string>>();
-  const refusalsLogged = new Map<string, string>();
+  const refusalsRecorded = new Map<string, string>();
   const registered = new Set<string>();
 
-  function reportRefusals(facts: ContainerFacts, violations: readonly Violation[]): void {
+  function recordRefusals(facts: ContainerFacts, violations: readonly Violation[]): void {
     // dockerd lists mounts in no fixed order: compare as a set.
     const key = JSON.stringify(violations.map((v) => JSON.stringify(v)).sort());
-    if ((refusalsLogged.get(facts.id) ?? '[]') === key) return;
-    refusalsLogged.set(facts.id, key);
-    if (violations.length === 0) return;
-    for (const v of violations) {
-      log.warn({ container: containerRef(facts), violation: { check: v.check, severity: v.severity, details: v.details } }, v.message);
-      const details = v.details as { realSource: string };
-      deps.record(record(facts, details.realSource, 'refused', null));
-      deps.onRefused?.(facts, v);
-    }
+    if ((refusalsRecorded.get(facts.id) ?? '[]') === key) return;
+    refusalsRecorded.set(facts.id, key);
+    for (const v of violations) deps.record(record(facts, (v.details as { realSource: string }).realSource, 'refused', null));
   }
 
   function record(facts: ContainerFacts, path: string, outcome: RelabelOutcome, result: TreeResult | null): RelabelRecord {
@@ -116,24 +106,18 @@ export function selinuxEnforcer(deps: SelinuxEnforcerDeps): Enforcer {
 
   return {
     name: 'selinux',
-    async apply({ facts }: Tracked, policy: Policy) {
-      if (policy.volumes.selinux.relabel === 'off') return;
+    async apply({ facts, decision }: Tracked) {
+      recordRefusals(facts, decision.violations.filter((v) => v.check === 'selinux-relabel'));
       const walks = done.get(facts.id) ?? new Set<string>();
       done.set(facts.id, walks);
       const keyOf = (op: RelabelOp) => `${op.path}\0${op.typeLevel}\0${facts.state.startedAt}`;
-      let plan = planRelabel(policy.volumes, facts, await deps.host(facts, policy, false));
-      // What other containers mount matters to private labels only, and only for a walk still to do.
-      if (policy.volumes.selinux.relabel === 'private' && plan.ops.some((op) => !walks.has(keyOf(op)))) {
-        plan = planRelabel(policy.volumes, facts, await deps.host(facts, policy, true));
-      }
-      reportRefusals(facts, plan.violations);
-      for (const op of plan.ops) {
+      for (const op of decision.relabel) {
         if (!walks.has(keyOf(op)) && (await relabel(facts, op))) walks.add(keyOf(op));
       }
     },
     async forget(id: string) {
       done.delete(id);
-      refusalsLogged.delete(id);
+      refusalsRecorded.delete(id);
     },
   };
 }

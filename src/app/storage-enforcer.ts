@@ -1,12 +1,10 @@
 import type { Logger } from 'pino';
 import type { DirectoryOutcome } from '../adapters/selinux/native.js';
-import type { Policy } from '../domain/policy/model.js';
-import { storageDirectoriesFor } from '../domain/volumes/storage.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 import { containerRef } from '../domain/facts.js';
 
 /**
- * Persistent storage directories (`volumes.create`): a declared directory a matching container
+ * Persistent storage directories (`volumes.create`, the decision's `storage`): a declared directory a matching container
  * mounts is made, with its owner and mode, when it is missing. Done on `create`, so it exists before
  * dockerd's start path would make it root-owned; when dockerd won that race (`docker run`), its empty
  * root:root 0755 directory is given the declared owner and mode at the start event.
@@ -14,8 +12,8 @@ import { containerRef } from '../domain/facts.js';
 export function storageEnforcer(prepare: (path: string, mode: number, uid: number, gid: number) => DirectoryOutcome, log: Logger): Enforcer {
   return {
     name: 'storage',
-    async apply({ facts }: Tracked, policy: Policy) {
-      for (const dir of storageDirectoriesFor(policy.volumes, facts)) {
+    async apply({ facts, decision }: Tracked) {
+      for (const dir of decision.storage) {
         const fields = { container: containerRef(facts), path: dir.path, rule: `volumes.create[${dir.index}]` };
         try {
           const outcome = prepare(dir.path, dir.mode, dir.owner.uid, dir.owner.gid);

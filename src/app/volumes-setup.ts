@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { Enforcer } from './reconciler.js';
 import { appendRelabelRecord } from './relabel-record.js';
-import { selinuxEnforcer, type SelinuxEnforcerDeps } from './selinux-enforcer.js';
+import { selinuxEnforcer } from './selinux-enforcer.js';
 import { storageEnforcer } from './storage-enforcer.js';
 import { relabelHostReader, type RelabelHostReader } from './relabel-host.js';
 
@@ -17,8 +17,8 @@ import { relabelHostReader, type RelabelHostReader } from './relabel-host.js';
  * Persistent volumes: storage directories made first, then (where labels matter) relabelled, in
  * that order, for each container.
  */
-export async function volumesEnforcer(config: Config, docker: DockerEngine, log: Logger, onRefused?: SelinuxEnforcerDeps['onRefused']): Promise<Enforcer> {
-  const relabel = await selinuxEnforcerFor(config, docker, log, onRefused);
+export async function volumesEnforcer(config: Config, log: Logger, relabelOn: boolean): Promise<Enforcer> {
+  const relabel = relabelOn ? selinuxEnforcerFor(config, log) : null;
   const steps = [storageEnforcer(prepareDirectory, log), ...(relabel ? [relabel] : [])];
   return {
     name: 'volumes',
@@ -44,10 +44,23 @@ export function hostReader(docker: DockerEngine, forced: boolean): RelabelHostRe
   return relabelHostReader({ forced, docker, homes: () => readHomes(), realpaths });
 }
 
+/** The relabel enforcer, where labels matter here (`relabelSetting`). */
+function selinuxEnforcerFor(config: Config, log: Logger): Enforcer {
+  const semanage = findSemanage();
+  if (semanage === null) log.info('semanage not found: relabelled paths keep their label only in their xattrs, and a full filesystem relabel would reset them');
+  const probe = pathProbe();
+  return selinuxEnforcer({
+    relabelTree: (root, typeLevel) => relabelIfReachable(probe, root, typeLevel),
+    record: (record) => appendRelabelRecord(config.state.dir, record),
+    registerFcontext: semanage === null ? null : (path, typeLevel) => registerFcontext(semanage, path, typeLevel),
+    log,
+  });
+}
+
 /**
- * The relabel enforcer when labels matter here, or null; either way it says so once, at start-up.
+ * Relabel planning's host reader when labels matter here, or null; either way it says so once, at start-up.
  */
-async function selinuxEnforcerFor(config: Config, docker: DockerEngine, log: Logger, onRefused: SelinuxEnforcerDeps['onRefused']): Promise<Enforcer | null> {
+export async function relabelHostFor(config: Config, docker: DockerEngine, log: Logger): Promise<RelabelHostReader | null> {
   const { on, forced, why } = await relabelSetting(config);
   if (!on) {
     if (config.selinux.enabled === false) log.info('SELinux relabelling is off (selinux.enabled: false); volumes are not relabelled');
@@ -56,17 +69,7 @@ async function selinuxEnforcerFor(config: Config, docker: DockerEngine, log: Log
   }
   if (forced) log.warn('SELinux relabelling forced on (selinux.enabled: true): every non-privileged container counts as confined');
   else log.info({ selinux: { reason: why } }, 'SELinux is enabled; volumes are relabelled as the policy says');
-  const semanage = findSemanage();
-  if (semanage === null) log.info('semanage not found: relabelled paths keep their label only in their xattrs, and a full filesystem relabel would reset them');
-  const probe = pathProbe();
-  return selinuxEnforcer({
-    host: hostReader(docker, forced),
-    relabelTree: (root, typeLevel) => relabelIfReachable(probe, root, typeLevel),
-    record: (record) => appendRelabelRecord(config.state.dir, record),
-    registerFcontext: semanage === null ? null : (path, typeLevel) => registerFcontext(semanage, path, typeLevel),
-    log,
-    ...(onRefused && { onRefused }),
-  });
+  return hostReader(docker, forced);
 }
 
 /**

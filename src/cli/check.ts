@@ -1,13 +1,7 @@
-import { connectEngine } from '../adapters/docker/engine.js';
-import { engineSockets } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
-import type { RelabelHostReader } from '../app/relabel-host.js';
-import { hostReader, relabelSetting } from '../app/volumes-setup.js';
-import { effectiveAction } from '../domain/decision.js';
-import { evaluate } from '../domain/evaluate.js';
+import { judgeFor, type Judge } from '../app/judge.js';
 import { imageName } from '../domain/image-provenance.js';
 import type { Policy } from '../domain/policy/model.js';
-import { planRelabel } from '../domain/selinux/plan.js';
 import type { Paint, Style } from './colour.js';
 import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
@@ -33,29 +27,23 @@ export interface CheckReport {
 export async function checkCommand(config: Config, json: boolean, paint: Paint): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
-  const relabel = await relabelSetting(config);
-  const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null);
+  const report = await checkRunning(policy, await judgeFor(config, policy));
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report, paint));
   return report.findings.length === 0 ? 0 : 1;
 }
 
-/** `relabelHost`: where relabelling is on, refused relabels are findings too, as the daemon raises them. */
-async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEngine>, relabelHost: RelabelHostReader | null): Promise<CheckReport> {
+/** Where relabelling is on, refused relabels are findings too, as the daemon raises them. */
+async function checkRunning(policy: Policy, judge: Judge): Promise<CheckReport> {
   const findings: Array<CheckReport['findings'][number]> = [];
   let containers = 0;
-  for (const id of await docker.listContainerIds()) {
-    const facts = await docker.readFacts(id);
-    if (!facts?.state.running) continue;
+  for await (const { facts, decision } of judge.running()) {
     containers++;
-    const { relabel } = policy.volumes.selinux;
-    const refusals = relabelHost && relabel !== 'off' ? planRelabel(policy.volumes, facts, await relabelHost(facts, policy, relabel === 'private')).violations : [];
-    for (const v of [...evaluate(policy, facts).violations, ...refusals]) {
+    for (const v of decision.violations) {
       findings.push({
         container: { id: facts.id, name: facts.name, image: imageName(facts.image) },
         check: v.check,
         severity: v.severity,
-        action: effectiveAction(policy.mode, v.action),
+        action: v.effective,
         message: v.message,
         details: v.details,
       });

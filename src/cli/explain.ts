@@ -1,9 +1,8 @@
-import { connectEngine } from '../adapters/docker/engine.js';
-import { engineSockets } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
+import { judgeFor } from '../app/judge.js';
 import { judgeImage, ruleLabel, type ImageJudgement } from '../domain/checks/image.js';
-import type { PortVerdict } from '../domain/decision.js';
-import { evaluate, matchingPortRules } from '../domain/evaluate.js';
+import type { Decision, PortVerdict } from '../domain/decision.js';
+import { matchingPortRules } from '../domain/evaluate.js';
 import type { ContainerFacts } from '../domain/facts.js';
 import { imageName } from '../domain/image-provenance.js';
 import { portLabel } from '../domain/port-label.js';
@@ -15,13 +14,12 @@ import { printable } from './printable.js';
 export async function explainCommand(config: Config, container: string, json: boolean): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
-  const facts = await docker.readFacts(container);
-  if (!facts) {
+  const judged = await (await judgeFor(config, policy)).one(container);
+  if (!judged) {
     process.stderr.write(`dockwarden: no such container: ${printable(container)}\n`);
     return 2;
   }
-  const report = explain(policy, facts);
+  const report = explain(policy, judged.facts, judged.decision);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderExplanation(report));
   return 0;
 }
@@ -58,8 +56,7 @@ export interface Explanation {
   readonly violations: ReadonlyArray<{ readonly check: string; readonly severity: string; readonly action: string; readonly message: string }>;
 }
 
-export function explain(policy: Policy, facts: ContainerFacts): Explanation {
-  const decision = evaluate(policy, facts);
+export function explain(policy: Policy, facts: ContainerFacts, decision: Decision): Explanation {
   return {
     container: { id: facts.id, name: facts.name, image: imageName(facts.image), running: facts.state.running },
     policy: { file: policy.file, hash: policy.hash, mode: policy.mode },
@@ -71,10 +68,10 @@ export function explain(policy: Policy, facts: ContainerFacts): Explanation {
       allow: allowText(verdict),
     })),
     image: imageExplanation(policy, facts),
-    violations: decision.violations.map(({ check, severity, action, message }) => ({
+    violations: decision.violations.map(({ check, severity, action, effective, message }) => ({
       check,
       severity,
-      action: policy.mode === 'audit' ? `alert (audit mode; enforce would ${action})` : action,
+      action: effective === action ? action : `${effective} (${policy.mode} mode; enforce would ${action})`,
       message,
     })),
   };

@@ -1,11 +1,9 @@
-import { connectEngine } from '../adapters/docker/engine.js';
-import { engineSockets } from '../app/engine-sockets.js';
+import { judgeFor } from '../app/judge.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import type { Config } from '../app/config.js';
 import { latestByPath, readRelabelRecords, type RelabelRecord } from '../app/relabel-record.js';
-import { evaluate } from '../domain/evaluate.js';
 import { bridgeOptions } from '../domain/firewall/bridge-options.js';
-import { planAll, planContainer, type ContainerElements } from '../domain/firewall/plan.js';
+import { planAll, type ContainerElements } from '../domain/firewall/plan.js';
 import { portLabel } from '../domain/port-label.js';
 import type { Paint } from './colour.js';
 import { policyOrReport } from './policy-or-report.js';
@@ -29,15 +27,12 @@ export interface StatusReport {
 export async function statusCommand(config: Config, json: boolean, paint: Paint): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  const judge = await judgeFor(config, policy);
   const backend = await selectBackend(config.firewall.backend);
   const containers: StatusReport['containers'][number][] = [];
   const elements: ContainerElements[] = [];
-  for (const id of await docker.listContainerIds()) {
-    const facts = await docker.readFacts(id);
-    if (!facts?.state.running) continue;
-    const decision = evaluate(policy, facts);
-    elements.push(planContainer(facts, decision));
+  for await (const { facts, decision } of judge.running()) {
+    elements.push(decision.firewall.elements);
     containers.push({
       id: facts.id,
       name: facts.name,
@@ -50,7 +45,7 @@ export async function statusCommand(config: Config, json: boolean, paint: Paint)
       })),
     });
   }
-  const bridges = bridgeOptions(await docker.listBridges(), policy.network.exceptions);
+  const bridges = bridgeOptions(await judge.docker.listBridges(), policy.network.exceptions);
   const drift = await backend.drift(planAll(elements, { defaultDeny: policy.ports.default === 'deny', ...bridges, otherBridges: config.firewall.otherBridges }));
   const relabels = latestByPath(readRelabelRecords(config.state.dir));
   const report: StatusReport = { firewall: { backend: backend.name, inSync: drift === null, drift }, containers, relabels };

@@ -1,18 +1,55 @@
+import { BridgeInputError, planPorts } from './bridge/ports.js';
 import { runtimeViolations } from './checks/runtime.js';
-import type { Decision, PortVerdict } from './decision.js';
+import { judgeViolations, type Decision, type PortVerdict } from './decision.js';
 import type { ContainerFacts, PublishedPort } from './facts.js';
+import { isFirewallInputError, planContainer } from './firewall/plan.js';
+import { NO_HOST_FACTS, type HostFacts } from './host-facts.js';
 import type { Cidr, Policy, PortRule, PortsPolicy, SourceRef } from './policy/model.js';
 import { imageViolations } from './checks/image.js';
 import { ALLOW_LABEL, narrow, parseAllowLabel } from './label-narrowing.js';
 import { selectorMatches } from './selector.js';
+import { planRelabel } from './selinux/plan.js';
+import { storageDirectoriesFor } from './volumes/storage.js';
 
-/** The whole of dockwarden's judgement of one container: pure, no I/O, same input → same output. */
-export function evaluate(policy: Policy, facts: ContainerFacts): Decision {
+/**
+ * The whole of dockwarden's judgement of one container: pure, no I/O, same input → same output.
+ * The daemon, `check`, `status`, `explain` and the gate all call it; enforcers apply its parts.
+ */
+export function evaluate(policy: Policy, facts: ContainerFacts, host: HostFacts = NO_HOST_FACTS): Decision {
+  const ports = facts.ports.map((port) => narrowByLabel(policy, facts, portVerdict(policy.ports, facts, port)));
+  const relabel = host.relabel === null ? null : planRelabel(policy.volumes, facts, host.relabel);
+  const found = [...runtimeViolations(policy.containers, facts), ...imageViolations(policy.images, facts), ...(relabel?.violations ?? [])];
   return {
     containerId: facts.id,
-    ports: facts.ports.map((port) => narrowByLabel(policy, facts, portVerdict(policy.ports, facts, port))),
-    violations: [...runtimeViolations(policy.containers, facts), ...imageViolations(policy.images, facts)],
+    ports,
+    ...judgeViolations(policy.mode, found),
+    firewall: firewallPart(facts, ports),
+    bridge: bridgePart(policy, facts, host),
+    relabel: relabel?.ops ?? [],
+    storage: storageDirectoriesFor(policy.volumes, facts),
   };
+}
+
+/** Docker gave something the ruleset cannot hold (a bad address or port): the container is left out, its ports closed by the baseline. */
+function firewallPart(facts: ContainerFacts, ports: readonly PortVerdict[]): Decision['firewall'] {
+  try {
+    return { elements: planContainer(facts, { containerId: facts.id, ports }), error: null };
+  } catch (error) {
+    if (!isFirewallInputError(error)) throw error;
+    return { elements: { containerId: facts.id, claims: [], endpoints: [] }, error: error.message };
+  }
+}
+
+function bridgePart(policy: Policy, facts: ContainerFacts, host: HostFacts): Decision['bridge'] {
+  const veths = host.veths;
+  if (veths === null) return null;
+  if ('error' in veths) return { error: veths.error };
+  try {
+    return { ports: planPorts(facts, policy.network, veths) };
+  } catch (error) {
+    if (!(error instanceof BridgeInputError)) throw error;
+    return { error: error.message };
+  }
 }
 
 /** Every rule that matches the port, in policy order; the first one decides. */

@@ -9,6 +9,7 @@ import type { Alert } from '../../src/domain/alerts/alert.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import { DOCKER_SOCKET } from '../helpers/docker.js';
 import { spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
+import { decisionOf } from '../helpers/decision.js';
 import { makeFacts } from '../helpers/facts.js';
 import { parse5424, SyslogReceiver } from '../helpers/syslog-receiver.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -69,7 +70,7 @@ t.test('hostile container values reach webhook JSON, TCP syslog and the local so
   const facts = makeFacts({ name, image: { reference: image, id: 'sha256:1', repoTags: [], repoDigests: [] } });
   const violation = { check: 'privileged' as const, severity: 'critical' as const, action: 'kill' as const, message: 'container runs privileged', details: { label: '\n]"\\' } };
   for (const alerter of [viaTcp, viaLocal]) {
-    await alertEnforcer((input) => alerter.raise(input)).apply({ facts, decision: { containerId: facts.id, ports: [], violations: [violation] } }, policy.policy);
+    await alertEnforcer((input) => alerter.raise(input)).apply({ facts, decision: decisionOf(facts, { violations: [violation] }) }, policy.policy);
   }
   await viaTcp.flush(5000);
   await syslog.until(() => syslog.records.length === 1);

@@ -30,7 +30,12 @@ const facts = (id: string) => {
 };
 
 /** The veth lookup as the kernel answers it: of `veths`, only the ports of the container with that pid. */
-const lookup = (veths: ReadonlyMap<string, string>) => async (pid: number) => new Map([...veths].filter(([mac]) => mac === `02:42:ac:11:00:0${(pid - 1000).toString(16)}`));
+const lookup = (veths: ReadonlyMap<string, string>) => (pid: number) => new Map([...veths].filter(([mac]) => mac === `02:42:ac:11:00:0${(pid - 1000).toString(16)}`));
+/** The decision for container `id` with the bridge ports `veths` gives it (the host facts a sync reads). */
+const judged = (id: string, veths: ReadonlyMap<string, string>) => {
+  const f = facts(id);
+  return { facts: f, decision: evaluate(policy, f, { relabel: null, veths: lookup(veths)(f.state.pid) }) };
+};
 
 const hooks = {
   onDriftRepaired: () => {},
@@ -45,11 +50,8 @@ function setup(t: Test, veths: Map<string, string>) {
   const nft = (...args: string[]) => execFileSync('ip', ['netns', 'exec', ns, 'nft', ...args], { encoding: 'utf8' });
   const warnings: string[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg as string) });
-  const enforcer = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), lookup(veths), log, hooks);
-  const apply = (id: string) => {
-    const f = facts(id);
-    return enforcer.apply({ facts: f, decision: evaluate(policy, f) }, policy);
-  };
+  const enforcer = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), log, hooks);
+  const apply = (id: string) => enforcer.apply(judged(id, veths));
   const set = (name: string) => nft('list', 'set', 'bridge', 'dockwarden_bridge', name);
   return { ns, nft, enforcer, apply, set, warnings };
 }
@@ -96,11 +98,9 @@ t.test('a table from an earlier run is replaced at the first check, not reported
 t.test("at start-up, an earlier run's ports stay filtered until the first drift check replaces the table", async (t) => {
   const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1']]);
   const { ns, enforcer, apply, set } = setup(t, veths);
-  const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), lookup(new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']])), pino({ level: 'silent' }), hooks);
-  for (const id of ['a', 'c']) {
-    const f = facts(id);
-    await earlier.apply({ facts: f, decision: evaluate(policy, f) }, policy);
-  }
+  const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), pino({ level: 'silent' }), hooks);
+  const earlierVeths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']]);
+  for (const id of ['a', 'c']) await earlier.apply(judged(id, earlierVeths));
   t.match(set('ports'), /"veth0".*"veth9"|"veth9".*"veth0"/s, 'the earlier run filtered veth0 and veth9');
   await apply('b');
   t.match(set('ports'), /veth9/, 'a new start does not drop the earlier ports');

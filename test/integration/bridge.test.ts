@@ -118,7 +118,7 @@ function blocked(t: Test, l: Lab, o: Outcome): void {
 }
 
 function enforcer(reports: Array<{ container: AlertContainer; drops: number }>, drifts: string[], clock: { now: number }): BridgeEnforcer {
-  return new BridgeEnforcer(nftBridgeFilter(), bridgeVeths, pino({ level: 'silent' }), {
+  return new BridgeEnforcer(nftBridgeFilter(), pino({ level: 'silent' }), {
     onDriftRepaired: (drift) => drifts.push(drift),
     onSpoofing: (container, drops) => reports.push({ container, drops }),
     onFilterFailed: (_container, error) => {
@@ -130,7 +130,7 @@ function enforcer(reports: Array<{ container: AlertContainer; drops: number }>, 
 async function applyAll(e: BridgeEnforcer, l: Lab, p: Policy): Promise<void> {
   for (const { id } of [l.attacker, l.victim, l.neighbour]) {
     const facts = (await engine.readFacts(id))!;
-    await e.apply({ facts, decision: evaluate(p, facts) }, p);
+    await e.apply({ facts, decision: evaluate(p, facts, { relabel: null, veths: await bridgeVeths(facts.state.pid) }) });
   }
 }
 

@@ -35,9 +35,8 @@ const tables = (name: string, variant: Variant): string =>
 
 /** One container with one published tcp port per entry: [host ip, host port, container address, container port, allowed sources]. */
 function container(id: string, ports: Array<[string, number, string, number, 'any' | string[]]>): ContainerElements {
-  const decision: Decision = {
+  const decision: Pick<Decision, 'containerId' | 'ports'> = {
     containerId: id,
-    violations: [],
     ports: ports.map(([hostIp, hostPort, , containerPort, allow]) => ({
       port: { proto: 'tcp', hostIp, hostPort, containerPort },
       rule: 'test',

@@ -25,9 +25,8 @@ const inNetns = (name: string, ...argv: string[]): string =>
 
 /** One container with one published port per entry: [host ip, host port, container address, container port, allowed sources]. */
 function container(id: string, ports: Array<[string, number, string, number, 'any' | string[]]>): ContainerElements {
-  const decision: Decision = {
+  const decision: Pick<Decision, 'containerId' | 'ports'> = {
     containerId: id,
-    violations: [],
     ports: ports.map(([hostIp, hostPort, , containerPort, allow]) => ({
       port: { proto: 'tcp', hostIp, hostPort, containerPort },
       rule: 'test',

@@ -127,7 +127,7 @@ t.test('status shows the relabelled paths', async (t) => {
 t.test('check lists refused relabels as the daemon raises them, only where relabelling is on', async (t) => {
   const container = await docker.createContainer({ name: name(), Image: TEST_IMAGE, Cmd: ['sleep', '300'], Labels: labels, HostConfig: { Binds: ['/etc:/host-etc:ro'] } });
   await container.start();
-  await daemon!.waitForLog((l) => l.msg === 'SELinux relabel refused: the mount is a system directory' && (l.container as { id: string }).id === container.id);
+  await daemon!.waitForLog((l) => l.msg === 'container judged' && (l.container as { id: string }).id === container.id && (l.violations as Array<{ message: string }>).some((v) => v.message === 'SELinux relabel refused: the mount is a system directory'));
   const config = join(daemon!.dir, 'config.yaml');
   const mine = (stdout: string) => (JSON.parse(stdout) as CheckReport).findings.filter((f) => f.container.id === container.id && f.check === 'selinux-relabel');
   const forced = await dockwarden(['check', '--config', config, '--json']);

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { connectEngine } from '../../src/adapters/docker/engine.js';
-import { actionEnforcer, strongestAction, type ActionOutcome } from '../../src/app/action-enforcer.js';
-import type { Violation } from '../../src/domain/decision.js';
+import { actionEnforcer, type ActionOutcome } from '../../src/app/action-enforcer.js';
+import { judgeViolations, type Violation } from '../../src/domain/decision.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import type { Policy } from '../../src/domain/policy/model.js';
+import { decisionOf } from '../helpers/decision.js';
 import { makeFacts } from '../helpers/facts.js';
 
 /**
@@ -55,17 +56,24 @@ function policy(mode: 'enforce' | 'audit'): Policy {
 
 const violation = (action: Violation['action'], check: Violation['check'] = 'privileged'): Violation => ({ check, severity: 'high', action, message: `${check} found`, details: {} });
 const facts = makeFacts();
-const tracked = (...violations: Violation[]) => ({ facts, decision: { containerId: facts.id, ports: [], violations } });
+const tracked = (...violations: Violation[]) => ({ facts, decision: decisionOf(facts, { violations }) });
+const trackedInAudit = (...violations: Violation[]) => ({ facts, decision: decisionOf(facts, { violations, mode: 'audit' }) });
 const UPDATE = `/containers/${facts.id}/update`;
 const KILL = `/containers/${facts.id}/kill`;
 const WAIT = `/containers/${facts.id}/wait`;
 const DELAYS = [10, 10];
 
-t.test('the strongest action wins; alerts alone call for none', async (t) => {
-  t.equal(strongestAction([violation('alert'), violation('kill'), violation('stop')]), 'kill');
-  t.equal(strongestAction([violation('alert'), violation('stop')]), 'stop');
-  t.equal(strongestAction([violation('alert')]), null);
-  t.equal(strongestAction([]), null);
+t.test('the strongest action wins; alerts alone call for none; audit mode does none and says what enforce would', async (t) => {
+  const action = (mode: 'enforce' | 'audit', ...vs: Violation[]) => {
+    const { action, actionInEnforce } = judgeViolations(mode, vs);
+    return [action, actionInEnforce];
+  };
+  t.same(action('enforce', violation('alert'), violation('kill'), violation('stop')), ['kill', 'kill']);
+  t.same(action('enforce', violation('alert'), violation('stop')), ['stop', 'stop']);
+  t.same(action('enforce', violation('alert')), [null, null]);
+  t.same(action('enforce'), [null, null]);
+  t.same(action('audit', violation('alert'), violation('kill')), [null, 'kill']);
+  t.same(judgeViolations('audit', [violation('kill')]).violations.map((v) => [v.action, v.effective]), [['kill', 'alert']]);
 });
 
 t.test('kill: the kill and the restart policy no, then one log line with the reasons', async (t) => {
@@ -93,11 +101,11 @@ t.test('nothing is done in audit mode, for alerts, or for a container that is no
   const { engine, requests } = await fakeDockerd(t);
   const { log, lines } = capture();
   const enforcer = actionEnforcer(engine, log, { retryDelaysMs: DELAYS });
-  await enforcer.apply(tracked(violation('kill')), policy('audit'));
-  await enforcer.apply(tracked(violation('kill')), policy('audit'));
+  await enforcer.apply(trackedInAudit(violation('kill')), policy('audit'));
+  await enforcer.apply(trackedInAudit(violation('kill')), policy('audit'));
   await enforcer.apply(tracked(violation('alert')), policy('enforce'));
   const created = makeFacts({ state: { running: false, status: 'created', pid: 0, startedAt: '' } });
-  await enforcer.apply({ facts: created, decision: { containerId: created.id, ports: [], violations: [violation('kill')] } }, policy('enforce'));
+  await enforcer.apply({ facts: created, decision: decisionOf(created, { violations: [violation('kill')] }) }, policy('enforce'));
   t.same(requests, []);
   t.equal(lines.filter((l) => l.msg === 'audit mode: container left running').length, 1, 'audit logged once, not on every reconcile');
 });

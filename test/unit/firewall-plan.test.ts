@@ -11,10 +11,9 @@ import { makeFacts } from '../helpers/facts.js';
 
 const block = (text: string): Cidr => parseCidr(text)!;
 const tcp = (hostPort: number, containerPort = 80, hostIp = '0.0.0.0'): PublishedPort => ({ proto: 'tcp', hostIp, hostPort, containerPort });
-const decision = (id: string, ...ports: Array<[PublishedPort, 'any' | string[]]>): Decision => ({
+const decision = (id: string, ...ports: Array<[PublishedPort, 'any' | string[]]>): Pick<Decision, 'containerId' | 'ports'> => ({
   containerId: id,
   ports: ports.map(([port, allow]) => ({ port, rule: 'r', allow: allow === 'any' ? 'any' : allow.map(block), narrowedByLabel: false, labelError: null })),
-  violations: [],
 });
 const NETS = [
   { name: 'bridge', networkId: 'n1', ipv4: '172.17.0.2', ipv6: '2001:db8:17::2', mac: '' },

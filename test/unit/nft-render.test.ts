@@ -92,7 +92,7 @@ const interfaceSet = (name: string, names: readonly string[]): string =>
 const HEADER = 'table inet dockwarden {}\ndelete table inet dockwarden\ntable inet dockwarden {\n';
 
 // Two containers, IPv4 and IPv6, a specific host address, udp, and a port nobody may reach.
-const decision = (containerId: string, ports: Decision['ports']): Decision => ({ containerId, ports, violations: [] });
+const decision = (containerId: string, ports: Decision['ports']): Pick<Decision, 'containerId' | 'ports'> => ({ containerId, ports });
 const web = planContainer(
   makeFacts({ id: 'w', networks: [{ name: 'bridge', networkId: 'n1', ipv4: '172.17.0.2', ipv6: '2001:db8:17::2', mac: '' }] }),
   decision('w', [

@@ -1,11 +1,9 @@
-import { effectiveAction } from '../../domain/decision.js';
 import { containerRef } from '../../domain/facts.js';
-import type { Policy } from '../../domain/policy/model.js';
 import type { Enforcer, Tracked } from '../reconciler.js';
 import type { AlertInput } from './alerter.js';
 
 /**
- * One alert per new violation of a container: not again on every reconcile while the same violation
+ * The one route from violations to alerts (every check's, refused relabels included). One alert per new violation of a container: not again on every reconcile while the same violation
  * persists; again when it goes away and comes back, when the container is forgotten and returns, or
  * when what the daemon does about it changes (audit → enforce). Severity alone changing is not news.
  */
@@ -13,11 +11,11 @@ export function alertEnforcer(raise: (input: AlertInput) => unknown): Enforcer {
   const seen = new Map<string, Set<string>>();
   return {
     name: 'alerts',
-    async apply({ facts, decision }: Tracked, policy: Policy) {
+    async apply({ facts, decision }: Tracked) {
       const before = seen.get(facts.id) ?? new Set<string>();
       const now = new Set<string>();
       for (const violation of decision.violations) {
-        const action = effectiveAction(policy.mode, violation.action);
+        const action = violation.effective;
         const key = JSON.stringify([violation.check, violation.message, violation.details, action]);
         now.add(key);
         if (before.has(key)) continue;

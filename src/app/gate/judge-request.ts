@@ -1,5 +1,5 @@
 import type { ContainerInspect } from '../../adapters/docker/facts.js';
-import { effectiveAction, type Decision, type Violation } from '../../domain/decision.js';
+import type { Decision, JudgedViolation, Violation } from '../../domain/decision.js';
 import { evaluate } from '../../domain/evaluate.js';
 import type { ContainerFacts } from '../../domain/facts.js';
 import { createToInspect, referencedBy, volumeInspect, type CreateLookups, type VolumeInfo } from '../../domain/gate/create-inspect.js';
@@ -25,7 +25,7 @@ export interface GateVerdict {
   /** The container judged, when one was; its decision. */
   readonly judged: { readonly facts: ContainerFacts; readonly decision: Decision } | null;
   /** Violations whose action would stop or kill: the reason for a refusal (or, in audit mode, for one that was not made). */
-  readonly blocking: readonly Violation[];
+  readonly blocking: readonly JudgedViolation[];
 }
 
 /** What the gate asks the engine while it judges. Its own API calls pass the gate too: they are reads, allowed at once. */
@@ -96,7 +96,7 @@ const MOUNT_CHECKS: ReadonlySet<Violation['check']> = new Set(['docker-socket', 
 function judged(route: GateRoute['kind'], facts: ContainerFacts, policy: Policy, only?: ReadonlySet<Violation['check']>): GateVerdict {
   const decision = evaluate(policy, facts);
   const blocking = decision.violations.filter((v) => v.action !== 'alert' && (only === undefined || only.has(v.check)));
-  const refused = blocking.some((v) => effectiveAction(policy.mode, v.action) !== 'alert');
+  const refused = blocking.some((v) => v.effective !== 'alert');
   return {
     allow: !refused,
     msg: refused ? `dockwarden policy ${policy.hash.slice(0, 12)} refuses this ${route}: ${blocking.map(reason).join('; ')}` : '',

@@ -38,6 +38,11 @@ export function linkLocalOf(mac: string): IpAddress {
   return parseAddress(`fe80::${words.map((w) => w.toString(16)).join(':')}`)!;
 }
 
+/** Whether bridge isolation looks at the container at all (its veths are read only then). */
+export function isolationLooksAt(facts: ContainerFacts, policy: NetworkPolicy): boolean {
+  return facts.state.running && policy.antiSpoofing && facts.networks.some((n) => n.mac !== '');
+}
+
 /**
  * The filtered ports of one container: each attachment to a network not excepted whose veth was
  * found on a bridge (`veths`: container MAC → host veth, every bridge port of the container). None

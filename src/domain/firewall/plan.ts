@@ -109,7 +109,7 @@ const WILDCARD: Readonly<Record<Family, Cidr>> = {
 };
 
 /** The elements one container contributes: none unless it runs; ports with host port 0 are not published. */
-export function planContainer(facts: ContainerFacts, decision: Decision): ContainerElements {
+export function planContainer(facts: ContainerFacts, decision: Pick<Decision, 'containerId' | 'ports'>): ContainerElements {
   const id = facts.id;
   if (decision.containerId !== id) throw new FirewallInputError(id, `decision is for ${decision.containerId}`);
   if (!facts.state.running) return { containerId: id, claims: [], endpoints: [] };

@@ -1,0 +1,42 @@
+import { connectEngine, type DockerEngine } from '../adapters/docker/engine.js';
+import type { Config } from './config.js';
+import { engineSockets } from './engine-sockets.js';
+import { evaluate } from '../domain/evaluate.js';
+import type { ContainerFacts } from '../domain/facts.js';
+import type { Policy } from '../domain/policy/model.js';
+import { hostFactsReader, type HostFactsReader } from './host-facts.js';
+import type { Tracked } from './reconciler.js';
+import { hostReader, relabelSetting } from './volumes-setup.js';
+
+/**
+ * The daemon's judgement for the commands that run without it (`check`, `status`, `explain`): the same
+ * facts, host facts and `evaluate` as a sync, nothing applied. Bridge ports are not looked up (the
+ * commands do not report them).
+ */
+export interface Judge {
+  readonly docker: DockerEngine;
+  /** One container by id or name; null when the engine has no such container. */
+  one(container: string): Promise<Tracked | null>;
+  /** Every running container, one at a time. */
+  running(): AsyncGenerator<Tracked>;
+}
+
+export async function judgeFor(config: Config, policy: Policy): Promise<Judge> {
+  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  const relabel = await relabelSetting(config);
+  const host: HostFactsReader = hostFactsReader({ relabel: relabel.on ? hostReader(docker, relabel.forced) : null, veths: null });
+  const judged = async (facts: ContainerFacts): Promise<Tracked> => ({ facts, decision: evaluate(policy, facts, await host.read(facts, policy)) });
+  return {
+    docker,
+    async one(container) {
+      const facts = await docker.readFacts(container);
+      return facts && judged(facts);
+    },
+    async *running() {
+      for (const id of await docker.listContainerIds()) {
+        const facts = await docker.readFacts(id);
+        if (facts?.state.running) yield await judged(facts);
+      }
+    },
+  };
+}
