@@ -3,6 +3,7 @@ import type { Alerter } from './alerts/alerter.js';
 import { BridgeEnforcer } from './bridge-enforcer.js';
 import type { Logger } from './logger.js';
 import type { DaemonMetrics } from './metrics.js';
+import { observedAlert } from '../domain/alerts/catalogue.js';
 
 /** How often the per-port drop counters are read for spoofing alerts. */
 export const SPOOFING_CHECK_MS = 10_000;
@@ -18,11 +19,11 @@ export async function bridgeIsolation(log: Logger, alerter: Alerter, metrics: Da
     return null;
   }
   return new BridgeEnforcer(filter, log, {
-    onDriftRepaired: (drift) => alerter.raise({ check: 'daemon.bridge-drift-repaired', severity: 'high', action: 'repaired', message: 'bridge isolation drift repaired', details: { drift } }),
-    onSpoofing: (container, drops) => alerter.raise({ check: 'spoofing', severity: 'high', action: 'alert', message: 'spoofed frames from a container dropped on its bridge', container, details: { drops } }),
+    onDriftRepaired: (drift) => alerter.raise(observedAlert('daemon.bridge-drift-repaired', 'bridge isolation drift repaired', { details: { drift } })),
+    onSpoofing: (container, drops) => alerter.raise(observedAlert('spoofing', 'spoofed frames from a container dropped on its bridge', { container, details: { drops } })),
     onFilterFailed: (container, error) => {
       metrics.bridgeFilterFailed();
-      alerter.raise({ check: 'daemon.bridge-filter-failed', severity: 'high', action: 'none', message: 'bridge isolation could not be applied to a container', container, details: { error: error.slice(0, 1000) } });
+      alerter.raise(observedAlert('daemon.bridge-filter-failed', 'bridge isolation could not be applied to a container', { container, details: { error: error.slice(0, 1000) } }));
     },
   });
 }

@@ -29,6 +29,7 @@ import { hostFactsReader } from './host-facts.js';
 import { bridgeVeths } from '../adapters/netns/bridge-veths.js';
 import { Watcher } from './watcher.js';
 import { containerRef } from '../domain/facts.js';
+import { observedAlert } from '../domain/alerts/catalogue.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
 const CONCURRENCY = 8;
@@ -96,7 +97,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       log,
       startOptions(saved, denyByDefault(policy), config.firewall.otherBridges),
       (options, ports) => writeFirewallState(config.state.dir, options, ports),
-      (drift) => alerter.raise({ check: 'daemon.firewall-drift-repaired', severity: 'high', action: 'repaired', message: 'firewall drift repaired', details: { backend: backend.name, drift } }),
+      (drift) => alerter.raise(observedAlert('daemon.firewall-drift-repaired', 'firewall drift repaired', { details: { backend: backend.name, drift } })),
     );
     if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
@@ -123,14 +124,10 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     onOutcome: (o) => {
       metrics.containerAction(o.action, o.error === null ? 'done' : 'failed');
       if (o.error === null) return;
-      alerter.raise({
-        check: `daemon.${o.action}-failed`,
-        severity: 'critical',
-        action: o.action,
-        message: `${o.action} failed; retried at the next sync`,
+      alerter.raise(observedAlert(`daemon.${o.action}-failed`, `${o.action} failed; retried at the next sync`, {
         container: containerRef(o.facts),
         details: { error: String(o.error), violations: o.violations.map((v) => v.check) },
-      });
+      }));
     },
   });
   const relabelHost = await relabelHostFor(config, docker, log);
@@ -138,7 +135,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   const bridge = await bridgeIsolation(log, alerter, metrics);
   let gate: Awaited<ReturnType<typeof startGate>>;
   try {
-    gate = await startGate(config.gate, docker, () => policy, alerter, log, env);
+    gate = await startGate(config.gate, docker, () => policy, (id) => reconciler.syncNow(id), alerter, log, env);
   } catch (error) {
     // dockerd configured for the plugin refuses every request while it is not served: let systemd restart us.
     log.fatal({ err: error, gate: { socket: config.gate.socket } }, 'cannot serve the authorization gate; not starting');
@@ -206,13 +203,13 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       },
       onConnected: (reconnect) => {
         log.info({ socket: config.docker.socket }, reconnect ? 'reconnected to Docker' : 'connected to Docker');
-        if (dockerDown) alerter.raise({ check: 'daemon.docker-back', severity: 'info', message: 'Docker reachable again', details: { socket: config.docker.socket } });
+        if (dockerDown) alerter.raise(observedAlert('daemon.docker-back', 'Docker reachable again', { details: { socket: config.docker.socket } }));
         dockerDown = false;
         void reconcile(reconnect ? 'reconnect' : 'start-up');
       },
       onDisconnected: (error, retryInMs) => {
         log.warn({ err: error, retryInMs }, 'Docker unreachable; rules stay in place');
-        if (!dockerDown) alerter.raise({ check: 'daemon.docker-unreachable', severity: 'high', message: 'Docker unreachable; rules stay in place', details: { socket: config.docker.socket, error: error.message } });
+        if (!dockerDown) alerter.raise(observedAlert('daemon.docker-unreachable', 'Docker unreachable; rules stay in place', { details: { socket: config.docker.socket, error: error.message } }));
         dockerDown = true;
         // Never hold systemd's start-up hostage to Docker: READY with a status that says what is wrong.
         announceReady(`Docker unreachable (${error.message}); retrying in ${Math.round(retryInMs / 1000)} s`);
@@ -263,7 +260,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       const rejection = `${fileVersion()} ${JSON.stringify(errors)}`;
       if (rejection === lastRejected) return;
       lastRejected = rejection;
-      alerter.raise({ check: 'daemon.policy-reload-rejected', severity: 'high', action: 'refused', message: 'policy reload rejected; the last good policy stays in force', details: { file: config.policy.file, errors } });
+      alerter.raise(observedAlert('daemon.policy-reload-rejected', 'policy reload rejected; the last good policy stays in force', { details: { file: config.policy.file, errors } }));
       return;
     }
     lastRejected = null;

@@ -66,6 +66,12 @@ export class Reconciler {
     else void this.queue.push(event.id, 'sync', () => this.sync(event.id));
   }
 
+  /** Syncs one container now (after whatever is queued for it) and gives its judgement; null when it is gone. */
+  async syncNow(id: string): Promise<Tracked | null> {
+    await this.queue.push(id, 'sync', () => this.sync(id));
+    return this.tracked.get(id) ?? null;
+  }
+
   /** Looks at every container the engine has and forgets those it no longer has. */
   async reconcile(): Promise<void> {
     const ids = await this.docker.listContainerIds();

@@ -15,14 +15,14 @@ export interface RelabelHostSources {
 export type RelabelHostReader = (facts: ContainerFacts, policy: Policy, others: boolean) => Promise<RelabelHost>;
 
 /**
- * What relabel planning needs to know of this host, read when asked (Docker's data root once).
- * `others`: also what the other running containers mount — one engine call, needed by `private` only.
+ * What relabel planning needs to know of this host, read when asked (the engine adapter keeps
+ * Docker's data root). `others`: also what the other running containers mount — one engine call,
+ * needed by `private` only.
  */
 export function relabelHostReader(sources: RelabelHostSources): RelabelHostReader {
-  let dataRoot: string | null = null;
   return async (facts, policy, others) => {
-    dataRoot ??= await sources.docker.dataRoot();
-    const [roots, homes, running] = await Promise.all([
+    const [dataRoot, roots, homes, running] = await Promise.all([
+      sources.docker.dataRoot(),
       sources.realpaths(policy.volumes.selinux.roots),
       sources.homes(),
       others ? sources.docker.runningMounts() : null,

@@ -1,11 +1,13 @@
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dockwarden } from '../helpers/cli.js';
 import { spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
 import { TEST_IMAGE } from '../helpers/docker.js';
 import { startGateDockerd, type GateDockerd } from '../helpers/gate-dockerd.js';
+import { readLabel } from '../../src/adapters/selinux/native.js';
+import { until } from '../helpers/until.js';
 
 /**
  * The gate served by the real daemon (`gate.enabled`), for a real dockerd started with
@@ -15,17 +17,23 @@ import { startGateDockerd, type GateDockerd } from '../helpers/gate-dockerd.js';
 
 const LABEL = 'dw-gate-daemon-test';
 const gateSocket = join(mkdtempSync(join(tmpdir(), 'dw-gate-daemon-')), 'gate.sock');
+/** Volumes relabelled and storage directories made under here (relabelling forced on: this kernel has no SELinux). */
+const storage = mkdtempSync('/var/tmp/dw-gate-storage-'); // ext4 here: it holds security.selinux xattrs
 const policy = (mode: string) => `version: 1
 mode: ${mode}
 containers:
   capabilities: { forbidden: [SYS_ADMIN], action: kill }
   privileged: { action: kill }
+volumes:
+  create:
+    - { match: { container: "dw-gate-vol-*" }, path: ${storage}/data, owner: "4321:4321", mode: "0750" }
+  selinux: { relabel: shared, roots: [${storage}] }
 `;
 
 let gated: GateDockerd;
 let daemon: DaemonProcess;
 const spawn = (mode: string) =>
-  spawnDaemon({ policy: policy(mode), dockerSocket: '/run/dw-gate/docker.sock', extraConfig: `firewall:\n  backend: nftables\ngate:\n  enabled: true\n  socket: ${gateSocket}` });
+  spawnDaemon({ policy: policy(mode), dockerSocket: '/run/dw-gate/docker.sock', extraConfig: `firewall:\n  backend: nftables\nselinux:\n  enabled: true\ngate:\n  enabled: true\n  socket: ${gateSocket}` });
 
 t.before(async () => {
   daemon = spawn('enforce');
@@ -40,6 +48,7 @@ t.teardown(async () => {
   await Promise.all(left.map((c) => gated.docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
   await daemon.stop('SIGKILL');
   await gated.stop();
+  rmSync(storage, { recursive: true, force: true });
   await dockwarden(['firewall', 'remove'], { DOCKWARDEN_FIREWALL_BACKEND: 'nftables' });
 });
 
@@ -61,6 +70,23 @@ t.test('a forbidden container is refused, logged and alerted; the daemon judges 
   await plain.start();
   await daemon.waitForLog((l) => l.msg === 'container judged' && (l.container as { id: string }).id === plain.id);
   await plain.remove({ force: true });
+});
+
+t.test('a start waits for the daemon: the storage directory made and the volume labelled before the process runs', async (t) => {
+  // `docker run`: create, then start at once. The container reports what it finds at its first instruction.
+  const container = await gated.docker.createContainer({
+    name: `dw-gate-vol-${process.pid}`, Image: TEST_IMAGE, Labels: { [LABEL]: '1' },
+    Cmd: ['sh', '-c', 'stat -c "%u:%g %a" /data; sleep 60'],
+    HostConfig: { Binds: [`${storage}/data:/data`] },
+  });
+  await container.start();
+  const seen = await until(async () => {
+    const logs = (await container.logs({ stdout: true, stderr: true })).toString('utf8');
+    return /\d+:\d+ \d+/.test(logs) ? logs : undefined;
+  }, 30_000, 'the container to report /data');
+  t.match(seen, /4321:4321 750/, 'the declared owner and mode, not the root:root 755 dockerd would make');
+  t.equal(readLabel(`${storage}/data`), 'system_u:object_r:container_file_t:s0', 'labelled before the start was allowed');
+  await container.remove({ force: true });
 });
 
 t.test('audit mode: allowed, and the refusal it would have been is said', async (t) => {

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { spawnDaemon } from '../helpers/daemon.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { until } from '../helpers/until.js';
 
 /**
  * deploy/prometheus/dockwarden-rules.yml and deploy/grafana/dockwarden-dashboard.json (issue #19):
@@ -55,17 +56,6 @@ function freePort(): Promise<number> {
     });
     server.on('error', reject);
   });
-}
-
-/** Polls `probe` every 200 ms until it returns a value, up to `timeoutMs`. */
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 t.test('promtool: the rules are valid and each alert fires when it should, and only then', async (t) => {

@@ -113,7 +113,7 @@ t.test('outage and restart: queued alerts survive a new alerter on the same stat
   await hook.down();
   const state = t.testdir();
   const first = createAlerter(config({ webhooks: [webhook(hook.url)] }), state, logCapture().log, CONTEXT, { backoff: FAST });
-  const ids = Array.from({ length: 20 }, (_, i) => first.raise({ check: 'daemon.test', severity: 'low', message: `m${i}` })!.id);
+  const ids = Array.from({ length: 20 }, (_, i) => first.raise({ check: 'daemon.docker-back', severity: 'low', message: `m${i}` })!.id);
   t.equal(await first.flush(300), false, 'flush gives up at its deadline with the endpoint down');
   first.close(); // the daemon exits
 
@@ -129,7 +129,7 @@ t.test('a sink removed from the config with records still queued is reported at 
   await hook.down();
   const state = t.testdir();
   const first = createAlerter(config({ webhooks: [webhook(hook.url)] }), state, logCapture().log, CONTEXT, { backoff: FAST });
-  first.raise({ check: 'daemon.test', severity: 'low', message: 'm' });
+  first.raise({ check: 'daemon.docker-back', severity: 'low', message: 'm' });
   first.close();
   const { log, lines } = logCapture();
   createAlerter(config({}), state, log, CONTEXT).close();
@@ -142,7 +142,7 @@ t.test('a full queue drops the oldest and raises an alert saying how many, count
   await hook.down();
   const alerter = createAlerter(config({ webhooks: [webhook(hook.url)], queueLimit: 3 }), t.testdir(), logCapture().log, CONTEXT, { backoff: FAST });
   t.teardown(() => alerter.close());
-  const ids = Array.from({ length: 5 }, (_, i) => alerter.raise({ check: 'daemon.test', severity: 'low', message: `m${i}` })!.id);
+  const ids = Array.from({ length: 5 }, (_, i) => alerter.raise({ check: 'daemon.docker-back', severity: 'low', message: `m${i}` })!.id);
   await alerter.flush(100); // reports the drops now instead of at the next second
   await hook.up();
   await alerter.flush(10_000);
@@ -160,7 +160,7 @@ t.test('the secret and the URL never reach the log; a bad signature would be ref
   const url = `${hook.url}?token=url-secret-token`;
   const alerter = createAlerter(config({ webhooks: [webhook(url), webhook(wrong.url, { timeoutMs: 500 })] }), t.testdir(), log, CONTEXT, { backoff: FAST });
   t.teardown(() => alerter.close());
-  alerter.raise({ check: 'daemon.test', severity: 'low', message: 'm' });
+  alerter.raise({ check: 'daemon.docker-back', severity: 'low', message: 'm' });
   await hook.until(() => hook.deliveries.size === 1);
   await wrong.until(() => wrong.rejected.length >= 2);
   t.same(wrong.rejected.slice(0, 2), ['bad signature', 'bad signature'], 'the receiver\'s own check can fail');
@@ -174,7 +174,7 @@ t.test('unsigned formats for receivers that do not verify; an unreadable secret 
   const hook = await receiver(t, null);
   const alerter = createAlerter(config({ webhooks: [webhook(hook.url, { secret: undefined, format: 'slack' })] }), t.testdir(), logCapture().log, CONTEXT, { backoff: FAST });
   t.teardown(() => alerter.close());
-  alerter.raise({ check: 'daemon.test', severity: 'low', message: 'hello' });
+  alerter.raise({ check: 'daemon.docker-back', severity: 'low', message: 'hello' });
   await alerter.flush(5000);
   t.match(dataOfSlack(hook)[0], /hello/);
   t.throws(() => createAlerter(config({ webhooks: [webhook(hook.url, { secret: undefined, secretFile: '/nonexistent/secret' })] }), t.testdir(), logCapture().log, CONTEXT), {

@@ -6,7 +6,7 @@ import { DiskQueue } from '../../src/app/alerts/disk-queue.js';
 
 let n = 0;
 const alert = (): Alert =>
-  makeAlert({ check: 'daemon.test', severity: 'low', message: `m${n++}` }, { host: 'h', mode: 'enforce', policyHash: 'p' }, new Date(), new Uint8Array(10).map(() => Math.floor(Math.random() * 256)));
+  makeAlert({ check: 'daemon.docker-back', severity: 'low', message: `m${n++}` }, { host: 'h', mode: 'enforce', policyHash: 'p' }, new Date(), new Uint8Array(10).map(() => Math.floor(Math.random() * 256)));
 
 t.test('records are files before push returns, and come back in order after a reopen', async (t) => {
   const dir = join(t.testdir(), 'sink');

@@ -6,6 +6,9 @@ import { pathProbe } from '../fs/path-probe.js';
 import type { ContainerInspect } from './facts.js';
 import { factsFromInspect, orNullIfMissing, readFacts, resolveSources, type ImageCache } from './read-facts.js';
 
+/** Docker's data root is asked again after this long (it changes only with a restart of dockerd). */
+const DATA_ROOT_TTL_MS = 60_000;
+
 /**
  * The slice of the Docker engine dockwarden uses. The app layer depends on this interface only, so
  * it can be handed a client for any socket (tests use a private dockerd).
@@ -98,10 +101,11 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
         routed6: n.Options?.['com.docker.network.bridge.gateway_mode_ipv6'] === 'routed',
       }));
     },
-    async dataRoot() {
+    // Every create and every relabel plan names it; it changes only with a restart of dockerd.
+    dataRoot: remembered(DATA_ROOT_TTL_MS, async () => {
       const info = (await api.info()) as { DockerRootDir: string };
       return (await resolveSources([info.DockerRootDir])).get(info.DockerRootDir)!;
-    },
+    }),
     async runningMounts() {
       const list = await api.listContainers();
       const sources = list.map((c) => (c.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/')));
@@ -139,4 +143,17 @@ async function unlessEnded(request: Promise<unknown>): Promise<void> {
     const status = (error as { statusCode?: unknown }).statusCode;
     if (status !== 304 && status !== 404 && status !== 409) throw error;
   }
+}
+
+/** `read()`'s answer, asked again once it is `ttlMs` old; a failed read is not kept. */
+function remembered<T>(ttlMs: number, read: () => Promise<T>): () => Promise<T> {
+  let cached: { readonly value: Promise<T>; readonly at: number } | null = null;
+  return () => {
+    if (cached === null || Date.now() - cached.at >= ttlMs) {
+      const value = read();
+      cached = { value, at: Date.now() };
+      value.catch(() => (cached = null));
+    }
+    return cached.value;
+  };
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { makeAlert, severityAtLeast, type Alert, type AlertContext, type AlertInput } from '../../domain/alerts/alert.js';
 import type { QueuedSink } from './queued-sink.js';
+import { observedAlert } from '../../domain/alerts/catalogue.js';
 
 export type { AlertInput } from '../../domain/alerts/alert.js';
 
@@ -149,13 +150,7 @@ export class Alerter {
       const total = (this.droppedTotal.get(sink) ?? 0) + dropped;
       this.droppedTotal.set(sink, total);
       const alert = makeAlert(
-        {
-          check: 'daemon.alerts-dropped',
-          severity: 'high',
-          action: 'dropped',
-          message: 'alert queue full; oldest alerts dropped',
-          details: { sink: sink.name, dropped, droppedTotal: total },
-        },
+        observedAlert('daemon.alerts-dropped', 'alert queue full; oldest alerts dropped', { details: { sink: sink.name, dropped, droppedTotal: total } }),
         this.options.context(),
         new Date(this.now()),
         randomBytes(10),

@@ -6,9 +6,8 @@ import type { Policy } from '../../domain/policy/model.js';
 import type { Alerter } from '../alerts/alerter.js';
 import type { GateConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import { judgeRequest, type GateVerdict } from './judge-request.js';
-
-const DATA_ROOT_TTL_MS = 60_000;
+import { judgeRequest, type GateOptions, type GateVerdict } from './judge-request.js';
+import { observedAlert } from '../../domain/alerts/catalogue.js';
 
 /** `FileDescriptorName=` of systemd/dockwarden-gate.socket. */
 export const GATE_FD_NAME = 'dockwarden-gate';
@@ -20,24 +19,22 @@ export const GATE_FD_NAME = 'dockwarden-gate';
  * that could not be judged is refused, logged and alerted.
  */
 export async function startGate(
-  config: GateConfig, docker: DockerEngine, policy: () => Policy, alerter: Alerter, log: Logger, env: NodeJS.ProcessEnv,
+  config: GateConfig, docker: DockerEngine, policy: () => Policy, prepareStart: GateOptions['prepareStart'], alerter: Alerter, log: Logger, env: NodeJS.ProcessEnv,
 ): Promise<Server | null> {
   if (!config.enabled) return null;
   const fd = inheritedSocket(env, GATE_FD_NAME);
-  // Every create names where new volumes go; dockerd's data root changes only with a restart of it.
-  const engine = { ...docker, dataRoot: remembered(DATA_ROOT_TTL_MS, () => docker.dataRoot()) };
   const allow = { plugins: config.allow.includes('plugins'), services: config.allow.includes('services') };
   const server = await serveAuthz({
     listen: fd === null ? { path: config.socket } : { fd },
     timeoutMs: config.timeoutMs,
     decide: async (request) => {
-      const verdict = await judgeRequest(request, { engine, policy, allow });
+      const verdict = await judgeRequest(request, { engine: docker, policy, allow, prepareStart });
       report(verdict, alerter, log);
       return verdict;
     },
     onFailure: ({ reason, uri, error }) => {
       log.error({ gate: { reason, uri }, err: error }, 'gate refused a request it could not judge');
-      alerter.raise({ check: 'daemon.gate-error', severity: 'high', action: 'refused', message: `gate refused a request it could not judge: ${reason}`, details: { uri } });
+      alerter.raise(observedAlert('daemon.gate-error', `gate refused a request it could not judge: ${reason}`, { details: { uri } }));
     },
   });
   log.info({ gate: { socket: fd === null ? config.socket : `fd ${fd} from systemd` } }, 'authorization gate serving');
@@ -49,7 +46,7 @@ function report(verdict: GateVerdict, alerter: Alerter, log: Logger): void {
     if (verdict.allow) return;
     // An oversized, chunked or unreadable request on a judged endpoint: maybe a client's mistake, maybe an attempt.
     log.warn({ gate: { route: verdict.route, reason: verdict.msg } }, 'gate refused a request it cannot judge');
-    alerter.raise({ check: 'daemon.gate-unjudged', severity: 'medium', action: 'refused', message: 'gate refused a request it cannot judge', details: { request: verdict.route, reason: verdict.msg } });
+    alerter.raise(observedAlert('daemon.gate-unjudged', 'gate refused a request it cannot judge', { details: { request: verdict.route, reason: verdict.msg } }));
     return;
   }
   if (verdict.blocking.length === 0) return;
@@ -67,17 +64,4 @@ function report(verdict: GateVerdict, alerter: Alerter, log: Logger): void {
       details: { ...v.details, request: verdict.route },
     });
   }
-}
-
-/** `read()`'s answer, asked again once it is `ttlMs` old; a failed read is not kept. */
-function remembered<T>(ttlMs: number, read: () => Promise<T>): () => Promise<T> {
-  let cached: { readonly value: Promise<T>; readonly at: number } | null = null;
-  return () => {
-    if (cached === null || Date.now() - cached.at >= ttlMs) {
-      const value = read();
-      cached = { value, at: Date.now() };
-      value.catch(() => (cached = null));
-    }
-    return cached.value;
-  };
 }

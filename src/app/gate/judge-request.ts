@@ -40,6 +40,12 @@ export interface GateEngine {
 export interface GateOptions {
   readonly engine: GateEngine;
   readonly policy: () => Policy;
+  /**
+   * The daemon's own sync of a container about to start, awaited: its storage directories are made
+   * and its volumes relabelled before dockerd runs the process, and its judgement (null when it is
+   * gone) is the gate's. Without it (tests of the gate alone) a start is judged on its inspect.
+   */
+  readonly prepareStart?: (id: string) => Promise<{ readonly facts: ContainerFacts; readonly decision: Decision } | null>;
   /** Endpoints that run code no container check sees, allowed only when the admin says so (`gate.allow`). */
   readonly allow: { readonly plugins: boolean; readonly services: boolean };
 }
@@ -71,7 +77,11 @@ export async function judgeRequest(request: GateRequest, options: GateOptions): 
     case 'start': {
       if (route.legacyBody) return refuse('dockwarden refuses start requests of API versions before 1.24: they may carry a HostConfig the gate is not shown; use a client with API 1.24 or later');
       const inspect = await options.engine.inspectContainer(route.container);
-      return inspect === null ? allow : judged(route.kind, await options.engine.factsOf(inspect), options.policy());
+      if (inspect === null) return allow; // dockerd answers 404
+      if (options.prepareStart === undefined) return judged(route.kind, await options.engine.factsOf(inspect), options.policy());
+      const synced = await options.prepareStart(inspect.Id);
+      // A sync that could not judge it (the engine failed it meanwhile) leaves the inspect to judge.
+      return synced === null ? judged(route.kind, await options.engine.factsOf(inspect), options.policy()) : verdictOf(route.kind, synced.facts, synced.decision, options.policy());
     }
     case 'volume-create': {
       const body = readBody(request.body, VOLUME_CREATE_BODY);
@@ -94,7 +104,10 @@ export async function judgeRequest(request: GateRequest, options: GateOptions): 
 const MOUNT_CHECKS: ReadonlySet<Violation['check']> = new Set(['docker-socket', 'sensitive-mounts']);
 
 function judged(route: GateRoute['kind'], facts: ContainerFacts, policy: Policy, only?: ReadonlySet<Violation['check']>): GateVerdict {
-  const decision = evaluate(policy, facts);
+  return verdictOf(route, facts, evaluate(policy, facts), policy, only);
+}
+
+function verdictOf(route: GateRoute['kind'], facts: ContainerFacts, decision: Decision, policy: Policy, only?: ReadonlySet<Violation['check']>): GateVerdict {
   const blocking = decision.violations.filter((v) => v.action !== 'alert' && (only === undefined || only.has(v.check)));
   const refused = blocking.some((v) => v.effective !== 'alert');
   return {

@@ -1,4 +1,5 @@
 import type { ViolationCheck } from '../decision.js';
+import type { ObservedAlert } from './catalogue.js';
 import { boundDetails } from './bounded-details.js';
 import type { ContainerRef } from '../facts.js';
 import type { Action, Mode, Severity } from '../policy/model.js';
@@ -7,8 +8,8 @@ import type { Action, Mode, Severity } from '../policy/model.js';
 export const ALERT_SEVERITIES = ['info', 'low', 'medium', 'high', 'critical'] as const;
 export type AlertSeverity = Severity | 'info';
 
-/** A check of the policy, or `daemon.<what>` for what the daemon reports about itself. */
-export type AlertCheck = ViolationCheck | `daemon.${string}`;
+/** A check of the policy, or an alert of the catalogue (`daemon.<what>` for what the daemon reports about itself). */
+export type AlertCheck = ViolationCheck | ObservedAlert;
 
 /** What the daemon did about it: a policy action (already downgraded in audit mode), or a self-report. */
 export type AlertAction = Action | 'none' | 'repaired' | 'refused' | 'dropped';
