@@ -7,7 +7,7 @@ import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
 import { bridgeOptions } from '../domain/firewall/bridge-options.js';
-import { formatPolicyError, loadPolicyFile, type PolicyResult } from '../domain/policy/load.js';
+import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
 import { actionEnforcer } from './action-enforcer.js';
 import { alertEnforcer } from './alerts/alert-enforcer.js';
@@ -28,6 +28,9 @@ import { relabelHostFor, volumesEnforcer } from './volumes-setup.js';
 import { hostFactsReader } from './host-facts.js';
 import { bridgeVeths } from '../adapters/netns/bridge-veths.js';
 import { Watcher } from './watcher.js';
+import { ReconcileLoop } from './reconcile-loop.js';
+import { PolicyReloader } from './policy-reloader.js';
+import { ProgressWatchdog } from './watchdog.js';
 import { containerRef } from '../domain/facts.js';
 import { observedAlert } from '../domain/alerts/catalogue.js';
 
@@ -109,14 +112,13 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
 
   const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
-  let reconcileRequested = false;
   const queue = new KeyedQueue({
     concurrency: CONCURRENCY,
     capacity: QUEUE_CAPACITY,
     onError: (container, kind, error) => log.error({ container: { id: container }, task: kind, err: error }, 'container task failed'),
     onOverflow: () => {
-      if (!reconcileRequested) log.warn({ queue: queue.counters }, 'event queue full; events dropped, full reconcile scheduled');
-      reconcileRequested = true;
+      if (!reconciles.wanted) log.warn({ queue: queue.counters }, 'event queue full; events dropped, full reconcile scheduled');
+      reconciles.requestSoon();
     },
   });
   const actions = actionEnforcer(docker, log, {
@@ -160,17 +162,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   const configureBridges = (): Promise<void> =>
     (bridgesRead = bridgesRead.catch(() => {}).then(async () => firewall.configure(bridgeOptions(await docker.listBridges(), policy.network.exceptions))));
 
-  // One reconcile at a time; a request during one runs once more after it.
-  let reconciling: Promise<void> | null = null;
-  const reconcile = (reason: string): Promise<void> => {
-    if (reconciling) {
-      reconcileRequested = true;
-      return reconciling;
-    }
-    reconcileRequested = false;
-    const started = Date.now();
-    reconciling = metrics
-      .reconcile(
+  const reconciles = new ReconcileLoop(
+    () =>
+      metrics.reconcile(
         (async () => {
           await configureBridges();
           await reconciler.reconcile();
@@ -178,16 +172,14 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
           await firewall.repairDrift();
           await bridge?.repairDrift();
         })(),
-      )
-      .then(() => log.info({ reason, containers: reconciler.tracked.size, ms: Date.now() - started }, 'reconciled'))
-      .catch((error: unknown) => log.error({ reason, err: error }, 'reconcile failed'))
-      .finally(() => {
-        reconciling = null;
-        if (!stopping) announceReady(statusLine());
-        if (reconcileRequested && !stopping) void reconcile('requested again');
-      });
-    return reconciling;
-  };
+      ),
+    {
+      done: (reason, ms) => log.info({ reason, containers: reconciler.tracked.size, ms }, 'reconciled'),
+      failed: (reason, error) => log.error({ reason, err: error }, 'reconcile failed'),
+      settled: () => announceReady(statusLine()),
+    },
+  );
+  const reconcile = (reason: string): Promise<void> => reconciles.request(reason);
 
   let dockerDown = false; // one alert per outage, however many retries
   const watcher = new Watcher(
@@ -224,89 +216,61 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     { backoffMs: { initial: 500, max: 30_000 }, replayOverlapMs: 1_000 },
   );
 
-  // A file change and a SIGHUP for one edit are two reloads of the same file: one alert per rejected edit, not per attempt.
-  let lastRejected: string | null = null;
-  const fileVersion = (): string => {
-    try {
-      const { ino, size, mtimeMs } = statSync(config.policy.file);
-      return `${ino}:${size}:${mtimeMs}`;
-    } catch {
-      return 'unreadable';
-    }
-  };
-  // One read at a time, in a worker (the event loop keeps judging containers); a request during one reads once more after it.
-  let reading: Promise<void> | null = null;
-  let readAgain = false;
-  const reload = (): Promise<void> => {
-    if (reading) {
-      readAgain = true;
-      return reading;
-    }
-    readAgain = false;
-    log.debug({ policy: { file: config.policy.file } }, 'reading the policy for a reload');
-    reading = readPolicyOffLoop(config.policy.file)
-      .then(apply)
-      .finally(() => {
-        reading = null;
-        if (readAgain && !stopping) void reload();
-      });
-    return reading;
-  };
-  const apply = async (next: PolicyResult): Promise<void> => {
-    if (stopping) return;
-    if (!next.ok) {
-      const errors = next.errors.map(formatPolicyError);
+  const reloader = new PolicyReloader({
+    read: () => {
+      log.debug({ policy: { file: config.policy.file } }, 'reading the policy for a reload');
+      return readPolicyOffLoop(config.policy.file);
+    },
+    currentHash: () => policy.hash,
+    fileVersion: () => {
+      try {
+        const { ino, size, mtimeMs } = statSync(config.policy.file);
+        return `${ino}:${size}:${mtimeMs}`;
+      } catch {
+        return 'unreadable';
+      }
+    },
+    debounceMs: RELOAD_DEBOUNCE_MS,
+    rejected: (result, fresh) => {
+      const errors = result.errors.map(formatPolicyError);
       log.error({ errors }, 'policy reload rejected; the last good policy stays in force');
-      const rejection = `${fileVersion()} ${JSON.stringify(errors)}`;
-      if (rejection === lastRejected) return;
-      lastRejected = rejection;
-      alerter.raise(observedAlert('daemon.policy-reload-rejected', 'policy reload rejected; the last good policy stays in force', { details: { file: config.policy.file, errors } }));
-      return;
-    }
-    lastRejected = null;
-    if (next.policy.hash === policy.hash) return;
-    policy = next.policy;
-    log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
-    await firewall.configure({ defaultDeny: denyByDefault(policy) });
-    await reconcile('policy reload');
-  };
+      if (fresh) alerter.raise(observedAlert('daemon.policy-reload-rejected', 'policy reload rejected; the last good policy stays in force', { details: { file: config.policy.file, errors } }));
+    },
+    accepted: async (next) => {
+      policy = next.policy;
+      log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
+      await firewall.configure({ defaultDeny: denyByDefault(policy) });
+      await reconcile('policy reload');
+    },
+  });
+  const reload = (): Promise<void> => reloader.reload();
 
   const timers: NodeJS.Timeout[] = [];
   timers.push(setInterval(() => void reconcile('periodic'), config.reconcile.intervalSeconds * 1000).unref());
-  timers.push(setInterval(() => void (reconcileRequested && !reconciling && reconcile('queue overflow')), 1000).unref());
+  timers.push(setInterval(() => reconciles.tick(), 1000).unref());
   timers.push(
     setInterval(() => {
-      if (reconciling) return;
+      if (reconciles.busy) return;
       firewall.repairDrift().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
       bridge?.repairDrift().catch((error: unknown) => log.error({ err: error }, 'bridge isolation drift check failed'));
     }, config.firewall.driftCheckSeconds * 1000).unref(),
   );
   if (bridge) timers.push(setInterval(() => void bridge.checkSpoofing().catch((error: unknown) => log.error({ err: error }, 'reading bridge drop counters failed')), SPOOFING_CHECK_MS).unref());
   if (notifier.watchdogMs !== null) {
-    // The timer firing proves the event loop turns; finished tasks (or an empty queue) prove work is not wedged.
-    let lastDone = -1;
-    let lastProgress = Date.now();
+    const watchdog = new ProgressWatchdog(STUCK_AFTER_MS);
     timers.push(
       setInterval(() => {
-        const done = queue.counters.completed + queue.counters.failed;
-        if (done !== lastDone || queue.depth === 0) {
-          lastDone = done;
-          lastProgress = Date.now();
-        }
-        if (Date.now() - lastProgress < STUCK_AFTER_MS) notifier.watchdog();
+        if (watchdog.alive(queue.counters.completed + queue.counters.failed, queue.depth === 0)) notifier.watchdog();
         else log.error({ queue: { depth: queue.depth, ...queue.counters } }, 'no progress; withholding watchdog ping');
       }, Math.max(1, Math.floor(notifier.watchdogMs / 2))),
     );
   }
 
-  let debounce: NodeJS.Timeout | undefined;
   let fileWatch: FSWatcher | null = null;
   try {
     // Watch the directory: editors and config management replace the file rather than write it.
     fileWatch = watch(dirname(config.policy.file), (_, name) => {
-      if (name !== basename(config.policy.file)) return;
-      clearTimeout(debounce);
-      debounce = setTimeout(() => void reload(), RELOAD_DEBOUNCE_MS);
+      if (name === basename(config.policy.file)) reloader.fileChanged();
     });
   } catch (error) {
     log.warn({ err: error }, 'cannot watch the policy file; reload with SIGHUP');
@@ -320,7 +284,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     notifier.stopping('shutting down');
     log.info('stopping: no new events; firewall rules stay in place');
     fileWatch?.close();
-    clearTimeout(debounce);
+    reloader.stop();
+    reconciles.stop();
     for (const timer of timers) clearInterval(timer);
     await watcher.stop();
     const drained = await Promise.race([queue.idle().then(() => true), sleep(DRAIN_MS).then(() => false)]);
