@@ -7,7 +7,6 @@ import { bindNotifySocket } from '../helpers/notify-socket.js';
 const POLICY = 'version: 1\nports:\n  default: allow\n';
 const CONFIG = 'firewall:\n  backend: nftables';
 const pings = (messages: string[][]) => messages.filter((f) => f.includes('WATCHDOG=1')).length;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 t.test('SIGTERM during start-up is a clean stop, not a death by signal', async (t) => {
   const notify = bindNotifySocket();
@@ -30,13 +29,24 @@ t.test('watchdog: pings come from the running event loop; none while the process
   await notify.next((f) => f.includes('READY=1'));
   await notify.next((f) => f.includes('WATCHDOG=1'));
 
+  // A second, healthy daemon is the clock: its pings come every watchdog period.
+  const clockSocket = bindNotifySocket();
+  t.teardown(clockSocket.close);
+  const clock = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, extraConfig: CONFIG, env: { NOTIFY_SOCKET: clockSocket.path, WATCHDOG_USEC: '200000' } });
+  t.teardown(() => clock.stop('SIGKILL'));
+  await clockSocket.next((f) => f.includes('WATCHDOG=1'));
+
   daemon.child.kill('SIGSTOP');
-  await sleep(100); // a datagram already in flight
+  // A datagram already in flight has arrived once the clock's next one has.
+  const afterStop = pings(clockSocket.messages);
+  await clockSocket.next(() => pings(clockSocket.messages) > afterStop, 5_000);
   const frozenAt = pings(notify.messages);
-  await sleep(1_000);
-  t.equal(pings(notify.messages), frozenAt, 'no ping for 1 s (5 watchdog periods) while stopped: systemd would restart it');
+  const ticks = pings(clockSocket.messages);
+  await clockSocket.next(() => pings(clockSocket.messages) >= ticks + 5, 10_000);
+  t.equal(pings(notify.messages), frozenAt, 'no ping for 5 watchdog periods while stopped: systemd would restart it');
   daemon.child.kill('SIGCONT');
   await notify.next((f) => f.includes('WATCHDOG=1') && pings(notify.messages) > frozenAt, 5_000);
   t.pass('pings resume once it runs again');
   t.equal(await daemon.stop(), 0);
+  t.equal(await clock.stop(), 0);
 });
