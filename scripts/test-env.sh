@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/test-env.sh — the private Docker test environment (DESIGN §9).
+# scripts/test-env.sh — the private Docker test environment (README "Development").
 #
 #   scripts/test-env.sh up            install missing Debian packages, start the private dockerd,
 #                                     build the test image dw-test/busybox:1 (idempotent)

@@ -1,5 +1,5 @@
 /**
- * daemon-rss (DESIGN §10, "scale: reconcile time and memory with N running containers"): the daemon's
+ * daemon-rss (scripts/bench/README.md, "scale: reconcile time and memory with N running containers"): the daemon's
  * resident memory (VmRSS of the node process, /proc/<pid>/status; VmHWM = its peak) idle with none of
  * our containers, and with DW_BENCH_RSS_CONTAINERS (default 150) running containers that each publish
  * a port; plus the reconcile time the daemon itself logs (`reconciled`, `ms`): periodic reconciles with

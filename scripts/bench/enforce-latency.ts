@@ -1,5 +1,5 @@
 /**
- * enforce-latency (DESIGN §10): Docker's `start` event time → the container's allowance is in force
+ * enforce-latency (scripts/bench/README.md): Docker's `start` event time → the container's allowance is in force
  * in the kernel, over DW_BENCH_STARTS (default 100) container starts, one at a time, while the daemon runs.
  *
  * How "in force" is observed: a prober in the test client namespace (source 198.51.100.10, which the

@@ -1,5 +1,5 @@
 /**
- * exposure-window (DESIGN §10): a denied prober hammers the published ports of containers while they
+ * exposure-window (scripts/bench/README.md): a denied prober hammers the published ports of containers while they
  * start; count the TCP connections that completed. The policy allows only 198.51.100.10 on ports
  * 20000–20999 (`ports.default: deny`); the prober connects from 198.51.100.11, which nothing allows.
  *

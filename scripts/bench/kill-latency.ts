@@ -1,5 +1,5 @@
 /**
- * kill-latency (DESIGN §10, issue #4): Docker's `start` event of a container holding a forbidden
+ * kill-latency (scripts/bench/README.md, issue #4): Docker's `start` event of a container holding a forbidden
  * capability (`--cap-add SYS_ADMIN`) → its `die` event, after the daemon killed it, over
  * DW_BENCH_KILLS (default 60) containers started one at a time. Both times are dockerd's own
  * (`timeNano`), so the figure is exactly what a victim container gets to run.

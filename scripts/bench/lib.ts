@@ -1,5 +1,5 @@
 /**
- * Shared plumbing of the benchmarks (DESIGN §10): preflight and refusal rules, a lock, cleanup that
+ * Shared plumbing of the benchmarks (scripts/bench/README.md): preflight and refusal rules, a lock, cleanup that
  * runs on every exit path, statistics, the daemon under test as a child process, bench containers,
  * scratch network namespaces, and nft helpers. Everything a bench creates is registered with
  * `onCleanup` the moment it exists, and undone in reverse order on success, failure, SIGINT, SIGTERM

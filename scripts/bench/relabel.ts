@@ -1,5 +1,5 @@
 /**
- * relabel (DESIGN §10, issue #6): entries per second of the daemon's relabel walk
+ * relabel (scripts/bench/README.md, issue #6): entries per second of the daemon's relabel walk
  * (`relabelTree`, native/selinux_label.c, called from Node as the enforcer calls it) on a tree of
  * DW_BENCH_RELABEL_ENTRIES (default 100,000) entries, against a floor measured in the same run on the
  * same tree: `relabel-floor.c`, a bare physical `nftw` + one `lsetxattr` per entry by full path (no old

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/bench/run-all.sh — every benchmark of DESIGN §10, one after the other (scripts/bench/README.md).
+# scripts/bench/run-all.sh — every benchmark, one after the other (scripts/bench/README.md).
 #
 #   bash scripts/bench/run-all.sh                      build, test env up, all five benches
 #   bash scripts/bench/run-all.sh scale daemon-rss     only these

@@ -1,5 +1,5 @@
 /**
- * scale (DESIGN §10): rule planning and apply for synthetic 10 / 1,000 / 10,000 containers. No Docker,
+ * scale (scripts/bench/README.md): rule planning and apply for synthetic 10 / 1,000 / 10,000 containers. No Docker,
  * no daemon: the modules the daemon uses (planContainer, IncrementalPlan, PendingChanges, renderTable,
  * renderElementChanges, FirewallEnforcer), and nft spawned as its applier (runNft with `netns`: `ip netns exec NS nft -f -`)
  * in a fresh scratch network namespace, so the host's ruleset is never touched. nft runs are timed in a

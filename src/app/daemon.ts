@@ -58,7 +58,7 @@ export interface DaemonHandle {
 const notStarted = (code: number): DaemonHandle => ({ exited: Promise.resolve(code), reload: async () => {}, shutdown: async () => {} });
 
 /**
- * The lifecycle of DESIGN §7: policy → fail-closed firewall baseline → connect, subscribe,
+ * The lifecycle (docs/architecture.md "Lifecycle"): policy → fail-closed firewall baseline → connect, subscribe,
  * reconcile, apply → READY; then events, periodic reconciles and drift checks, reloads, watchdog
  * pings; SIGTERM → drain → STOPPING → exit 0, firewall left in place. An invalid policy at start-up
  * is fatal (exit 1), so is a firewall that cannot be installed (exit 2); an invalid policy at reload

@@ -1,6 +1,6 @@
 /**
  * Renders a `FirewallPlan` as an `iptables-restore --noflush` / `ip6tables-restore --noflush` payload
- * for table `filter` (DESIGN §2, iptables backend). Pure. Declaring `:DOCKWARDEN - [0:0]` in a
+ * for table `filter` (docs/architecture.md "The firewall and bridge tables", iptables backend). Pure. Declaring `:DOCKWARDEN - [0:0]` in a
  * --noflush restore creates the chain or flushes it, and the whole payload is one atomic commit, so
  * every apply rewrites the chain from scratch. The chain sees forwarded traffic only (it hangs off
  * DOCKER-USER, in FORWARD): the docker-proxy path to `input` is not covered, unlike nftables.

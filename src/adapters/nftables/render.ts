@@ -1,5 +1,5 @@
 /**
- * Renders a `FirewallPlan` as `nft -f` text (DESIGN §2). Pure. Every value is re-validated here, so a
+ * Renders a `FirewallPlan` as `nft -f` text (docs/architecture.md "The firewall and bridge tables"). Pure. Every value is re-validated here, so a
  * plan built by hand or from hostile input can only fail, never inject: numbers in range, canonical
  * addresses, the protocol enum, interface names of a fixed alphabet. No name, label or image ever
  * reaches the script. Each published port is its own element, so no port ranges are needed.

@@ -29,7 +29,7 @@ export interface AlertInput {
   readonly details?: Readonly<Record<string, unknown>>;
 }
 
-/** The one alert record every sink carries (DESIGN §6). */
+/** The one alert record every sink carries (README "Alerts"). */
 export interface Alert {
   /** UUIDv7, assigned once and persisted with the record: the idempotency key across retries and restarts. */
   readonly id: string;

@@ -9,7 +9,7 @@ import { selectorMatches } from '../selector.js';
 import { unmaskedPaths } from '../system-paths.js';
 
 /**
- * The runtime checks of DESIGN §4 (`containers` in the policy): pure judgements of the container's
+ * The runtime checks (`containers` in the policy; README "Runtime checks"): pure judgements of the container's
  * effective configuration. Message texts are built only from values the policy or dockwarden itself
  * names (capability and namespace names, policy paths); what the container supplies (mount sources,
  * device paths, exec commands) goes into `details`, never into the sentence.

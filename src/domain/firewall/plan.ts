@@ -1,5 +1,5 @@
 /**
- * What the firewall should hold: the contents of the `inet dockwarden` sets (DESIGN §2). Pure: facts and
+ * What the firewall should hold: the contents of the `inet dockwarden` sets (docs/architecture.md "The firewall and bridge tables"). Pure: facts and
  * decisions in, typed set elements out. The rules are constant; containers live only in set elements,
  * so a container start or stop is the small `diffElements` of two plans, applied as one transaction.
  */

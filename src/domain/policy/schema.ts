@@ -8,7 +8,7 @@ import { parsePortRange } from '../net/port-range.js';
 import { CHECK_IDS, HOST_NAMESPACES, RESOURCE_KINDS, type Cidr, type Glob, type Policy, type Selector, type Severity, type SourceRef } from './model.js';
 
 /**
- * The policy file's schema (DESIGN §3): the one definition of its shape, from which both the loader's
+ * The policy file's schema (README "Policy"): the one definition of its shape, from which both the loader's
  * typed `Policy` and the published JSON Schema come. Every leaf is parsed here (addresses, ports, globs,
  * capabilities, paths), so an error is reported at the node that holds it, with a message that quotes
  * the value and says what was expected.

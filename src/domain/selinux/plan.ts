@@ -5,7 +5,7 @@ import type { Severity, VolumesPolicy } from '../policy/model.js';
 import { REFUSED_RELABEL_ROOTS } from '../policy/schema.js';
 
 /**
- * Which host paths of one container get which SELinux label, and which are refused (DESIGN §5).
+ * Which host paths of one container get which SELinux label, and which are refused (README "Persistent volumes (SELinux)").
  * Pure: the host's facts (Docker's data root, users' homes, what other running containers mount)
  * come in as `RelabelHost`. Like moby's `:z`/`:Z`, but only ever under the policy's roots.
  */
