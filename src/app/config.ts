@@ -8,6 +8,7 @@ import { parseSyslogTarget } from '../domain/alerts/syslog-target.js';
 import { WEBHOOK_FORMATS, type WebhookFormat } from '../domain/alerts/webhook-payload.js';
 import { quote } from '../domain/policy/schema.js';
 import { decodeYamlBytes, parseYamlSource, reportedErrors, type SourceLocation, type YamlSource } from '../domain/yaml-source.js';
+import { isInterfaceName } from '../domain/net/interface-name.js';
 
 /** The daemon's own settings (not the policy): where things are, how loud to be. */
 export interface Config {
@@ -159,7 +160,7 @@ convict.addFormat({
   name: 'interface-list',
   validate(value: unknown) {
     if (!Array.isArray(value)) throw new Error('must be a list of interface names');
-    const bad = value.filter((name) => typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,15}$/.test(name));
+    const bad = value.filter((name) => !isInterfaceName(name));
     if (bad.length > 0) throw new Error(`not interface names: ${bad.map((name) => JSON.stringify(name)).join(', ')}`);
   },
   coerce: (value: unknown) => value,

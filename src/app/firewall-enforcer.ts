@@ -5,9 +5,8 @@ import {
   type ContainerElements, type FirewallPlan, type PlanOptions, type PortElement,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
+import { isInterfaceName } from '../domain/net/interface-name.js';
 
-/** Valid Linux interface names; anything else from Docker is reported and left out of the ruleset. */
-const INTERFACE_NAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 const RETRY_DELAYS_MS = [100, 500, 2_000];
 
 /**
@@ -66,7 +65,7 @@ export class FirewallEnforcer implements Enforcer {
   async configure(change: Partial<PlanOptions>): Promise<void> {
     const usable = (list: keyof typeof INTERFACE_LISTS): string[] => {
       const names = (change[list] ?? this.options[list] ?? []).filter((name) => {
-        if (INTERFACE_NAME.test(name)) return true;
+        if (isInterfaceName(name)) return true;
         this.log.error({ bridge: name }, `${INTERFACE_LISTS[list]} with an unusable interface name left out of the firewall`);
         return false;
       });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Protocol } from '../domain/facts.js';
 import type { PlanOptions, PortElement } from '../domain/firewall/plan.js';
 import { parseCidr } from '../domain/net/cidr.js';
+import { isInterfaceName } from '../domain/net/interface-name.js';
 
 /**
  * What the boot-time baseline needs before dockwarden or Docker run: the Docker bridges last seen,
@@ -29,7 +30,8 @@ export function readFirewallState(stateDir: string): FirewallState | null {
   try {
     const raw = JSON.parse(readFileSync(join(stateDir, FILE), 'utf8')) as Partial<Record<keyof FirewallState, unknown>>;
     if (!Array.isArray(raw.bridges) || typeof raw.defaultDeny !== 'boolean') return null;
-    const names = (list: unknown): string[] => (Array.isArray(list) ? list.filter((b): b is string => typeof b === 'string') : []);
+    // A name no interface can have (a damaged or edited file) is left out here: the renderer would refuse it, and the baseline with it.
+    const names = (list: unknown): string[] => (Array.isArray(list) ? list.filter(isInterfaceName) : []);
     return { bridges: names(raw.bridges), routed4: names(raw.routed4), routed6: names(raw.routed6), defaultDeny: raw.defaultDeny, ports: ports(raw.ports) };
   } catch {
     return null;

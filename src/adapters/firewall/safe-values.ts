@@ -7,9 +7,9 @@ import { parseCidr } from '../../domain/net/cidr.js';
 import { parseAddress, type Family, type FirewallElements, type IpAddress } from '../../domain/firewall/plan.js';
 import type { Protocol } from '../../domain/facts.js';
 import type { Cidr } from '../../domain/policy/model.js';
+import { isInterfaceName } from '../../domain/net/interface-name.js';
 
 const PROTOCOLS: ReadonlySet<string> = new Set<Protocol>(['tcp', 'udp', 'sctp']);
-const IFNAME = /^[A-Za-z0-9_.:-]{1,15}$/;
 
 export class UnsafeValueError extends Error {
   override readonly name = 'UnsafeValueError';
@@ -34,7 +34,7 @@ export function proto(value: Protocol): Protocol {
 }
 
 export function ifname(value: string): string {
-  return IFNAME.test(value) ? value : unsafe('interface name', value);
+  return isInterfaceName(value) ? value : unsafe('interface name', value);
 }
 
 export function address(value: IpAddress, expected: Family): string {
