@@ -184,7 +184,7 @@ async function latencyPhase(hook: WebhookReceiver) {
     // Through the enforcer: a violation it has not seen for this container → one alert → the POST.
     const before = new Set(hook.deliveries.keys());
     const t0 = now();
-    await enforcer.apply({ facts, decision: decisionOf(facts, { violations: [{ check: 'privileged', severity: 'high', action: 'kill', message: 'container runs privileged', details: { i } }] }) }, policy.policy);
+    await enforcer.apply({ facts, decision: decisionOf(facts, { violations: [{ check: 'privileged', severity: 'high', action: 'kill', message: 'container runs privileged', details: { i } }], mode: policy.policy.mode }) }, policy.policy);
     await until(() => hook.deliveries.size > before.size, 10_000);
     const got = [...hook.deliveries.values()].find((d) => !before.has(d.id))!;
     through.push(got.receivedAt - t0);

@@ -70,7 +70,7 @@ t.test('hostile container values reach webhook JSON, TCP syslog and the local so
   const facts = makeFacts({ name, image: { reference: image, id: 'sha256:1', repoTags: [], repoDigests: [] } });
   const violation = { check: 'privileged' as const, severity: 'critical' as const, action: 'kill' as const, message: 'container runs privileged', details: { label: '\n]"\\' } };
   for (const alerter of [viaTcp, viaLocal]) {
-    await alertEnforcer((input) => alerter.raise(input)).apply({ facts, decision: decisionOf(facts, { violations: [violation] }) }, policy.policy);
+    await alertEnforcer((input) => alerter.raise(input)).apply({ facts, decision: decisionOf(facts, { violations: [violation], mode: policy.policy.mode }) }, policy.policy);
   }
   await viaTcp.flush(5000);
   await syslog.until(() => syslog.records.length === 1);
