@@ -1,14 +1,15 @@
 import convict from 'convict';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { parseMetricsListen } from '../adapters/metrics-server.js';
 import { ALERT_SEVERITIES, type AlertSeverity } from '../domain/alerts/alert.js';
 import { SYSLOG_FACILITIES, type SyslogFacility } from '../domain/alerts/syslog-format.js';
 import { parseSyslogTarget } from '../domain/alerts/syslog-target.js';
-import { WEBHOOK_FORMATS, type WebhookFormat } from '../domain/alerts/webhook-payload.js';
 import { quote } from '../domain/policy/schema.js';
 import { decodeYamlBytes, parseYamlSource, reportedErrors, type SourceLocation, type YamlSource } from '../domain/yaml-source.js';
 import { isInterfaceName } from '../domain/net/interface-name.js';
+import { parseWebhooks, type WebhookConfig, type WebhookProblem } from './webhook-config.js';
+export type { WebhookConfig } from './webhook-config.js';
 
 /** The daemon's own settings (not the policy): where things are, how loud to be. */
 export interface Config {
@@ -45,16 +46,6 @@ export interface AlertsConfig {
   readonly webhooks: readonly WebhookConfig[];
   readonly dedupeWindowSeconds: number;
   readonly queueLimit: number;
-}
-
-export interface WebhookConfig {
-  readonly url: string;
-  /** `whsec_<base64>` or raw; exactly one of secret / secretFile, required for `format: standard`. */
-  readonly secret?: string;
-  readonly secretFile?: string;
-  readonly format: WebhookFormat;
-  readonly minSeverity: AlertSeverity;
-  readonly timeoutMs: number;
 }
 
 /** `auto`: relabel only where the host has SELinux on; `true`: always (tests, hosts detection gets wrong); `false`: never. */
@@ -105,55 +96,8 @@ convict.addFormat({
   },
 });
 
-const WEBHOOK_DEFAULTS = { format: 'standard', minSeverity: 'info', timeoutMs: 5_000 } as const;
-const WEBHOOK_KEYS = ['url', 'secret', 'secretFile', 'format', 'minSeverity', 'timeoutMs'];
-
-/**
- * convict validates no array entries: each webhook is checked here, and each problem is its own
- * `alerts.webhooks: [i].key: …` line, which `locateConvictMessage` points at the entry's key or value.
- */
-convict.addFormat({
-  name: 'webhook-list',
-  validate(value: unknown) {
-    if (!Array.isArray(value)) throw new Error('must be a list of webhooks');
-    const problems = value.flatMap((entry: unknown, i) => webhookProblems(entry).map((p) => `[${i}]${p}`));
-    if (problems.length > 0) throw new Error(problems.join('\nalerts.webhooks: '));
-  },
-  coerce: (value: unknown) => value,
-});
-
-function webhookProblems(entry: unknown): string[] {
-  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return [': must be a mapping with url and secret or secretFile'];
-  const e: Record<string, unknown> = { ...WEBHOOK_DEFAULTS, ...entry };
-  const problems = Object.keys(entry).filter((k) => !WEBHOOK_KEYS.includes(k)).map((k) => `.${k}: unknown key; known keys: ${WEBHOOK_KEYS.join(', ')}`);
-  let url: URL | null = null;
-  try {
-    url = new URL(String(e.url));
-  } catch {}
-  if (typeof e.url !== 'string' || !url || !['http:', 'https:'].includes(url.protocol)) problems.push('.url: must be an http:// or https:// URL');
-  else if (url.username || url.password) problems.push('.url: must not carry credentials; use secret or secretFile');
-  if ('secret' in e && 'secretFile' in e) problems.push('.secretFile: give secret or secretFile, not both');
-  else if ('secret' in e && (typeof e.secret !== 'string' || e.secret === '')) problems.push('.secret: must be a non-empty string');
-  else if ('secretFile' in e && (typeof e.secretFile !== 'string' || !isAbsolute(e.secretFile))) problems.push('.secretFile: must be an absolute path');
-  else if (typeof e.secretFile === 'string' && exposedMode(e.secretFile) !== null) {
-    problems.push(`.secretFile: refused: the file is open to group or others (mode ${exposedMode(e.secretFile)}); a signing secret must be readable by its owner only (chmod 600)`);
-  }
-  else if (!('secret' in e) && !('secretFile' in e) && e.format === 'standard') problems.push(': needs secret or secretFile: standard webhooks are signed');
-  if (!(WEBHOOK_FORMATS as readonly unknown[]).includes(e.format)) problems.push(`.format: must be one of ${WEBHOOK_FORMATS.join(', ')}`);
-  if (!(ALERT_SEVERITIES as readonly unknown[]).includes(e.minSeverity)) problems.push(`.minSeverity: must be one of ${ALERT_SEVERITIES.join(', ')}`);
-  if (!Number.isSafeInteger(e.timeoutMs) || (e.timeoutMs as number) < 1) problems.push('.timeoutMs: must be a whole number of at least 1');
-  return problems;
-}
-
-/** The file's mode in octal when group or others may read or write it; null when it is private or cannot be read (reading it reports that). */
-function exposedMode(file: string): string | null {
-  try {
-    const mode = statSync(file).mode & 0o777;
-    return mode & 0o066 ? `0${mode.toString(8).padStart(3, '0')}` : null;
-  } catch {
-    return null;
-  }
-}
+/** convict validates no list entries: the list passes it as it is and `parseWebhooks` (its own schema) judges every entry. */
+convict.addFormat({ name: 'webhook-list', validate() {}, coerce: (value: unknown) => value });
 
 /** Linux interface names (as `ip link` takes them), so none can reach a ruleset unchecked. */
 convict.addFormat({
@@ -288,10 +232,11 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
         .map((line) => locateConvictMessage(line, path, source?.locate, env)),
     );
   }
+  const webhooks = parseWebhooks(config.get('alerts.webhooks'));
+  if ('problems' in webhooks) errors.push(...webhooks.problems.map((p) => locateWebhookProblem(p, path, source?.locate)));
   if (errors.length > 0) throw new ConfigInvalid(errors);
   const properties = config.getProperties() as Config;
-  const webhooks = properties.alerts.webhooks.map((w) => ({ ...WEBHOOK_DEFAULTS, ...w }));
-  return { ...properties, alerts: { ...properties.alerts, webhooks } };
+  return { ...properties, alerts: { ...properties.alerts, webhooks: 'webhooks' in webhooks ? webhooks.webhooks : [] } };
 }
 
 type SchemaNode = Readonly<Record<string, unknown>>;
@@ -330,26 +275,28 @@ function settingName(path: readonly string[]): string {
   return path.map((key) => (/^\w{1,64}$/.test(key) ? key : quote(key))).join('.');
 }
 
-/** convict reports `a.b: what is wrong` or `configuration param 'a.b' not declared in the schema`. */
-function locateConvictMessage(
-  line: string,
-  file: string,
-  locate: ((path: readonly (string | number)[], at: 'key' | 'value') => SourceLocation) | undefined,
-  env: NodeJS.ProcessEnv,
-): ConfigError {
-  const unknown = /^configuration param '([^']+)' not declared in the schema$/.exec(line);
-  const keyPath = unknown ? unknown[1]! : (/^([\w.]+): /.exec(line)?.[1] ?? '');
-  const path: Array<string | number> = keyPath.split('.');
-  // A list entry's problem, `alerts.webhooks: [1].url: …`: point at that entry's key (unknown, refused) or value.
-  const entry = /^[\w.]+: \[(\d+)\](?:\.(\w+))?: (unknown key|refused)?/.exec(line);
-  if (entry) path.push(Number(entry[1]), ...(entry[2] ? [entry[2]] : []));
-  const envName = envVariableOf(path.map(String));
+type Locate = (path: readonly (string | number)[], at: 'key' | 'value') => SourceLocation;
+
+/** `alerts.webhooks: [1].url: …` at that entry's key or value (the file's start when there is no file). */
+function locateWebhookProblem(problem: WebhookProblem, file: string, locate: Locate | undefined): ConfigError {
+  const entry = problem.index < 0 ? [] : [problem.index, ...(problem.key === null ? [] : [problem.key])];
+  const where = locate ? locate(['alerts', 'webhooks', ...entry], problem.at) : { file, line: 0, column: 0 };
+  const name = problem.index < 0 ? '' : `[${problem.index}]${problem.key === null ? '' : `.${problem.key}`}`;
+  return { ...where, message: `alerts.webhooks: ${name}${name ? ': ' : ''}${problem.message}` };
+}
+
+/**
+ * convict reports each bad value as one line starting with the setting's full name (`a.b: what is
+ * wrong`): the setting is the longest known name the line starts with. (Unknown keys never reach
+ * convict: `knownShape` reports them.)
+ */
+function locateConvictMessage(line: string, file: string, locate: Locate | undefined, env: NodeJS.ProcessEnv): ConfigError {
+  const setting = knownSettings().filter((name) => line.startsWith(`${name}: `)).sort((a, b) => b.length - a.length)[0] ?? '';
+  const path = setting.split('.');
+  const envName = envVariableOf(path);
   const fromEnv = envName !== undefined && env[envName] !== undefined;
-  const where = locate && !fromEnv ? locate(path, unknown || entry?.[3] ? 'key' : 'value') : { file, line: 0, column: 0 };
-  const message = unknown
-    ? `${keyPath}: unknown setting; known settings: ${knownSettings().join(', ')}`
-    : `${shortened(line)}${fromEnv ? ` (from environment variable ${envName})` : ''}`;
-  return { ...where, message };
+  const where = locate && !fromEnv && setting !== '' ? locate(path, 'value') : { file, line: 0, column: 0 };
+  return { ...where, message: `${shortened(line)}${fromEnv ? ` (from environment variable ${envName})` : ''}` };
 }
 
 /** convict quotes a bad value whole; a message shows its start. */

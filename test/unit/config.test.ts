@@ -129,6 +129,7 @@ t.test('each bad webhook entry is its own error, located at the key or value, an
     `${file}:7:7: alerts.webhooks: [1].formt: unknown key; known keys: url, secret, secretFile, format, minSeverity, timeoutMs`,
     `${file}:8:12: alerts.webhooks: [2].url: must not carry credentials; use secret or secretFile`,
     `${file}:8:7: alerts.webhooks: [2]: needs secret or secretFile: standard webhooks are signed`,
+    `${file}:12:19: alerts.webhooks: [3].secretFile: must be an absolute path`,
     `${file}:12:19: alerts.webhooks: [3].secretFile: give secret or secretFile, not both`,
     `${file}:13:20: alerts.webhooks: [3].minSeverity: must be one of info, low, medium, high, critical`,
     `${file}:14:18: alerts.webhooks: [3].timeoutMs: must be a whole number of at least 1`,
