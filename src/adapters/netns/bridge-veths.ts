@@ -6,9 +6,9 @@
  * gives the id of the container's namespace, by pid, and that namespace's links with their MACs and
  * peer ifindexes, over rtnetlink with CAP_NET_ADMIN alone. Commands run by argument array, never a shell.
  */
-import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { parseMac } from '../../domain/bridge/ports.js';
+import { runTool, type ToolFailure } from '../firewall/run-tool.js';
 
 const TIMEOUT_MS = 10_000;
 
@@ -62,16 +62,19 @@ export async function bridgeVeths(pid: number): Promise<Map<string, string>> {
   return veths;
 }
 
-function links(file: string, args: readonly string[]): Promise<Link[]> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { encoding: 'utf8', timeout: TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      if (error) return reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || error.message}`));
-      try {
-        const parsed = JSON.parse(stdout) as unknown;
-        resolve(Array.isArray(parsed) ? (parsed as Link[]) : []);
-      } catch {
-        reject(new Error(`${file}: printed invalid JSON`));
-      }
-    });
-  });
+async function links(file: string, args: readonly string[]): Promise<Link[]> {
+  let stdout: string;
+  try {
+    stdout = await runTool([file, ...args], '', undefined, TIMEOUT_MS);
+  } catch (failure) {
+    const { error, stderr } = failure as ToolFailure;
+    throw new Error(`${file} ${args.join(' ')}: ${stderr.trim() || error.message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    throw new Error(`${file}: printed invalid JSON`);
+  }
+  return Array.isArray(parsed) ? (parsed as Link[]) : [];
 }
