@@ -4,7 +4,7 @@ import type { DockerBridge } from '../../domain/firewall/bridge-options.js';
 import type { CreateLookups, VolumeInfo } from '../../domain/gate/create-inspect.js';
 import { pathProbe } from '../fs/path-probe.js';
 import type { ContainerInspect } from './facts.js';
-import { factsFromInspect, orNullIfMissing, readFacts, resolveSources, type ImageCache } from './read-facts.js';
+import { factsFromInspect, orNullIfMissing, readFacts, rememberImage, resolveSources, type ImageCache } from './read-facts.js';
 
 /** Docker's data root is asked again after this long (it changes only with a restart of dockerd). */
 const DATA_ROOT_TTL_MS = 60_000;
@@ -77,7 +77,11 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
     },
     readFacts: (id, execId) => readFacts(api, id, images, factsOptions, execId),
     factsOf: (inspect) => factsFromInspect(api, inspect, images, factsOptions),
-    inspectImage: (reference) => orNullIfMissing(api.getImage(reference).inspect()),
+    async inspectImage(reference) {
+      const image = await orNullIfMissing(api.getImage(reference).inspect());
+      if (image) rememberImage(images, image.Id, image, factsOptions);
+      return image;
+    },
     inspectVolume: (name) => orNullIfMissing(api.getVolume(name).inspect()),
     inspectContainer: (id) => orNullIfMissing(api.getContainer(id).inspect()),
     async disableRestart(id) {

@@ -179,10 +179,20 @@ async function isHostNamespace(pid: number, containerId: string, namespace: Join
 }
 
 async function imageRefs(docker: InspectClient, imageId: string, images: ImageCache, options: ReadFactsOptions): Promise<ImageRefs> {
-  const { imageTtlMs = 30_000, imageCacheLimit = 1_000, now = Date.now } = options;
+  const { imageTtlMs = 30_000, now = Date.now } = options;
   const cached = images.get(imageId);
   if (cached && now() - cached.fetchedAt < imageTtlMs) return cached.refs;
-  const inspected = await orNullIfMissing(docker.getImage(imageId).inspect());
+  return rememberImage(images, imageId, await orNullIfMissing(docker.getImage(imageId).inspect()), options);
+}
+
+/**
+ * Keeps an image inspect made anyway (the gate inspects a create's image by its reference) for the
+ * facts read right after, so a create costs one image inspect, not two.
+ */
+export function rememberImage(
+  images: ImageCache, imageId: string, inspected: { readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null } | null, options: ReadFactsOptions,
+): ImageRefs {
+  const { imageCacheLimit = 1_000, now = Date.now } = options;
   const refs: ImageRefs = inspected && { RepoTags: inspected.RepoTags ?? [], RepoDigests: inspected.RepoDigests ?? [] };
   images.delete(imageId); // re-inserted last, so iteration order is oldest first
   images.set(imageId, { refs, fetchedAt: now() });
