@@ -1,15 +1,16 @@
 // A real FUSE filesystem that can be made to hang, like a paused NFS server: `node stall-fs.mjs DIR`
 // mounts it on DIR (root only) and prints `mounted`; every name in its root is an empty directory.
 // SIGSTOP this process and every lookup on DIR waits in the kernel until SIGCONT, as on a hung
-// network mount. Plain JavaScript over /dev/fuse (the FUSE protocol, no libfuse): the test machine
-// has the kernel module but no FUSE tools. Attributes are never cached, so each lookup asks.
+// network mount. Plain JavaScript over /dev/fuse (the FUSE protocol, no libfuse). Attributes are never
+// cached, so each lookup asks.
 import { spawnSync } from 'node:child_process';
 import { openSync, readSync, writeSync } from 'node:fs';
 
 const dir = process.argv[2];
 const fuse = openSync('/dev/fuse', 'r+');
-// mount(8) without a mount.fuse helper calls mount(2) itself; the kernel takes the connection from fd 3.
-const mounted = spawnSync('mount', ['-t', 'fuse', '-o', 'fd=3,rootmode=40000,user_id=0,group_id=0,allow_other', 'dw-stall', dir], {
+// `mount -i` calls mount(2) itself even where fuse3 installed a mount.fuse helper (podman brings it), which
+// would run the source as a program; the kernel takes the connection from fd 3.
+const mounted = spawnSync('mount', ['-i', '-t', 'fuse', '-o', 'fd=3,rootmode=40000,user_id=0,group_id=0,allow_other', 'dw-stall', dir], {
   stdio: ['ignore', 'inherit', 'inherit', fuse],
 });
 if (mounted.status !== 0) process.exit(1);
