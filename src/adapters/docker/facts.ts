@@ -254,8 +254,12 @@ function mountsOf(mounts: ContainerInspect['Mounts'], realpath: (path: string) =
 }
 
 /** The lines of `/proc/<pid>/status` that facts use. */
+/** What dockwarden reads of one `/proc/<pid>/status`: one parser for the init process and every other. */
 interface ProcStatus {
+  /** The process name (may hold spaces; the kernel escapes newlines in it). */
+  readonly name: string;
   readonly capEff: Capability[] | null;
+  readonly capBnd: Capability[] | null;
   /** `Seccomp:` 0 disabled, 1 strict, 2 filter. */
   readonly seccompMode: number | null;
   readonly noNewPrivs: boolean | null;
@@ -271,23 +275,25 @@ const isCapabilityMask = (hex: string | undefined): hex is string => hex !== und
 
 /** A process's name and capability sets; null when its status lacks them. */
 function processOf(pid: number, text: string): ProcessFacts | null {
-  const effective = statusField(text, 'CapEff');
-  const bounding = statusField(text, 'CapBnd');
-  if (!isCapabilityMask(effective) || !isCapabilityMask(bounding)) return null;
-  // The name may hold spaces; the kernel escapes newlines in it.
-  const comm = /^Name:\t(.*)$/m.exec(text)?.[1] ?? '';
-  return { pid, comm, effective: decodeCapabilityMask(effective), bounding: decodeCapabilityMask(bounding) };
+  const status = parseProcStatus(text);
+  if (status.capEff === null || status.capBnd === null) return null;
+  return { pid, comm: status.name, effective: status.capEff, bounding: status.capBnd };
 }
 
 function parseProcStatus(text: string): ProcStatus {
   const field = (name: string) => statusField(text, name);
-  const capEff = field('CapEff');
+  const mask = (name: string) => {
+    const hex = field(name);
+    return isCapabilityMask(hex) ? decodeCapabilityMask(hex) : null;
+  };
   const seccomp = field('Seccomp');
   const noNewPrivs = field('NoNewPrivs');
   // `Uid:\treal\teffective\tsaved\tfilesystem`, as the host sees them.
   const uids = /^Uid:\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s*$/m.exec(text)?.slice(1).map(Number);
   return {
-    capEff: isCapabilityMask(capEff) ? decodeCapabilityMask(capEff) : null,
+    name: /^Name:\t(.*)$/m.exec(text)?.[1] ?? '',
+    capEff: mask('CapEff'),
+    capBnd: mask('CapBnd'),
     seccompMode: seccomp !== undefined && /^[0-2]$/.test(seccomp) ? Number(seccomp) : null,
     noNewPrivs: noNewPrivs === '0' || noNewPrivs === '1' ? noNewPrivs === '1' : null,
     uids: uids ? { real: uids[0]!, effective: uids[1]!, saved: uids[2]!, filesystem: uids[3]! } : null,

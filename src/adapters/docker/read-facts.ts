@@ -74,11 +74,11 @@ export async function factsFromInspect(
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined || execHiddenByLabel ? [] : [execId])]);
   // A volume a create request would make has no inspect yet: the gate carries its driver options on the mount.
   const requestedOptions = new Map((inspect.Mounts ?? []).flatMap((m) => (m.Name && m.Options ? [[m.Name, m.Options] as const] : [])));
-  const [image, procStatus, processes, mountViews, execs, joinedNamespaces] = await Promise.all([
+  const [image, processes, mountViews, execs, joinedNamespaces] = await Promise.all([
     // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
     inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
-    running ? readStatusInContainer(inspect.State.Pid, inspect.Id) : null,
-    running ? readContainerProcesses(inspect.State.Pid, inspect.Id) : { processes: [], unread: 0 },
+    // The init process is one of the cgroup's: its status is read once, there (apart, only when the cgroup could not be listed).
+    running ? readContainerProcesses(inspect.State.Pid, inspect.Id).then(async (listed) => ({ listed, init: listed.processes.find((p) => p.pid === inspect.State.Pid)?.status ?? (await readStatusInContainer(inspect.State.Pid, inspect.Id)) })) : null,
     (running ? mountTables(inspect.State.Pid, inspect.Id) : Promise.resolve(null)).then((tables) =>
       readMountViews({
         inspect,
@@ -94,15 +94,15 @@ export async function factsFromInspect(
   const realSources = new Map((inspect.Mounts ?? []).flatMap((m) => { const view = mountViews.get(m.Destination); return view ? [[m.Source, view.realSource] as const] : []; }));
   return toContainerFacts(inspect, {
     image,
-    procStatus,
+    procStatus: processes?.init ?? null,
     mountViews,
     realpath: (path) => realSources.get(path) ?? path,
     // An exec id from an event is only trusted for the container it belongs to.
     execs: execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id),
     joinedNamespaces,
     execHiddenByLabel,
-    processes: processes.processes,
-    processesUnread: processes.unread,
+    processes: processes?.listed.processes ?? [],
+    processesUnread: processes?.listed.unread ?? 0,
   });
 }
 
