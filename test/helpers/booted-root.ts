@@ -81,7 +81,10 @@ export async function bootedRoot(t: Test, clientAddrs: readonly string[]): Promi
       clearTimeout(killer);
     }
     nspawn = null;
-    run('ip', ['netns', 'del', rootNs]); // takes the veth pair with it
+    // The pair first: a deleted namespace is torn down asynchronously, and its veth with it, so the
+    // next boot could find the names still taken.
+    run('ip', ['-n', rootNs, 'link', 'del', rootVeth]);
+    run('ip', ['netns', 'del', rootNs]);
   };
   const dir = extractRoot(t, rootTarball(PACKAGES), async () => {
     await shutdown();
