@@ -1,7 +1,7 @@
 import type { Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { extractRoot, rootTarball, run, type Run } from './debian-root.js';
 import type { ExecResult, NetnsClient } from './netns.js';
 
@@ -39,6 +39,8 @@ export const ROOT_ADDR = '198.51.100.1';
 const BOOT_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 60_000;
 const EXEC_TIMEOUT_MS = 120_000;
+/** npm, beside the node that runs the tests (Debian's and Node.js's own layouts alike): stage-program.sh prunes with it. */
+const NPM = join(dirname(process.execPath), '../lib/node_modules/npm');
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export interface BootedRoot {
@@ -110,8 +112,9 @@ export async function bootedRoot(t: Test, clientAddrs: readonly string[]): Promi
     network();
     const args = ['-D', dir, '--keep-unit', '--register=no', '-b', '--console=passive', `--network-namespace-path=/run/netns/${rootNs}`,
       '--capability=all', '--system-call-filter=@keyring bpf',
-      `--bind-ro=${join(import.meta.dirname, '../..')}:/src`, `--bind-ro=${process.execPath}:/usr/bin/node`, '--bind-ro=/usr/lib/node_modules/npm'];
-    const child = spawn('systemd-nspawn', args, { env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      `--bind-ro=${join(import.meta.dirname, '../..')}:/src`, `--bind-ro=${process.execPath}:/usr/bin/node`, `--bind-ro=${NPM}:/usr/lib/node_modules/npm`];
+    // --pdeathsig: should this process die without its teardown, nspawn still powers the root off.
+    const child = spawn('setpriv', ['--pdeathsig', 'SIGTERM', 'systemd-nspawn', ...args], { env: { ...process.env, SYSTEMD_NSPAWN_UNIFIED_HIERARCHY: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
     nspawn = child;
     log = '';
     child.stdout.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-20_000)));
