@@ -186,6 +186,17 @@ t.test('kill: a container with a forbidden capability is killed; the alert reach
   t.match(metrics, /^dockwarden_container_actions_total\{[^}]*action="kill"[^}]*outcome="done"[^}]*\} [1-9]/m, 'and counts the kill');
 });
 
+t.test("the sandboxed daemon reads a running container's /proc/<pid>: the capabilities in effect", async (t) => {
+  // Started while the daemon is down, so the start-up reconcile judges a running process, not a create.
+  sh(['systemctl', 'stop', 'dockwarden']);
+  const id = docker('run', '-d', '--name', 'capy', '--cap-add', 'SYS_ADMIN', IMAGE, 'sleep', '600');
+  sh(['systemctl', 'start', 'dockwarden']);
+  const alert = (await logged('the start-up alert', (l) => l.msg === 'alert' && l.alert?.check === 'capabilities' && l.alert?.container?.id === id)).alert;
+  t.same(alert.details?.effective, ['CAP_SYS_ADMIN'], 'CapEff read from /proc/<pid>/status (null would mean unreadable)');
+  await until('capy killed', () => docker('inspect', '-f', '{{.State.Running}}', id) === 'false');
+  t.pass('and killed');
+});
+
 t.test('bridge isolation: a spoofing container is filtered on its bridge port', async (t) => {
   docker('run', '-d', '--name', 'victim', IMAGE, 'sleep', '600');
   docker('run', '-d', '--name', 'attacker', IMAGE, 'sleep', '600');
