@@ -26,8 +26,10 @@ import type { ExecResult, NetnsClient } from './netns.js';
  *                                       cgroup driver (no resource controllers: limits are not tested).
  *   --capability=all                    dockerd and runc need what a root dockerd has on a host
  *                                       (CAP_SYS_ADMIN for mounts, CAP_NET_ADMIN, ...).
- *   --system-call-filter='@keyring bpf' runc creates a session keyring per container and attaches
- *                                       the cgroup v2 device filter as an eBPF program.
+ *   --system-call-filter='@keyring bpf' nspawn's own filter denies both: runc creates a session
+ *                                       keyring per container ("unable to join session keyring") and
+ *                                       attaches the cgroup v2 device filter as an eBPF program
+ *                                       ("bpf_prog_query(BPF_CGROUP_DEVICE) failed").
  * The checkout and the host's Node.js are bind-mounted read-only (/src, /usr/bin/node, npm), so
  * scripts/install.sh runs inside as an admin runs it on a host with Node.js installed.
  *
