@@ -1,5 +1,5 @@
 import type { PublishedPort } from './facts.js';
-import type { Action, Cidr, CheckId, Mode, Severity } from './policy/model.js';
+import type { Action, Cidr, CheckId, ImageHygieneCheckId, Mode, Severity } from './policy/model.js';
 
 /** What the policy says about one container. Pure data: enforcers turn it into effects. */
 export interface Decision {
@@ -21,7 +21,7 @@ export interface PortVerdict {
   readonly labelError: string | null;
 }
 
-export type ViolationCheck = CheckId | 'image' | 'selinux-relabel' | 'spoofing';
+export type ViolationCheck = CheckId | 'image' | ImageHygieneCheckId | 'selinux-relabel' | 'spoofing';
 
 export interface Violation {
   readonly check: ViolationCheck;

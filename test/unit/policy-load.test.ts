@@ -252,7 +252,7 @@ t.test('unknown keys, at the key, at every depth, naming the keys that exist', a
       'policy.yaml:6:16: ports.rules[0].match: unknown key "containr"; expected one of: container, image, label, port, container-port',
       'policy.yaml:7:7: ports.rules[0]: unknown key "alow"; expected one of: name, match, allow',
       'policy.yaml:9:31: containers.privileged: unknown key "severty"; expected one of: action, severity',
-      'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, unmasked-paths, resource-limits, exceptions, stop-grace-seconds',
+      'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, unmasked-paths, resource-limits, read-only-root, restart-policy, wildcard-bind, privileged-ports, mount-propagation, cgroup-parent, healthcheck, ulimits, label-disabled, root-exec, default-bridge, exceptions, stop-grace-seconds',
       'policy.yaml:12:41: images.rules[0].require: unknown key "digest_pinned"; expected one of: digest-pinned',
     ],
   );
