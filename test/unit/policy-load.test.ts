@@ -417,7 +417,7 @@ t.test('selectors: globs, image patterns, labels, no ports where they could neve
       'policy.yaml:5:78: ports.rules[0].match.label.tier: 1 is not a glob pattern; quote it: "1"',
       'policy.yaml:9:23: containers.exceptions[0].match.image: "team/app:*" never matches: image patterns match the normalised reference registry/path:tag; did you mean "docker.io/team/app:*"?',
       'policy.yaml:9:37: containers.exceptions[0].match: unknown key "port"; expected one of: container, image, label',
-      'policy.yaml:10:30: containers.exceptions[0].allow[1]: "socket" is not allowed here; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, resource-limits, root-user, unmasked-paths',
+      'policy.yaml:10:30: containers.exceptions[0].allow[1]: "socket" is not allowed here; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, resource-limits, root-user, unmasked-paths, read-only-root, restart-policy, wildcard-bind, privileged-ports, mount-propagation, cgroup-parent, healthcheck, ulimits, label-disabled, root-exec, default-bridge',
       'policy.yaml:12:20: images.rules[0].match: "*" never matches: image patterns match the normalised reference registry/path:tag; did you mean "docker.io/library/*"?',
     ],
   );
