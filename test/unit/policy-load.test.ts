@@ -206,6 +206,7 @@ t.test('the example policies are valid and say what they promise', async (t) => 
   t.equal(stopGraceSeconds, 10, "a stop's grace period by default");
   t.same(Object.fromEntries(Object.entries(checks).map(([check, settings]) => [check, settings.action])), {
     capabilities: 'kill', privileged: 'kill', hostNamespaces: 'alert', dockerSocket: 'kill', sensitiveMounts: 'alert', devices: 'alert', unmaskedPaths: 'alert', privilegedExec: 'alert',
+    mountPropagation: 'alert', cgroupParent: 'alert', labelDisabled: 'alert',
   });
   t.same(exceptions.map((e) => [e.match.image?.pattern, e.allow]), [['docker.io/portainer/portainer-ce:*', ['docker-socket']]]);
   t.same([images.default, images.action], ['allow', 'alert'], 'a local test image passes');
