@@ -1,7 +1,7 @@
 import type { BridgePort } from './bridge/ports.js';
 import type { PublishedPort } from './facts.js';
 import type { ContainerElements } from './firewall/plan.js';
-import type { Action, Cidr, CheckId, Mode, Severity, StorageDirectory } from './policy/model.js';
+import type { Action, Cidr, CheckId, ImageHygieneCheckId, Mode, Severity, StorageDirectory } from './policy/model.js';
 import type { RelabelOp } from './selinux/plan.js';
 
 /**
@@ -48,7 +48,7 @@ export interface PortVerdict {
   readonly labelError: string | null;
 }
 
-export type ViolationCheck = CheckId | 'image' | 'selinux-relabel' | 'spoofing';
+export type ViolationCheck = CheckId | 'image' | ImageHygieneCheckId | 'selinux-relabel' | 'spoofing';
 
 export interface Violation {
   readonly check: ViolationCheck;

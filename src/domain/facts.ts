@@ -45,6 +45,35 @@ export interface ContainerFacts {
   readonly processes: readonly ProcessFacts[];
   /** Processes the cgroup listed beyond that bound, not read. */
   readonly processesUnread: number;
+  /** Whether writes to `/` are refused: the mount table's word while it can be read, else `ReadonlyRootfs`. */
+  readonly rootFilesystem: { readonly readOnly: boolean; readonly judgedOn: 'mount table' | 'configuration' };
+  /** `HostConfig.CgroupParent` as given (untrusted); empty for the engine's default. */
+  readonly cgroupParent: string;
+  /** `HostConfig.Ulimits`: the container's overrides of the engine's defaults, names as given (untrusted). */
+  readonly ulimits: readonly { readonly name: string; readonly soft: number; readonly hard: number }[];
+  readonly healthcheck: HealthcheckFacts;
+  /** Propagation of each bind and volume mount, by destination. */
+  readonly mountPropagation: readonly MountPropagation[];
+}
+
+export interface HealthcheckFacts {
+  /**
+   * The argv each healthcheck exec runs (`CMD` as given, `CMD-SHELL` through the container's shell),
+   * from the container's `Config.Healthcheck`, else the image's (dockerd merges them at create); null: none.
+   */
+  readonly command: readonly string[] | null;
+  /** `NONE` (`--no-healthcheck`) turned off what the image has. */
+  readonly disabled: boolean;
+  /** Whether the image itself has a healthcheck; null when the image could not be inspected. */
+  readonly image: boolean | null;
+}
+
+export interface MountPropagation {
+  readonly destination: string;
+  /** As configured (`Propagation`, or the `-v` mode's); empty when not given. */
+  readonly configured: string;
+  /** The kernel's word: the container's mount table has `shared:N` on it; null when the table could not be read. */
+  readonly shared: boolean | null;
 }
 
 /** The host's view of a process's user ids. */

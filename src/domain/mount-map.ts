@@ -18,6 +18,8 @@ export interface MountEntry {
   readonly fstype: string;
   /** The mount source as given to mount(2) (a device path, `server:/export`, `tmpfs`…). */
   readonly source: string;
+  /** A member of a shared peer group (optional field `shared:N`): mounts made below it propagate to its peers. */
+  readonly shared: boolean;
 }
 
 /** Parses mountinfo (proc(5)); lines that do not parse are skipped. */
@@ -36,6 +38,7 @@ export function parseMountInfo(text: string): MountEntry[] {
       options: fields[5]!.split(','),
       fstype: fields[separator + 1]!,
       source: unescape(fields[separator + 2]!),
+      shared: fields.slice(6, separator).some((field) => /^shared:\d+$/.test(field)),
     });
   }
   return entries;

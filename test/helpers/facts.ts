@@ -34,6 +34,11 @@ export function makeFacts(overrides: Overrides = {}): ContainerFacts {
     execHiddenByLabel: false,
     processes: [],
     processesUnread: 0,
+    rootFilesystem: { readOnly: false, judgedOn: 'mount table' },
+    cgroupParent: '',
+    ulimits: [],
+    healthcheck: { command: null, disabled: false, image: false },
+    mountPropagation: [],
     ...overrides,
   };
   // Its init as the one process, holding what the capability facts say, unless a test gives processes.

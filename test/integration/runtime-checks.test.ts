@@ -213,14 +213,25 @@ t.test('the example policies: a default docker run passes policy.yaml; policy.st
     const result = await dockwarden(['check', '--json'], { DOCKWARDEN_POLICY: join(examples, policyFile), DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET });
     return (JSON.parse(result.stdout) as CheckReport).findings.filter((f) => f.container.id === id).map((f) => `${f.check}: ${f.message}`);
   };
+  // What the strict policy's CIS checks find on any default `docker run` (of an image without HEALTHCHECK).
+  const cisDefaults = [
+    'read-only-root: has a writable root filesystem (no --read-only)',
+    "healthcheck: has no healthcheck, neither its own nor its image's",
+    "default-bridge: is attached to Docker's default bridge network",
+    'images.healthcheck: image has no healthcheck (HEALTHCHECK)',
+  ];
   const plain = await start({}, pulledImage);
   t.same(await findingsFor('policy.yaml', plain), []);
-  t.same(await findingsFor('policy.strict.yaml', plain), ['capabilities: holds forbidden capabilities: SETPCAP, AUDIT_WRITE']);
+  t.same(await findingsFor('policy.strict.yaml', plain), ['capabilities: holds forbidden capabilities: SETPCAP, AUDIT_WRITE', ...cisDefaults]);
   const dropped = await start({ CapDrop: ['SETPCAP', 'AUDIT_WRITE'] }, pulledImage);
-  t.same(await findingsFor('policy.strict.yaml', dropped), [], 'as its comments say');
+  t.same(await findingsFor('policy.strict.yaml', dropped), cisDefaults, 'as its comments say');
   const local = await start({ CapDrop: ['SETPCAP', 'AUDIT_WRITE'] });
   t.same(await findingsFor('policy.yaml', local), [], 'the demo policy runs the locally built test image');
-  t.match(await findingsFor('policy.strict.yaml', local), [/^image: image "docker\.io\/dw-test\/busybox:1" not allowed: the image has no repo digest/], 'the strict one does not');
+  t.match(
+    await findingsFor('policy.strict.yaml', local),
+    [...cisDefaults.slice(0, 3), /^image: image "docker\.io\/dw-test\/busybox:1" not allowed: the image has no repo digest/, cisDefaults[3]!],
+    'the strict one does not',
+  );
 });
 
 async function execIn(id: string, cmd: string[], privileged: boolean): Promise<string> {

@@ -79,6 +79,11 @@ t.test('docker run (defaults)', async (t) => {
       joinedNamespaces: [],
       processUids: { real: 0, effective: 0, saved: 0, filesystem: 0 },
       ...NO_PROCESSES,
+      rootFilesystem: { readOnly: false, judgedOn: 'configuration' },
+      cgroupParent: '',
+      ulimits: [],
+      healthcheck: { command: null, disabled: false, image: false },
+      mountPropagation: [],
     },
   );
 });

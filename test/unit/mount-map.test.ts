@@ -26,7 +26,8 @@ const CONTAINER = parseMountInfo(
 
 t.test('parseMountInfo: fields, escapes, optional fields, junk skipped', async (t) => {
   t.equal(CONTAINER.length, 6);
-  t.same(HOST[4], { major: 254, minor: 0, root: '/srv/with space', mountPoint: '/mnt/space', options: ['rw'], fstype: 'ext4', source: '/dev/vda1' });
+  t.same(HOST[4], { major: 254, minor: 0, root: '/srv/with space', mountPoint: '/mnt/space', options: ['rw'], fstype: 'ext4', source: '/dev/vda1', shared: false });
+  t.same([HOST[0]!.shared, HOST[2]!.shared, CONTAINER[0]!.shared], [true, true, false], 'shared:N among the optional fields; master:N is not shared');
   t.same(entryAt(CONTAINER, '/h')?.root, '/etc', "dockerd's mount, not one stacked on it");
 });
 

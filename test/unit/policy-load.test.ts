@@ -206,6 +206,7 @@ t.test('the example policies are valid and say what they promise', async (t) => 
   t.equal(stopGraceSeconds, 10, "a stop's grace period by default");
   t.same(Object.fromEntries(Object.entries(checks).map(([check, settings]) => [check, settings.action])), {
     capabilities: 'kill', privileged: 'kill', hostNamespaces: 'alert', dockerSocket: 'kill', sensitiveMounts: 'alert', devices: 'alert', unmaskedPaths: 'alert', privilegedExec: 'alert',
+    mountPropagation: 'alert', cgroupParent: 'alert', labelDisabled: 'alert',
   });
   t.same(exceptions.map((e) => [e.match.image?.pattern, e.allow]), [['docker.io/portainer/portainer-ce:*', ['docker-socket']]]);
   t.same([images.default, images.action], ['allow', 'alert'], 'a local test image passes');
@@ -252,7 +253,7 @@ t.test('unknown keys, at the key, at every depth, naming the keys that exist', a
       'policy.yaml:6:16: ports.rules[0].match: unknown key "containr"; expected one of: container, image, label, port, container-port',
       'policy.yaml:7:7: ports.rules[0]: unknown key "alow"; expected one of: name, match, allow',
       'policy.yaml:9:31: containers.privileged: unknown key "severty"; expected one of: action, severity',
-      'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, unmasked-paths, resource-limits, exceptions, stop-grace-seconds',
+      'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, unmasked-paths, resource-limits, read-only-root, restart-policy, wildcard-bind, privileged-ports, mount-propagation, cgroup-parent, healthcheck, ulimits, label-disabled, root-exec, default-bridge, exceptions, stop-grace-seconds',
       'policy.yaml:12:41: images.rules[0].require: unknown key "digest_pinned"; expected one of: digest-pinned',
     ],
   );
@@ -417,7 +418,7 @@ t.test('selectors: globs, image patterns, labels, no ports where they could neve
       'policy.yaml:5:78: ports.rules[0].match.label.tier: 1 is not a glob pattern; quote it: "1"',
       'policy.yaml:9:23: containers.exceptions[0].match.image: "team/app:*" never matches: image patterns match the normalised reference registry/path:tag; did you mean "docker.io/team/app:*"?',
       'policy.yaml:9:37: containers.exceptions[0].match: unknown key "port"; expected one of: container, image, label',
-      'policy.yaml:10:30: containers.exceptions[0].allow[1]: "socket" is not allowed here; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, resource-limits, root-user, unmasked-paths',
+      'policy.yaml:10:30: containers.exceptions[0].allow[1]: "socket" is not allowed here; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, resource-limits, root-user, unmasked-paths, read-only-root, restart-policy, wildcard-bind, privileged-ports, mount-propagation, cgroup-parent, healthcheck, ulimits, label-disabled, root-exec, default-bridge',
       'policy.yaml:12:20: images.rules[0].match: "*" never matches: image patterns match the normalised reference registry/path:tag; did you mean "docker.io/library/*"?',
     ],
   );
@@ -466,7 +467,7 @@ t.test('wrong types', async (t) => {
       'policy.yaml:2:7: mode: 1 is not allowed here; expected one of: enforce, audit',
       'policy.yaml:4:12: ports.default: true is not allowed here; expected one of: deny, allow',
       'policy.yaml:5:10: ports.rules: {"name":"a"} is not a list',
-      'policy.yaml:6:9: images: [] is not a mapping; expected keys: rules, default, local, action, severity, exceptions',
+      'policy.yaml:6:9: images: [] is not a mapping; expected keys: rules, default, local, action, severity, exceptions, latest-tag, healthcheck',
       'policy.yaml:7:30: volumes.selinux.roots: "/srv/containers" is not a list; write a list, e.g. ["/srv/containers"]',
     ],
   );

@@ -5,8 +5,10 @@ import type {
   CapabilityFacts,
   ContainerFacts,
   DeviceMapping,
+  HealthcheckFacts,
   HostNamespaces,
   MountFacts,
+  MountPropagation,
   MountType,
   NamespaceJoin,
   NetworkAttachment,
@@ -17,6 +19,7 @@ import type {
   ResourceLimits,
   SecurityOptions,
 } from '../../domain/facts.js';
+import { entryAt, type MountEntry } from '../../domain/mount-map.js';
 import type { MountView } from './mount-sources.js';
 
 /**
@@ -28,7 +31,13 @@ export interface ContainerInspect {
   readonly Name: string;
   readonly Image: string;
   readonly State: { readonly Status: string; readonly Running: boolean; readonly Pid: number; readonly StartedAt: string };
-  readonly Config: { readonly Image: string; readonly User?: string | null; readonly Labels?: Readonly<Record<string, string>> | null };
+  readonly Config: {
+    readonly Image: string;
+    readonly User?: string | null;
+    readonly Labels?: Readonly<Record<string, string>> | null;
+    readonly Healthcheck?: Healthcheck | null;
+    readonly Shell?: readonly string[] | null;
+  };
   readonly HostConfig: {
     readonly CapAdd?: readonly string[] | null;
     readonly CapDrop?: readonly string[] | null;
@@ -50,6 +59,9 @@ export interface ContainerInspect {
     readonly CpuQuota?: number | null;
     readonly CpuPeriod?: number | null;
     readonly RestartPolicy?: { readonly Name?: string; readonly MaximumRetryCount?: number } | null;
+    readonly ReadonlyRootfs?: boolean | null;
+    readonly CgroupParent?: string | null;
+    readonly Ulimits?: ReadonlyArray<{ readonly Name?: string; readonly Soft?: number; readonly Hard?: number }> | null;
   };
   readonly NetworkSettings: {
     /** `"80/tcp": [{HostIp, HostPort}]`; null for a port that is exposed but not published. */
@@ -66,6 +78,8 @@ export interface ContainerInspect {
     readonly Driver?: string;
     readonly Mode: string;
     readonly RW: boolean;
+    /** `rprivate`, `rshared`, …; empty for volumes. */
+    readonly Propagation?: string;
     /**
      * Not in dockerd's inspect: the driver options of a volume that a create request would make, carried
      * by the gate (an existing volume's options are read from the engine).
@@ -79,6 +93,11 @@ export interface ContainerInspect {
   readonly ProcessLabel?: string | null;
 }
 
+/** `Config.Healthcheck` of a container or an image: `Test` is `[NONE]`, `[CMD, argv…]` or `[CMD-SHELL, command]`. */
+export interface Healthcheck {
+  readonly Test?: readonly string[] | null;
+}
+
 /** The part of `GET /exec/{id}/json` facts use. */
 export interface ExecInspect {
   readonly ID: string;
@@ -88,8 +107,12 @@ export interface ExecInspect {
 }
 
 export interface FactsInput {
-  /** `RepoTags`/`RepoDigests` of the container's image; null when the image is gone. */
-  readonly image: { readonly RepoTags?: readonly string[] | null; readonly RepoDigests?: readonly string[] | null } | null;
+  /** `RepoTags`/`RepoDigests` (and healthcheck) of the container's image; null when the image is gone. */
+  readonly image: {
+    readonly RepoTags?: readonly string[] | null;
+    readonly RepoDigests?: readonly string[] | null;
+    readonly Config?: { readonly Healthcheck?: Healthcheck | null } | null;
+  } | null;
   /** Text of `/proc/<pid>/status` of the init process; null when it could not be read. */
   readonly procStatus: string | null;
   /** Resolves a host path's symlinks; returns the path itself when it cannot. */
@@ -106,6 +129,8 @@ export interface FactsInput {
   readonly processesUnread: number;
   /** What each host-path mount really is, by destination (mount-sources); without it, the request is taken as given. */
   readonly mountViews?: ReadonlyMap<string, MountView>;
+  /** The container's mount table (its init's mountinfo); null or absent when not running or unreadable. */
+  readonly mountTable?: readonly MountEntry[] | null;
 }
 
 /** Maps what dockerd and procfs report into `ContainerFacts`. Pure: all I/O happens in read-facts. */
@@ -164,7 +189,55 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
     execHiddenByLabel: input.execHiddenByLabel,
     processes: input.processes.flatMap(({ pid, status }) => processOf(pid, status) ?? []),
     processesUnread: input.processesUnread,
+    rootFilesystem: rootFilesystemOf(host, input.mountTable ?? null),
+    cgroupParent: host.CgroupParent ?? '',
+    ulimits: (host.Ulimits ?? []).map((u) => ({ name: u.Name ?? '', soft: u.Soft ?? 0, hard: u.Hard ?? 0 })),
+    healthcheck: healthcheckOf(inspect.Config, input.image),
+    mountPropagation: mountPropagationOf(inspect.Mounts, input.mountTable ?? null),
   };
+}
+
+/** The kernel's word on `/` (per-mount `ro`, which runc sets for `--read-only`) while the table can be read. */
+function rootFilesystemOf(host: ContainerInspect['HostConfig'], table: readonly MountEntry[] | null): ContainerFacts['rootFilesystem'] {
+  const root = table && entryAt(table, '/');
+  if (root) return { readOnly: root.options.includes('ro'), judgedOn: 'mount table' };
+  return { readOnly: host.ReadonlyRootfs === true, judgedOn: 'configuration' };
+}
+
+/** moby's getProbe: no test, or `NONE`, is no healthcheck; an unknown type too (dockerd runs none). */
+function healthcheckTest(check: Healthcheck | null | undefined): readonly string[] | undefined {
+  const test = check?.Test ?? [];
+  return test.length === 0 ? undefined : test;
+}
+
+/**
+ * The container's test, else the image's (dockerd merges the image's into the container's at create;
+ * the gate's create request does not have it merged). The exec argv as moby's health.go builds it.
+ */
+function healthcheckOf(config: ContainerInspect['Config'], image: FactsInput['image']): HealthcheckFacts {
+  const imageTest = healthcheckTest(image?.Config?.Healthcheck);
+  const test = healthcheckTest(config.Healthcheck) ?? imageTest ?? [];
+  const shell = config.Shell && config.Shell.length > 0 ? config.Shell : ['/bin/sh', '-c'];
+  const [kind, ...rest] = test;
+  const command = kind === 'CMD' ? rest : kind === 'CMD-SHELL' ? [...shell, ...rest] : [];
+  return {
+    command: command.length > 0 ? command : null,
+    disabled: kind === 'NONE',
+    image: image === null ? null : imageTest !== undefined && imageTest[0] !== 'NONE',
+  };
+}
+
+const PROPAGATIONS = ['shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate'];
+
+/** Bind and volume mounts: `Propagation` as inspect reports it (the `-v` mode's for a gate request), and the kernel's `shared:N`. */
+function mountPropagationOf(mounts: ContainerInspect['Mounts'], table: readonly MountEntry[] | null): MountPropagation[] {
+  return (mounts ?? [])
+    .filter((m) => HOST_PATH_TYPES.has(m.Type))
+    .map((m) => ({
+      destination: m.Destination,
+      configured: m.Propagation || (m.Mode.split(',').find((option) => PROPAGATIONS.includes(option)) ?? ''),
+      shared: table === null ? null : (entryAt(table, m.Destination)?.shared ?? false),
+    }));
 }
 
 /**

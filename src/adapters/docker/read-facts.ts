@@ -3,14 +3,16 @@ import type { ContainerFacts, JoinableNamespace, NamespaceJoin } from '../../dom
 import { pathProbe, type PathProbe } from '../fs/path-probe.js';
 import { readContainerMountTable, readHostMountTable } from '../proc/mount-table.js';
 import { readContainerProcesses, readStatusInContainer } from './container-processes.js';
-import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput } from './facts.js';
+import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput, type Healthcheck } from './facts.js';
 import { readMountViews } from './mount-sources.js';
 
 /** The dockerode calls facts need; a `Dockerode` instance is one. */
 export interface InspectClient {
   getContainer(id: string): { inspect(): Promise<ContainerInspect> };
   getExec(id: string): { inspect(): Promise<ExecInspect> };
-  getImage(id: string): { inspect(): Promise<{ readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null }> };
+  getImage(id: string): {
+    inspect(): Promise<{ readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null; readonly Config?: { readonly Healthcheck?: Healthcheck | null } | null }>;
+  };
   getVolume(name: string): { inspect(): Promise<{ readonly Options?: Readonly<Record<string, string>> | null }> };
 }
 
@@ -74,12 +76,13 @@ export async function factsFromInspect(
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined || execHiddenByLabel ? [] : [execId])]);
   // A volume a create request would make has no inspect yet: the gate carries its driver options on the mount.
   const requestedOptions = new Map((inspect.Mounts ?? []).flatMap((m) => (m.Name && m.Options ? [[m.Name, m.Options] as const] : [])));
-  const [image, processes, mountViews, execs, joinedNamespaces] = await Promise.all([
+  const tables = running ? mountTables(inspect.State.Pid, inspect.Id) : Promise.resolve(null);
+  const [image, processes, mountViews, execs, joinedNamespaces, mountTable] = await Promise.all([
     // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
     inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
     // The init process is one of the cgroup's: its status is read once, there (apart, only when the cgroup could not be listed).
     running ? readContainerProcesses(inspect.State.Pid, inspect.Id).then(async (listed) => ({ listed, init: listed.processes.find((p) => p.pid === inspect.State.Pid)?.status ?? (await readStatusInContainer(inspect.State.Pid, inspect.Id)) })) : null,
-    (running ? mountTables(inspect.State.Pid, inspect.Id) : Promise.resolve(null)).then((tables) =>
+    tables.then((tables) =>
       readMountViews({
         inspect,
         volumeOptions: async (name) => requestedOptions.get(name) ?? (await orNullIfMissing(docker.getVolume(name).inspect()))?.Options ?? null,
@@ -90,6 +93,7 @@ export async function factsFromInspect(
     ),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
     followJoins(docker, inspect, running ? inspect.State.Pid : 0),
+    tables.then((tables) => tables?.container ?? null),
   ]);
   const realSources = new Map((inspect.Mounts ?? []).flatMap((m) => { const view = mountViews.get(m.Destination); return view ? [[m.Source, view.realSource] as const] : []; }));
   return toContainerFacts(inspect, {
@@ -103,6 +107,7 @@ export async function factsFromInspect(
     execHiddenByLabel,
     processes: processes?.listed.processes ?? [],
     processesUnread: processes?.listed.unread ?? 0,
+    mountTable,
   });
 }
 
@@ -190,10 +195,17 @@ async function imageRefs(docker: InspectClient, imageId: string, images: ImageCa
  * facts read right after, so a create costs one image inspect, not two.
  */
 export function rememberImage(
-  images: ImageCache, imageId: string, inspected: { readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null } | null, options: ReadFactsOptions,
+  images: ImageCache,
+  imageId: string,
+  inspected: { readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null; readonly Config?: { readonly Healthcheck?: Healthcheck | null } | null } | null,
+  options: ReadFactsOptions,
 ): ImageRefs {
   const { imageCacheLimit = 1_000, now = Date.now } = options;
-  const refs: ImageRefs = inspected && { RepoTags: inspected.RepoTags ?? [], RepoDigests: inspected.RepoDigests ?? [] };
+  const refs: ImageRefs = inspected && {
+    RepoTags: inspected.RepoTags ?? [],
+    RepoDigests: inspected.RepoDigests ?? [],
+    Config: { Healthcheck: inspected.Config?.Healthcheck ?? null },
+  };
   images.delete(imageId); // re-inserted last, so iteration order is oldest first
   images.set(imageId, { refs, fetchedAt: now() });
   for (const oldest of images.keys()) {

@@ -6,6 +6,7 @@ import type { ImageReference } from '../image-reference.js';
 import { compareSpecificity, patternSpecificity } from '../image-specificity.js';
 import type { ImageRule, ImagesPolicy } from '../policy/model.js';
 import { selectorMatches } from '../selector.js';
+import { imageHygieneViolations } from './image-hygiene.js';
 
 /**
  * Image provenance (`images` in the policy): where the image a container was created from may come
@@ -76,8 +77,12 @@ export function judgeImage(images: ImagesPolicy, facts: ContainerFacts): ImageJu
   };
 }
 
-/** The image check: no violation, or one naming the deciding rule, the reason and the reference. */
+/** The image checks: provenance (one violation naming the deciding rule, the reason and the reference), then hygiene. */
 export function imageViolations(images: ImagesPolicy, facts: ContainerFacts): Violation[] {
+  return [...provenanceViolations(images, facts), ...imageHygieneViolations(images, facts)];
+}
+
+function provenanceViolations(images: ImagesPolicy, facts: ContainerFacts): Violation[] {
   const judgement = judgeImage(images, facts);
   const refused = judgement.refused;
   if (refused === null) return [];

@@ -7,6 +7,7 @@ import type { CheckId, CheckSettings, ContainersPolicy, HostNamespace, ResourceK
 import { defaultProfileAllows } from '../seccomp-profile.js';
 import { selectorMatches } from '../selector.js';
 import { unmaskedPaths } from '../system-paths.js';
+import { judgeCisItems } from './cis-runtime.js';
 
 /**
  * The runtime checks (`containers` in the policy; README "Runtime checks"): pure judgements of the container's
@@ -17,7 +18,7 @@ import { unmaskedPaths } from '../system-paths.js';
 export function runtimeViolations(containers: ContainersPolicy, facts: ContainerFacts): Violation[] {
   const excused = new Set(containers.exceptions.filter((e) => selectorMatches(e.match, facts)).flatMap((e) => e.allow));
   const violations: Violation[] = [];
-  const judge = <S extends CheckSettings>(id: CheckId, settings: S | undefined, check: (settings: S, facts: ContainerFacts) => Finding | null): void => {
+  const judge: Judge = (id, settings, check) => {
     if (settings === undefined || excused.has(id)) return;
     const finding = check(settings, facts);
     if (finding) violations.push({ check: id, severity: settings.severity, action: settings.action, ...finding });
@@ -43,11 +44,15 @@ export function runtimeViolations(containers: ContainersPolicy, facts: Container
   judge('resource-limits', containers.resourceLimits, resourceLimits);
   judge('root-user', containers.rootUser, rootUser);
   judge('unmasked-paths', containers.unmaskedPaths, unmasked);
+  judgeCisItems(containers, judge);
   return violations;
 }
 
+/** Runs one check when it is on and the container is not excused from it. */
+export type Judge = <S extends CheckSettings>(id: CheckId, settings: S | undefined, check: (settings: S, facts: ContainerFacts) => Finding | null) => void;
+
 /** What one check found: a sentence for a human and the facts behind it. */
-interface Finding {
+export interface Finding {
   readonly message: string;
   readonly details: Readonly<Record<string, unknown>>;
 }
@@ -261,7 +266,7 @@ function resourceLimits({ require }: { readonly require: readonly ResourceKind[]
  * `Config.User` is `name|uid[:group|gid]`; empty means the image's default, root unless the image says
  * otherwise (dockerd merges that in). runc reads a number with Go's Atoi: a sign is allowed (`+0`, `-0`).
  */
-function runsAsRoot(user: string): boolean {
+export function runsAsRoot(user: string): boolean {
   const name = user.split(':')[0]!;
   return name === '' || name === 'root' || /^[+-]?0+$/.test(name);
 }

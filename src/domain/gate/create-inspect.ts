@@ -31,6 +31,8 @@ interface CreateBody {
   readonly Image?: unknown;
   readonly User?: unknown;
   readonly Labels?: unknown;
+  readonly Healthcheck?: unknown;
+  readonly Shell?: unknown;
   readonly HostConfig?: unknown;
 }
 
@@ -48,6 +50,9 @@ export function createToInspect(body: CreateBody, name: string | null, lookups: 
       // dockerd merges the image's USER and labels into the container's, as inspect shows them.
       User: text(body.User) || (image?.Config?.User ?? ''),
       Labels: { ...imageLabels, ...stringMap(body.Labels) },
+      // Not merged with the image's here: facts fall back to the image's healthcheck when there is none.
+      Healthcheck: isRecord(body.Healthcheck) ? { Test: stringList(body.Healthcheck.Test) } : null,
+      Shell: stringList(body.Shell),
     },
     HostConfig: host as ContainerInspect['HostConfig'],
     NetworkSettings: { Ports: publishedPorts(host.PortBindings) },
@@ -97,7 +102,8 @@ function apiMount(m: Record<string, unknown>, lookups: CreateLookups): Mount[] {
   const source = text(m.Source);
   const destination = text(m.Target);
   const rw = m.ReadOnly !== true;
-  if (type === 'bind') return [{ Type: 'bind', Source: source, Destination: destination, Mode: '', RW: rw }];
+  const propagation = isRecord(m.BindOptions) ? text(m.BindOptions.Propagation) : '';
+  if (type === 'bind') return [{ Type: 'bind', Source: source, Destination: destination, Mode: '', RW: rw, Propagation: propagation }];
   if (type !== 'volume' || source === '') return []; // tmpfs, anonymous volumes: no host path chosen by the request
   const driver = isRecord(m.VolumeOptions) && isRecord(m.VolumeOptions.DriverConfig) ? m.VolumeOptions.DriverConfig : {};
   return [volumeMount(source, destination, rw, '', text(driver.Name) || 'local', stringMap(driver.Options), lookups)];

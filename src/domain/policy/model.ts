@@ -80,11 +80,22 @@ export const CHECK_IDS = [
   'capabilities', 'privileged', 'host-namespaces', 'docker-socket', 'sensitive-mounts', 'devices',
   'privileged-exec', 'no-new-privileges', 'seccomp-unconfined', 'apparmor-unconfined', 'resource-limits',
   'root-user', 'unmasked-paths',
+  // CIS Docker Benchmark §5 items (checks/cis-runtime.ts)
+  'read-only-root', 'restart-policy', 'wildcard-bind', 'privileged-ports', 'mount-propagation', 'cgroup-parent',
+  'healthcheck', 'ulimits', 'label-disabled', 'root-exec', 'default-bridge',
 ] as const;
 export type CheckId = (typeof CHECK_IDS)[number];
 
 export const HOST_NAMESPACES = ['pid', 'net', 'ipc', 'uts', 'userns', 'cgroup'] as const;
 export type HostNamespace = (typeof HOST_NAMESPACES)[number];
+
+/** The image hygiene checks (CIS §4, checks/image-hygiene.ts): `images.latest-tag`, `images.healthcheck`. */
+export const IMAGE_HYGIENE_CHECK_IDS = ['images.latest-tag', 'images.healthcheck'] as const;
+export type ImageHygieneCheckId = (typeof IMAGE_HYGIENE_CHECK_IDS)[number];
+
+/** `--ulimit` names dockerd takes (moby's go-units ulimit table). */
+export const ULIMIT_NAMES = ['core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack'] as const;
+export type UlimitName = (typeof ULIMIT_NAMES)[number];
 
 export const RESOURCE_KINDS = ['memory', 'pids', 'cpu'] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
@@ -109,6 +120,18 @@ export interface ContainersPolicy {
   readonly resourceLimits?: CheckSettings & { readonly require: readonly ResourceKind[] };
   readonly rootUser?: CheckSettings;
   readonly unmaskedPaths?: CheckSettings;
+  readonly readOnlyRoot?: CheckSettings;
+  /** `on-failure` may retry at most `maxRetries` times; `always` and `unless-stopped` fail. */
+  readonly restartPolicy?: CheckSettings & { readonly maxRetries: number };
+  readonly wildcardBind?: CheckSettings;
+  readonly privilegedPorts?: CheckSettings;
+  readonly mountPropagation?: CheckSettings;
+  readonly cgroupParent?: CheckSettings & { readonly allowed: readonly string[] };
+  readonly healthcheck?: CheckSettings;
+  readonly ulimits?: CheckSettings & { readonly allowed: readonly UlimitName[] };
+  readonly labelDisabled?: CheckSettings;
+  readonly rootExec?: CheckSettings;
+  readonly defaultBridge?: CheckSettings;
   readonly exceptions: readonly CheckException[];
   /** A `stop` sends SIGTERM and, this long after, SIGKILL (the container's own stop signal and timeout are not used). */
   readonly stopGraceSeconds: number;
@@ -147,6 +170,9 @@ export interface ImagesPolicy {
   readonly action: Action;
   readonly severity: Severity;
   readonly exceptions: readonly Selector[];
+  /** Image hygiene (CIS §4), on when present; `exceptions` excuse from these too. */
+  readonly latestTag?: CheckSettings;
+  readonly healthcheck?: CheckSettings;
 }
 
 /** A host directory made for matching containers when they mount it and it does not exist. */

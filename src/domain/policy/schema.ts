@@ -5,7 +5,7 @@ import { parseDeviceCgroupRule, type DeviceCgroupRule } from '../device-rules.js
 import { compileGlob } from '../glob.js';
 import { parseCidr } from '../net/cidr.js';
 import { parsePortRange } from '../net/port-range.js';
-import { CHECK_IDS, HOST_NAMESPACES, RESOURCE_KINDS, type Cidr, type Glob, type Policy, type Selector, type Severity, type SourceRef } from './model.js';
+import { CHECK_IDS, HOST_NAMESPACES, RESOURCE_KINDS, ULIMIT_NAMES, type Cidr, type Glob, type Policy, type Selector, type Severity, type SourceRef } from './model.js';
 
 /**
  * The policy file's schema (README "Policy"): the one definition of its shape, from which both the loader's
@@ -363,6 +363,14 @@ function portsSection(definedSets: ReadonlySet<string>) {
   });
 }
 
+/** A cgroup parent as `--cgroup-parent` takes it: a cgroupfs path or a systemd slice. */
+const cgroupParent = z
+  .string()
+  .regex(/^[^\0\n]{1,255}$/, { error: (issue) => `${quote(issue.input)} is not a cgroup parent; expected e.g. /docker-limited or limited.slice` });
+
+/** dockerd takes any count; beyond this a policy is as good as `always`. */
+const MAX_RESTART_RETRIES = 1000;
+
 /** A stop holds one of the daemon's few concurrent tasks for its grace period: keep it short. */
 const MAX_STOP_GRACE_SECONDS = 120;
 
@@ -396,6 +404,22 @@ const containersSection = mapping({
   'root-user': check('low', {}),
   'unmasked-paths': check('high', {}),
   'resource-limits': check('low', { require: list(z.enum(RESOURCE_KINDS)).transform(unique) }),
+  // CIS Docker Benchmark §5 items (checks/cis-runtime.ts)
+  'read-only-root': check('low', {}),
+  'restart-policy': check('low', {
+    'max-retries': z.number().int().min(0).max(MAX_RESTART_RETRIES).default(5).meta({ description: 'on-failure may retry at most this often; always and unless-stopped fail.' }),
+  }),
+  'wildcard-bind': check('low', {}),
+  'privileged-ports': check('low', {}),
+  'mount-propagation': check('medium', {}),
+  'cgroup-parent': check('medium', {
+    allowed: z.array(cgroupParent).prefault([]).meta({ description: 'Cgroup parents containers may name (--cgroup-parent), compared as written.' }),
+  }),
+  healthcheck: check('low', {}),
+  ulimits: check('low', { allowed: z.array(z.enum(ULIMIT_NAMES)).prefault([]).transform(unique).meta({ description: 'Limits containers may override (--ulimit).' }) }),
+  'label-disabled': check('medium', {}),
+  'root-exec': check('medium', {}),
+  'default-bridge': check('low', {}),
   exceptions: z
     .array(mapping({ match: containerSelector, allow: list(z.enum(CHECK_IDS)) }))
     .prefault([])
@@ -432,8 +456,10 @@ const imagesSection = mapping({
     .meta({ description: 'For images with no repo digest (built, committed or loaded on this host): no pattern matches them. Default: images.default.' }),
   action: action.default('alert'),
   severity: severity.default('medium'),
-  exceptions: z.array(containerSelector).prefault([]),
-}).transform(({ local, ...images }) => ({ ...images, local: local ?? images.default }));
+  exceptions: z.array(containerSelector).prefault([]).meta({ description: 'Containers excused from every image check.' }),
+  'latest-tag': check('low', {}).meta({ description: 'A container created from a :latest or untagged reference (CIS 4).' }),
+  healthcheck: check('low', {}).meta({ description: 'An image without a healthcheck (CIS 4.6).' }),
+}).transform(({ local, 'latest-tag': latestTag, ...images }) => ({ ...images, local: local ?? images.default, ...(latestTag && { latestTag }) }));
 
 const owner = parsed(
   'uid:gid',
