@@ -1,14 +1,17 @@
+import { apparmorEnabled } from '../adapters/apparmor/detect.js';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { engineSockets } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
 import type { RelabelHostReader } from '../app/relabel-host.js';
 import { hostReader, relabelSetting } from '../app/volumes-setup.js';
 import { effectiveAction } from '../domain/decision.js';
+import { cisReport } from '../domain/cis/report.js';
 import { evaluate } from '../domain/evaluate.js';
 import { imageName } from '../domain/image-provenance.js';
 import type { Policy } from '../domain/policy/model.js';
 import { planRelabel } from '../domain/selinux/plan.js';
 import type { Paint, Style } from './colour.js';
+import { renderCis } from './cis.js';
 import { policyOrReport } from './policy-or-report.js';
 import { printable } from './printable.js';
 
@@ -28,15 +31,21 @@ export interface CheckReport {
 
 /**
  * `dockwarden check`: every running container judged once against the policy, as `run` would judge
- * it, with nothing enforced. Needs no daemon. Exit 0 clean, 1 violations, 2 error.
+ * it, with nothing enforced. Needs no daemon. Exit 0 clean, 1 violations, 2 error. `cis`: the same
+ * findings grouped by CIS Docker Benchmark item.
  */
-export async function checkCommand(config: Config, json: boolean, paint: Paint): Promise<number> {
+export async function checkCommand(config: Config, json: boolean, paint: Paint, cis = false): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const relabel = await relabelSetting(config);
   const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null);
-  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report, paint));
+  if (cis) {
+    const items = cisReport(policy, { apparmor: await apparmorEnabled() }, report.containers, report.findings);
+    process.stdout.write(json ? `${JSON.stringify({ policy: report.policy, ...items }, null, 2)}\n` : renderCis(report.policy, items, paint));
+  } else {
+    process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report, paint));
+  }
   return report.findings.length === 0 ? 0 : 1;
 }
 
