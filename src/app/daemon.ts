@@ -2,7 +2,7 @@ import { statSync, watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
-import { engineSockets } from './engine-sockets.js';
+import { engineSockets, withEngineSocket } from './engine-sockets.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
@@ -64,7 +64,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     log.fatal({ errors: initial.errors.map(formatPolicyError) }, 'policy invalid; not starting');
     return notStarted(1);
   }
-  let policy: Policy = initial.policy;
+  let policy: Policy = withEngineSocket(config, initial.policy);
   log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy loaded');
 
   let alerter: Alerter;
@@ -272,7 +272,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     }
     lastRejected = null;
     if (next.policy.hash === policy.hash) return;
-    policy = next.policy;
+    policy = withEngineSocket(config, next.policy);
     log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
     await firewall.configure({ defaultDeny: denyByDefault(policy) });
     await reconcile('policy reload');

@@ -1,6 +1,6 @@
 import { apparmorEnabled } from '../adapters/apparmor/detect.js';
 import { connectEngine } from '../adapters/docker/engine.js';
-import { engineSockets } from '../app/engine-sockets.js';
+import { engineSockets, withEngineSocket } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
 import type { RelabelHostReader } from '../app/relabel-host.js';
 import { hostReader, relabelSetting } from '../app/volumes-setup.js';
@@ -35,8 +35,9 @@ export interface CheckReport {
  * findings grouped by CIS Docker Benchmark item.
  */
 export async function checkCommand(config: Config, json: boolean, paint: Paint, cis = false): Promise<number> {
-  const policy = policyOrReport(config.policy.file);
-  if (!policy) return 2;
+  const read = policyOrReport(config.policy.file);
+  if (!read) return 2;
+  const policy = withEngineSocket(config, read);
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const relabel = await relabelSetting(config);
   const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null);

@@ -11,7 +11,7 @@ const STATUS_STYLE: Readonly<Record<CisStatus, Style>> = { PASS: 'green', WARN: 
  */
 export function renderCis(policy: CheckReport['policy'], report: CisReport, paint: Paint): string {
   const { benchmark: b } = report;
-  const tag = (status: CisStatus) => paint(STATUS_STYLE[status], `[${status}]`) + ' '.repeat(6 - status.length);
+  const tag = (status: CisStatus) => paint(STATUS_STYLE[status], `[${status}]`) + ' '.repeat(5 - status.length);
   const lines = [
     `${b.name} v${b.version} (numbered as ${b.numbering}): ${report.containers} running container${report.containers === 1 ? '' : 's'}, policy ${printable(policy.file)} (${policy.mode})`,
     '',

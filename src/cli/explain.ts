@@ -1,5 +1,5 @@
 import { connectEngine } from '../adapters/docker/engine.js';
-import { engineSockets } from '../app/engine-sockets.js';
+import { engineSockets, withEngineSocket } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
 import { judgeImage, ruleLabel, type ImageJudgement } from '../domain/checks/image.js';
 import type { PortVerdict } from '../domain/decision.js';
@@ -13,8 +13,9 @@ import { printable } from './printable.js';
 
 /** `dockwarden policy explain CONTAINER`: what the policy decides for one container, and why. */
 export async function explainCommand(config: Config, container: string, json: boolean): Promise<number> {
-  const policy = policyOrReport(config.policy.file);
-  if (!policy) return 2;
+  const read = policyOrReport(config.policy.file);
+  if (!read) return 2;
+  const policy = withEngineSocket(config, read);
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const facts = await docker.readFacts(container);
   if (!facts) {

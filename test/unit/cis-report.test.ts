@@ -42,7 +42,7 @@ t.test('the catalogue: CIS 1.6.0 ids as docker-bench-security numbers them, each
 });
 
 t.test('WARN names each failing container once; PASS when the check is on and nobody fails', async (t) => {
-  const web = makeFacts({ id: 'a'.repeat(64), name: 'web', resources: { memory: 1 << 26, pidsLimit: 0, cpus: 0 } });
+  const web = makeFacts({ id: 'a'.repeat(64), name: 'web', resources: { memory: 1 << 26, pidsLimit: 0, cpus: 0, cpuShares: 0 } });
   const admin = makeFacts({ id: 'b'.repeat(64), name: 'admin', capabilities: { added: ['CAP_SYS_ADMIN'], dropped: [], configured: ['CAP_SYS_ADMIN'], effective: ['CAP_SYS_ADMIN'] } });
   const report = cisReport(POLICY, { apparmor: true }, 2, findings(POLICY, web, admin));
   const items = byId(report.items);
@@ -82,4 +82,14 @@ t.test('no AppArmor on the host: 5.2 is N/A whatever the containers say; with Ap
   t.match(without.get('5.2'), { status: 'N/A', reason: NO_APPARMOR, failing: [] });
   const withIt = byId(cisReport(POLICY, { apparmor: true }, 1, findings(POLICY, unconfined)).items);
   t.match(withIt.get('5.2'), { status: 'WARN', failing: [{ name: 'loose' }] });
+});
+
+t.test('5.12 CPU priority: --cpus, a quota or --cpu-shares other than the default weight count', async (t) => {
+  const p = policy('  resource-limits: { require: [cpu], action: alert }\n');
+  const cpu = (cpus: number, cpuShares: number) => makeFacts({ id: `${cpus}-${cpuShares}`, name: `cpus=${cpus} shares=${cpuShares}`, resources: { memory: 0, pidsLimit: 0, cpus, cpuShares } });
+  const line = byId(cisReport(p, { apparmor: true }, 5, findings(p, cpu(0, 0), cpu(0, 1024), cpu(0, 512), cpu(0.5, 0), cpu(0, 2048))).items).get('5.12')!;
+  t.same(
+    line.failing.map((c) => c.name),
+    ['cpus=0 shares=0', 'cpus=0 shares=1024'],
+  );
 });

@@ -249,7 +249,8 @@ function privilegedExec(_: CheckSettings, facts: ContainerFacts): Finding | null
 const LIMIT_SET: Readonly<Record<ResourceKind, (facts: ContainerFacts) => boolean>> = {
   memory: (f) => f.resources.memory > 0,
   pids: (f) => f.resources.pidsLimit > 0,
-  cpu: (f) => f.resources.cpus > 0,
+  // CIS 5.12 "CPU priority": a share other than the default weight (0 and 1024 both mean the default) counts.
+  cpu: (f) => f.resources.cpus > 0 || (f.resources.cpuShares > 0 && f.resources.cpuShares !== 1024),
 };
 
 function resourceLimits({ require }: { readonly require: readonly ResourceKind[] }, facts: ContainerFacts): Finding | null {
