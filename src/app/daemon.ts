@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { engineSockets, withEngineSocket } from './engine-sockets.js';
+import { execRecorder } from './exec-record.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
@@ -151,7 +152,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     alerter.close();
     return notStarted(2);
   }
-  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input))], () => policy);
+  const reconciler = new Reconciler(docker, queue, [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input)), execRecorder(config.state.dir)], () => policy);
 
   let ready = false;
   let stopping = false;

@@ -1,6 +1,7 @@
 import { apparmorEnabled } from '../adapters/apparmor/detect.js';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { engineSockets, withEngineSocket } from '../app/engine-sockets.js';
+import { readExecRecord, withRecordedExecs, type ExecRecord } from '../app/exec-record.js';
 import type { Config } from '../app/config.js';
 import type { RelabelHostReader } from '../app/relabel-host.js';
 import { hostReader, relabelSetting } from '../app/volumes-setup.js';
@@ -18,6 +19,8 @@ import { printable } from './printable.js';
 export interface CheckReport {
   readonly policy: { readonly file: string; readonly hash: string; readonly mode: string };
   readonly containers: number;
+  /** Where finished privileged execs come from: the daemon's record since it started, or nowhere (null: only running ones are seen). */
+  readonly execRecord: { readonly since: string } | null;
   readonly findings: ReadonlyArray<{
     readonly container: { readonly id: string; readonly name: string; readonly image: string };
     readonly check: string;
@@ -40,10 +43,10 @@ export async function checkCommand(config: Config, json: boolean, paint: Paint, 
   const policy = withEngineSocket(config, read);
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const relabel = await relabelSetting(config);
-  const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null);
+  const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null, readExecRecord(config.state.dir));
   if (cis) {
     const items = cisReport(policy, { apparmor: await apparmorEnabled() }, report.containers, report.findings);
-    process.stdout.write(json ? `${JSON.stringify({ policy: report.policy, ...items }, null, 2)}\n` : renderCis(report.policy, items, paint));
+    process.stdout.write(json ? `${JSON.stringify({ policy: report.policy, execRecord: report.execRecord, ...items }, null, 2)}\n` : renderCis(report.policy, items, execsSeen(report), paint));
   } else {
     process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report, paint));
   }
@@ -51,12 +54,13 @@ export async function checkCommand(config: Config, json: boolean, paint: Paint, 
 }
 
 /** `relabelHost`: where relabelling is on, refused relabels are findings too, as the daemon raises them. */
-async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEngine>, relabelHost: RelabelHostReader | null): Promise<CheckReport> {
+async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEngine>, relabelHost: RelabelHostReader | null, execRecord: ExecRecord | null): Promise<CheckReport> {
   const findings: Array<CheckReport['findings'][number]> = [];
   let containers = 0;
   for (const id of await docker.listContainerIds()) {
-    const facts = await docker.readFacts(id);
-    if (!facts?.state.running) continue;
+    const read = await docker.readFacts(id);
+    if (!read?.state.running) continue;
+    const facts = execRecord ? withRecordedExecs(read, execRecord) : read;
     containers++;
     const { relabel } = policy.volumes.selinux;
     const refusals = relabelHost && relabel !== 'off' ? planRelabel(policy.volumes, facts, await relabelHost(facts, policy, relabel === 'private')).violations : [];
@@ -71,7 +75,7 @@ async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEng
       });
     }
   }
-  return { policy: { file: policy.file, hash: policy.hash, mode: policy.mode }, containers, findings };
+  return { policy: { file: policy.file, hash: policy.hash, mode: policy.mode }, containers, execRecord: execRecord && { since: execRecord.since }, findings };
 }
 
 const HEADER = ['CONTAINER', 'CHECK', 'SEVERITY', 'ACTION', 'WHY'] as const;
@@ -81,7 +85,7 @@ const ACTION_STYLE: Readonly<Record<string, Style>> = { kill: 'red', stop: 'red'
 /** The table for a person; every cell is `printable` before it is padded and painted (colour never counts towards widths). */
 export function renderCheck(report: CheckReport, paint: Paint): string {
   const summary = `${report.containers} running container${report.containers === 1 ? '' : 's'} checked against ${printable(report.policy.file)} (${report.policy.mode}): `;
-  if (report.findings.length === 0) return `${summary}${paint('green', 'no violations')}\n`;
+  if (report.findings.length === 0) return `${summary}${paint('green', 'no violations')}\n${execsSeen(report)}\n`;
   const rows = report.findings.map((f) => [`${printable(f.container.name)} (${printable(f.container.id.slice(0, 12))})`, printable(f.check), printable(f.severity), printable(f.action), printable(f.message)]);
   const widths = HEADER.slice(0, -1).map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[], style: (i: number, cell: string) => Style | undefined) =>
@@ -96,5 +100,12 @@ export function renderCheck(report: CheckReport, paint: Paint): string {
   const cellStyle = (i: number, cell: string): Style | undefined => (i === 2 ? SEVERITY_STYLE[cell] : i === 3 ? ACTION_STYLE[cell] : undefined);
   const violating = new Set(report.findings.map((f) => f.container.id)).size;
   const count = `${report.findings.length} violation${report.findings.length === 1 ? '' : 's'} in ${violating} container${violating === 1 ? '' : 's'}`;
-  return `${[line(HEADER, () => 'bold'), ...rows.map((r) => line(r, cellStyle))].join('\n')}\n\n${summary}${paint('red', count)}\n`;
+  return `${[line(HEADER, () => 'bold'), ...rows.map((r) => line(r, cellStyle))].join('\n')}\n\n${summary}${paint('red', count)}\n${execsSeen(report)}\n`;
+}
+
+/** What `privileged-exec` could see: running execs always; finished ones only through the daemon's record. */
+export function execsSeen(report: Pick<CheckReport, 'execRecord'>): string {
+  return report.execRecord
+    ? `privileged execs: running ones as dockerd lists them, finished ones as the daemon recorded them since ${printable(report.execRecord.since)}`
+    : 'privileged execs: only running ones are seen (no record of a daemon in the state dir: finished ones are not visible)';
 }

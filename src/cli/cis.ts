@@ -8,8 +8,9 @@ const STATUS_STYLE: Readonly<Record<CisStatus, Style>> = { PASS: 'green', WARN: 
 /**
  * `check --cis` for a person, laid out as docker-bench-security lays out its log: one line per item,
  * then one indented line per failing container. Container names and messages are `printable` first.
+ * `execsSeen`: what the privileged-exec item could see.
  */
-export function renderCis(policy: CheckReport['policy'], report: CisReport, paint: Paint): string {
+export function renderCis(policy: CheckReport['policy'], report: CisReport, execsSeen: string, paint: Paint): string {
   const { benchmark: b } = report;
   const tag = (status: CisStatus) => paint(STATUS_STYLE[status], `[${status}]`) + ' '.repeat(5 - status.length);
   const lines = [
@@ -23,6 +24,6 @@ export function renderCis(policy: CheckReport['policy'], report: CisReport, pain
     for (const c of item.failing) lines.push(`${tag(item.status)}      * ${printable(c.name)} (${printable(c.id.slice(0, 12))}): ${printable(c.message)}`);
   }
   const counts = (Object.keys(report.counts) as CisStatus[]).map((s) => `${report.counts[s]} ${s}`).join(', ');
-  lines.push('', `${report.items.length} items: ${counts}`);
+  lines.push('', `${report.items.length} items: ${counts}`, execsSeen);
   return `${lines.join('\n')}\n`;
 }
