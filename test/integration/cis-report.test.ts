@@ -2,8 +2,10 @@ import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import type { CisLine, CisReport } from '../../src/domain/cis/report.js';
+import type { CheckReport } from '../../src/cli/check.js';
 import { dockwarden } from '../helpers/cli.js';
-import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { judged, spawnDaemon } from '../helpers/daemon.js';
+import { DOCKER_SOCKET, docker, removeTestContainers, runContainer } from '../helpers/docker.js';
 
 /**
  * `dockwarden check --cis` on real containers of the private engine: per CIS item, which of ours fail
@@ -95,5 +97,36 @@ t.test('check --cis: one line per item, the failing containers below it, the ben
   t.ok(below.some((l) => l.includes(`* ${names.capadd} (`) && l.includes('holds forbidden capabilities: SYS_ADMIN')), below.join('\n'));
   t.notOk(below.some((l) => l.includes(names.plain!)));
   t.ok(lines.includes('[NOTE] 5.17  - Ensure that the host\'s IPC namespace is not shared [host-namespaces (ipc)]: not checked by this policy'), result.stdout);
-  t.match(lines.at(-2), /^\d+ items: \d+ PASS, \d+ WARN, \d+ NOTE, \d+ N\/A$/);
+  t.match(lines.at(-3), /^\d+ items: \d+ PASS, \d+ WARN, \d+ NOTE, \d+ N\/A$/);
+  t.match(lines.at(-2), /^privileged execs: /);
+});
+
+t.test('a finished privileged exec: seen by check through the daemon\'s record, and said to be unseen without it', async (t) => {
+  const stateDir = join(scratch, 'state');
+  const daemon = spawnDaemon({ policy: `version: 1\nmode: audit\ncontainers:\n  privileged-exec: { action: alert }\n`, dockerSocket: DOCKER_SOCKET, stateDir, extraConfig: 'firewall:\n  backend: nftables' });
+  t.teardown(async () => {
+    await daemon.stop('SIGKILL');
+    await dockwarden(['firewall', 'remove'], { DOCKWARDEN_FIREWALL_BACKEND: 'nftables' });
+  });
+  const id = await runContainer({ cmd: SLEEPER, labels, hostConfig: { Runtime: 'dw-host-caps' } });
+  await daemon.waitForLog(judged(id));
+  const exec = await docker.getContainer(id).exec({ Cmd: ['sleep', '1'], Privileged: true, AttachStdout: false, AttachStderr: false });
+  await exec.start({ Detach: true });
+  await daemon.waitForLog((l) => l.msg === 'alert' && (l.alert as { check?: string; container?: { id?: string } }).check === 'privileged-exec' && (l.alert as { container?: { id?: string } }).container?.id === id);
+  // Ended, and no longer listed by dockerd: only the record knows of it now.
+  for (let i = 0; i < 200 && ((await exec.inspect()).Running || ((await docker.getContainer(id).inspect()).ExecIDs ?? []).includes(exec.id)); i++) await new Promise((r) => setTimeout(r, 100));
+  const execsOf = (report: CheckReport) => report.findings.filter((f) => f.container.id === id && f.check === 'privileged-exec').map((f) => f.details.execs);
+  const policy = join(scratch, 'exec-policy.yaml');
+  writeFileSync(policy, 'version: 1\ncontainers:\n  privileged-exec: { action: alert }\n');
+  const withRecord = await dockwarden(['check', '--json'], { DOCKWARDEN_POLICY: policy, DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET, DOCKWARDEN_STATE_DIR: stateDir });
+  const report = JSON.parse(withRecord.stdout) as CheckReport;
+  t.match(report.execRecord, { since: /^\d{4}-/ });
+  t.match(execsOf(report), [[{ id: exec.id, command: ['sleep', '1'], running: false }]]);
+  const text = await dockwarden(['check'], { DOCKWARDEN_POLICY: policy, DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET, DOCKWARDEN_STATE_DIR: stateDir });
+  t.match(text.stdout, /privileged execs: running ones as dockerd lists them, finished ones as the daemon recorded them since \d{4}-/);
+  const without = await dockwarden(['check', '--json'], { DOCKWARDEN_POLICY: policy, DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET, DOCKWARDEN_STATE_DIR: join(scratch, 'no-daemon') });
+  t.same(execsOf(JSON.parse(without.stdout) as CheckReport), [], 'dockerd alone no longer shows it');
+  t.equal((JSON.parse(without.stdout) as CheckReport).execRecord, null);
+  const withoutText = await dockwarden(['check', '--cis'], { DOCKWARDEN_POLICY: policy, DOCKWARDEN_DOCKER_SOCKET: DOCKER_SOCKET, DOCKWARDEN_STATE_DIR: join(scratch, 'no-daemon') });
+  t.match(withoutText.stdout, /privileged execs: only running ones are seen \(no record of a daemon in the state dir: finished ones are not visible\)/);
 });
