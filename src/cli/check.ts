@@ -19,8 +19,11 @@ import { printable } from './printable.js';
 export interface CheckReport {
   readonly policy: { readonly file: string; readonly hash: string; readonly mode: string };
   readonly containers: number;
-  /** Where finished privileged execs come from: the daemon's record since it started, or nowhere (null: only running ones are seen). */
-  readonly execRecord: { readonly since: string } | null;
+  /**
+   * What `privileged-exec` could see (null when the policy leaves it off): running execs always;
+   * finished ones only from the daemon's record (`since` it started), else they are not visible.
+   */
+  readonly privilegedExecs: { readonly finished: 'recorded' | 'not visible'; readonly since: string | null } | null;
   readonly findings: ReadonlyArray<{
     readonly container: { readonly id: string; readonly name: string; readonly image: string };
     readonly check: string;
@@ -46,7 +49,7 @@ export async function checkCommand(config: Config, json: boolean, paint: Paint, 
   const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null, readExecRecord(config.state.dir));
   if (cis) {
     const items = cisReport(policy, { apparmor: await apparmorEnabled() }, report.containers, report.findings);
-    process.stdout.write(json ? `${JSON.stringify({ policy: report.policy, execRecord: report.execRecord, ...items }, null, 2)}\n` : renderCis(report.policy, items, execsSeen(report), paint));
+    process.stdout.write(json ? `${JSON.stringify({ policy: report.policy, privilegedExecs: report.privilegedExecs, ...items }, null, 2)}\n` : renderCis(report.policy, items, execsSeen(report), paint));
   } else {
     process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report, paint));
   }
@@ -75,7 +78,8 @@ async function checkRunning(policy: Policy, docker: ReturnType<typeof connectEng
       });
     }
   }
-  return { policy: { file: policy.file, hash: policy.hash, mode: policy.mode }, containers, execRecord: execRecord && { since: execRecord.since }, findings };
+  const privilegedExecs = policy.containers.privilegedExec ? { finished: execRecord ? ('recorded' as const) : ('not visible' as const), since: execRecord?.since ?? null } : null;
+  return { policy: { file: policy.file, hash: policy.hash, mode: policy.mode }, containers, privilegedExecs, findings };
 }
 
 const HEADER = ['CONTAINER', 'CHECK', 'SEVERITY', 'ACTION', 'WHY'] as const;
@@ -85,7 +89,7 @@ const ACTION_STYLE: Readonly<Record<string, Style>> = { kill: 'red', stop: 'red'
 /** The table for a person; every cell is `printable` before it is padded and painted (colour never counts towards widths). */
 export function renderCheck(report: CheckReport, paint: Paint): string {
   const summary = `${report.containers} running container${report.containers === 1 ? '' : 's'} checked against ${printable(report.policy.file)} (${report.policy.mode}): `;
-  if (report.findings.length === 0) return `${summary}${paint('green', 'no violations')}\n${execsSeen(report)}\n`;
+  if (report.findings.length === 0) return `${summary}${paint('green', 'no violations')}\n${execsSeen(report)}`;
   const rows = report.findings.map((f) => [`${printable(f.container.name)} (${printable(f.container.id.slice(0, 12))})`, printable(f.check), printable(f.severity), printable(f.action), printable(f.message)]);
   const widths = HEADER.slice(0, -1).map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[], style: (i: number, cell: string) => Style | undefined) =>
@@ -100,12 +104,13 @@ export function renderCheck(report: CheckReport, paint: Paint): string {
   const cellStyle = (i: number, cell: string): Style | undefined => (i === 2 ? SEVERITY_STYLE[cell] : i === 3 ? ACTION_STYLE[cell] : undefined);
   const violating = new Set(report.findings.map((f) => f.container.id)).size;
   const count = `${report.findings.length} violation${report.findings.length === 1 ? '' : 's'} in ${violating} container${violating === 1 ? '' : 's'}`;
-  return `${[line(HEADER, () => 'bold'), ...rows.map((r) => line(r, cellStyle))].join('\n')}\n\n${summary}${paint('red', count)}\n${execsSeen(report)}\n`;
+  return `${[line(HEADER, () => 'bold'), ...rows.map((r) => line(r, cellStyle))].join('\n')}\n\n${summary}${paint('red', count)}\n${execsSeen(report)}`;
 }
 
-/** What `privileged-exec` could see: running execs always; finished ones only through the daemon's record. */
-export function execsSeen(report: Pick<CheckReport, 'execRecord'>): string {
-  return report.execRecord
-    ? `privileged execs: running ones as dockerd lists them, finished ones as the daemon recorded them since ${printable(report.execRecord.since)}`
-    : 'privileged execs: only running ones are seen (no record of a daemon in the state dir: finished ones are not visible)';
+/** The line saying what `privileged-exec` could see, when it is on; '' when it is off. */
+export function execsSeen({ privilegedExecs: seen }: Pick<CheckReport, 'privilegedExecs'>): string {
+  if (seen === null) return '';
+  return seen.since !== null
+    ? `privileged execs: running ones as dockerd lists them, finished ones as the daemon recorded them since ${printable(seen.since)}\n`
+    : 'privileged execs: only running ones are seen (no record of a daemon in the state dir: finished ones are not visible)\n';
 }

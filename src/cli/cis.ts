@@ -8,7 +8,7 @@ const STATUS_STYLE: Readonly<Record<CisStatus, Style>> = { PASS: 'green', WARN: 
 /**
  * `check --cis` for a person, laid out as docker-bench-security lays out its log: one line per item,
  * then one indented line per failing container. Container names and messages are `printable` first.
- * `execsSeen`: what the privileged-exec item could see.
+ * `execsSeen`: the line saying what the privileged-exec item could see, or ''.
  */
 export function renderCis(policy: CheckReport['policy'], report: CisReport, execsSeen: string, paint: Paint): string {
   const { benchmark: b } = report;
@@ -24,6 +24,6 @@ export function renderCis(policy: CheckReport['policy'], report: CisReport, exec
     for (const c of item.failing) lines.push(`${tag(item.status)}      * ${printable(c.name)} (${printable(c.id.slice(0, 12))}): ${printable(c.message)}`);
   }
   const counts = (Object.keys(report.counts) as CisStatus[]).map((s) => `${report.counts[s]} ${s}`).join(', ');
-  lines.push('', `${report.items.length} items: ${counts}`, execsSeen);
-  return `${lines.join('\n')}\n`;
+  lines.push('', `${report.items.length} items: ${counts}`);
+  return `${lines.join('\n')}\n${execsSeen}`;
 }
