@@ -60,6 +60,9 @@ const SET: ReadonlyArray<readonly [string, number, Docker.HostConfig, Partial<Do
   ['restart-always', 4, { RestartPolicy: { Name: 'always' } }],
 ];
 
+/** The `flock` child holding the integration-test lock while our containers exist. */
+let lockHolder: ReturnType<typeof spawn> | null = null;
+
 // Not `docker: true`: that preflight refuses while tests wait for the lock; this bench takes that
 // lock itself (below) and waits its turn like a test. The time limit includes that wait.
 await main('cis', Number(process.env.DW_BENCH_CIS_LIMIT_SECONDS ?? 2400), { hostTable: false, docker: false, daemon: false }, async () => {
@@ -135,8 +138,6 @@ await main('cis', Number(process.env.DW_BENCH_CIS_LIMIT_SECONDS ?? 2400), { host
   say(`ratio docker-bench / dockwarden (p50): ${ratio(s.dockerBench.p50, s.dockwarden.p50)}; dockwarden / floor (p50): ${ratio(s.dockwarden.p50, s.floor.p50)}`);
   printJson('cis', { containers: ids.length, runs: RUNS, floor: s.floor, dockwarden: s.dockwarden, dockerBench: s.dockerBench, ratioDockerBench: ratio(s.dockerBench.p50, s.dockwarden.p50), ratioFloor: ratio(s.dockwarden.p50, s.floor.p50) });
 });
-
-let lockHolder: ReturnType<typeof spawn> | null = null;
 
 /** Takes the integration-test lock through a `flock` child that holds it until its stdin closes. */
 async function holdTestLock(): Promise<void> {
