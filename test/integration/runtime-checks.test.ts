@@ -193,7 +193,7 @@ t.test('dockwarden check: a table, exit 1 with violations, 0 clean, 2 on error; 
   t.equal(text.code, 1);
   t.match(text.stdout, /^CONTAINER +CHECK +SEVERITY +ACTION +WHY\n/);
   t.match(text.stdout, new RegExp(`dw-test-\\S+ \\(${bad.slice(0, 12)}\\) +capabilities +high +kill +holds forbidden capabilities: NET_ADMIN`));
-  t.match(text.stdout, /\d+ running containers? checked against .*policy\.yaml \(enforce\): \d+ violations? in \d+ containers?\nprivileged execs: only running ones are seen \(no record of a daemon in the state dir: finished ones are not visible\)\n$/);
+  t.match(text.stdout, /\d+ running containers? checked against .*policy\.yaml \(enforce\): \d+ violations? in \d+ containers?\nprivileged execs: [^\n]+\n$/);
 
   const none = await dockwarden(['check'], { ...env, DOCKWARDEN_POLICY: `${dir}/excused.yaml` });
   t.equal(none.code, 0, 'exit 0 when nothing violates');
