@@ -2,7 +2,8 @@ import { statSync, watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
-import { engineSockets } from './engine-sockets.js';
+import { engineSockets, withEngineSocket } from './engine-sockets.js';
+import { execRecorder } from './exec-record.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
@@ -70,7 +71,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     log.fatal({ errors: initial.errors.map(formatPolicyError) }, 'policy invalid; not starting');
     return notStarted(1);
   }
-  let policy: Policy = initial.policy;
+  let policy: Policy = withEngineSocket(config, initial.policy);
   log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy loaded');
 
   let alerter: Alerter;
@@ -145,7 +146,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     return notStarted(2);
   }
   const hostFacts = hostFactsReader({ relabel: relabelHost, veths: bridge ? bridgeVeths : null });
-  const enforcers = [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input))];
+  const enforcers = [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input)), execRecorder(config.state.dir)];
   const reconciler = new Reconciler(docker, queue, enforcers, () => policy, hostFacts);
 
   let ready = false;
@@ -237,7 +238,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       if (fresh) alerter.raise(observedAlert('daemon.policy-reload-rejected', 'policy reload rejected; the last good policy stays in force', { details: { file: config.policy.file, errors } }));
     },
     accepted: async (next) => {
-      policy = next.policy;
+      policy = withEngineSocket(config, next.policy);
       log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
       await firewall.configure({ defaultDeny: denyByDefault(policy) });
       await reconcile('policy reload');

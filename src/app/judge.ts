@@ -4,6 +4,7 @@ import { engineSockets } from './engine-sockets.js';
 import { evaluate } from '../domain/evaluate.js';
 import type { ContainerFacts } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
+import { withRecordedExecs, type ExecRecord } from './exec-record.js';
 import { hostFactsReader, type HostFactsReader } from './host-facts.js';
 import type { Tracked } from './reconciler.js';
 import { hostReader, relabelSetting } from './volumes-setup.js';
@@ -21,11 +22,15 @@ export interface Judge {
   running(): AsyncGenerator<Tracked>;
 }
 
-export async function judgeFor(config: Config, policy: Policy): Promise<Judge> {
+/** `execRecord`: the privileged execs the daemon recorded (finished ones `docker inspect` no longer lists), judged with the running ones. */
+export async function judgeFor(config: Config, policy: Policy, execRecord: ExecRecord | null = null): Promise<Judge> {
   const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   const relabel = await relabelSetting(config);
   const host: HostFactsReader = hostFactsReader({ relabel: relabel.on ? hostReader(docker, relabel.forced) : null, veths: null });
-  const judged = async (facts: ContainerFacts): Promise<Tracked> => ({ facts, decision: evaluate(policy, facts, await host.read(facts, policy)) });
+  const judged = async (read: ContainerFacts): Promise<Tracked> => {
+    const facts = execRecord ? withRecordedExecs(read, execRecord) : read;
+    return { facts, decision: evaluate(policy, facts, await host.read(facts, policy)) };
+  };
   return {
     docker,
     async one(container) {

@@ -1,3 +1,4 @@
+import { withEngineSocket } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
 import { judgeFor } from '../app/judge.js';
 import { judgeImage, ruleLabel, type ImageJudgement } from '../domain/checks/image.js';
@@ -12,8 +13,9 @@ import { printable } from './printable.js';
 
 /** `dockwarden policy explain CONTAINER`: what the policy decides for one container, and why. */
 export async function explainCommand(config: Config, container: string, json: boolean): Promise<number> {
-  const policy = policyOrReport(config.policy.file);
-  if (!policy) return 2;
+  const read = policyOrReport(config.policy.file);
+  if (!read) return 2;
+  const policy = withEngineSocket(config, read);
   const judged = await (await judgeFor(config, policy)).one(container);
   if (!judged) {
     process.stderr.write(`dockwarden: no such container: ${printable(container)}\n`);

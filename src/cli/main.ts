@@ -17,7 +17,9 @@ const USAGE = `usage: dockwarden <command> [options]
   run                [--config FILE] [--log-format json|pretty]
                                               run the daemon (systemd ExecStart); logs one readable line
                                               per event on a terminal, JSON lines otherwise
-  check              [--json] [--config FILE] judge every running container once; exit 0 clean, 1 violations
+  check              [--json] [--cis] [--config FILE]
+                                              judge every running container once; exit 0 clean, 1 violations;
+                                              --cis: one line per CIS Docker Benchmark item instead
   policy validate    [FILE] [--config FILE]   check a policy file; exit 0 valid, 1 invalid
   policy explain     CONTAINER [--json] [--config FILE]
                                               which rules match a container and what would happen
@@ -43,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       config: { type: 'string' },
       json: { type: 'boolean', default: false },
+      cis: { type: 'boolean', default: false },
       'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       'daemon-json': { type: 'string', default: GATE_DEFAULTS.daemonJson },
@@ -63,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
     return validateCommand(rest[0] ?? configured!.policy.file);
   }
   if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
-  if (command === 'check' && sub === undefined) return checkCommand(config(), values.json, stdoutPainter());
+  if (command === 'check' && sub === undefined) return checkCommand(config(), values.json, stdoutPainter(), values.cis);
   if (command === 'status' && sub === undefined) return statusCommand(config(), values.json, stdoutPainter());
   if (command === 'firewall' && sub !== undefined && rest.length === 0) return firewallCommand(config(), sub);
   if (command === 'gate' && sub !== undefined && rest.length === 0) {

@@ -239,4 +239,6 @@ export interface ResourceLimits {
   readonly pidsLimit: number;
   /** NanoCPUs or quota/period; 0 = unlimited. */
   readonly cpus: number;
+  /** `--cpu-shares`, the CFS weight relative to other containers; 0 = not set (the kernel's default, 1024). */
+  readonly cpuShares: number;
 }

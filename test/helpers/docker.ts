@@ -56,6 +56,8 @@ export interface RunOptions {
   readonly labels?: Record<string, string>;
   readonly env?: string[];
   readonly image?: string;
+  /** `--user`; default: the image's. */
+  readonly user?: string;
   /** Merged over the HostConfig built from `publish`. */
   readonly hostConfig?: Docker.HostConfig;
 }
@@ -85,6 +87,7 @@ export async function runContainer(opts: RunOptions = {}): Promise<string> {
     Image: opts.image ?? TEST_IMAGE,
     Cmd: opts.cmd ?? DEFAULT_CMD,
     Env: opts.env,
+    User: opts.user,
     Labels: { ...opts.labels, [TEST_LABEL]: '1', [`${TEST_LABEL}.pid`]: String(process.pid) },
     ExposedPorts: exposed,
     HostConfig: { PortBindings: bindings, ...opts.hostConfig },

@@ -22,7 +22,7 @@ export function makeFacts(overrides: Overrides = {}): ContainerFacts {
     hostNamespaces: { pid: false, net: false, ipc: false, uts: false, userns: false, cgroup: false },
     security: { seccomp: 'default', apparmor: 'docker-default', noNewPrivileges: false, labelOptions: [], seccompProfile: null },
     user: '',
-    resources: { memory: 0, pidsLimit: 0, cpus: 0 },
+    resources: { memory: 0, pidsLimit: 0, cpus: 0, cpuShares: 0 },
     restartPolicy: { name: 'no', maximumRetryCount: 0 },
     mountLabel: '',
     processLabel: '',

@@ -9,6 +9,7 @@ const hostile = `web${ESC}]0;owned${ESC}\\${ESC}[2J\nFAKE`;
 const check: CheckReport = {
   policy: { file: '/etc/dockwarden/policy.yaml', hash: 'h', mode: 'enforce' },
   containers: 1,
+  privilegedExecs: null,
   findings: [{ container: { id: 'c0ffee1234567890', name: hostile, image: 'x' }, check: 'privileged', severity: 'critical', action: 'kill', message: `runs privileged ${ESC}[31m`, details: {} }],
 };
 const status: StatusReport = {

@@ -69,7 +69,7 @@ t.test('docker run (defaults)', async (t) => {
       hostNamespaces: { pid: false, net: false, ipc: false, uts: false, userns: false, cgroup: true },
       security: { seccomp: 'default', apparmor: '', noNewPrivileges: false, labelOptions: [], seccompProfile: null },
       user: '',
-      resources: { memory: 0, pidsLimit: 0, cpus: 0 },
+      resources: { memory: 0, pidsLimit: 0, cpus: 0, cpuShares: 0 },
       restartPolicy: { name: 'no', maximumRetryCount: 0 },
       mountLabel: '',
       processLabel: '',
@@ -228,7 +228,7 @@ t.test('ports: an empty host ip means every address; malformed entries are skipp
 t.test('--user --memory --pids-limit --cpus --restart --label', async (t) => {
   const facts = factsOf('resources');
   t.equal(facts.user, '1000:1000');
-  t.strictSame(facts.resources, { memory: 64 * 1024 * 1024, pidsLimit: 100, cpus: 0.5 });
+  t.strictSame(facts.resources, { memory: 64 * 1024 * 1024, pidsLimit: 100, cpus: 0.5, cpuShares: 0 });
   t.strictSame(facts.restartPolicy, { name: 'on-failure', maximumRetryCount: 3 });
   t.same(facts.labels, { app: 'web', team: 'a b' });
 });

@@ -223,14 +223,14 @@ t.test('no-new-privileges, seccomp, AppArmor, limits, root user', async (t) => {
   root-user: { action: alert }
 `);
   const security = { seccomp: 'default' as const, apparmor: 'docker-default', noNewPrivileges: true, labelOptions: [], seccompProfile: null };
-  const confined = { security, resources: { memory: 1 << 28, pidsLimit: 100, cpus: 0.5 }, user: '1000:1000' };
+  const confined = { security, resources: { memory: 1 << 28, pidsLimit: 100, cpus: 0.5, cpuShares: 0 }, user: '1000:1000' };
   t.same(raised(p, confined), []);
   t.same(raised(p, { ...confined, security: { ...security, noNewPrivileges: false } }), ['no-new-privileges:alert']);
   t.same(raised(p, { ...confined, security: { ...security, seccomp: 'unconfined' } }), ['seccomp-unconfined:stop']);
   t.same(raised(p, { ...confined, security: { ...security, seccomp: 'custom' } }), [], 'a custom profile is a profile');
   t.same(raised(p, { ...confined, security: { ...security, apparmor: 'unconfined' } }), ['apparmor-unconfined:alert']);
   t.same(raised(p, { ...confined, security: { ...security, apparmor: '' } }), [], 'no AppArmor on the host is not "unconfined"');
-  const limits = only(p, { ...confined, resources: { memory: 0, pidsLimit: -1, cpus: 0.5 } });
+  const limits = only(p, { ...confined, resources: { memory: 0, pidsLimit: -1, cpus: 0.5, cpuShares: 0 } });
   t.equal(limits.message, 'has no memory, pids limit');
   for (const user of ['', 'root', '0', '0:0', 'root:staff', '00']) t.same(raised(p, { ...confined, user }), ['root-user:alert'], JSON.stringify(user));
   for (const user of ['1000', 'nobody', '65534:0', 'rooter']) t.same(raised(p, { ...confined, user }), [], JSON.stringify(user));

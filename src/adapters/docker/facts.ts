@@ -57,6 +57,7 @@ export interface ContainerInspect {
     readonly PidsLimit?: number | null;
     readonly NanoCpus?: number | null;
     readonly CpuQuota?: number | null;
+    readonly CpuShares?: number | null;
     readonly CpuPeriod?: number | null;
     readonly RestartPolicy?: { readonly Name?: string; readonly MaximumRetryCount?: number } | null;
     readonly ReadonlyRootfs?: boolean | null;
@@ -458,5 +459,6 @@ function resourcesOf(host: ContainerInspect['HostConfig']): ResourceLimits {
     memory: host.Memory ?? 0,
     pidsLimit: host.PidsLimit ?? 0,
     cpus: host.NanoCpus ? host.NanoCpus / 1e9 : quota > 0 ? quota / period : 0,
+    cpuShares: host.CpuShares ?? 0,
   };
 }

@@ -3,9 +3,10 @@ import type { Violation } from '../decision.js';
 import { DOCKER_DEFAULT_DEVICE_RULES, grantedBy, parseDeviceCgroupRule, type DeviceCgroupRule } from '../device-rules.js';
 import type { ContainerFacts, MountFacts } from '../facts.js';
 import { contains, exposes } from '../host-path.js';
-import type { CheckId, CheckSettings, ContainersPolicy, HostNamespace, ResourceKind } from '../policy/model.js';
+import type { CheckId, CheckSettings, ContainersPolicy, HostNamespace, ResourceKind, Severity } from '../policy/model.js';
 import { defaultProfileAllows } from '../seccomp-profile.js';
 import { selectorMatches } from '../selector.js';
+import { oneLower } from '../severity.js';
 import { unmaskedPaths } from '../system-paths.js';
 import { judgeCisItems } from './cis-runtime.js';
 
@@ -51,10 +52,11 @@ export function runtimeViolations(containers: ContainersPolicy, facts: Container
 /** Runs one check when it is on and the container is not excused from it. */
 export type Judge = <S extends CheckSettings>(id: CheckId, settings: S | undefined, check: (settings: S, facts: ContainerFacts) => Finding | null) => void;
 
-/** What one check found: a sentence for a human and the facts behind it. */
+/** What one check found: a sentence for a human and the facts behind it; a severity only where the check sets its own. */
 export interface Finding {
   readonly message: string;
   readonly details: Readonly<Record<string, unknown>>;
+  readonly severity?: Severity;
 }
 
 const bare = (cap: Capability) => cap.slice('CAP_'.length);
@@ -65,23 +67,30 @@ const MAX_PROCESSES_IN_DETAILS = 16;
 /**
  * Judged on what the configuration grants and on what any of its processes holds (CapEff): either
  * is enough. The processes matter beyond init: a privileged exec's background child keeps every
- * capability after the exec has ended.
+ * capability after the exec has ended. Granted but held by no process (a non-root user: CapEff
+ * empty) is only a capability a setuid or file-capability binary could raise: said so, one severity
+ * lower. When the init process cannot be read, the configuration alone decides, at full severity.
  */
-function forbiddenCapabilities({ forbidden }: { readonly forbidden: readonly Capability[] }, facts: ContainerFacts): Finding | null {
+function forbiddenCapabilities({ forbidden, severity }: { readonly forbidden: readonly Capability[]; readonly severity: Severity }, facts: ContainerFacts): Finding | null {
   const { configured, effective } = facts.capabilities;
   const inConfig = forbidden.filter((c) => configured.includes(c));
   const inEffect = effective === null ? [] : forbidden.filter((c) => effective.includes(c));
   const holders = facts.processes.map((p) => ({ process: p, held: forbidden.filter((c) => p.effective.includes(c)) })).filter((h) => h.held.length > 0);
   const held = forbidden.filter((c) => inConfig.includes(c) || inEffect.includes(c) || holders.some((h) => h.held.includes(c)));
   if (held.length === 0) return null;
+  const boundingOnly = effective !== null && inEffect.length === 0 && holders.length === 0;
   return {
-    message: `holds forbidden capabilities: ${held.map(bare).join(', ')}`,
+    message: boundingOnly
+      ? `may gain forbidden capabilities: ${held.map(bare).join(', ')} (in its bounding set; no process holds them)`
+      : `holds forbidden capabilities: ${held.map(bare).join(', ')}`,
+    ...(boundingOnly && { severity: oneLower(severity) }),
     details: {
       capabilities: held,
       configured: inConfig,
       // null: the process could not be read (not running, or gone before /proc was read)
       effective: effective === null ? null : inEffect,
       ...processDetails(holders.map(({ process, held }) => ({ pid: process.pid, comm: process.comm, capabilities: held }))),
+      ...(boundingOnly && { boundingOnly }),
     },
   };
 }
@@ -254,7 +263,8 @@ function privilegedExec(_: CheckSettings, facts: ContainerFacts): Finding | null
 const LIMIT_SET: Readonly<Record<ResourceKind, (facts: ContainerFacts) => boolean>> = {
   memory: (f) => f.resources.memory > 0,
   pids: (f) => f.resources.pidsLimit > 0,
-  cpu: (f) => f.resources.cpus > 0,
+  // CIS 5.12 "CPU priority": a share other than the default weight (0 and 1024 both mean the default) counts.
+  cpu: (f) => f.resources.cpus > 0 || (f.resources.cpuShares > 0 && f.resources.cpuShares !== 1024),
 };
 
 function resourceLimits({ require }: { readonly require: readonly ResourceKind[] }, facts: ContainerFacts): Finding | null {
