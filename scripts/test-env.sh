@@ -49,8 +49,9 @@ readonly HOST_CAPS_SHIM=$RUN_DIR/runc-host-caps
 # jq: the dw-host-caps runtime edits OCI configs with it; systemd: the unit tests run systemd-analyze verify;
 # libcap2-bin: capsh decodes capability masks in the bridge tests (the daemon under the unit's set);
 # the Debian package, Prometheus and Ansible tests (issue #19): dpkg-dev (dpkg-shlibdeps), mmdebstrap
-# (scratch Debian roots), lintian, prometheus (promtool and a real server, started by the test on loopback), ansible
-readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd
+# (scratch Debian roots), lintian, prometheus (promtool and a real server, started by the test on loopback), ansible;
+# podman and netavark: the Podman compatibility test runs a rootful `podman system service` of its own
+readonly PACKAGES=(docker.io iptables nftables podman netavark busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd
   dpkg-dev mmdebstrap lintian prometheus ansible libcap2-bin)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30
