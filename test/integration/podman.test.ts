@@ -12,21 +12,17 @@ import { createClient, HOST_ADDR } from '../helpers/netns.js';
 import { PODMAN_SOCKET, podmanInstalled, startPodman } from '../helpers/podman.js';
 import { eventuallyReaches, reaches } from '../helpers/probe.js';
 
-const GOOD = '198.51.100.10';
-const OTHER = '198.51.100.11';
+const [GOOD, OTHER] = ['198.51.100.10', '198.51.100.11'];
 const PORT = 18130;
 
 const POLICY = `version: 1
-sources:
-  good: [${GOOD}]
-ports:
-  default: deny
-  rules:
-    - { name: web, match: { port: ${PORT}/tcp }, allow: [good] }
 containers:
   capabilities: { forbidden: [NET_ADMIN, NET_RAW], action: kill }
   privileged: { action: kill }
   privileged-exec: { action: alert }
+ports:
+  default: deny
+  rules: [{ name: web, match: { port: ${PORT}/tcp }, allow: [${GOOD}] }]
 `;
 
 const actedOn = (id: string, msg: string) => (l: LogLine) => l.msg === msg && (l.container as { id?: string } | undefined)?.id === id;
