@@ -51,7 +51,8 @@ readonly HOST_CAPS_SHIM=$RUN_DIR/runc-host-caps
 # the Debian package, Prometheus and Ansible tests (issue #19): dpkg-dev (dpkg-shlibdeps), mmdebstrap
 # (scratch Debian roots), lintian, prometheus (promtool and a real server, started by the test on loopback), ansible;
 # systemd-container: systemd-nspawn boots a Debian root under systemd for the booted-unit test (issue #15)
-readonly PACKAGES=(docker.io iptables nftables busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd
+# podman and netavark: the Podman compatibility test runs a rootful `podman system service` of its own
+readonly PACKAGES=(docker.io iptables nftables podman netavark busybox-static conntrack iproute2 curl jq build-essential python3 docker-registry systemd
   dpkg-dev mmdebstrap lintian prometheus ansible libcap2-bin systemd-container)
 readonly START_TIMEOUT=30
 readonly STOP_TIMEOUT=30

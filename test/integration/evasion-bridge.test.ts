@@ -10,34 +10,19 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { bridgeVeths } from '../../src/adapters/netns/bridge-veths.js';
 import type { Alert } from '../../src/domain/alerts/alert.js';
 import { bridgeOf, hostVeth, neighbour, peer, sniff, spoof, type Peer } from '../helpers/bridge-lab.js';
 import { CLI, spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
+import { asInstalled } from '../helpers/unit-caps.js';
 
 const SUITE = 'dw-test.suite=evasion-bridge';
-const UNIT = resolve(import.meta.dirname, '../../systemd/dockwarden.service');
 const POLICY = 'version: 1\nports: { default: allow }\n';
 
 const dockwarden = (...args: string[]) => execFileSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, DOCKWARDEN_FIREWALL_BACKEND: 'nftables' } });
 const portsSet = () => execFileSync('nft', ['list', 'set', 'bridge', 'dockwarden_bridge', 'ports'], { encoding: 'utf8' });
-
-/** A `Key=` list of the shipped unit, as setpriv names capabilities (`net_admin`). */
-function unitCaps(key: string): string[] {
-  const line = readFileSync(UNIT, 'utf8').match(new RegExp(`^${key}=(.*)$`, 'm'));
-  if (!line) throw new Error(`${key} missing from ${UNIT}`);
-  return line[1]!.split(/\s+/).filter((c) => c !== '').map((c) => c.toLowerCase().replace(/^cap_/, ''));
-}
-
-/** `setpriv` as systemd would start the daemon: the unit's bounding and ambient sets, no new privileges. */
-function asInstalled(): { readonly wrapper: string[]; readonly bounding: string[] } {
-  const bounding = unitCaps('CapabilityBoundingSet');
-  const ambient = unitCaps('AmbientCapabilities');
-  const set = (caps: string[]) => ['-all', ...caps.map((c) => `+${c}`)].join(',');
-  return { bounding, wrapper: ['setpriv', `--bounding-set=${set(bounding)}`, `--inh-caps=${set(ambient)}`, `--ambient-caps=${set(ambient)}`, '--no-new-privs', '--'] };
-}
 
 /** The capability names in a /proc/PID/status mask line, sorted. */
 function capsOf(pid: number, field: 'CapBnd' | 'CapEff'): string[] {

@@ -4,6 +4,7 @@ import type { DockerBridge } from '../../domain/firewall/bridge-options.js';
 import type { CreateLookups, VolumeInfo } from '../../domain/gate/create-inspect.js';
 import { pathProbe } from '../fs/path-probe.js';
 import type { ContainerInspect } from './facts.js';
+import { isPodman, podmanBridgeNames } from './podman.js';
 import { factsFromInspect, orNullIfMissing, readFacts, rememberImage, resolveSources, type ImageCache } from './read-facts.js';
 
 /** Docker's data root is asked again after this long (it changes only with a restart of dockerd). */
@@ -67,9 +68,15 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
   const images: ImageCache = new Map();
   const probe = pathProbe();
   const factsOptions = { probe, ...(sockets && { sockets }) };
+  // Podman answers on the same API with differences the adapter evens out (podman.ts); told apart again
+  // at every ping (each (re)connection), since another engine may come up on the socket.
+  let podman: Promise<boolean> | null = null;
+  const engineIsPodman = (): Promise<boolean> => (podman ??= isPodman(api).catch((error: unknown) => { podman = null; throw error; }));
   return {
     async ping() {
       await api.ping();
+      podman = null;
+      await engineIsPodman();
     },
     async listContainerIds() {
       const list = await api.listContainers({ all: true });
@@ -96,10 +103,11 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
     kill: (id) => unlessEnded(api.getContainer(id).kill()),
     async listBridges() {
       const networks = await api.listNetworks({ filters: { driver: ['bridge'] } });
+      const podmanBridges = (await engineIsPodman()) ? await podmanBridgeNames(api) : null;
       return networks.map((n) => ({
         id: n.Id,
         name: n.Name,
-        interfaceName: n.Options?.['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`,
+        interfaceName: podmanBridges?.get(n.Id) ?? n.Options?.['com.docker.network.bridge.name'] ?? `br-${n.Id.slice(0, 12)}`,
         // Docker 27.1 and later; older engines keep the option without acting on it (the admin said routed).
         routed4: n.Options?.['com.docker.network.bridge.gateway_mode_ipv4'] === 'routed',
         routed6: n.Options?.['com.docker.network.bridge.gateway_mode_ipv6'] === 'routed',
