@@ -93,3 +93,15 @@ t.test('5.12 CPU priority: --cpus, a quota or --cpu-shares other than the defaul
     ['cpus=0 shares=0', 'cpus=0 shares=1024'],
   );
 });
+
+t.test('the image hygiene items are judged when the policy has them under images, noted when not', async (t) => {
+  const result = parsePolicy('version: 1\nimages: { default: allow, local: allow, healthcheck: { action: alert } }\n', 'policy.yaml');
+  if (!result.ok) throw new Error(JSON.stringify(result.errors));
+  const withHygiene = result.policy;
+  const plain = makeFacts();
+  const items = byId(cisReport(withHygiene, { apparmor: true }, 1, findings(withHygiene, plain)).items);
+  t.equal(items.get('4.6')!.status, 'WARN', 'an image without HEALTHCHECK is found');
+  t.match(items.get('5.28'), { status: 'NOTE', check: 'images.latest-tag', reason: NOT_IN_POLICY }, 'images.latest-tag is off in this policy');
+  const none = byId(cisReport(POLICY, { apparmor: true }, 1, findings(POLICY, plain)).items);
+  t.match(none.get('4.6'), { status: 'NOTE', reason: NOT_IN_POLICY });
+});

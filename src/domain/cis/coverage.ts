@@ -1,4 +1,4 @@
-import { CHECK_IDS, type Policy } from '../policy/model.js';
+import { CHECK_IDS, IMAGE_HYGIENE_CHECK_IDS, type Policy } from '../policy/model.js';
 import type { CheckRef } from './catalogue.js';
 
 /** Whether the policy judges what a CIS item asks: `on`, `off`, or `unknown` to this build of dockwarden. */
@@ -20,6 +20,10 @@ const PARTS: Readonly<Record<string, { readonly listed: (p: Policy) => readonly 
  */
 export function coverage(policy: Policy, ref: CheckRef): Coverage {
   if (ref.check === 'image') return 'on';
+  // The image hygiene checks live under `images` (`images.latest-tag` → `images.latestTag`).
+  if ((IMAGE_HYGIENE_CHECK_IDS as readonly string[]).includes(ref.check)) {
+    return (policy.images as unknown as Readonly<Record<string, unknown>>)[camelCase(ref.check.slice('images.'.length))] === undefined ? 'off' : 'on';
+  }
   if (!(CHECK_IDS as readonly string[]).includes(ref.check)) return 'unknown';
   const settings = (policy.containers as unknown as Readonly<Record<string, unknown>>)[camelCase(ref.check)];
   if (settings === undefined) return 'off';
