@@ -3,24 +3,24 @@ import type { CheckSettings, ContainersPolicy, UlimitName } from '../policy/mode
 import { runsAsRoot, type Finding, type Judge } from './runtime.js';
 
 /**
- * The runtime checks that follow items of the CIS Docker Benchmark §5 (v1.6 numbering in comments)
+ * The runtime checks that follow items of the CIS Docker Benchmark §5 (CIS v1.6.0 as docker-bench-security numbers it, in comments; domain/cis/catalogue.ts)
  * beyond what runtime.ts judges. Pure, and worded like runtime.ts: what the container supplies
  * (paths, names, exec commands, restart policy names) goes into `details`, never into the sentence.
  * Where the engine or the kernel shows more than the configuration (the root mount's `ro`, a
  * mount's peer group, the ports dockerd really bound), that is what is judged.
  */
 export function judgeCisItems(containers: ContainersPolicy, judge: Judge): void {
-  judge('read-only-root', containers.readOnlyRoot, readOnlyRoot); // 5.12
-  judge('restart-policy', containers.restartPolicy, restartPolicy); // 5.14
-  judge('wildcard-bind', containers.wildcardBind, wildcardBind); // 5.13
-  judge('privileged-ports', containers.privilegedPorts, privilegedPorts); // 5.7
-  judge('mount-propagation', containers.mountPropagation, sharedMounts); // 5.19
-  judge('cgroup-parent', containers.cgroupParent, cgroupParent); // 5.24
-  judge('healthcheck', containers.healthcheck, healthcheck); // 5.26
-  judge('ulimits', containers.ulimits, ulimits); // 5.18
-  judge('label-disabled', containers.labelDisabled, labelDisabled); // 5.2
-  judge('root-exec', containers.rootExec, rootExec); // 5.23
-  judge('default-bridge', containers.defaultBridge, defaultBridge); // 5.29
+  judge('read-only-root', containers.readOnlyRoot, readOnlyRoot); // 5.13
+  judge('restart-policy', containers.restartPolicy, restartPolicy); // 5.15
+  judge('wildcard-bind', containers.wildcardBind, wildcardBind); // 5.14
+  judge('privileged-ports', containers.privilegedPorts, privilegedPorts); // 5.8
+  judge('mount-propagation', containers.mountPropagation, sharedMounts); // 5.20
+  judge('cgroup-parent', containers.cgroupParent, cgroupParent); // 5.25
+  judge('healthcheck', containers.healthcheck, healthcheck); // 5.27
+  judge('ulimits', containers.ulimits, ulimits); // 5.19
+  judge('label-disabled', containers.labelDisabled, labelDisabled); // 5.3
+  judge('root-exec', containers.rootExec, rootExec); // 5.24
+  judge('default-bridge', containers.defaultBridge, defaultBridge); // 5.30
 }
 
 /** Entries named in a finding's details at most (execs, ports and mounts are the container's to multiply). */
