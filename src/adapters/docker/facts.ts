@@ -103,6 +103,8 @@ export interface ExecInspect {
   readonly ID: string;
   readonly ContainerID: string;
   readonly Running: boolean;
+  /** Host pid of a running exec; 0 when it is not running. */
+  readonly Pid?: number;
   readonly ProcessConfig: { readonly entrypoint: string; readonly arguments?: readonly string[] | null; readonly privileged: boolean; readonly user?: string };
 }
 
@@ -119,6 +121,8 @@ export interface FactsInput {
   readonly realpath: (path: string) => string;
   /** Inspections of the container's execs that still existed when read. */
   readonly execs: readonly ExecInspect[];
+  /** `/proc/<pid>/status` of running execs, by exec id (read only when it is still the container's). */
+  readonly execStatus?: ReadonlyMap<string, string>;
   /** Where its `container:X` namespace modes lead (read-facts follows them); none when absent. */
   readonly joinedNamespaces?: readonly NamespaceJoin[];
   /** An exec event named this container, but its exec id was the container's own `execID` label. */
@@ -181,6 +185,7 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
       command: [e.ProcessConfig.entrypoint, ...(e.ProcessConfig.arguments ?? [])],
       user: e.ProcessConfig.user ?? '',
       running: e.Running,
+      uids: statusOf(input.execStatus?.get(e.ID))?.uids ?? null,
     })),
     deviceCgroupRules: privileged ? [] : [...(host.DeviceCgroupRules ?? [])],
     systemPaths: systemPathsOf(host, privileged),
@@ -350,6 +355,10 @@ function processOf(pid: number, text: string): ProcessFacts | null {
   // The name may hold spaces; the kernel escapes newlines in it.
   const comm = /^Name:\t(.*)$/m.exec(text)?.[1] ?? '';
   return { pid, comm, effective: decodeCapabilityMask(effective), bounding: decodeCapabilityMask(bounding) };
+}
+
+function statusOf(text: string | undefined): ProcStatus | null {
+  return text === undefined ? null : parseProcStatus(text);
 }
 
 function parseProcStatus(text: string): ProcStatus {
