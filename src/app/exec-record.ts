@@ -73,7 +73,7 @@ export function readExecRecord(stateDir: string): ExecRecord | null {
 /** The container's facts with the recorded privileged execs dockerd no longer lists, as finished ones. */
 export function withRecordedExecs(facts: ContainerFacts, record: ExecRecord): ContainerFacts {
   const listed = new Set(facts.execs.map((e) => e.id));
-  const recorded = record.execs.filter((r) => r.containerId === facts.id && !listed.has(r.exec.id)).map((r) => ({ ...r.exec, running: false }));
+  const recorded = record.execs.filter((r) => r.containerId === facts.id && !listed.has(r.exec.id)).map((r) => ({ ...r.exec, running: false, uids: null }));
   return recorded.length === 0 ? facts : { ...facts, execs: [...facts.execs, ...recorded] };
 }
 

@@ -117,6 +117,8 @@ export interface ExecFacts {
   readonly command: readonly string[];
   readonly user: string;
   readonly running: boolean;
+  /** The host's view of a running exec's uids (`/proc/<pid>/status`); null when finished or unreadable. */
+  readonly uids: ProcessUids | null;
 }
 
 /** How logs and alerts name a container: its id, name and image reference as given (all untrusted: fields only). */

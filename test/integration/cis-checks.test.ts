@@ -38,6 +38,8 @@ const SLEEPER = ['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'];
 const HEALTHCHECK = { Test: ['CMD', 'true'], Interval: 1_000_000_000 };
 
 let healthyImage: string;
+/** The healthy image with a second name for uid 0 in its /etc/passwd. */
+let toorImage: string;
 let scratch: string;
 let sharedDir: string;
 
@@ -50,6 +52,11 @@ t.before(async () => {
   await base.remove({ force: true });
   healthyImage = Id;
   await docker.getImage(Id).tag({ repo: 'dw-test/cis-latest', tag: 'latest' });
+  const toor = await docker.createContainer({ Image: healthyImage, Cmd: ['sh', '-c', 'echo toor:x:0:0::/root:/bin/sh >> /etc/passwd'], Labels: LABELS });
+  await toor.start();
+  await toor.wait();
+  toorImage = ((await toor.commit({ changes: 'LABEL dw-test.suite=cis' })) as { Id: string }).Id;
+  await toor.remove({ force: true });
   await docker.createNetwork({ Name: NETWORK, Driver: 'bridge', Labels: { 'dw-test.suite': 'cis' } });
   // A shared mount of our own to bind from: dockerd refuses `rshared` on a source whose mount is private (this host's / is).
   scratch = mkdtempSync(join(tmpdir(), 'dw-cis-'));
@@ -62,6 +69,7 @@ t.before(async () => {
 t.teardown(async () => {
   await removeTestContainers(SUITE);
   await docker.getNetwork(NETWORK).remove().catch(() => {});
+  if (toorImage) await docker.getImage(toorImage).remove({ force: true }).catch(() => {});
   if (healthyImage) await docker.getImage(healthyImage).remove({ force: true }).catch(() => {});
   if (sharedDir) await run('umount', [sharedDir]).catch(() => {});
   if (scratch) rmSync(scratch, { recursive: true, force: true });
@@ -154,6 +162,7 @@ t.test('each check on one container that differs from a well-configured one in o
   const execs: Array<[string, Case, string | null, string[]]> = [
     ['exec --user root', {}, 'root', ['root-exec']],
     ['exec --user 0:0', {}, '0:0', ['root-exec']],
+    ['exec --user toor (uid 0 in the image)', { image: toorImage }, 'toor', ['root-exec']],
     ["exec as the container's user 1000", {}, '', []],
     ['exec in a root container', { config: { User: '' } }, '', ['root-exec']],
     // A root container whose only execs are its healthcheck's (dockerd runs them as the container's user).
@@ -181,6 +190,7 @@ t.test('each check on one container that differs from a well-configured one in o
   t.same(findingsOf(byId('a writable root'))[0]!.details, { judgedOn: 'mount table' }, "the running container's mount table");
   t.same(findingsOf(byId('-v shared:/data:rshared'))[0]!.details.mounts, [{ destination: '/data', propagation: 'rshared', judgedOn: 'mount table' }]);
   t.match(findingsOf(byId('exec --user root'))[0]!.details.execs, [{ command: ['sleep', '60'], user: 'root', containerUser: '1000', running: true }]);
+  t.match(findingsOf(byId('exec --user toor (uid 0 in the image)'))[0]!.details.execs, [{ user: 'toor', uid: { real: 0, effective: 0 }, judgedOn: 'process' }], "the running exec's uids");
   t.same(findingsOf(byId('the default bridge'))[0]!.details.network, 'bridge');
   t.equal(findingsOf(byId('dw-test/cis-latest (untagged)'))[0]!.message, 'was created from an untagged image reference (:latest)');
 });

@@ -152,7 +152,8 @@ t.test('label-disabled: every spelling dockerd takes (moby parseSecurityOpt), an
   t.same(labels('no-new-privileges', 'seccomp=unconfined'), []);
 });
 
-const exec = (user: string, command = ['sh'], privileged = false): ExecFacts => ({ id: `e-${user}`, privileged, command, user, running: false });
+const exec = (user: string, command = ['sh'], privileged = false): ExecFacts => ({ id: `e-${user}`, privileged, command, user, running: false, uids: null });
+const uids = (uid: number) => ({ real: uid, effective: uid, saved: uid, filesystem: uid });
 
 t.test('root-exec: uid 0 by --user, or no --user in a container that runs as root', async (t) => {
   const p = check('root-exec');
@@ -168,8 +169,23 @@ t.test('root-exec: uid 0 by --user, or no --user in a container that runs as roo
   );
   const [v] = found(p, { user: '', execs: [exec('', ['sh', '-c', 'id'])] });
   t.equal(v!.message, 'ran 1 exec as root');
-  t.same(v!.details.execs, [{ id: 'e-', command: ['sh', '-c', 'id'], user: '', containerUser: '', running: false }]);
+  t.same(v!.details.execs, [{ id: 'e-', command: ['sh', '-c', 'id'], user: '', containerUser: '', running: false, uid: null, judgedOn: 'configuration' }]);
   t.same(raised(p, { execHiddenByLabel: true }), ['root-exec'], 'an exec hidden by an execID label: fail-safe');
+});
+
+t.test("root-exec: a running exec is judged on its process's uids, not its --user", async (t) => {
+  const p = check('root-exec');
+  const running = (user: string, uid: number): ExecFacts => ({ ...exec(user), running: true, uids: uids(uid) });
+  const [v] = found(p, { user: '1000', execs: [running('toor', 0)] });
+  t.match(v!.details.execs, [{ user: 'toor', uid: uids(0), judgedOn: 'process' }], 'a name the image maps to uid 0');
+  t.same(raised(p, { user: '', execs: [running('', 1000)] }), [], 'an exec that is not root, whatever the configuration says');
+  t.same(raised(p, { user: '1000', execs: [{ ...running('1000', 1000), uids: { real: 1000, effective: 1000, saved: 0, filesystem: 1000 } }] }), ['root-exec'], 'a saved uid 0 can become root again');
+  const facts = toContainerFacts(inspectOf({}), {
+    ...INPUT,
+    execs: [{ ID: 'x1', ContainerID: 'c0ffee', Running: true, Pid: 99, ProcessConfig: { entrypoint: 'sh', privileged: false, user: 'toor' } }],
+    execStatus: new Map([['x1', 'Name:\tsh\nUid:\t0\t0\t0\t0\n']]),
+  });
+  t.same(facts.execs[0]!.uids, uids(0), "the exec's status is read into its facts");
 });
 
 t.test("root-exec: the container's own healthcheck execs are not counted, a look-alike with another user is", async (t) => {

@@ -280,8 +280,8 @@ t.test('execs: privilege, command and state from the exec inspect', async (t) =>
     ProcessConfig: { entrypoint: 'sh', arguments: args, privileged, user: privileged ? '' : 'nobody' },
   });
   t.strictSame(variant({}, { execs: [exec(true, ['-c', 'id']), exec(false, null)] }).execs, [
-    { id: 'e-true', privileged: true, command: ['sh', '-c', 'id'], user: '', running: true },
-    { id: 'e-false', privileged: false, command: ['sh'], user: 'nobody', running: false },
+    { id: 'e-true', privileged: true, command: ['sh', '-c', 'id'], user: '', running: true, uids: null },
+    { id: 'e-false', privileged: false, command: ['sh'], user: 'nobody', running: false, uids: null },
   ]);
 });
 

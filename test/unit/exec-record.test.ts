@@ -6,7 +6,7 @@ import type { ExecFacts } from '../../src/domain/facts.js';
 import { decisionOf } from '../helpers/decision.js';
 import { makeFacts } from '../helpers/facts.js';
 
-const exec = (id: string, privileged = true, command = ['sh']): ExecFacts => ({ id, privileged, command, user: '', running: true });
+const exec = (id: string, privileged = true, command = ['sh']): ExecFacts => ({ id, privileged, command, user: '', running: true, uids: null });
 const tracked = (execs: ExecFacts[], id = 'c1') => {
   const facts = makeFacts({ id, execs });
   return { facts, decision: decisionOf(facts) };

@@ -189,7 +189,7 @@ t.test('devices: anything not allowed', async (t) => {
 });
 
 t.test('privileged exec: a privileged exec is a violation, a healthcheck exec is not', async (t) => {
-  const exec = (privileged: boolean, command: string[]) => ({ id: 'e1', privileged, command, user: '', running: false });
+  const exec = (privileged: boolean, command: string[]) => ({ id: 'e1', privileged, command, user: '', running: false, uids: null });
   t.same(raised(ALL_CHECKS, { execs: [exec(false, ['/bin/sh', '-c', 'wget -q localhost'])] }), [], 'a healthcheck');
   const v = only(ALL_CHECKS, { execs: [exec(false, ['true']), exec(true, ['sh', '-c', 'mount /dev/sda1 /mnt'])] });
   t.equal(v.message, 'ran docker exec --privileged (1 process)');

@@ -104,6 +104,8 @@ export interface ExecInspect {
   readonly ID: string;
   readonly ContainerID: string;
   readonly Running: boolean;
+  /** Host pid of a running exec; 0 when it is not running. */
+  readonly Pid?: number;
   readonly ProcessConfig: { readonly entrypoint: string; readonly arguments?: readonly string[] | null; readonly privileged: boolean; readonly user?: string };
 }
 
@@ -120,6 +122,8 @@ export interface FactsInput {
   readonly realpath: (path: string) => string;
   /** Inspections of the container's execs that still existed when read. */
   readonly execs: readonly ExecInspect[];
+  /** `/proc/<pid>/status` of running execs, by exec id (read only when it is still the container's). */
+  readonly execStatus?: ReadonlyMap<string, string>;
   /** Where its `container:X` namespace modes lead (read-facts follows them); none when absent. */
   readonly joinedNamespaces?: readonly NamespaceJoin[];
   /** An exec event named this container, but its exec id was the container's own `execID` label. */
@@ -182,6 +186,7 @@ export function toContainerFacts(inspect: ContainerInspect, input: FactsInput): 
       command: [e.ProcessConfig.entrypoint, ...(e.ProcessConfig.arguments ?? [])],
       user: e.ProcessConfig.user ?? '',
       running: e.Running,
+      uids: statusOf(input.execStatus?.get(e.ID))?.uids ?? null,
     })),
     deviceCgroupRules: privileged ? [] : [...(host.DeviceCgroupRules ?? [])],
     systemPaths: systemPathsOf(host, privileged),
@@ -352,6 +357,10 @@ function processOf(pid: number, text: string): ProcessFacts | null {
   const status = parseProcStatus(text);
   if (status.capEff === null || status.capBnd === null) return null;
   return { pid, comm: status.name, effective: status.capEff, bounding: status.capBnd };
+}
+
+function statusOf(text: string | undefined): ProcStatus | null {
+  return text === undefined ? null : parseProcStatus(text);
 }
 
 function parseProcStatus(text: string): ProcStatus {

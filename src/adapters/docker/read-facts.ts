@@ -95,6 +95,8 @@ export async function factsFromInspect(
     followJoins(docker, inspect, running ? inspect.State.Pid : 0),
     tables.then((tables) => tables?.container ?? null),
   ]);
+  const inspected = execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id);
+  const execStatus = await readExecStatus(inspected, inspect.Id);
   const realSources = new Map((inspect.Mounts ?? []).flatMap((m) => { const view = mountViews.get(m.Destination); return view ? [[m.Source, view.realSource] as const] : []; }));
   return toContainerFacts(inspect, {
     image,
@@ -102,13 +104,21 @@ export async function factsFromInspect(
     mountViews,
     realpath: (path) => realSources.get(path) ?? path,
     // An exec id from an event is only trusted for the container it belongs to.
-    execs: execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id),
+    execs: inspected,
+    execStatus,
     joinedNamespaces,
     execHiddenByLabel,
     processes: processes?.listed.processes ?? [],
     processesUnread: processes?.listed.unread ?? 0,
     mountTable,
   });
+}
+
+/** Running execs' status files: the user an exec really runs as (a name the image maps to uid 0 included). */
+async function readExecStatus(execs: readonly ExecInspect[], containerId: string): Promise<Map<string, string>> {
+  const running = execs.filter((e) => e.Running && (e.Pid ?? 0) > 0);
+  const statuses = await Promise.all(running.map((e) => readStatusInContainer(e.Pid!, containerId)));
+  return new Map(running.flatMap((e, i) => (statuses[i] ? [[e.ID, statuses[i]] as const] : [])));
 }
 
 /** The container's mount table and the host's, or null when either cannot be read. */

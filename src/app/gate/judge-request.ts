@@ -146,7 +146,7 @@ async function factsFor(route: GateRoute & { kind: 'create' | 'update' | 'exec' 
   if (route.kind === 'update') return engine.factsOf({ ...inspect, HostConfig: { ...inspect.HostConfig, ...changedByUpdate(body) } });
   const facts = await engine.factsOf(inspect);
   const command = Array.isArray(body.Cmd) ? body.Cmd.filter((c): c is string => typeof c === 'string') : [];
-  const exec = { id: '', privileged: body.Privileged === true, command, user: typeof body.User === 'string' ? body.User : '', running: false };
+  const exec = { id: '', privileged: body.Privileged === true, command, user: typeof body.User === 'string' ? body.User : '', running: false, uids: null };
   return { ...facts, execs: [...facts.execs, exec] };
 }
 

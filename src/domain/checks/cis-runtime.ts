@@ -118,14 +118,16 @@ function labelDisabled(_: CheckSettings, facts: ContainerFacts): Finding | null 
 }
 
 /**
- * An exec as root: its `--user` names uid 0 (`root`, `0`, `0:0`, `+0`), or it gives none and the
- * container's user is root (an empty `Config.User` included, whatever the init process dropped to
- * later: the exec starts from the configuration, not from init). The container's own healthcheck
- * execs (dockerd's, with its user and command) are not counted: they are no more than the container.
- * An exec whose id an `execID` label hides cannot be told apart: judged fail-safe, as one.
+ * An exec as root. While it runs, the host's view of its uids (any 0 of real, effective, saved,
+ * filesystem: a name the image's passwd maps to 0 included). Once finished (or at the gate), its
+ * `--user` naming uid 0 (`root`, `0`, `0:0`, `+0`), or none in a container whose user is root (an
+ * empty `Config.User` included, whatever the init process dropped to later: the exec starts from the
+ * configuration, not from init). The container's own healthcheck execs (dockerd's, with its user and
+ * command) are not counted: they are no more than the container. An exec whose id an `execID` label
+ * hides cannot be told apart: judged fail-safe, as one.
  */
 function rootExec(_: CheckSettings, facts: ContainerFacts): Finding | null {
-  const asRoot = facts.execs.filter((e) => !isHealthcheckExec(e, facts) && runsAsRoot(e.user === '' ? facts.user : e.user));
+  const asRoot = facts.execs.filter((e) => !isHealthcheckExec(e, facts) && execRunsAsRoot(e, facts.user));
   if (asRoot.length === 0 && !facts.execHiddenByLabel) return null;
   const found = [
     ...(asRoot.length > 0 ? [`ran ${plural(asRoot.length, 'exec')} as root`] : []),
@@ -134,10 +136,16 @@ function rootExec(_: CheckSettings, facts: ContainerFacts): Finding | null {
   return {
     message: found.join('; '),
     details: {
-      ...(asRoot.length > 0 && listed('execs', asRoot.map((e) => ({ id: e.id, command: e.command, user: e.user, containerUser: facts.user, running: e.running })))),
+      ...(asRoot.length > 0 &&
+        listed('execs', asRoot.map((e) => ({ id: e.id, command: e.command, user: e.user, containerUser: facts.user, running: e.running, uid: e.uids, judgedOn: e.uids ? 'process' : 'configuration' })))),
       ...(facts.execHiddenByLabel && { execHiddenByLabel: true }),
     },
   };
+}
+
+function execRunsAsRoot(exec: ExecFacts, containerUser: string): boolean {
+  if (exec.uids !== null) return [exec.uids.real, exec.uids.effective, exec.uids.saved, exec.uids.filesystem].includes(0);
+  return runsAsRoot(exec.user === '' ? containerUser : exec.user);
 }
 
 function isHealthcheckExec(exec: ExecFacts, facts: ContainerFacts): boolean {
