@@ -20,7 +20,10 @@ export async function bridgeIsolation(log: Logger, alerter: Alerter, metrics: Da
   }
   return new BridgeEnforcer(filter, bridgeVeths, log, {
     onDriftRepaired: (drift) => alerter.raise({ check: 'daemon.bridge-drift-repaired', severity: 'high', action: 'repaired', message: 'bridge isolation drift repaired', details: { drift } }),
-    onSpoofing: (container, drops) => alerter.raise({ check: 'spoofing', severity: 'high', action: 'alert', message: 'spoofed frames from a container dropped on its bridge', container, details: { drops } }),
+    onSpoofing: (container, drops, reasons, audit) => alerter.raise({
+      check: 'spoofing', severity: 'high', action: 'alert', container, details: { drops, reasons },
+      message: audit ? `would have dropped ${drops} spoofed frames from a container on its bridge` : 'spoofed frames from a container dropped on its bridge',
+    }),
     onFilterFailed: (container, error) => {
       metrics.bridgeFilterFailed();
       alerter.raise({ check: 'daemon.bridge-filter-failed', severity: 'high', action: 'none', message: 'bridge isolation could not be applied to a container', container, details: { error: error.slice(0, 1000) } });

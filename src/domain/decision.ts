@@ -21,7 +21,7 @@ export interface PortVerdict {
   readonly labelError: string | null;
 }
 
-export type ViolationCheck = CheckId | 'image' | 'selinux-relabel' | 'spoofing';
+export type ViolationCheck = CheckId | 'image' | 'selinux-relabel' | 'spoofing' | 'ports';
 
 export interface Violation {
   readonly check: ViolationCheck;

@@ -8,7 +8,7 @@
 import type { ExecFileException } from 'node:child_process';
 import { runTool, TOOL_TIMEOUT_MS, type ToolFailure } from '../firewall/run-tool.js';
 import type { Family, FirewallPlan } from '../../domain/firewall/plan.js';
-import { CHAIN, JUMP_RULE, USER_CHAIN, renderRemoval, renderRestore, type UserChainState } from './render.js';
+import { AUDIT_LIST, CHAIN, JUMP_RULE, USER_CHAIN, renderRemoval, renderRestore, type UserChainState } from './render.js';
 
 export interface IptablesOptions {
   readonly variant: 'nft' | 'legacy';
@@ -72,6 +72,33 @@ export async function readFilter(family: Family, options: IptablesOptions): Prom
       jumpFirst: userRules[0] === JUMP_RULE,
     },
   };
+}
+
+const RECENT_DIR = '/proc/net/xt_recent';
+/** `src=198.51.100.7 ttl: 64 last_seen: 4297703325 oldest_pkt: 3 4297703308, 4297703317, 4297703325` */
+const RECENT_ENTRY = /^src=([0-9a-f.:]+) ttl: \d+ last_seen: \d+ oldest_pkt: \d+ ?([\d, ]*)$/;
+
+/** One source in one of our xt_recent lists, with the jiffies of its last packets (at most 32, the list's default). */
+export interface RecentEntry {
+  readonly list: string;
+  readonly source: string;
+  readonly stamps: readonly number[];
+}
+
+/** Every entry of our audit lists (`dw-…` in /proc/net/xt_recent); none when there are none. */
+export async function readAuditLists(options: IptablesOptions): Promise<RecentEntry[]> {
+  const names = (await runTool(['ls', '-1', RECENT_DIR], '', options.netns).catch(() => '')).split('\n').filter((name) => AUDIT_LIST.test(name));
+  if (names.length === 0) return [];
+  // grep -H prefixes each line with its file; `^` matches every line. It fails when every list is empty
+  // (nothing to read) or one went away meanwhile (its rule was removed): read again at the next poll.
+  const out = await runTool(['grep', '-H', '^', ...names.map((name) => `${RECENT_DIR}/${name}`)], '', options.netns).catch(() => '');
+  return out.split('\n').flatMap((line) => {
+    const at = line.indexOf(':src=');
+    const entry = at < 0 ? null : RECENT_ENTRY.exec(line.slice(at + 1));
+    if (!entry) return [];
+    const stamps = entry[2]!.split(',').map((stamp) => Number(stamp.trim())).filter((stamp) => Number.isSafeInteger(stamp) && stamp > 0);
+    return [{ list: line.slice(RECENT_DIR.length + 1, at), source: entry[1]!, stamps }];
+  });
 }
 
 /** Applies one `*filter … COMMIT` payload atomically. */

@@ -1,7 +1,8 @@
 import type { Family, FirewallPlan } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
-import { applyChain, readFilter, removeChain, type IptablesOptions } from './apply.js';
-import { CHAIN, renderRules } from './render.js';
+import type { Protocol } from '../../domain/facts.js';
+import { applyChain, readAuditLists, readFilter, removeChain, type IptablesOptions } from './apply.js';
+import { AUDIT_LIST, CHAIN, renderRules } from './render.js';
 
 const FAMILIES: readonly Family[] = [4, 6];
 const label = (family: Family): string => `IPv${family}`;
@@ -14,6 +15,8 @@ export function iptablesBackend(options: IptablesOptions): FirewallBackend {
   // Per family, the rules we rendered and the rules `iptables -S` printed right after applying them:
   // drift compares with what the tool prints, should a version print a rule differently than rendered.
   const applied = new Map<Family, { rendered: string; listed: string }>();
+  // Per list and source, the newest packet time (jiffies) already counted.
+  let counted = new Map<string, number>();
 
   async function apply(plan: FirewallPlan): Promise<void> {
     await Promise.all(FAMILIES.map(async (family) => {
@@ -58,6 +61,22 @@ export function iptablesBackend(options: IptablesOptions): FirewallBackend {
     async remove() {
       for (const family of FAMILIES) await removeChain(family, options);
       applied.clear();
+    },
+    // xt_recent keeps each source's last 32 packet times: the new ones since the last reading are its
+    // new connections, exact up to 32 a source and port between two readings, a lower bound beyond.
+    async wouldHaveDropped() {
+      const entries = await readAuditLists(options);
+      const next = new Map<string, number>();
+      const drops = entries.flatMap(({ list, source, stamps }) => {
+        const key = `${list} ${source}`;
+        const since = counted.get(key) ?? 0;
+        next.set(key, Math.max(since, ...stamps));
+        const [, hostAddress, proto, port] = AUDIT_LIST.exec(list)!;
+        const connections = stamps.filter((stamp) => stamp > since).length;
+        return connections === 0 ? [] : [{ source, hostAddress: hostAddress!, proto: proto as Protocol, port: Number(port), connections }];
+      });
+      counted = next;
+      return drops;
     },
     async show() {
       const states = await Promise.all(FAMILIES.map((family) => readFilter(family, options)));

@@ -46,13 +46,17 @@ export function renderRules(plan: FirewallPlan, family: Family): string[] {
     if (list) list.push(allow.source);
     else sources.set(portKey(allow), [allow.source]);
   }
+  // Audit mode: every DROP is a RETURN (its rule counter still counts), and at a published port each
+  // new connection's source is recorded in an xt_recent list of that port, for "would have dropped" alerts.
+  const drop = plan.audit ? 'RETURN' : 'DROP';
   const rules: string[] = [];
   for (const port of plan.ports.filter((p) => p.hostAddr.family === family)) {
     // --ctdir ORIGINAL: reply packets of a DNATed connection carry the DNAT state too, and would hit the DROP.
     // Every packet is judged, not only new ones, so a narrowed policy cuts established connections.
     const match = `-p ${port.proto} -m conntrack --ctstate DNAT${origDst(port)} --ctorigdstport ${port.port} --ctdir ORIGINAL`;
     for (const block of sources.get(portKey(port)) ?? []) rules.push(`-A ${CHAIN}${source(block)} ${match} -j RETURN`);
-    rules.push(`-A ${CHAIN} ${match} -j DROP`);
+    if (plan.audit) rules.push(`-A ${CHAIN} ${match} -m conntrack --ctstate NEW -m recent --set --name ${auditList(port)} --mask ${FULL_MASK[family]} --rsource`);
+    rules.push(`-A ${CHAIN} ${match} -j ${drop}`);
   }
   if (plan.defaultDeny) {
     for (const e of plan.endpoints.filter((e) => e.addr.family === family)) {
@@ -64,11 +68,11 @@ export function renderRules(plan: FirewallPlan, family: Family): string[] {
   const bridges = [...plan.bridges, 'br-+'];
   if (plan.defaultDeny) {
     // Two conntrack matches, not `--ctstate NEW,DNAT`, which would mean NEW or DNAT. `br-+` is iptables' wildcard.
-    for (const bridge of bridges) rules.push(`-A ${CHAIN} -o ${bridge} -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP`);
+    for (const bridge of bridges) rules.push(`-A ${CHAIN} -o ${bridge} -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j ${drop}`);
   }
   for (const bridge of bridges) rules.push(`-A ${CHAIN} -i ${bridge} -m conntrack --ctstate NEW -j RETURN`);
   for (const routed of family === 4 ? plan.routed4 : plan.routed6) rules.push(`-A ${CHAIN} -o ${ifname(routed)} -j RETURN`);
-  for (const bridge of bridges) rules.push(`-A ${CHAIN} -o ${bridge} -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP`);
+  for (const bridge of bridges) rules.push(`-A ${CHAIN} -o ${bridge} -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j ${drop}`);
   return rules;
 }
 
@@ -97,6 +101,12 @@ export function renderRemoval(userChain: UserChainState, chainExists: boolean): 
 function deleteJumps(count: number): string[] {
   return Array.from({ length: count }, () => `-D ${USER_CHAIN} -j ${CHAIN}`);
 }
+
+/** The xt_recent list (`/proc/net/xt_recent/NAME`) of a published port's would-be drops: `dw-ADDR-PROTO-PORT`. */
+export const auditList = (e: PortElement): string => `dw-${e.hostAddr.address}-${e.proto}-${e.port}`;
+export const AUDIT_LIST = /^dw-([0-9a-f.:]+)-(tcp|udp|sctp)-(\d{1,5})$/;
+/** How `iptables -S` prints a mask of every bit. */
+const FULL_MASK: Readonly<Record<Family, string>> = { 4: '255.255.255.255', 6: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff' };
 
 const portKey = (e: PortElement): string => `${e.hostAddr.text} ${e.proto} ${e.port}`;
 
