@@ -136,7 +136,9 @@ export class FirewallEnforcer implements Enforcer {
 
   /** Audit mode: reads what the kernel counted since the last call and reports each source and port with the container it reached. */
   async checkAudit(): Promise<void> {
-    for (const drop of await this.backend.wouldHaveDropped()) {
+    const drops = await this.backend.wouldHaveDropped();
+    this.log.debug({ firewall: { wouldHaveDropped: drops.length } }, 'audit counters read');
+    for (const drop of drops) {
       const addr = parseAddress(drop.hostAddress);
       const owner = addr ? this.desired.claimants(addr, drop.proto, drop.port)[0] : undefined;
       this.onWouldDrop(owner === undefined ? null : (this.refs.get(owner) ?? null), drop);
