@@ -2,9 +2,11 @@ import type { Family, FirewallPlan } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
 import type { Protocol } from '../../domain/facts.js';
 import { applyChain, readAuditLists, readFilter, removeChain, type IptablesOptions } from './apply.js';
-import { AUDIT_LIST, CHAIN, renderRules } from './render.js';
+import { AUDIT_LIST, CHAIN, INPUT_CHAIN, renderInputRules, renderRules } from './render.js';
 
 const FAMILIES: readonly Family[] = [4, 6];
+/** Both chains' rules, as one text to compare with what `iptables -S` lists. */
+const rendered = (plan: FirewallPlan, family: Family): string => [...renderRules(plan, family), ...renderInputRules(plan, family)].join('\n');
 const label = (family: Family): string => `IPv${family}`;
 
 /**
@@ -21,24 +23,26 @@ export function iptablesBackend(options: IptablesOptions): FirewallBackend {
   async function apply(plan: FirewallPlan): Promise<void> {
     await Promise.all(FAMILIES.map(async (family) => {
       await applyChain(plan, family, options);
-      const { chain } = await readFilter(family, options);
-      applied.set(family, { rendered: renderRules(plan, family).join('\n'), listed: (chain ?? []).join('\n') });
+      const { chain, inputChain } = await readFilter(family, options);
+      applied.set(family, { rendered: rendered(plan, family), listed: [...(chain ?? []), ...(inputChain ?? [])].join('\n') });
     }));
   }
 
   async function familyDrift(expected: FirewallPlan, family: Family): Promise<string[]> {
-    const { chain, userChain } = await readFilter(family, options);
+    const { chain, userChain, inputChain, input } = await readFilter(family, options);
     const problems: string[] = [];
     if (chain === null) problems.push(`chain ${CHAIN} (${label(family)}) is missing`);
     if (!userChain.exists) problems.push(`DOCKER-USER (${label(family)}) is missing`);
     else if (userChain.jumps === 0) problems.push(`the jump from DOCKER-USER to ${CHAIN} (${label(family)}) is missing`);
     else if (userChain.jumps > 1) problems.push(`DOCKER-USER (${label(family)}) jumps to ${CHAIN} ${userChain.jumps} times`);
     else if (!userChain.jumpFirst) problems.push(`the jump to ${CHAIN} is not the first rule of DOCKER-USER (${label(family)})`);
-    if (chain !== null) {
-      const rendered = renderRules(expected, family).join('\n');
+    if (inputChain === null) problems.push(`chain ${INPUT_CHAIN} (${label(family)}) is missing`);
+    if (input.jumps !== 1 || !input.jumpFirst) problems.push(`the jump to ${INPUT_CHAIN} is not the one first rule of INPUT (${label(family)})`);
+    if (chain !== null && inputChain !== null) {
+      const want = rendered(expected, family);
       const last = applied.get(family);
-      if (chain.join('\n') !== (last?.rendered === rendered ? last.listed : rendered)) {
-        problems.push(`rules in ${CHAIN} (${label(family)}) differ from what dockwarden applied`);
+      if ([...chain, ...inputChain].join('\n') !== (last?.rendered === want ? last.listed : want)) {
+        problems.push(`rules in ${CHAIN} or ${INPUT_CHAIN} (${label(family)}) differ from what dockwarden applied`);
       }
     }
     return problems;
@@ -80,10 +84,12 @@ export function iptablesBackend(options: IptablesOptions): FirewallBackend {
     },
     async show() {
       const states = await Promise.all(FAMILIES.map((family) => readFilter(family, options)));
-      return states.map(({ chain }, i) => {
+      return states.flatMap(({ chain, inputChain }, i) => {
         const family = FAMILIES[i]!;
-        const body = chain === null ? [`# chain ${CHAIN} is not installed`] : [`-N ${CHAIN}`, ...chain];
-        return [`# ${label(family)}: ${family === 4 ? 'iptables' : 'ip6tables'} -S ${CHAIN}`, ...body].join('\n');
+        return ([[CHAIN, chain], [INPUT_CHAIN, inputChain]] as const).map(([name, rules]) => {
+          const body = rules === null ? [`# chain ${name} is not installed`] : [`-N ${name}`, ...rules];
+          return [`# ${label(family)}: ${family === 4 ? 'iptables' : 'ip6tables'} -S ${name}`, ...body].join('\n');
+        });
       }).join('\n') + '\n';
     },
   };
