@@ -192,10 +192,9 @@ for (const variant of VARIANTS) {
       const options = { variant, netns: name };
       const backend = iptablesBackend(options);
       await backend.replace(OTHER);
-      t.equal(await backend.show(), `# IPv4: iptables -S DOCKWARDEN\n-N DOCKWARDEN\n${renderRules(OTHER, 4).join('\n')}\n` +
-        `# IPv4: iptables -S DOCKWARDEN-INPUT\n-N DOCKWARDEN-INPUT\n${renderInputRules(OTHER, 4).join('\n')}\n` +
-        `# IPv6: ip6tables -S DOCKWARDEN\n-N DOCKWARDEN\n${renderRules(OTHER, 6).join('\n')}\n` +
-        `# IPv6: ip6tables -S DOCKWARDEN-INPUT\n-N DOCKWARDEN-INPUT\n${renderInputRules(OTHER, 6).join('\n')}\n`);
+      const shown = (tool: string, chain: string, rules: string[]) => [`# ${tool} -S ${chain}`, `-N ${chain}`, ...rules].map((l) => `${l}\n`).join('');
+      t.equal(await backend.show(), shown('IPv4: iptables', 'DOCKWARDEN', renderRules(OTHER, 4)) + shown('IPv4: iptables', 'DOCKWARDEN-INPUT', renderInputRules(OTHER, 4)) +
+        shown('IPv6: ip6tables', 'DOCKWARDEN', renderRules(OTHER, 6)) + shown('IPv6: ip6tables', 'DOCKWARDEN-INPUT', renderInputRules(OTHER, 6)));
       ipt(name, variant, 4, '-A', 'DOCKER-USER', '-j', 'DOCKWARDEN');
 
       await backend.remove();
@@ -203,7 +202,9 @@ for (const variant of VARIANTS) {
       t.equal(tables(name, variant), `${policies}--- IPv6\n${policies}`, 'no chain, no jump; DOCKER-USER (Docker\'s) stays');
       t.equal(await backend.installed(), false);
       t.equal(await backend.show(), '# IPv4: iptables -S DOCKWARDEN\n# chain DOCKWARDEN is not installed\n' +
-        '# IPv6: ip6tables -S DOCKWARDEN\n# chain DOCKWARDEN is not installed\n');
+        '# IPv4: iptables -S DOCKWARDEN-INPUT\n# chain DOCKWARDEN-INPUT is not installed\n' +
+        '# IPv6: ip6tables -S DOCKWARDEN\n# chain DOCKWARDEN is not installed\n' +
+        '# IPv6: ip6tables -S DOCKWARDEN-INPUT\n# chain DOCKWARDEN-INPUT is not installed\n');
       await backend.remove();
       t.pass('a second remove does nothing');
     });
