@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
-import type { BridgeFilter } from '../adapters/nftables/bridge-backend.js';
+import type { BridgeFilter, PortDrops } from '../adapters/nftables/bridge-backend.js';
+import type { SpoofingReason } from '../adapters/nftables/bridge-render.js';
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import type { BridgePort } from '../domain/bridge/ports.js';
 import { containerRef } from '../domain/facts.js';
+import type { Policy } from '../domain/policy/model.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
 interface Entry {
@@ -12,8 +14,11 @@ interface Entry {
 
 export interface BridgeHooks {
   readonly onDriftRepaired: (drift: string) => void;
-  /** Frames from `container`'s ports dropped since its last report: at most one report per window. */
-  readonly onSpoofing: (container: AlertContainer, drops: number) => void;
+  /**
+   * Frames from `container`'s ports dropped (`audit`: counted and let through) since its last report,
+   * in all and by reason: at most one report per window.
+   */
+  readonly onSpoofing: (container: AlertContainer, drops: number, reasons: Partial<Record<SpoofingReason, number>>, audit: boolean) => void;
   /** `container`'s ports could not be found or filtered: it runs unfiltered until a later sync succeeds. */
   readonly onFilterFailed: (container: AlertContainer, error: string) => void;
 }
@@ -40,8 +45,11 @@ export class BridgeEnforcer implements Enforcer {
    */
   private adopting: boolean | null = null;
   private tail: Promise<unknown> = Promise.resolve();
-  private lastDrops = new Map<string, number>();
-  private readonly unreported = new Map<string, { drops: number; lastReport: number }>();
+  private lastDrops = new Map<string, PortDrops>();
+  private readonly unreported = new Map<string, { drops: number; reasons: Partial<Record<SpoofingReason, number>>; lastReport: number }>();
+  /** `mode: audit`: spoofed frames are counted, not dropped. A change replaces the table. */
+  private audit = false;
+  private auditInstalled: boolean | null = null;
 
   constructor(
     private readonly filter: BridgeFilter,
@@ -51,7 +59,8 @@ export class BridgeEnforcer implements Enforcer {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async apply({ facts, decision }: Tracked): Promise<void> {
+  async apply({ facts, decision }: Tracked, policy: Policy): Promise<void> {
+    this.audit = policy.mode === 'audit';
     const container = containerRef(facts);
     const part = decision.bridge;
     // A lookup that failed: its stale ports go, and the next sync looks again.
@@ -96,21 +105,27 @@ export class BridgeEnforcer implements Enforcer {
       const counts = await this.filter.drops();
       const owners = new Map<string, string>();
       for (const [id, entry] of this.desired) for (const port of entry.ports) owners.set(port.ifname, id);
-      for (const [ifname, packets] of counts) {
-        const last = this.lastDrops.get(ifname) ?? 0;
+      // A counter below the last reading was re-created (replace): everything on it is new.
+      const grown = (now: number, last = 0): number => (now >= last ? now - last : now);
+      for (const [ifname, port] of counts) {
+        const last = this.lastDrops.get(ifname);
         const id = owners.get(ifname);
-        // A counter below the last reading was re-created (replace): everything on it is new.
-        const grown = packets >= last ? packets - last : packets;
-        if (grown === 0 || id === undefined) continue;
-        const pending = this.unreported.get(id) ?? { drops: 0, lastReport: -Infinity };
-        this.unreported.set(id, { ...pending, drops: pending.drops + grown });
+        const drops = grown(port.total, last?.total);
+        if (drops === 0 || id === undefined) continue;
+        const pending = this.unreported.get(id) ?? { drops: 0, reasons: {}, lastReport: -Infinity };
+        const reasons = { ...pending.reasons };
+        for (const [reason, n] of Object.entries(port.reasons) as Array<[SpoofingReason, number]>) {
+          const more = grown(n, last?.reasons[reason]);
+          if (more > 0) reasons[reason] = (reasons[reason] ?? 0) + more;
+        }
+        this.unreported.set(id, { ...pending, drops: pending.drops + drops, reasons });
       }
       this.lastDrops = counts;
       for (const [id, pending] of this.unreported) {
         const entry = this.desired.get(id);
         if (!entry || pending.drops === 0 || this.now() - pending.lastReport < this.reportWindowMs) continue;
-        this.hooks.onSpoofing(entry.container, pending.drops);
-        this.unreported.set(id, { drops: 0, lastReport: this.now() });
+        this.hooks.onSpoofing(entry.container, pending.drops, pending.reasons, this.auditInstalled ?? this.audit);
+        this.unreported.set(id, { drops: 0, reasons: {}, lastReport: this.now() });
       }
     });
   }
@@ -134,6 +149,7 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   private async flush(): Promise<void> {
+    if (this.auditInstalled !== null && this.auditInstalled !== this.audit) return this.replace();
     if (this.applied === null) {
       this.adopting ??= (await this.filter.snapshot()) !== null;
       if (!this.adopting) return this.replace();
@@ -168,7 +184,8 @@ export class BridgeEnforcer implements Enforcer {
     this.adopting = false;
     this.applied = null;
     this.dirty.clear();
-    await this.filter.replace(this.ports());
+    await this.filter.replace(this.ports(), this.audit);
+    this.auditInstalled = this.audit;
     this.installed.clear();
     for (const id of this.desired.keys()) this.record(id);
     this.applied = await this.filter.snapshot();

@@ -20,7 +20,8 @@ export async function bridgeIsolation(log: Logger, alerter: Alerter, metrics: Da
   }
   return new BridgeEnforcer(filter, log, {
     onDriftRepaired: (drift) => alerter.raise(observedAlert('daemon.bridge-drift-repaired', 'bridge isolation drift repaired', { details: { drift } })),
-    onSpoofing: (container, drops) => alerter.raise(observedAlert('spoofing', 'spoofed frames from a container dropped on its bridge', { container, details: { drops } })),
+    onSpoofing: (container, drops, reasons, audit) =>
+      alerter.raise(observedAlert('spoofing', audit ? `would have dropped ${drops} spoofed frames from a container on its bridge` : 'spoofed frames from a container dropped on its bridge', { container, details: { drops, reasons } })),
     onFilterFailed: (container, error) => {
       metrics.bridgeFilterFailed();
       alerter.raise(observedAlert('daemon.bridge-filter-failed', 'bridge isolation could not be applied to a container', { container, details: { error: error.slice(0, 1000) } }));

@@ -99,9 +99,14 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     firewall = new FirewallEnforcer(
       backend,
       log,
-      startOptions(saved, denyByDefault(policy), config.firewall.otherBridges),
+      { ...startOptions(saved, denyByDefault(policy), config.firewall.otherBridges), audit: policy.mode === 'audit' },
       (options, ports) => writeFirewallState(config.state.dir, options, ports),
       (drift) => alerter.raise(observedAlert('daemon.firewall-drift-repaired', 'firewall drift repaired', { details: { backend: backend.name, drift } })),
+      (container, { connections, source, hostAddress, proto, port }) =>
+        alerter.raise(observedAlert('ports', `would have dropped ${connections} connections from ${source} to published port ${port}/${proto}`, {
+          container,
+          details: { connections, source, hostAddress, hostPort: port, proto },
+        })),
     );
     if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
@@ -240,7 +245,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     accepted: async (next) => {
       policy = withEngineSocket(config, next.policy);
       log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
-      await firewall.configure({ defaultDeny: denyByDefault(policy) });
+      await firewall.configure({ defaultDeny: denyByDefault(policy), audit: policy.mode === 'audit' });
       await reconcile('policy reload');
     },
   });
@@ -254,6 +259,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       if (reconciles.busy) return;
       firewall.repairDrift().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
       bridge?.repairDrift().catch((error: unknown) => log.error({ err: error }, 'bridge isolation drift check failed'));
+      firewall.checkAudit().catch((error: unknown) => log.error({ err: error }, 'reading audit counters failed'));
     }, config.firewall.driftCheckSeconds * 1000).unref(),
   );
   if (bridge) timers.push(setInterval(() => void bridge.checkSpoofing().catch((error: unknown) => log.error({ err: error }, 'reading bridge drop counters failed')), SPOOFING_CHECK_MS).unref());

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
-import type { FirewallBackend } from '../adapters/firewall/backend.js';
+import type { FirewallBackend, WouldDrop } from '../adapters/firewall/backend.js';
+import type { AlertContainer } from '../domain/alerts/alert.js';
+import { containerRef } from '../domain/facts.js';
 import {
-  IncrementalPlan, PendingChanges,
+  IncrementalPlan, PendingChanges, parseAddress,
   type ContainerElements, type FirewallPlan, type PlanOptions, type PortElement,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
@@ -35,6 +37,8 @@ export class FirewallEnforcer implements Enforcer {
    * restricted port not yet judged, and under `deny` the ports the baseline closes by host port.
    */
   private adopting = false;
+  /** Who each container with published ports is, to name it in audit alerts. */
+  private readonly refs = new Map<string, AlertContainer>();
 
   constructor(
     private readonly backend: FirewallBackend,
@@ -43,6 +47,8 @@ export class FirewallEnforcer implements Enforcer {
     /** The options changed, or the published ports in the ruleset did: what the next boot's baseline needs. */
     private readonly onSaved: (options: PlanOptions, ports: readonly PortElement[]) => void = () => {},
     private readonly onDriftRepaired: (drift: string) => void = () => {},
+    /** Audit mode: connections let through that enforce mode would have dropped, with whose port they reached (null: none known now). */
+    private readonly onWouldDrop: (container: AlertContainer | null, drop: WouldDrop) => void = () => {},
   ) {
     this.options = initial;
   }
@@ -51,6 +57,9 @@ export class FirewallEnforcer implements Enforcer {
     const container = { id: facts.id, name: facts.name };
     // Its ports stay closed by the baseline: nothing of it reaches the ruleset.
     if (decision.firewall.error !== null) this.log.error({ container, reason: decision.firewall.error }, 'container left out of the firewall');
+    const elements = decision.firewall.elements;
+    if (elements.claims.length > 0) this.refs.set(facts.id, containerRef(facts));
+    else this.refs.delete(facts.id);
     for (const verdict of decision.ports) {
       if (verdict.labelError) this.log.warn({ container, reason: verdict.labelError }, 'port closed: narrowing label unreadable');
     }
@@ -58,6 +67,7 @@ export class FirewallEnforcer implements Enforcer {
   }
 
   async forget(id: string): Promise<void> {
+    this.refs.delete(id);
     await this.change({ containerId: id, claims: [], endpoints: [] });
   }
 
@@ -77,6 +87,7 @@ export class FirewallEnforcer implements Enforcer {
       routed4: usable('routed4'),
       routed6: usable('routed6'),
       otherBridges: usable('otherBridges'),
+      audit: change.audit ?? this.options.audit ?? false,
     };
     if (sameOptions(next, this.options)) return;
     this.options = next;
@@ -116,6 +127,17 @@ export class FirewallEnforcer implements Enforcer {
    */
   repairDrift(): Promise<string | null> {
     return this.enqueue(true);
+  }
+
+  /** Audit mode: reads what the kernel counted since the last call and reports each source and port with the container it reached. */
+  async checkAudit(): Promise<void> {
+    const drops = await this.backend.wouldHaveDropped();
+    this.log.debug({ firewall: { wouldHaveDropped: drops.length } }, 'audit counters read');
+    for (const drop of drops) {
+      const addr = parseAddress(drop.hostAddress);
+      const owner = addr ? this.desired.claimants(addr, drop.proto, drop.port)[0] : undefined;
+      this.onWouldDrop(owner === undefined ? null : (this.refs.get(owner) ?? null), drop);
+    }
   }
 
   /** The desired plan as of now (status output, tests). Costs all containers. */
@@ -201,7 +223,7 @@ export class FirewallEnforcer implements Enforcer {
 const INTERFACE_LISTS = { bridges: 'Docker bridge', routed4: 'routed bridge', routed6: 'routed bridge', otherBridges: 'other bridge' } as const;
 
 const sameOptions = (a: PlanOptions, b: PlanOptions): boolean =>
-  a.defaultDeny === b.defaultDeny && (Object.keys(INTERFACE_LISTS) as Array<keyof typeof INTERFACE_LISTS>).every((list) => (a[list] ?? []).join() === (b[list] ?? []).join());
+  a.defaultDeny === b.defaultDeny && (a.audit ?? false) === (b.audit ?? false) && (Object.keys(INTERFACE_LISTS) as Array<keyof typeof INTERFACE_LISTS>).every((list) => (a[list] ?? []).join() === (b[list] ?? []).join());
 
 function countWhile<T>(items: readonly T[], test: (item: T) => boolean): number {
   const stop = items.findIndex((item) => !test(item));

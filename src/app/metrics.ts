@@ -167,6 +167,7 @@ export class DaemonMetrics {
       drift: (expected) => backend.drift(expected),
       installed: () => backend.installed(),
       remove: () => backend.remove(),
+      wouldHaveDropped: () => backend.wouldHaveDropped(),
       show: () => backend.show(),
     };
   }

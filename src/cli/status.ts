@@ -46,7 +46,7 @@ export async function statusCommand(config: Config, json: boolean, paint: Paint)
     });
   }
   const bridges = bridgeOptions(await judge.docker.listBridges(), policy.network.exceptions);
-  const drift = await backend.drift(planAll(elements, { defaultDeny: policy.ports.default === 'deny', ...bridges, otherBridges: config.firewall.otherBridges }));
+  const drift = await backend.drift(planAll(elements, { defaultDeny: policy.ports.default === 'deny', ...bridges, otherBridges: config.firewall.otherBridges, audit: policy.mode === 'audit' }));
   const relabels = latestByPath(readRelabelRecords(config.state.dir));
   const report: StatusReport = { firewall: { backend: backend.name, inSync: drift === null, drift }, containers, relabels };
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report, paint));

@@ -48,7 +48,7 @@ export interface PortVerdict {
   readonly labelError: string | null;
 }
 
-export type ViolationCheck = CheckId | 'image' | ImageHygieneCheckId | 'selinux-relabel' | 'spoofing';
+export type ViolationCheck = CheckId | 'image' | ImageHygieneCheckId | 'selinux-relabel';
 
 export interface Violation {
   readonly check: ViolationCheck;

@@ -195,6 +195,8 @@ export function createClient(opts: NetnsOptions = {}): NetnsClient {
             });
           },
         );
+        // The command may exit before reading its input (curl reads none): its exit status says why, so EPIPE adds nothing.
+        child.stdin?.on('error', () => {});
         child.stdin?.end(input ?? '');
       });
     },

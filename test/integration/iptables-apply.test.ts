@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { isIptablesError, readFilter, restore, type IptablesOptions } from '../../src/adapters/iptables/apply.js';
 import { iptablesBackend } from '../../src/adapters/iptables/backend.js';
-import { renderRestore, renderRules } from '../../src/adapters/iptables/render.js';
+import { renderInputRules, renderRestore, renderRules } from '../../src/adapters/iptables/render.js';
 import { UnsafeValueError } from '../../src/adapters/firewall/safe-values.js';
 import type { Decision } from '../../src/domain/decision.js';
 import { planAll, planContainer, type ContainerElements, type FirewallPlan } from '../../src/domain/firewall/plan.js';
@@ -67,13 +67,17 @@ for (const variant of VARIANTS) {
       const backend = iptablesBackend(options);
       t.equal(await backend.installed(), false);
       t.equal(await backend.drift(BASE), 'chain DOCKWARDEN (IPv4) is missing; DOCKER-USER (IPv4) is missing; ' +
-        'chain DOCKWARDEN (IPv6) is missing; DOCKER-USER (IPv6) is missing');
+        'chain DOCKWARDEN-INPUT (IPv4) is missing; the jump to DOCKWARDEN-INPUT is not the one first rule of INPUT (IPv4); ' +
+        'chain DOCKWARDEN (IPv6) is missing; DOCKER-USER (IPv6) is missing; ' +
+        'chain DOCKWARDEN-INPUT (IPv6) is missing; the jump to DOCKWARDEN-INPUT is not the one first rule of INPUT (IPv6)');
 
       await backend.replace(BASE);
       for (const family of [4, 6] as const) {
         t.same(await chainOf(options, family), renderRules(BASE, family), `IPv${family}: -S prints exactly the rendered rules`);
         t.equal(ipt(name, variant, family, '-S', 'DOCKER-USER'), '-N DOCKER-USER\n-A DOCKER-USER -j DOCKWARDEN\n',
           `IPv${family}: DOCKER-USER created, one jump`);
+        t.same((await readFilter(family, options)).inputChain, renderInputRules(BASE, family), `IPv${family}: DOCKWARDEN-INPUT as rendered`);
+        t.equal(ipt(name, variant, family, '-S', 'INPUT'), '-P INPUT ACCEPT\n-A INPUT -j DOCKWARDEN-INPUT\n', `IPv${family}: one jump from INPUT`);
       }
       t.equal(await backend.installed(), true);
       t.equal(await backend.drift(BASE), null, 'no drift right after a replace');
@@ -120,8 +124,8 @@ for (const variant of VARIANTS) {
       t.same(await chainOf(options, 6), renderRules(OTHER, 6), 'IPv6: nothing left to judge, no baseline: only direct routing is dropped');
       t.ok(renderRules(OTHER, 6).every((rule) => rule.includes('-m conntrack --ctstate NEW')), 'and that only for new connections');
       t.equal(await backend.drift(OTHER), null);
-      t.equal(await backend.drift(BASE), 'rules in DOCKWARDEN (IPv4) differ from what dockwarden applied; ' +
-        'rules in DOCKWARDEN (IPv6) differ from what dockwarden applied', 'drift against a plan that is not installed');
+      t.equal(await backend.drift(BASE), 'rules in DOCKWARDEN or DOCKWARDEN-INPUT (IPv4) differ from what dockwarden applied; ' +
+        'rules in DOCKWARDEN or DOCKWARDEN-INPUT (IPv6) differ from what dockwarden applied', 'drift against a plan that is not installed');
     });
 
     t.test('a failed restore leaves the previous chain intact', async (t) => {
@@ -167,11 +171,11 @@ for (const variant of VARIANTS) {
       await backend.replace(BASE);
 
       ipt(name, variant, 6, '-F', 'DOCKWARDEN');
-      t.equal(await backend.drift(BASE), 'rules in DOCKWARDEN (IPv6) differ from what dockwarden applied', 'flushed');
+      t.equal(await backend.drift(BASE), 'rules in DOCKWARDEN or DOCKWARDEN-INPUT (IPv6) differ from what dockwarden applied', 'flushed');
       await backend.replace(BASE);
 
       ipt(name, variant, 4, '-R', 'DOCKWARDEN', '2', '-j', 'RETURN');
-      t.equal(await backend.drift(BASE), 'rules in DOCKWARDEN (IPv4) differ from what dockwarden applied', 'edited');
+      t.equal(await backend.drift(BASE), 'rules in DOCKWARDEN or DOCKWARDEN-INPUT (IPv4) differ from what dockwarden applied', 'edited');
       await backend.replace(BASE);
 
       ipt(name, variant, 4, '-D', 'DOCKER-USER', '-j', 'DOCKWARDEN');
@@ -187,8 +191,9 @@ for (const variant of VARIANTS) {
       const options = { variant, netns: name };
       const backend = iptablesBackend(options);
       await backend.replace(OTHER);
-      t.equal(await backend.show(), `# IPv4: iptables -S DOCKWARDEN\n-N DOCKWARDEN\n${renderRules(OTHER, 4).join('\n')}\n` +
-        `# IPv6: ip6tables -S DOCKWARDEN\n-N DOCKWARDEN\n${renderRules(OTHER, 6).join('\n')}\n`);
+      const shown = (tool: string, chain: string, rules: string[]) => [`# ${tool} -S ${chain}`, `-N ${chain}`, ...rules].map((l) => `${l}\n`).join('');
+      t.equal(await backend.show(), shown('IPv4: iptables', 'DOCKWARDEN', renderRules(OTHER, 4)) + shown('IPv4: iptables', 'DOCKWARDEN-INPUT', renderInputRules(OTHER, 4)) +
+        shown('IPv6: ip6tables', 'DOCKWARDEN', renderRules(OTHER, 6)) + shown('IPv6: ip6tables', 'DOCKWARDEN-INPUT', renderInputRules(OTHER, 6)));
       ipt(name, variant, 4, '-A', 'DOCKER-USER', '-j', 'DOCKWARDEN');
 
       await backend.remove();
@@ -196,7 +201,9 @@ for (const variant of VARIANTS) {
       t.equal(tables(name, variant), `${policies}--- IPv6\n${policies}`, 'no chain, no jump; DOCKER-USER (Docker\'s) stays');
       t.equal(await backend.installed(), false);
       t.equal(await backend.show(), '# IPv4: iptables -S DOCKWARDEN\n# chain DOCKWARDEN is not installed\n' +
-        '# IPv6: ip6tables -S DOCKWARDEN\n# chain DOCKWARDEN is not installed\n');
+        '# IPv4: iptables -S DOCKWARDEN-INPUT\n# chain DOCKWARDEN-INPUT is not installed\n' +
+        '# IPv6: ip6tables -S DOCKWARDEN\n# chain DOCKWARDEN is not installed\n' +
+        '# IPv6: ip6tables -S DOCKWARDEN-INPUT\n# chain DOCKWARDEN-INPUT is not installed\n');
       await backend.remove();
       t.pass('a second remove does nothing');
     });

@@ -48,6 +48,9 @@ class FaultInjectingBackend implements FirewallBackend {
   async remove() {
     this.kernel = null;
   }
+  async wouldHaveDropped() {
+    return [];
+  }
   async show() {
     return '';
   }

@@ -81,3 +81,21 @@ t.test('an endpoint two containers share stays until both are gone', async (t) =
   t.equal(plan.set({ containerId: 'old', claims: [], endpoints: [] }).delete.endpoints.length, 0, 'still held by the new one');
   t.equal(plan.set({ containerId: 'new', claims: [], endpoints: [] }).delete.endpoints.length, 1);
 });
+
+t.test('claimants: the containers whose claim covers a host address, protocol and port (audit counts)', async (t) => {
+  const plan = new IncrementalPlan();
+  const claim = (hostAddr: string, port: number) => ({ hostAddr: cidr(hostAddr), proto: 'tcp' as const, port, sources: [] });
+  plan.set({ containerId: 'wild', claims: [claim('0.0.0.0/0', 80)], endpoints: [] });
+  plan.set({ containerId: 'one', claims: [claim('198.51.100.2', 81)], endpoints: [] });
+  plan.set({ containerId: 'six', claims: [claim('::/0', 80)], endpoints: [] });
+  const at = (text: string, port: number, proto: 'tcp' | 'udp' = 'tcp') =>
+    plan.claimants({ family: text.includes(':') ? 6 : 4, text }, proto, port);
+  t.same(at('198.51.100.1', 80), ['wild'], 'a wildcard binding covers every address');
+  t.same(at('0.0.0.0', 80), ['wild'], 'and its own');
+  t.same(at('198.51.100.2', 81), ['one']);
+  t.same(at('198.51.100.1', 81), [], 'another address of a bound port is nobody\'s');
+  t.same(at('198.51.100.1', 80, 'udp'), [], 'nor another protocol');
+  t.same(at('2001:db8::1', 80), ['six'], 'IPv6 has its own claims');
+  plan.set({ containerId: 'wild', claims: [], endpoints: [] });
+  t.same(at('198.51.100.1', 80), [], 'gone with its container');
+});

@@ -35,10 +35,22 @@ const PORTS4 = `-A DOCKWARDEN -p tcp -m conntrack --ctstate DNAT --ctorigdstport
 -A DOCKWARDEN -s 198.51.100.0/24 -p udp -m conntrack --ctstate DNAT --ctorigdst 192.0.2.2 --ctorigdstport 53 --ctdir ORIGINAL -j RETURN
 -A DOCKWARDEN -p udp -m conntrack --ctstate DNAT --ctorigdst 192.0.2.2 --ctorigdstport 53 --ctdir ORIGINAL -j DROP
 `;
-const BASELINE = `-A DOCKWARDEN -o br-0123456789ab -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP
--A DOCKWARDEN -o docker0 -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP
--A DOCKWARDEN -o br-+ -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP
+// Whatever the out interface (a custom bridge name may be unknown): new DNATed connections not judged above.
+const BASELINE = `-A DOCKWARDEN -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP
 `;
+// The docker-proxy path (INPUT), by host port: the same sources.
+const INPUT4 = `-A DOCKWARDEN-INPUT ! -i lo -p tcp -m tcp --dport 443 -j RETURN
+-A DOCKWARDEN-INPUT ! -i lo -p tcp -m tcp --dport 443 -j DROP
+-A DOCKWARDEN-INPUT -s 10.1.2.3/32 -d 192.0.2.2/32 ! -i lo -p udp -m udp --dport 53 -j RETURN
+-A DOCKWARDEN-INPUT -s 198.51.100.0/24 -d 192.0.2.2/32 ! -i lo -p udp -m udp --dport 53 -j RETURN
+-A DOCKWARDEN-INPUT -d 192.0.2.2/32 ! -i lo -p udp -m udp --dport 53 -j DROP
+`;
+const INPUT6 = `-A DOCKWARDEN-INPUT -d 2001:db8::2/128 ! -i lo -p sctp -m sctp --dport 9 -j DROP
+-A DOCKWARDEN-INPUT -s 2001:db8::/32 ! -i lo -p tcp -m tcp --dport 443 -j RETURN
+-A DOCKWARDEN-INPUT -s fd00::7/128 ! -i lo -p tcp -m tcp --dport 443 -j RETURN
+-A DOCKWARDEN-INPUT ! -i lo -p tcp -m tcp --dport 443 -j DROP
+`;
+const HEAD = '*filter\n:DOCKWARDEN - [0:0]\n:DOCKWARDEN-INPUT - [0:0]\n';
 // Direct routing: new connections out to a Docker bridge, neither DNATed nor from a Docker bridge.
 const DIRECT = `-A DOCKWARDEN -i br-0123456789ab -m conntrack --ctstate NEW -j RETURN
 -A DOCKWARDEN -i docker0 -m conntrack --ctstate NEW -j RETURN
@@ -49,41 +61,36 @@ const DIRECT = `-A DOCKWARDEN -i br-0123456789ab -m conntrack --ctstate NEW -j R
 `;
 
 t.test('IPv4: per port its sources then a drop; then the fail-closed baseline', async (t) => {
-  t.equal(renderRestore(PLAN, 4), `*filter
-:DOCKWARDEN - [0:0]
-${PORTS4}-A DOCKWARDEN -d 172.17.0.2/32 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT -j RETURN
+  t.equal(renderRestore(PLAN, 4), `${HEAD}${PORTS4}-A DOCKWARDEN -d 172.17.0.2/32 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT -j RETURN
 -A DOCKWARDEN -d 172.18.0.3/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -j RETURN
-${BASELINE}${DIRECT}COMMIT
+${BASELINE}${DIRECT}${INPUT4}COMMIT
 `);
 });
 
 t.test('IPv6: only IPv6 elements; the bridges again', async (t) => {
-  t.equal(renderRestore(PLAN, 6), `*filter
-:DOCKWARDEN - [0:0]
--A DOCKWARDEN -p sctp -m conntrack --ctstate DNAT --ctorigdst 2001:db8::2 --ctorigdstport 9 --ctdir ORIGINAL -j DROP
+  t.equal(renderRestore(PLAN, 6), `${HEAD}-A DOCKWARDEN -p sctp -m conntrack --ctstate DNAT --ctorigdst 2001:db8::2 --ctorigdstport 9 --ctdir ORIGINAL -j DROP
 -A DOCKWARDEN -s 2001:db8::/32 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -j RETURN
 -A DOCKWARDEN -s fd00::7/128 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -j RETURN
 -A DOCKWARDEN -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -j DROP
 -A DOCKWARDEN -d 2001:db8:17::2/128 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT -j RETURN
-${BASELINE}${DIRECT}COMMIT
+${BASELINE}${DIRECT}${INPUT6}COMMIT
 `);
 });
 
 t.test('ports.default allow: no endpoints, no baseline; direct routing is dropped all the same', async (t) => {
-  t.equal(renderRestore({ ...PLAN, defaultDeny: false }, 4), `*filter\n:DOCKWARDEN - [0:0]\n${PORTS4}${DIRECT}COMMIT\n`);
+  t.equal(renderRestore({ ...PLAN, defaultDeny: false }, 4), `${HEAD}${PORTS4}${DIRECT}${INPUT4}COMMIT\n`);
   t.same(renderRules({ ...NONE, defaultDeny: false }, 6), [
     '-A DOCKWARDEN -i br-+ -m conntrack --ctstate NEW -j RETURN',
     '-A DOCKWARDEN -o br-+ -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT -j DROP',
   ], 'empty, allow: only br-+');
-  t.same(renderRules({ ...NONE, defaultDeny: true }, 4).slice(0, 1), BASELINE.trimEnd().split('\n').slice(2), 'empty, deny: only br-+');
+  t.same(renderRules({ ...NONE, defaultDeny: true }, 4).slice(0, 1), BASELINE.trimEnd().split('\n'), 'empty, deny: DNATed connections on any interface');
 });
 
 t.test('routed bridges (per family) and other bridges are let through, before any drop', async (t) => {
   const plan: FirewallPlan = { ...NONE, defaultDeny: true, bridges: ['docker0'], routed4: ['docker0'], routed6: ['br-0123456789ab'], otherBridges: ['virbr0'] };
   t.same(renderRules(plan, 4), [
     '-A DOCKWARDEN -o virbr0 -j RETURN',
-    '-A DOCKWARDEN -o docker0 -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP',
-    '-A DOCKWARDEN -o br-+ -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP',
+    '-A DOCKWARDEN -m conntrack --ctstate NEW -m conntrack --ctstate DNAT -j DROP',
     '-A DOCKWARDEN -i docker0 -m conntrack --ctstate NEW -j RETURN',
     '-A DOCKWARDEN -i br-+ -m conntrack --ctstate NEW -j RETURN',
     '-A DOCKWARDEN -o docker0 -j RETURN',
@@ -97,26 +104,39 @@ t.test('routed bridges (per family) and other bridges are let through, before an
   t.throws(() => renderRules({ ...plan, routed4: ['br+'] }, 4), /refusing to render interface name/);
 });
 
-t.test('the jump from DOCKER-USER is repaired in the same commit', async (t) => {
+t.test('the jumps from DOCKER-USER and INPUT are repaired in the same commit', async (t) => {
   const empty: FirewallPlan = { ...NONE, defaultDeny: false };
-  const restore = (userChain: UserChainState) => renderRestore(empty, 4, userChain);
+  const restore = (userChain: UserChainState, input: UserChainState = JUMP_OK) => renderRestore(empty, 4, userChain, input);
   const rules = renderRules(empty, 4).join('\n');
-  t.equal(restore(JUMP_OK), `*filter\n:DOCKWARDEN - [0:0]\n${rules}\nCOMMIT\n`, 'exactly one jump, first: nothing to do');
+  t.equal(restore(JUMP_OK), `${HEAD}${rules}\nCOMMIT\n`, 'exactly one jump each, first: nothing to do');
   t.equal(restore({ exists: false, jumps: 0, jumpFirst: false }),
-    `*filter\n:DOCKWARDEN - [0:0]\n${rules}\n-N DOCKER-USER\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'Docker has not created DOCKER-USER yet');
+    `${HEAD}${rules}\n-N DOCKER-USER\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'Docker has not created DOCKER-USER yet');
   t.equal(restore({ exists: true, jumps: 0, jumpFirst: false }),
-    `*filter\n:DOCKWARDEN - [0:0]\n${rules}\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'no jump');
+    `${HEAD}${rules}\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'no jump');
   t.equal(restore({ exists: true, jumps: 2, jumpFirst: true }),
-    `*filter\n:DOCKWARDEN - [0:0]\n${rules}\n-D DOCKER-USER -j DOCKWARDEN\n-D DOCKER-USER -j DOCKWARDEN\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`,
+    `${HEAD}${rules}\n-D DOCKER-USER -j DOCKWARDEN\n-D DOCKER-USER -j DOCKWARDEN\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`,
     'two jumps: both out, one in at the top');
   t.equal(restore({ exists: true, jumps: 1, jumpFirst: false }),
-    `*filter\n:DOCKWARDEN - [0:0]\n${rules}\n-D DOCKER-USER -j DOCKWARDEN\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'one jump, not first');
+    `${HEAD}${rules}\n-D DOCKER-USER -j DOCKWARDEN\n-I DOCKER-USER 1 -j DOCKWARDEN\nCOMMIT\n`, 'one jump, not first');
+  t.equal(restore(JUMP_OK, { exists: true, jumps: 1, jumpFirst: false }),
+    `${HEAD}${rules}\n-D INPUT -j DOCKWARDEN-INPUT\n-I INPUT 1 -j DOCKWARDEN-INPUT\nCOMMIT\n`, 'the INPUT jump, not first');
 });
 
-t.test('removal: every jump, then the chain; DOCKER-USER stays', async (t) => {
+t.test('removal: every jump, then the chains; DOCKER-USER stays', async (t) => {
   t.equal(renderRemoval({ exists: true, jumps: 2, jumpFirst: true }, true),
     '*filter\n-D DOCKER-USER -j DOCKWARDEN\n-D DOCKER-USER -j DOCKWARDEN\n-F DOCKWARDEN\n-X DOCKWARDEN\nCOMMIT\n');
   t.equal(renderRemoval({ exists: false, jumps: 0, jumpFirst: false }, true), '*filter\n-F DOCKWARDEN\n-X DOCKWARDEN\nCOMMIT\n');
+  t.equal(renderRemoval(JUMP_OK, true, JUMP_OK, true),
+    '*filter\n-D DOCKER-USER -j DOCKWARDEN\n-D INPUT -j DOCKWARDEN-INPUT\n-F DOCKWARDEN\n-X DOCKWARDEN\n-F DOCKWARDEN-INPUT\n-X DOCKWARDEN-INPUT\nCOMMIT\n');
+});
+
+t.test('audit mode: every DROP is a RETURN, and new connections at a published port are recorded by source', async (t) => {
+  const audit = renderRestore({ ...PLAN, audit: true }, 4);
+  t.notMatch(audit, /DROP/, 'nothing is dropped');
+  t.match(audit, '-A DOCKWARDEN -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -m conntrack --ctstate NEW -m recent --set --name dw-0.0.0.0-tcp-443 --mask 255.255.255.255 --rsource\n');
+  t.match(audit, '-A DOCKWARDEN-INPUT -d 192.0.2.2/32 ! -i lo -p udp -m udp --dport 53 -m conntrack --ctstate NEW -m recent --set --name dw-192.0.2.2-udp-53 --mask 255.255.255.255 --rsource\n');
+  t.equal(audit.replaceAll(/^.* -m recent .*\n/gm, '').replaceAll('-j RETURN', '-j DROP'), renderRestore(PLAN, 4).replaceAll('-j RETURN', '-j DROP'),
+    'otherwise the same rules');
 });
 
 t.test('names, labels and images never reach the payload', async (t) => {

@@ -11,6 +11,23 @@ import { makeFacts } from '../helpers/facts.js';
 const block = (text: string): Cidr => parseCidr(text)!;
 const NONE: Omit<FirewallPlan, 'defaultDeny'> = { ports: [], allows: [], endpoints: [], bridges: [], routed4: [], routed6: [], otherBridges: [] };
 
+/** Audit mode's per-source counters: declared in every table, filled only by packets. */
+const AUDIT_SETS = `\tset audit4 {
+\t\ttype ipv4_addr . ipv4_addr . inet_proto . inet_service
+\t\tsize 65536
+\t\tflags dynamic, timeout
+\t\ttimeout 1h
+\t\tcounter
+\t}
+\tset audit6 {
+\t\ttype ipv6_addr . ipv6_addr . inet_proto . inet_service
+\t\tsize 65536
+\t\tflags dynamic, timeout
+\t\ttimeout 1h
+\t\tcounter
+\t}
+`;
+
 const SETS_EMPTY = `\tset ports4 {
 \t\ttype ipv4_addr . inet_proto . inet_service
 \t\tflags interval
@@ -45,7 +62,7 @@ const SETS_EMPTY = `\tset ports4 {
 \tset otherBridges {
 \t\ttype ifname
 \t}
-`;
+${AUDIT_SETS}`;
 
 const CHAINS = (forward: string) => `\tchain prerouting {
 \t\ttype filter hook prerouting priority -150; policy accept;
@@ -113,6 +130,15 @@ t.test('an empty table, ports.default allow: sets declared, no baseline', async 
   t.equal(renderTable({ ...NONE, defaultDeny: false }), `${HEADER}${SETS_EMPTY}${CHAINS('')}}\n`);
 });
 
+t.test('audit mode: every drop is a counted return, and new connections at a published port are counted by source', async (t) => {
+  const audit = renderTable({ ...NONE, defaultDeny: true, audit: true });
+  const expected = CHAINS(BASELINE).replaceAll('counter drop', 'counter return')
+    .replace('@allow4 return\n', '@allow4 return\n\t\tct state new update @audit4 { ip saddr . ip daddr . meta l4proto . th dport }\n')
+    .replace('@allow6 return\n', '@allow6 return\n\t\tct state new update @audit6 { ip6 saddr . ip6 daddr . meta l4proto . th dport }\n');
+  t.equal(audit, `${HEADER}${SETS_EMPTY}${expected}}\n`);
+  t.notMatch(audit, /drop/, 'nothing is dropped');
+});
+
 t.test('an empty table, ports.default deny: the fail-closed baseline', async (t) => {
   t.equal(renderTable({ ...NONE, defaultDeny: true }), `${HEADER}${SETS_EMPTY}${CHAINS(BASELINE)}}\n`);
 });
@@ -162,7 +188,7 @@ t.test('a full table, IPv4 and IPv6', async (t) => {
 \t\t\t2001:db8:17::2 . tcp . 8443
 \t\t}
 \t}
-${interfaceSet('bridges', ['br-0123456789ab', 'docker0'])}${interfaceSet('routed4', ['br-0123456789ab'])}${interfaceSet('routed6', [])}${interfaceSet('otherBridges', ['lxcbr0', 'virbr0'])}${CHAINS(BASELINE)}}
+${interfaceSet('bridges', ['br-0123456789ab', 'docker0'])}${interfaceSet('routed4', ['br-0123456789ab'])}${interfaceSet('routed6', [])}${interfaceSet('otherBridges', ['lxcbr0', 'virbr0'])}${AUDIT_SETS}${CHAINS(BASELINE)}}
 `);
 });
 

@@ -1,4 +1,15 @@
+import type { Protocol } from '../../domain/facts.js';
 import type { ElementDiff, FirewallPlan } from '../../domain/firewall/plan.js';
+
+/** Audit mode: new connections from one source to one published port that were let through, not dropped. */
+export interface WouldDrop {
+  readonly source: string;
+  /** The host address the connection was for (the port's own binding address for a wildcard under iptables). */
+  readonly hostAddress: string;
+  readonly proto: Protocol;
+  readonly port: number;
+  readonly connections: number;
+}
 
 /**
  * One netfilter backend (nftables, iptables). Everything dockwarden owns is described by one
@@ -18,6 +29,8 @@ export interface FirewallBackend {
   /** Whether any ruleset of ours is installed (the boot-time baseline leaves an existing one alone). */
   installed(): Promise<boolean>;
   remove(): Promise<void>;
+  /** Audit mode: the would-be drops the kernel counted since the last call, by source and port (none in enforce mode). */
+  wouldHaveDropped(): Promise<WouldDrop[]>;
   /** The installed ruleset as the backend's own tool prints it, for `dockwarden firewall show`. */
   show(): Promise<string>;
 }

@@ -8,7 +8,7 @@
 import type { ExecFileException } from 'node:child_process';
 import { runTool, TOOL_TIMEOUT_MS, type ToolFailure } from '../firewall/run-tool.js';
 import type { Family, FirewallPlan } from '../../domain/firewall/plan.js';
-import { CHAIN, JUMP_RULE, USER_CHAIN, renderRemoval, renderRestore, type UserChainState } from './render.js';
+import { AUDIT_LIST, CHAIN, INPUT_CHAIN, INPUT_JUMP_RULE, JUMP_RULE, USER_CHAIN, renderRemoval, renderRestore, type UserChainState } from './render.js';
 
 export interface IptablesOptions {
   readonly variant: 'nft' | 'legacy';
@@ -21,6 +21,9 @@ export interface FilterState {
   /** The chain's rules as `iptables -S` prints them; null when the chain does not exist. */
   readonly chain: readonly string[] | null;
   readonly userChain: UserChainState;
+  /** The same for `DOCKWARDEN-INPUT` and our jump in INPUT. */
+  readonly inputChain: readonly string[] | null;
+  readonly input: UserChainState;
 }
 
 export class IptablesError extends Error {
@@ -43,16 +46,18 @@ export class IptablesError extends Error {
 
 export const isIptablesError = (err: unknown): err is IptablesError => err instanceof IptablesError;
 
-/** Replaces the chain and makes our jump the one first rule of DOCKER-USER, in one commit. */
+/** Replaces both chains and makes each jump the one first rule of DOCKER-USER and INPUT, in one commit. */
 export async function applyChain(plan: FirewallPlan, family: Family, options: IptablesOptions): Promise<void> {
-  const { userChain } = await readFilter(family, options);
-  await restore(renderRestore(plan, family, userChain), family, options);
+  const { userChain, input } = await readFilter(family, options);
+  await restore(renderRestore(plan, family, userChain, input), family, options);
 }
 
-/** Deletes our jumps and the chain; nothing to do when neither is there. */
+/** Deletes our jumps and chains; nothing to do when none is there. */
 export async function removeChain(family: Family, options: IptablesOptions): Promise<void> {
-  const { chain, userChain } = await readFilter(family, options);
-  if (chain !== null || userChain.jumps > 0) await restore(renderRemoval(userChain, chain !== null), family, options);
+  const { chain, userChain, inputChain, input } = await readFilter(family, options);
+  if (chain !== null || userChain.jumps > 0 || inputChain !== null || input.jumps > 0) {
+    await restore(renderRemoval(userChain, chain !== null, input, inputChain !== null), family, options);
+  }
 }
 
 /**
@@ -63,15 +68,43 @@ export async function readFilter(family: Family, options: IptablesOptions): Prom
   const lines = (await run(family, 'iptables', ['-w', '-S'], '', options)).split('\n');
   const rulesOf = (chain: string): string[] => lines.filter((line) => line.startsWith(`-A ${chain} `));
   const exists = (chain: string): boolean => lines.includes(`-N ${chain}`);
-  const userRules = rulesOf(USER_CHAIN);
+  const jumpState = (from: string, jump: string, fromExists: boolean): UserChainState => {
+    const rules = rulesOf(from);
+    return { exists: fromExists, jumps: rules.filter((rule) => rule === jump).length, jumpFirst: rules[0] === jump };
+  };
   return {
     chain: exists(CHAIN) ? rulesOf(CHAIN) : null,
-    userChain: {
-      exists: exists(USER_CHAIN),
-      jumps: userRules.filter((rule) => rule === JUMP_RULE).length,
-      jumpFirst: userRules[0] === JUMP_RULE,
-    },
+    userChain: jumpState(USER_CHAIN, JUMP_RULE, exists(USER_CHAIN)),
+    inputChain: exists(INPUT_CHAIN) ? rulesOf(INPUT_CHAIN) : null,
+    input: jumpState('INPUT', INPUT_JUMP_RULE, true),
   };
+}
+
+const RECENT_DIR = '/proc/net/xt_recent';
+/** `src=198.51.100.7 ttl: 64 last_seen: 4297703325 oldest_pkt: 3 4297703308, 4297703317, 4297703325` */
+const RECENT_ENTRY = /^src=([0-9a-f.:]+) ttl: \d+ last_seen: \d+ oldest_pkt: \d+ ?([\d, ]*)$/;
+
+/** One source in one of our xt_recent lists, with the jiffies of its last packets (at most 32, the list's default). */
+export interface RecentEntry {
+  readonly list: string;
+  readonly source: string;
+  readonly stamps: readonly number[];
+}
+
+/** Every entry of our audit lists (`dw-…` in /proc/net/xt_recent); none when there are none. */
+export async function readAuditLists(options: IptablesOptions): Promise<RecentEntry[]> {
+  const names = (await runTool(['ls', '-1', RECENT_DIR], '', options.netns).catch(() => '')).split('\n').filter((name) => AUDIT_LIST.test(name));
+  if (names.length === 0) return [];
+  // grep -H prefixes each line with its file; `^` matches every line. It fails when every list is empty
+  // (nothing to read) or one went away meanwhile (its rule was removed): read again at the next poll.
+  const out = await runTool(['grep', '-H', '^', ...names.map((name) => `${RECENT_DIR}/${name}`)], '', options.netns).catch(() => '');
+  return out.split('\n').flatMap((line) => {
+    const at = line.indexOf(':src=');
+    const entry = at < 0 ? null : RECENT_ENTRY.exec(line.slice(at + 1));
+    if (!entry) return [];
+    const stamps = entry[2]!.split(',').map((stamp) => Number(stamp.trim())).filter((stamp) => Number.isSafeInteger(stamp) && stamp > 0);
+    return [{ list: line.slice(RECENT_DIR.length + 1, at), source: entry[1]!, stamps }];
+  });
 }
 
 /** Applies one `*filter … COMMIT` payload atomically. */

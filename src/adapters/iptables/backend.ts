@@ -1,9 +1,12 @@
 import type { Family, FirewallPlan } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
-import { applyChain, readFilter, removeChain, type IptablesOptions } from './apply.js';
-import { CHAIN, renderRules } from './render.js';
+import type { Protocol } from '../../domain/facts.js';
+import { applyChain, readAuditLists, readFilter, removeChain, type IptablesOptions } from './apply.js';
+import { AUDIT_LIST, CHAIN, INPUT_CHAIN, renderInputRules, renderRules } from './render.js';
 
 const FAMILIES: readonly Family[] = [4, 6];
+/** Both chains' rules, as one text to compare with what `iptables -S` lists. */
+const rendered = (plan: FirewallPlan, family: Family): string => [...renderRules(plan, family), ...renderInputRules(plan, family)].join('\n');
 const label = (family: Family): string => `IPv${family}`;
 
 /**
@@ -14,28 +17,32 @@ export function iptablesBackend(options: IptablesOptions): FirewallBackend {
   // Per family, the rules we rendered and the rules `iptables -S` printed right after applying them:
   // drift compares with what the tool prints, should a version print a rule differently than rendered.
   const applied = new Map<Family, { rendered: string; listed: string }>();
+  // Per list and source, the newest packet time (jiffies) already counted.
+  let counted = new Map<string, number>();
 
   async function apply(plan: FirewallPlan): Promise<void> {
     await Promise.all(FAMILIES.map(async (family) => {
       await applyChain(plan, family, options);
-      const { chain } = await readFilter(family, options);
-      applied.set(family, { rendered: renderRules(plan, family).join('\n'), listed: (chain ?? []).join('\n') });
+      const { chain, inputChain } = await readFilter(family, options);
+      applied.set(family, { rendered: rendered(plan, family), listed: [...(chain ?? []), ...(inputChain ?? [])].join('\n') });
     }));
   }
 
   async function familyDrift(expected: FirewallPlan, family: Family): Promise<string[]> {
-    const { chain, userChain } = await readFilter(family, options);
+    const { chain, userChain, inputChain, input } = await readFilter(family, options);
     const problems: string[] = [];
     if (chain === null) problems.push(`chain ${CHAIN} (${label(family)}) is missing`);
     if (!userChain.exists) problems.push(`DOCKER-USER (${label(family)}) is missing`);
     else if (userChain.jumps === 0) problems.push(`the jump from DOCKER-USER to ${CHAIN} (${label(family)}) is missing`);
     else if (userChain.jumps > 1) problems.push(`DOCKER-USER (${label(family)}) jumps to ${CHAIN} ${userChain.jumps} times`);
     else if (!userChain.jumpFirst) problems.push(`the jump to ${CHAIN} is not the first rule of DOCKER-USER (${label(family)})`);
-    if (chain !== null) {
-      const rendered = renderRules(expected, family).join('\n');
+    if (inputChain === null) problems.push(`chain ${INPUT_CHAIN} (${label(family)}) is missing`);
+    if (input.jumps !== 1 || !input.jumpFirst) problems.push(`the jump to ${INPUT_CHAIN} is not the one first rule of INPUT (${label(family)})`);
+    if (chain !== null && inputChain !== null) {
+      const want = rendered(expected, family);
       const last = applied.get(family);
-      if (chain.join('\n') !== (last?.rendered === rendered ? last.listed : rendered)) {
-        problems.push(`rules in ${CHAIN} (${label(family)}) differ from what dockwarden applied`);
+      if ([...chain, ...inputChain].join('\n') !== (last?.rendered === want ? last.listed : want)) {
+        problems.push(`rules in ${CHAIN} or ${INPUT_CHAIN} (${label(family)}) differ from what dockwarden applied`);
       }
     }
     return problems;
@@ -59,12 +66,30 @@ export function iptablesBackend(options: IptablesOptions): FirewallBackend {
       for (const family of FAMILIES) await removeChain(family, options);
       applied.clear();
     },
+    // xt_recent keeps each source's last 32 packet times: the new ones since the last reading are its
+    // new connections, exact up to 32 a source and port between two readings, a lower bound beyond.
+    async wouldHaveDropped() {
+      const entries = await readAuditLists(options);
+      const next = new Map<string, number>();
+      const drops = entries.flatMap(({ list, source, stamps }) => {
+        const key = `${list} ${source}`;
+        const since = counted.get(key) ?? 0;
+        next.set(key, Math.max(since, ...stamps));
+        const [, hostAddress, proto, port] = AUDIT_LIST.exec(list)!;
+        const connections = stamps.filter((stamp) => stamp > since).length;
+        return connections === 0 ? [] : [{ source, hostAddress: hostAddress!, proto: proto as Protocol, port: Number(port), connections }];
+      });
+      counted = next;
+      return drops;
+    },
     async show() {
       const states = await Promise.all(FAMILIES.map((family) => readFilter(family, options)));
-      return states.map(({ chain }, i) => {
+      return states.flatMap(({ chain, inputChain }, i) => {
         const family = FAMILIES[i]!;
-        const body = chain === null ? [`# chain ${CHAIN} is not installed`] : [`-N ${CHAIN}`, ...chain];
-        return [`# ${label(family)}: ${family === 4 ? 'iptables' : 'ip6tables'} -S ${CHAIN}`, ...body].join('\n');
+        return ([[CHAIN, chain], [INPUT_CHAIN, inputChain]] as const).map(([name, rules]) => {
+          const body = rules === null ? [`# chain ${name} is not installed`] : [`-N ${name}`, ...rules];
+          return [`# ${label(family)}: ${family === 4 ? 'iptables' : 'ip6tables'} -S ${name}`, ...body].join('\n');
+        });
       }).join('\n') + '\n';
     },
   };

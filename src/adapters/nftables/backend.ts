@@ -1,6 +1,6 @@
 import { diffElements, isEmpty } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
-import { listTable, runNft, showTable, type NftOptions } from './nft.js';
+import { listAuditCounts, listTable, runNft, showTable, type NftOptions } from './nft.js';
 import { renderElementChanges, renderRemoval, renderTable } from './render.js';
 
 /** Plan-wide interface lists, which change only by a replace (like `defaultDeny`). */
@@ -12,14 +12,16 @@ const INTERFACE_LISTS = ['routed4', 'routed6', 'otherBridges'] as const;
  */
 export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
   // The chains as the kernel printed them right after our last replace: edited rules show up as a change.
-  let lastSkeleton: { defaultDeny: boolean; skeleton: string } | null = null;
+  let lastSkeleton: { defaultDeny: boolean; audit: boolean; skeleton: string } | null = null;
+  // Audit counters as last read, by element: the kernel's counters only grow while their element lives.
+  let lastCounts = new Map<string, number>();
 
   return {
     name: 'nftables',
     async replace(plan) {
       await runNft(renderTable(plan), options);
       const installed = await listTable(options);
-      lastSkeleton = installed && { defaultDeny: plan.defaultDeny, skeleton: installed.skeleton };
+      lastSkeleton = installed && { defaultDeny: plan.defaultDeny, audit: plan.audit ?? false, skeleton: installed.skeleton };
     },
     async update(diff) {
       const script = renderElementChanges(diff);
@@ -33,7 +35,8 @@ export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
       if (!isEmpty(diff.add) || !isEmpty(diff.delete)) return 'set elements differ from what dockwarden applied';
       if (installed.plan.defaultDeny !== expected.defaultDeny) return 'the fail-closed baseline differs from the policy';
       if (INTERFACE_LISTS.some((list) => installed.plan[list].toSorted().join() !== expected[list].join())) return 'routed or other bridges differ from what dockwarden applied';
-      if (lastSkeleton?.defaultDeny === expected.defaultDeny && lastSkeleton.skeleton !== installed.skeleton) return 'chains or rules were edited';
+      if ((installed.plan.audit ?? false) !== (expected.audit ?? false)) return 'the audit mode differs from the policy';
+      if (lastSkeleton?.defaultDeny === expected.defaultDeny && lastSkeleton.audit === (expected.audit ?? false) && lastSkeleton.skeleton !== installed.skeleton) return 'chains or rules were edited';
       return null;
     },
     async installed() {
@@ -42,6 +45,17 @@ export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
     async remove() {
       if ((await listTable(options)) !== null) await runNft(renderRemoval(), options);
       lastSkeleton = null;
+    },
+    async wouldHaveDropped() {
+      const counts = await listAuditCounts(options);
+      const key = (c: (typeof counts)[number]): string => `${c.source} ${c.hostAddress} ${c.proto} ${c.port}`;
+      // A counter below the last reading belongs to an element made again (expired, or a replace): all of it is new.
+      const grown = counts.map((c) => {
+        const last = lastCounts.get(key(c)) ?? 0;
+        return { ...c, connections: c.connections >= last ? c.connections - last : c.connections };
+      });
+      lastCounts = new Map(counts.map((c) => [key(c), c.connections]));
+      return grown.filter((c) => c.connections > 0);
     },
     async show() {
       return (await showTable(options)) ?? '# table inet dockwarden is not installed\n';

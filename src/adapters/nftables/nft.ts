@@ -4,6 +4,7 @@
  * the caller's business. `netns` runs nft inside a named network namespace (tests).
  */
 import type { ExecFileException } from 'node:child_process';
+import type { WouldDrop } from '../firewall/backend.js';
 import { runTool, TOOL_TIMEOUT_MS, type ToolFailure } from '../firewall/run-tool.js';
 import {
   parseAddress, type AllowElement, type EndpointElement, type FirewallPlan, type PortElement,
@@ -11,7 +12,7 @@ import {
 import { parseCidr } from '../../domain/net/cidr.js';
 import type { Protocol } from '../../domain/facts.js';
 import type { Cidr } from '../../domain/policy/model.js';
-import { SET_TYPES, renderTable, type SetName } from './render.js';
+import { AUDIT_SETS, SET_TYPES, renderTable, type SetName } from './render.js';
 
 export interface NftOptions {
   /** Run inside this network namespace (`ip netns exec NAME nft …`). */
@@ -152,12 +153,14 @@ function parseTable(json: Json): InstalledTable {
   const foreign: string[] = [];
   const skeleton: Json[] = [];
   let defaultDeny = false;
+  let audit = false;
 
   for (const object of objects) {
     if (isObject(object.set)) {
       const { elem = [], handle: _handle, ...declaration } = object.set;
       skeleton.push({ set: declaration });
       const name = String(object.set.name) as SetName;
+      if (Object.hasOwn(AUDIT_SETS, name)) continue; // filled by packets, not by us
       for (const element of Array.isArray(elem) ? elem : [elem]) {
         const parsed = Object.hasOwn(SET_TYPES, name) ? parseElement(name, element) : null;
         if (!parsed) foreign.push(JSON.stringify({ [name]: element }));
@@ -173,9 +176,35 @@ function parseTable(json: Json): InstalledTable {
       const { handle: _handle, ...rule } = object.rule;
       skeleton.push({ rule: withoutCounts(rule) });
       if (rule.chain === 'bridged' && JSON.stringify(rule.expr).includes('{"jump":{"target":"published"}}')) defaultDeny = true;
+      if (rule.chain === 'decide4' && JSON.stringify(rule.expr).includes('"set":"@audit4"')) audit = true;
     }
   }
-  return { plan: { ports, allows, endpoints, ...interfaces, defaultDeny }, foreign, skeleton: JSON.stringify(skeleton) };
+  return { plan: { ports, allows, endpoints, ...interfaces, defaultDeny, ...(audit ? { audit } : {}) }, foreign, skeleton: JSON.stringify(skeleton) };
+}
+
+/** What @audit4 and @audit6 hold now; empty when the table is not there. */
+/** Each is a source's new connections to one host address and port since its element was made. */
+export async function listAuditCounts(options: NftOptions = {}): Promise<WouldDrop[]> {
+  const counts: WouldDrop[] = [];
+  for (const set of Object.keys(AUDIT_SETS)) {
+    const json = await listJson(['set', 'inet', 'dockwarden', set], options);
+    for (const elem of setElements(json)) {
+      const parts = isObject(elem.val) && Array.isArray(elem.val.concat) ? elem.val.concat : [];
+      const [source, hostAddress, proto, port] = parts;
+      const packets = isObject(elem.counter) ? elem.counter.packets : undefined;
+      if (typeof source !== 'string' || typeof hostAddress !== 'string' || !PROTOCOLS.has(proto ?? null) || typeof port !== 'number' || typeof packets !== 'number') continue;
+      counts.push({ source, hostAddress, proto: proto as Protocol, port, connections: packets });
+    }
+  }
+  return counts;
+}
+
+/** `{"nftables": [{"set": {"elem": [{"elem": {"val", "counter"}}]}}]}` → the inner elem objects of the set (the first, or the one named). */
+export function setElements(json: Json | null, name?: string): Array<{ [key: string]: Json }> {
+  const objects = isObject(json) && Array.isArray(json.nftables) ? json.nftables : [];
+  const set = objects.map((o) => (isObject(o) ? o.set : undefined)).find((s) => isObject(s) && (name === undefined || s.name === name));
+  const elems = isObject(set) && Array.isArray(set.elem) ? set.elem : [];
+  return elems.map((e) => (isObject(e) ? e.elem : undefined)).filter(isObject);
 }
 
 /** nft's JSON without counter values (they change with traffic), for comparing contents. */

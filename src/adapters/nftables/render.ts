@@ -28,6 +28,17 @@ export const SET_TYPES = {
 export type SetName = keyof typeof SET_TYPES;
 const SET_NAMES = Object.keys(SET_TYPES) as SetName[];
 
+/**
+ * Audit mode's would-be drops at published ports, one element (with its counter) per source, host
+ * address, protocol and port; filled by the packets themselves, so bounded in size and forgotten an
+ * hour after a key's last new connection. Not part of the plan: their elements are the kernel's.
+ */
+export const AUDIT_SETS = {
+  audit4: 'ipv4_addr . ipv4_addr . inet_proto . inet_service',
+  audit6: 'ipv6_addr . ipv6_addr . inet_proto . inet_service',
+} as const;
+export const AUDIT_SET_SIZE = 65_536;
+
 /** Sets keyed on address blocks (wildcard bindings, source CIDRs) need `flags interval`. */
 const INTERVAL_SETS: ReadonlySet<SetName> = new Set(['ports4', 'ports6', 'allow4', 'allow6']);
 
@@ -43,12 +54,15 @@ export function renderTable(plan: FirewallPlan): string {
     if (sets[name].length > 0) lines.push('\t\telements = {', ...elementLines(sets[name], '\t\t\t'), '\t\t}');
     return [...lines, '\t}'].join('\n');
   });
+  const auditBlocks = Object.entries(AUDIT_SETS).map(([name, type]) =>
+    [`\tset ${name} {`, `\t\ttype ${type}`, `\t\tsize ${AUDIT_SET_SIZE}`, '\t\tflags dynamic, timeout', '\t\ttimeout 1h', '\t\tcounter', '\t}'].join('\n'));
   return [
     `table ${TABLE} {}`,
     `delete table ${TABLE}`,
     `table ${TABLE} {`,
     ...setBlocks,
-    chains(plan.defaultDeny),
+    ...auditBlocks,
+    chains(plan.defaultDeny, plan.audit ?? false),
     '}',
     '',
   ].join('\n');
@@ -83,21 +97,26 @@ export function renderElementChanges(diff: ElementDiff): string {
 // baseline drops DNATed ones to container endpoints not yet judged: from the first packet, and while
 // dockwarden is down. One not DNATed and not from a bridge was routed straight to a container address
 // past every published-port rule (Docker before 28 lets it through): dropped unless its bridge is routed.
-function chains(defaultDeny: boolean): string {
+// Audit mode (`mode: audit`): every drop becomes a counted return, so nothing is blocked; at a published
+// port each new connection (its first packet: conntrack ran before us) is also counted in @audit4/6 by
+// source, for the daemon's "would have dropped" alerts. A full set counts no more keys, and passes all.
+function chains(defaultDeny: boolean, audit: boolean): string {
+  const drop = audit ? 'counter return' : 'counter drop';
+  const decide = (ip: 'ip' | 'ip6', family: 4 | 6): string[] => [
+    `\tchain decide${family} {`,
+    `\t\t${ip} daddr . meta l4proto . th dport . ${ip} saddr @allow${family} return`,
+    ...(audit ? [`\t\tct state new update @audit${family} { ${ip} saddr . ${ip} daddr . meta l4proto . th dport }`] : []),
+    `\t\t${drop}`,
+    '\t}',
+  ];
   return [
     '\tchain prerouting {',
     '\t\ttype filter hook prerouting priority -150; policy accept;',
     '\t\tiif != "lo" fib daddr type local ip daddr . meta l4proto . th dport @ports4 jump decide4',
     '\t\tiif != "lo" fib daddr type local ip6 daddr . meta l4proto . th dport @ports6 jump decide6',
     '\t}',
-    '\tchain decide4 {',
-    '\t\tip daddr . meta l4proto . th dport . ip saddr @allow4 return',
-    '\t\tcounter drop',
-    '\t}',
-    '\tchain decide6 {',
-    '\t\tip6 daddr . meta l4proto . th dport . ip6 saddr @allow6 return',
-    '\t\tcounter drop',
-    '\t}',
+    ...decide('ip', 4),
+    ...decide('ip6', 6),
     '\tchain forward {',
     '\t\ttype filter hook forward priority -1; policy accept;',
     '\t\tct state new oifname @bridges goto bridged',
@@ -112,12 +131,12 @@ function chains(defaultDeny: boolean): string {
     '\t\tmeta iifkind "bridge" iifname != @otherBridges return',
     '\t\tmeta nfproto ipv4 oifname @routed4 return',
     '\t\tmeta nfproto ipv6 oifname @routed6 return',
-    '\t\tcounter drop',
+    `\t\t${drop}`,
     '\t}',
     '\tchain published {',
     '\t\tip daddr . meta l4proto . th dport @endpoints4 return',
     '\t\tip6 daddr . meta l4proto . th dport @endpoints6 return',
-    '\t\tcounter drop',
+    `\t\t${drop}`,
     '\t}',
   ].join('\n');
 }

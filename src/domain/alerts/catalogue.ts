@@ -7,7 +7,8 @@ import type { AlertAction, AlertInput, AlertSeverity } from './alert.js';
  * the severity and action the policy gives their check.
  */
 export const OBSERVED_ALERTS = {
-  spoofing: { severity: 'high', action: 'alert', when: "frames a container sent with another's MAC or addresses were dropped on its bridge" },
+  ports: { severity: 'medium', action: 'alert', when: 'audit mode: new connections from a source the policy denies reached a published port (enforce mode would have dropped them)' },
+  spoofing: { severity: 'high', action: 'alert', when: "frames a container sent with another's MAC or addresses were dropped on its bridge (audit mode: would have been dropped)" },
   'daemon.alerts-dropped': { severity: 'high', action: 'dropped', when: "a sink's queue was full: its oldest alerts were dropped" },
   'daemon.bridge-drift-repaired': { severity: 'high', action: 'repaired', when: 'the bridge table differed from what dockwarden applied, and was replaced' },
   'daemon.bridge-filter-failed': { severity: 'high', action: 'none', when: "a container's bridge ports could not be found or filtered: it runs unfiltered until a later sync succeeds" },

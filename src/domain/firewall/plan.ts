@@ -52,6 +52,8 @@ export interface FirewallPlan extends FirewallElements {
   readonly routed6: readonly string[];
   /** The admin's own bridges (not Docker's, config `firewall.otherBridges`): nothing going out to them is filtered. */
   readonly otherBridges: readonly string[];
+  /** `mode: audit`: nothing is dropped; what would have been is counted (per source at published ports). Absent = enforce. */
+  readonly audit?: boolean;
 }
 
 /** One published host port of one container, with every source block allowed to reach it. */
@@ -77,6 +79,7 @@ export interface PlanOptions {
   readonly routed4?: readonly string[];
   readonly routed6?: readonly string[];
   readonly otherBridges?: readonly string[];
+  readonly audit?: boolean;
 }
 
 export interface ElementDiff {
@@ -215,6 +218,13 @@ export class IncrementalPlan {
     return { add, delete: del };
   }
 
+  /** The containers whose claim on `proto`/`port` covers host address `addr`: whose port an audit count is about. */
+  claimants(addr: IpAddress, proto: Protocol, port: number): string[] {
+    const block = singleBlock(addr);
+    const members = this.claimsByGroup.get(`${addr.family} ${proto} ${port}`) ?? new Map<string, readonly PortClaim[]>();
+    return [...members].filter(([, claims]) => claims.some((claim) => cidrContains(claim.hostAddr, block))).map(([id]) => id);
+  }
+
   /** The published ports alone, sorted (what the boot baseline remembers). Costs all port groups. */
   ports(): PortElement[] {
     return sortByKey([...this.elementsByGroup.values()].flatMap((g) => g.ports), portKey);
@@ -232,6 +242,7 @@ export class IncrementalPlan {
       routed4: names(options.routed4),
       routed6: names(options.routed6),
       otherBridges: names(options.otherBridges),
+      ...(options.audit ? { audit: true } : {}),
     };
   }
 }
@@ -325,6 +336,11 @@ function hostBinding(containerId: string, hostIp: string): Cidr {
   if (hostIp === '') return WILDCARD[4];
   const addr = parseOrThrow(containerId, hostIp, 'host ip');
   if (addr.text === '0.0.0.0' || addr.text === '::') return WILDCARD[addr.family];
+  return singleBlock(addr);
+}
+
+/** One address as a `/32` or `/128` block. */
+function singleBlock(addr: IpAddress): Cidr {
   const prefix = addr.family === 4 ? 32 : 128;
   return { family: addr.family, address: addr.text, prefix, text: `${addr.text}/${prefix}` };
 }
