@@ -1,4 +1,5 @@
 import { connectEngine } from '../adapters/docker/engine.js';
+import { signatureVerifier, withSignatureVerdicts } from '../app/signature-verdicts.js';
 import { engineSockets } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
 import type { RelabelHostReader } from '../app/relabel-host.js';
@@ -33,7 +34,9 @@ export interface CheckReport {
 export async function checkCommand(config: Config, json: boolean, paint: Paint): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  const engine = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  // Signatures are looked up afresh (the daemon's verdict cache is its own).
+  const docker = withSignatureVerdicts(engine, signatureVerifier({ stateDir: null }), () => policy);
   const relabel = await relabelSetting(config);
   const report = await checkRunning(policy, docker, relabel.on ? hostReader(docker, relabel.forced) : null);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderCheck(report, paint));

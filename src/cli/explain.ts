@@ -1,4 +1,5 @@
 import { connectEngine } from '../adapters/docker/engine.js';
+import { signatureVerifier, withSignatureVerdicts } from '../app/signature-verdicts.js';
 import { engineSockets } from '../app/engine-sockets.js';
 import type { Config } from '../app/config.js';
 import { judgeImage, ruleLabel, type ImageJudgement } from '../domain/checks/image.js';
@@ -15,7 +16,9 @@ import { printable } from './printable.js';
 export async function explainCommand(config: Config, container: string, json: boolean): Promise<number> {
   const policy = policyOrReport(config.policy.file);
   if (!policy) return 2;
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  const engine = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  // Signatures are looked up afresh (the daemon's verdict cache is its own).
+  const docker = withSignatureVerdicts(engine, signatureVerifier({ stateDir: null }), () => policy);
   const facts = await docker.readFacts(container);
   if (!facts) {
     process.stderr.write(`dockwarden: no such container: ${printable(container)}\n`);
