@@ -466,7 +466,7 @@ t.test('wrong types', async (t) => {
       'policy.yaml:2:7: mode: 1 is not allowed here; expected one of: enforce, audit',
       'policy.yaml:4:12: ports.default: true is not allowed here; expected one of: deny, allow',
       'policy.yaml:5:10: ports.rules: {"name":"a"} is not a list',
-      'policy.yaml:6:9: images: [] is not a mapping; expected keys: rules, default, local, action, severity, exceptions',
+      'policy.yaml:6:9: images: [] is not a mapping; expected keys: rules, default, local, action, severity, exceptions, keys, registry-auth, insecure-registries',
       'policy.yaml:7:30: volumes.selinux.roots: "/srv/containers" is not a list; write a list, e.g. ["/srv/containers"]',
     ],
   );

@@ -412,7 +412,7 @@ const containersSection = mapping({
 }).transform(camelKeys);
 
 /** A PEM public key file, read and checked where the policy names it (signing-key-file.ts: which key types, why). */
-const signingKeyFile = z.string().transform((text, ctx) => {
+function readKeyAt(text: string, ctx: z.core.$RefinementCtx<string>): { path: string; pem: string; fingerprint: string } {
   const path = normaliseAbsolutePath(text);
   const key = path === undefined ? { ok: false as const, error: `${quote(text)} is not an absolute path; expected e.g. /etc/dockwarden/keys/cosign.pub` } : readSigningKeyFile(path);
   if (!key.ok) {
@@ -420,23 +420,22 @@ const signingKeyFile = z.string().transform((text, ctx) => {
     return z.NEVER;
   }
   return { path: path!, pem: key.pem, fingerprint: key.fingerprint };
-});
+}
+
+const signingKeyFile = z.string().transform(readKeyAt);
 
 const KEY_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
 const keyName = z.string().regex(KEY_NAME, { error: (issue) => `${quote(issue.input)} is not a key name; expected lowercase letters, digits, - and _, starting with a letter` });
 
 /** A `signed-by` entry: a key file (an absolute path) or the name of one under `images.keys`, resolved with the section. */
-const signedByEntry = z.union([z.string().startsWith('/').pipe(signingKeyFile), keyName.transform((name) => ({ name }))], {
-  error: (issue) => `${quote(issue.input)} is neither an absolute path to a PEM public key nor a key name`,
+const signedByEntry = z.string().transform((text, ctx): { path: string; pem: string; fingerprint: string } | { name: string } => {
+  if (text.startsWith('/')) return readKeyAt(text, ctx);
+  if (KEY_NAME.test(text)) return { name: text };
+  ctx.addIssue({ code: 'custom', message: `${quote(text)} is neither an absolute path to a PEM public key nor a key name`, input: text });
+  return z.NEVER;
 });
 
 const imagesSection = mapping({
-  keys: record(keyName, signingKeyFile).prefault({}).meta({ description: 'Named public keys (PEM files, ECDSA P-256 as cosign generate-key-pair makes them) for signed-by.' }),
-  'registry-auth': absolutePath
-    .optional()
-    .meta({ description: "Docker's config.json with the credentials for the registries signatures are read from (auths.<registry>.auth); never logged." }),
-  'insecure-registries': z.array(z.string().regex(/^[A-Za-z0-9.[\]:-]{1,255}$/, { error: (issue) => `${quote(issue.input)} is not a registry host[:port]` })).prefault([])
-    .meta({ description: 'Registries whose signatures are read over plain HTTP (host:port as in image references); every other one over HTTPS.' }),
   rules: z
     .array(
       mapping({
@@ -464,6 +463,12 @@ const imagesSection = mapping({
   action: action.default('alert'),
   severity: severity.default('medium'),
   exceptions: z.array(containerSelector).prefault([]),
+  keys: record(keyName, signingKeyFile).prefault({}).meta({ description: 'Named public keys (PEM files, ECDSA P-256 as cosign generate-key-pair makes them) for signed-by.' }),
+  'registry-auth': absolutePath
+    .optional()
+    .meta({ description: "Docker's config.json with the credentials for the registries signatures are read from (auths.<registry>.auth); never logged." }),
+  'insecure-registries': z.array(z.string().regex(/^[A-Za-z0-9.[\]:-]{1,255}$/, { error: (issue) => `${quote(issue.input)} is not a registry host[:port]` })).prefault([])
+    .meta({ description: 'Registries whose signatures are read over plain HTTP (host:port as in image references); every other one over HTTPS.' }),
 })
   .superRefine((images, ctx) => {
     images.rules.forEach((rule, i) =>

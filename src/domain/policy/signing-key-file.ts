@@ -50,7 +50,7 @@ export function parseSigningKey(text: string, where: string): KeyResult {
   const curve = key.asymmetricKeyDetails?.namedCurve;
   if (key.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
     const type = key.asymmetricKeyType === 'ec' ? `ECDSA ${curve ?? 'of an unknown curve'}` : (key.asymmetricKeyType ?? 'unknown');
-    return { ok: false, error: `${JSON.stringify(where)} is a ${type} key; only ECDSA P-256 keys (cosign generate-key-pair) are accepted` };
+    return { ok: false, error: `${JSON.stringify(where)} holds an ${type} key; only ECDSA P-256 keys (cosign generate-key-pair) are accepted` };
   }
   const der = key.export({ type: 'spki', format: 'der' });
   return { ok: true, pem: key.export({ type: 'spki', format: 'pem' }).toString(), fingerprint: createHash('sha256').update(der).digest('hex') };
