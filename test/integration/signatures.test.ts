@@ -12,7 +12,9 @@ import { loadCosignKey, generateKeyPair, sign } from '../helpers/cosign-stand-in
 import { judged, spawnDaemon, type LogLine } from '../helpers/daemon.js';
 import { docker, DOCKER_SOCKET, ensureTestDocker, runContainer } from '../helpers/docker.js';
 import { commitCopy, explainJson, tag } from '../helpers/images.js';
-import { push, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { pull, push, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { startGateDockerd } from '../helpers/gate-dockerd.js';
+import { dockwarden } from '../helpers/cli.js';
 
 const RUN_LABEL = 'dw-sig.run';
 const RUN = String(process.pid);
@@ -125,6 +127,34 @@ t.test('explain: a signature by the right key allows; every other case is refuse
   t.match(wrongRepoWhy, /another repository/);
   t.same((await verdict(t, reference('unsigned'))).slice(0, 2), [false, 'unsigned']);
   t.same((await verdict(t, localTag)).slice(0, 2), [false, 'no-repo-digest'], 'a local tag of a signed name proves nothing');
+});
+
+t.test('gate: an unsigned image is refused at create, with its reason; a signed one is created', async (t) => {
+  const gateSocket = join(mkdtempSync(join(tmpdir(), 'dw-sig-gate-')), 'gate.sock');
+  const daemon = spawnDaemon({ policy: policy(), dockerSocket: '/run/dw-gate/docker.sock', extraConfig: `firewall:\n  backend: nftables\ngate:\n  enabled: true\n  socket: ${gateSocket}` });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  await daemon.waitForLog((l) => l.msg === 'authorization gate serving');
+  const gated = await startGateDockerd(gateSocket);
+  const [signed, unsigned] = [pushed.get('signed')!.reference, pushed.get('unsigned')!.reference];
+  t.teardown(async () => {
+    // While the gate still answers: without it dockerd holds every request.
+    const left = await gated.docker.listContainers({ all: true, filters: { label: [`${RUN_LABEL}=${RUN}`] } }).catch(() => []);
+    await Promise.all(left.map((c) => gated.docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
+    for (const reference of [signed, unsigned]) await gated.docker.getImage(reference).remove({ force: true }).catch(() => {});
+    await daemon.stop('SIGKILL');
+    await gated.stop();
+    await dockwarden(['firewall', 'remove'], { DOCKWARDEN_FIREWALL_BACKEND: 'nftables' });
+  });
+  await daemon.waitForLog((l) => l.msg === 'reconciled');
+  // Pulled into the gated engine: real repo digests there.
+  await pull(gated.docker, signed);
+  await pull(gated.docker, unsigned);
+  const create = (image: string) => gated.docker.createContainer({ Image: image, Cmd: ['sleep', '60'], Labels: { [RUN_LABEL]: RUN } });
+  const error = (await create(unsigned).then(() => null, (e: unknown) => e)) as { statusCode?: number; message?: string } | null;
+  t.equal(error?.statusCode, 403);
+  t.match(error?.message, /image \(unsigned, decided by images\.rules\[0\]\)/);
+  const allowed = await create(signed);
+  t.ok(allowed.id, 'the signed image is created');
 });
 
 const killed = (name: string) => (l: LogLine) => l.msg === 'container killed' && (l.container as { name?: string } | undefined)?.name === name;
