@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 
 /**
  * A minimal client of the Registry HTTP API v2 (distribution spec) for reading cosign signatures:
@@ -76,7 +76,7 @@ export class RegistryClient {
 
   /** The Authorization for a request the registry refused with 401: basic credentials, or a bearer token got with them. */
   private async authorize(registry: string, path: string, challenge: string): Promise<string> {
-    const basic = this.credentials(registry);
+    const basic = await this.credentials(registry);
     const scheme = /^\s*(\w+)/.exec(challenge)?.[1]?.toLowerCase();
     if (scheme === 'basic') {
       if (basic === null) throw new Error(`${registry} asks for credentials and images.registry-auth has none for it`);
@@ -105,10 +105,12 @@ export class RegistryClient {
   }
 
   /** base64 `user:password` for the registry from the auth file, read afresh (the admin may rotate it); null when none. */
-  private credentials(registry: string): string | null {
+  private async credentials(registry: string): Promise<string | null> {
     if (this.options.authFile === null) return null;
-    const bytes = readFileSync(this.options.authFile);
-    if (bytes.length > MAX_AUTH_FILE_BYTES) throw new Error(`images.registry-auth is larger than ${MAX_AUTH_FILE_BYTES} bytes`);
+    // Off the event loop, and only a regular file of bounded size (a FIFO or a device would never end).
+    const info = await stat(this.options.authFile);
+    if (!info.isFile() || info.size > MAX_AUTH_FILE_BYTES) throw new Error(`images.registry-auth is not a regular file of at most ${MAX_AUTH_FILE_BYTES} bytes`);
+    const bytes = await readFile(this.options.authFile);
     const auths = (JSON.parse(bytes.toString('utf8')) as { auths?: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> }).auths ?? {};
     const keys = registry === 'docker.io' ? DOCKER_HUB_AUTH_KEYS : [registry, `https://${registry}`, `http://${registry}`];
     for (const key of keys) {
