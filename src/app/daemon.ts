@@ -4,6 +4,7 @@ import { basename, dirname } from 'node:path';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { engineSockets, withEngineSocket } from './engine-sockets.js';
 import { execRecorder } from './exec-record.js';
+import { signatureVerifier, withSignatureVerdicts } from './signature-verdicts.js';
 import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
@@ -117,7 +118,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   }
 
   const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  const engine = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  // Every path that judges a container (sync, gate) reads its facts with the image's signature verdicts.
+  const docker = withSignatureVerdicts(engine, signatureVerifier({ stateDir: config.state.dir }), () => policy);
   const queue = new KeyedQueue({
     concurrency: CONCURRENCY,
     capacity: QUEUE_CAPACITY,

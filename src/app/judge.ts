@@ -6,12 +6,13 @@ import type { ContainerFacts } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
 import { withRecordedExecs, type ExecRecord } from './exec-record.js';
 import { hostFactsReader, type HostFactsReader } from './host-facts.js';
+import { signatureVerifier, withSignatureVerdicts } from './signature-verdicts.js';
 import type { Tracked } from './reconciler.js';
 import { hostReader, relabelSetting } from './volumes-setup.js';
 
 /**
  * The daemon's judgement for the commands that run without it (`check`, `status`, `explain`): the same
- * facts, host facts and `evaluate` as a sync, nothing applied. Bridge ports are not looked up (the
+ * facts (image signature verdicts included), host facts and `evaluate` as a sync, nothing applied. Bridge ports are not looked up (the
  * commands do not report them).
  */
 export interface Judge {
@@ -24,7 +25,9 @@ export interface Judge {
 
 /** `execRecord`: the privileged execs the daemon recorded (finished ones `docker inspect` no longer lists), judged with the running ones. */
 export async function judgeFor(config: Config, policy: Policy, execRecord: ExecRecord | null = null): Promise<Judge> {
-  const docker = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  const engine = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  // Signatures are looked up afresh (the daemon's verdict cache is its own).
+  const docker = withSignatureVerdicts(engine, signatureVerifier({ stateDir: null }), () => policy);
   const relabel = await relabelSetting(config);
   const host: HostFactsReader = hostFactsReader({ relabel: relabel.on ? hostReader(docker, relabel.forced) : null, veths: null });
   const judged = async (read: ContainerFacts): Promise<Tracked> => {

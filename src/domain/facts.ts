@@ -1,4 +1,5 @@
 import type { Capability } from './capabilities.js';
+import type { SignatureVerdict } from './image-signature.js';
 import type { SeccompProfileFacts } from './seccomp-profile.js';
 
 /**
@@ -139,6 +140,11 @@ export interface ImageFacts {
   readonly id: string;
   readonly repoTags: readonly string[];
   readonly repoDigests: readonly string[];
+  /**
+   * Cosign signature verdicts for what the policy's `signed-by` rules ask about this image, filled by
+   * the signature verifier (app layer) before the image is judged; absent when none was looked up.
+   */
+  readonly signatures?: readonly SignatureVerdict[];
 }
 
 export interface ContainerState {

@@ -258,7 +258,7 @@ t.test('invalid image patterns are located validation errors', async (t) => {
     'policy.yaml:4:14: images.rules[0].match: "nginx:*" never matches: image patterns match the normalised reference registry/path:tag; did you mean "docker.io/library/nginx:*"?',
     'policy.yaml:5:14: images.rules[1].match: an empty pattern matches nothing; expected a glob, e.g. "docker.io/library/nginx:*"',
     'policy.yaml:6:14: images.rules[2].match: 3 is not an image pattern or "official"; quote it: "3"',
-    'policy.yaml:7:37: images.rules[3].require: unknown key "signed"; expected one of: digest-pinned',
+    'policy.yaml:7:37: images.rules[3].require: unknown key "signed"; expected one of: digest-pinned, signed-by, on-unreachable',
     'policy.yaml:8:14: images.rules[4].match: "docker.io/library/nginx latest" never matches: " " cannot appear in an image reference',
   ]);
 });

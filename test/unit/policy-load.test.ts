@@ -33,7 +33,7 @@ t.test('a policy of only `version: 1` gets the safe defaults', async (t) => {
       sources: [],
       ports: { default: 'deny', rules: [], labels: 'narrow' },
       containers: { exceptions: [], stopGraceSeconds: 10 },
-      images: { rules: [], default: 'allow', local: 'allow', action: 'alert', severity: 'medium', exceptions: [] },
+      images: { rules: [], default: 'allow', local: 'allow', registryAuth: null, insecureRegistries: [], action: 'alert', severity: 'medium', exceptions: [] },
       volumes: { create: [], selinux: { relabel: 'off', roots: [] } },
       network: { antiSpoofing: true, exceptions: [] },
       hash: createHash('sha256').update(text).digest('hex'),
@@ -165,12 +165,12 @@ t.test('images and volumes', async (t) => {
   t.equal(official?.match.pattern, 'docker.io/library/*');
   t.ok(official?.match.test('docker.io/library/nginx:1.27'));
   t.notOk(official?.match.test('docker.io/someone/nginx:1'));
-  t.same(official?.require, { digestPinned: true });
+  t.same(official?.require, { digestPinned: true, signedBy: [], onUnreachable: 'deny' });
   t.equal(official?.index, 0);
-  t.same(team?.require, { digestPinned: false });
+  t.same(team?.require, { digestPinned: false, signedBy: [], onUnreachable: 'deny' });
   t.ok(team?.match.test('registry.example.com/team/a/b:1'));
   t.equal(local?.index, 2);
-  t.same({ ...policy.images, rules: [], exceptions: [] }, { rules: [], default: 'deny', local: 'deny', action: 'stop', severity: 'high', exceptions: [] }, 'images.local follows images.default');
+  t.same({ ...policy.images, rules: [], exceptions: [] }, { rules: [], default: 'deny', local: 'deny', registryAuth: null, insecureRegistries: [], action: 'stop', severity: 'high', exceptions: [] }, 'images.local follows images.default');
   t.equal(valid(yaml('version: 1', 'images: { default: deny, local: allow }')).images.local, 'allow');
   t.equal(valid(yaml('version: 1', 'images: { local: deny }')).images.local, 'deny');
   t.same(errors(yaml('version: 1', 'images: { local: yes }')), ['policy.yaml:2:18: images.local: "yes" is not allowed here; expected one of: deny, allow']);
@@ -256,7 +256,7 @@ t.test('unknown keys, at the key, at every depth, naming the keys that exist', a
       'policy.yaml:7:7: ports.rules[0]: unknown key "alow"; expected one of: name, match, allow',
       'policy.yaml:9:31: containers.privileged: unknown key "severty"; expected one of: action, severity',
       'policy.yaml:10:3: containers: unknown key "root"; expected one of: capabilities, privileged, host-namespaces, docker-socket, sensitive-mounts, devices, privileged-exec, no-new-privileges, seccomp-unconfined, apparmor-unconfined, root-user, unmasked-paths, resource-limits, read-only-root, restart-policy, wildcard-bind, privileged-ports, mount-propagation, cgroup-parent, healthcheck, ulimits, label-disabled, root-exec, default-bridge, exceptions, stop-grace-seconds',
-      'policy.yaml:12:41: images.rules[0].require: unknown key "digest_pinned"; expected one of: digest-pinned',
+      'policy.yaml:12:41: images.rules[0].require: unknown key "digest_pinned"; expected one of: digest-pinned, signed-by, on-unreachable',
     ],
   );
 });
@@ -469,7 +469,7 @@ t.test('wrong types', async (t) => {
       'policy.yaml:2:7: mode: 1 is not allowed here; expected one of: enforce, audit',
       'policy.yaml:4:12: ports.default: true is not allowed here; expected one of: deny, allow',
       'policy.yaml:5:10: ports.rules: {"name":"a"} is not a list',
-      'policy.yaml:6:9: images: [] is not a mapping; expected keys: rules, default, local, action, severity, exceptions, latest-tag, healthcheck',
+      'policy.yaml:6:9: images: [] is not a mapping; expected keys: rules, default, local, action, severity, exceptions, latest-tag, healthcheck, keys, registry-auth, insecure-registries',
       'policy.yaml:7:30: volumes.selinux.roots: "/srv/containers" is not a list; write a list, e.g. ["/srv/containers"]',
     ],
   );

@@ -2,6 +2,7 @@ import type { Violation } from '../decision.js';
 import type { ContainerFacts, ImageFacts } from '../facts.js';
 import { compileGlob } from '../glob.js';
 import { imageProvenance, repository, type ImageProvenance } from '../image-provenance.js';
+import { keySetId, type SignatureQuestion, type SignatureRefusal } from '../image-signature.js';
 import type { ImageReference } from '../image-reference.js';
 import { compareSpecificity, patternSpecificity } from '../image-specificity.js';
 import type { ImageRule, ImagesPolicy } from '../policy/model.js';
@@ -23,7 +24,8 @@ export type ImageRefusal =
   | 'unofficial-namespace'
   | 'no-matching-rule'
   | 'not-digest-pinned'
-  | 'digest-not-in-repo-digests';
+  | 'digest-not-in-repo-digests'
+  | SignatureRefusal;
 
 /** The judgement of one name the image goes by. */
 export interface NameVerdict {
@@ -125,15 +127,49 @@ function judgeNames(images: ImagesPolicy, image: ImageFacts, provenance: ImagePr
   }
   if (provenance.judgedAs === 'local') {
     const name = claimed?.ok ? claimed.ref.normalised : image.id;
+    // A local tag of a name whose rule wants a signature: nothing can be verified, whatever images.local allows.
+    const matchingRules = claimed?.ok ? rulesMatching(images, claimed.ref) : [];
+    const rule = matchingRules[0];
+    if (rule && rule.require.signedBy.length > 0) {
+      const why = `${ruleLabel(rule)} requires a signature by ${keyNames(rule)}, and ${LOCAL_IMAGE}`;
+      return [{ name, matchingRules, rule, decidedBy: ruleLabel(rule), refusal: 'no-repo-digest', why }];
+    }
     return only({ name, decidedBy: 'images.local', refusal: images.local === 'deny' ? 'local-image' : null, why: `${LOCAL_IMAGE}; images.local is ${images.local}` });
   }
-  return provenance.names.map((name) => judgeName(images, name, provenance));
+  return provenance.names.map((name) => judgeName(images, name, provenance, image));
 }
 
-function judgeName(images: ImagesPolicy, ref: ImageReference, provenance: ImageProvenance): NameVerdict {
-  const matchingRules = images.rules
+/** Every rule whose pattern matches the name, most specific first: the first decides. */
+function rulesMatching(images: ImagesPolicy, ref: ImageReference): ImageRule[] {
+  return images.rules
     .filter((rule) => rule.match.test(ref.normalised))
     .sort((a, b) => compareSpecificity(patternSpecificity(a.match.pattern), patternSpecificity(b.match.pattern)) || a.index - b.index);
+}
+
+/**
+ * What a signature verifier must answer before the image can be judged: for every name whose deciding
+ * rule requires a signature, each manifest digest the image has in that name's repository, with the
+ * rule's keys. Empty when no rule asks (then nothing is fetched).
+ */
+export function signatureQuestions(images: ImagesPolicy, image: ImageFacts): SignatureQuestion[] {
+  const provenance = imageProvenance(image);
+  const questions = new Map<string, SignatureQuestion>();
+  for (const ref of provenance.names) {
+    const keys = rulesMatching(images, ref)[0]?.require.signedBy ?? [];
+    if (keys.length === 0) continue;
+    const repo = repository(ref);
+    for (const digest of repoDigestsIn(provenance, repo)) questions.set(`${repo}@${digest} ${keySetId(keys)}`, { repository: repo, digest, keys });
+  }
+  return [...questions.values()];
+}
+
+/** The manifest digests the image has in `repo` (its RepoDigests there). */
+function repoDigestsIn(provenance: ImageProvenance, repo: string): string[] {
+  return [...provenance.repoDigests.exact].filter((entry) => entry.startsWith(`${repo}@`)).map((entry) => entry.slice(repo.length + 1));
+}
+
+function judgeName(images: ImagesPolicy, ref: ImageReference, provenance: ImageProvenance, image: ImageFacts): NameVerdict {
+  const matchingRules = rulesMatching(images, ref);
   const rule = matchingRules[0];
   const verdict = (refusal: ImageRefusal | null, why: string): NameVerdict => ({
     name: ref.normalised,
@@ -152,6 +188,11 @@ function judgeName(images: ImagesPolicy, ref: ImageReference, provenance: ImageP
   if (rule.require.digestPinned) {
     const problem = pinningProblem(ref, provenance);
     if (problem) return verdict(problem[0], `${label} requires a digest-pinned reference, and ${problem[1]}`);
+  }
+  if (rule.require.signedBy.length > 0) {
+    const [refusal, why] = signatureJudgement(rule, repository(ref), provenance, image);
+    if (refusal) return verdict(refusal, `${label} requires a signature by ${keyNames(rule)}, and ${why}`);
+    return verdict(null, `allowed by ${label}: ${why}`);
   }
   return verdict(null, `allowed by ${label}`);
 }
@@ -183,4 +224,26 @@ function pinningProblem(ref: ImageReference, provenance: ImageProvenance): [Imag
     return ['digest-not-in-repo-digests', `${digest} is not among the image's repo digests for ${JSON.stringify(repo)}`];
   }
   return undefined;
+}
+
+/**
+ * A signature requirement, judged on the verifier's verdicts: passes when a signature verifies for one
+ * of the image's manifest digests in the repository. A verdict that is missing (nothing was looked up)
+ * refuses; an unreachable registry refuses unless the rule says `on-unreachable: allow`.
+ */
+function signatureJudgement(rule: ImageRule, repo: string, provenance: ImageProvenance, image: ImageFacts): [ImageRefusal | null, string] {
+  const digests = repoDigestsIn(provenance, repo);
+  if (digests.length === 0) return ['no-repo-digest', `the image has no repo digest in ${JSON.stringify(repo)} to verify`];
+  const keySet = keySetId(rule.require.signedBy);
+  const verdicts = digests.map((digest) => image.signatures?.find((v) => v.repository === repo && v.digest === digest && v.keySet === keySet));
+  const verified = verdicts.find((v) => v?.refusal === null);
+  if (verified) return [null, `${verified.digest} is signed by ${JSON.stringify(verified.signedBy)}`];
+  const first = verdicts[0];
+  if (first === undefined) return ['signature-unverifiable', `no signature verdict was looked up for ${digests[0]}`];
+  if (first.refusal === 'signature-unverifiable' && rule.require.onUnreachable === 'allow') return [null, `${first.why}; allowed by on-unreachable: allow`];
+  return [first.refusal, `${first.digest}: ${first.why}`];
+}
+
+function keyNames(rule: ImageRule): string {
+  return rule.require.signedBy.map((key) => JSON.stringify(key.name)).join(' or ');
 }

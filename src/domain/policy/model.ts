@@ -1,6 +1,7 @@
 import type { Capability } from '../capabilities.js';
 import type { DeviceCgroupRule } from '../device-rules.js';
 import type { Protocol } from '../facts.js';
+import type { SigningKey } from '../image-signature.js';
 
 /**
  * The validated, typed policy. Produced only by the loader (`load.ts`), which has already resolved
@@ -153,13 +154,14 @@ export interface ImageRule {
   readonly require: ImageRequirements;
 }
 
-/**
- * What an image that a rule matches must also satisfy; all must hold. Signature verification
- * (cosign: `signed: { keys | identities }`) is meant to become one more member here.
- */
+/** What an image that a rule matches must also satisfy; all must hold. */
 export interface ImageRequirements {
   /** The reference carries `@sha256:…`, and that digest is among the image's `RepoDigests` for that repository. */
   readonly digestPinned: boolean;
+  /** A cosign signature by one of these keys must sign the manifest digest in this repository; empty: none required. */
+  readonly signedBy: readonly SigningKey[];
+  /** When the registry holding the signatures cannot be reached. */
+  readonly onUnreachable: 'deny' | 'allow';
 }
 
 export interface ImagesPolicy {
@@ -167,6 +169,10 @@ export interface ImagesPolicy {
   readonly default: 'deny' | 'allow';
   /** For images with no repo digest (built, committed or loaded here): no pattern matches them. `images.default` when not given. */
   readonly local: 'deny' | 'allow';
+  /** Docker config.json holding registry credentials for signature reads; null: anonymous. */
+  readonly registryAuth: string | null;
+  /** Registries (`host[:port]`) whose signatures are read over plain HTTP. */
+  readonly insecureRegistries: readonly string[];
   readonly action: Action;
   readonly severity: Severity;
   readonly exceptions: readonly Selector[];

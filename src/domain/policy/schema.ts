@@ -5,6 +5,8 @@ import { parseDeviceCgroupRule, type DeviceCgroupRule } from '../device-rules.js
 import { compileGlob } from '../glob.js';
 import { parseCidr } from '../net/cidr.js';
 import { parsePortRange } from '../net/port-range.js';
+import type { SigningKey } from '../image-signature.js';
+import { readSigningKeyFile } from './signing-key-file.js';
 import { CHECK_IDS, HOST_NAMESPACES, RESOURCE_KINDS, ULIMIT_NAMES, type Cidr, type Glob, type Policy, type Selector, type Severity, type SourceRef } from './model.js';
 
 /**
@@ -433,14 +435,42 @@ const containersSection = mapping({
     .meta({ description: "A stop sends SIGTERM, then SIGKILL this many seconds later; the container's own stop signal and timeout are not used." }),
 }).transform(camelKeys);
 
+/** A PEM public key file, read and checked where the policy names it (signing-key-file.ts: which key types, why). */
+function readKeyAt(text: string, ctx: z.core.$RefinementCtx<string>): { path: string; pem: string; fingerprint: string } {
+  const path = normaliseAbsolutePath(text);
+  const key = path === undefined ? { ok: false as const, error: `${quote(text)} is not an absolute path; expected e.g. /etc/dockwarden/keys/cosign.pub` } : readSigningKeyFile(path);
+  if (!key.ok) {
+    ctx.addIssue({ code: 'custom', message: key.error, input: text });
+    return z.NEVER;
+  }
+  return { path: path!, pem: key.pem, fingerprint: key.fingerprint };
+}
+
+const signingKeyFile = z.string().transform(readKeyAt);
+
+const KEY_NAME = /^[a-z][a-z0-9_-]{0,62}$/;
+const keyName = z.string().regex(KEY_NAME, { error: (issue) => `${quote(issue.input)} is not a key name; expected lowercase letters, digits, - and _, starting with a letter` });
+
+/** A `signed-by` entry: a key file (an absolute path) or the name of one under `images.keys`, resolved with the section. */
+const signedByEntry = z.string().transform((text, ctx): { path: string; pem: string; fingerprint: string } | { name: string } => {
+  if (text.startsWith('/')) return readKeyAt(text, ctx);
+  if (KEY_NAME.test(text)) return { name: text };
+  ctx.addIssue({ code: 'custom', message: `${quote(text)} is neither an absolute path to a PEM public key nor a key name`, input: text });
+  return z.NEVER;
+});
+
 const imagesSection = mapping({
   rules: z
     .array(
       mapping({
         match: imageRuleMatch,
-        // What a matched image must also satisfy. Signature verification (cosign) is to be one more key here.
+        // What a matched image must also satisfy; all must hold.
         require: mapping({
           'digest-pinned': z.boolean().default(false).meta({ description: "The reference carries @sha256:…, and that digest is among the image's RepoDigests." }),
+          'signed-by': list(signedByEntry)
+            .optional()
+            .meta({ description: 'A cosign signature by one of these keys (key names or absolute paths of PEM public keys) must sign the manifest digest in this repository.' }),
+          'on-unreachable': z.enum(['deny', 'allow']).default('deny').meta({ description: 'When the registry holding the signatures cannot be reached: deny (fail closed) or allow.' }),
         })
           .transform(camelKeys)
           .prefault({}),
@@ -459,7 +489,33 @@ const imagesSection = mapping({
   exceptions: z.array(containerSelector).prefault([]).meta({ description: 'Containers excused from every image check.' }),
   'latest-tag': check('low', {}).meta({ description: 'A container created from a :latest or untagged reference (CIS 4).' }),
   healthcheck: check('low', {}).meta({ description: 'An image without a healthcheck (CIS 4.6).' }),
-}).transform(({ local, 'latest-tag': latestTag, ...images }) => ({ ...images, local: local ?? images.default, ...(latestTag && { latestTag }) }));
+  keys: record(keyName, signingKeyFile).prefault({}).meta({ description: 'Named public keys (PEM files, ECDSA P-256 as cosign generate-key-pair makes them) for signed-by.' }),
+  'registry-auth': absolutePath
+    .optional()
+    .meta({ description: "Docker's config.json with the credentials for the registries signatures are read from (auths.<registry>.auth); never logged." }),
+  'insecure-registries': z.array(z.string().regex(/^[A-Za-z0-9.[\]:-]{1,255}$/, { error: (issue) => `${quote(issue.input)} is not a registry host[:port]` })).prefault([])
+    .meta({ description: 'Registries whose signatures are read over plain HTTP (host:port as in image references); every other one over HTTPS.' }),
+})
+  .superRefine((images, ctx) => {
+    images.rules.forEach((rule, i) =>
+      rule.require.signedBy?.forEach((entry, j) => {
+        if ('name' in entry && !Object.hasOwn(images.keys, entry.name)) {
+          ctx.addIssue({ code: 'custom', path: ['rules', i, 'require', 'signed-by', j], input: entry.name, message: `no key ${quote(entry.name)} under images.keys` });
+        }
+      }),
+    );
+  })
+  .transform(({ local, keys, 'registry-auth': registryAuth, 'insecure-registries': insecureRegistries, rules, 'latest-tag': latestTag, ...images }) => ({
+    ...images,
+    ...(latestTag && { latestTag }),
+    local: local ?? images.default,
+    registryAuth: registryAuth ?? null,
+    insecureRegistries: unique(insecureRegistries),
+    rules: rules.map(({ require: { signedBy, ...require }, ...rule }) => ({
+      ...rule,
+      require: { ...require, signedBy: (signedBy ?? []).map((entry): SigningKey => ('name' in entry ? { name: entry.name, ...keys[entry.name]! } : { name: entry.path, ...entry })) },
+    })),
+  }));
 
 const owner = parsed(
   'uid:gid',
