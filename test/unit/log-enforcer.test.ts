@@ -23,7 +23,7 @@ t.test('a judgement is logged when it first appears and when it changes, not at 
   await enforcer.apply({ facts, decision: evaluate(policy, facts) }, policy);
   await enforcer.apply({ facts, decision: evaluate(policy, facts) }, policy);
   t.equal(lines.filter((l) => l.msg === 'container judged').length, 1);
-  const bad = makeFacts({ capabilities: { ...facts.capabilities, configured: [...facts.capabilities.configured, 'CAP_SYS_ADMIN'] } });
+  const bad = makeFacts({ capabilities: { ...facts.capabilities, configured: [...facts.capabilities.configured, 'CAP_SYS_ADMIN'], effective: [...(facts.capabilities.effective ?? []), 'CAP_SYS_ADMIN'] } });
   await enforcer.apply({ facts: bad, decision: evaluate(policy, bad) }, policy);
   const changed = lines.filter((l) => l.msg === 'container judged')[1]!;
   t.same(changed.violations, [{ check: 'capabilities', action: 'kill', message: 'holds forbidden capabilities: SYS_ADMIN' }]);
