@@ -430,7 +430,7 @@ export async function createScratchTable(netns?: string): Promise<string> {
     `table inet ${name} {
 \tset ports4 { type ipv4_addr . inet_proto . inet_service; flags interval; }
 \tset allow4 { type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval; }
-\tset endpoints4 { type ipv4_addr . inet_proto . inet_service; }
+\tset endpoints4 { type ipv4_addr . inet_proto . inet_service . inet_service; }
 }
 `,
     netns,
@@ -444,7 +444,7 @@ export function containerElements(port: number, containerAddr: string): string[]
   return [
     `ports4 { 0.0.0.0/0 . tcp . ${port} }`,
     `allow4 { 0.0.0.0/0 . tcp . ${port} . 198.51.100.10/32 }`,
-    `endpoints4 { ${containerAddr} . tcp . ${port} }`,
+    `endpoints4 { ${containerAddr} . tcp . ${port} . ${port} }`,
   ];
 }
 

@@ -161,7 +161,7 @@ t.test('drift: what the kernel holds differs from what was applied', async (t) =
   const name = netns(t);
   await runNft(renderTable(BASE), { netns: name });
   const applied = await installed(name);
-  inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'endpoints4', '{ 172.17.0.2 . tcp . 8443 }');
+  inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'endpoints4', '{ 172.17.0.2 . tcp . 8443 . 443 }');
   inNetns(name, 'nft', 'add', 'element', 'inet', 'dockwarden', 'allow4', '{ 10.0.0.1-10.0.0.3 . tcp . 1 . 0.0.0.0/0 }');
   const drifted = await installed(name);
   const diff = diffElements(drifted.plan, BASE);
