@@ -265,6 +265,9 @@ function daemonSupervisor(netns: string, dockerSocket: string, receiverUrl: stri
   const listeners = new Set<(l: Line) => void>();
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
+  // As systemd does, a reload waits for the start job: a SIGHUP before the daemon set its handler
+  // would end it (and SIGHUP counts as a clean exit for Restart=on-failure).
+  let starting: Promise<unknown> = Promise.resolve();
   const spawnOne = (): { pid: number; t: number } => {
     const t = now();
     const c = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', process.execPath, DAEMON_CLI, 'run', '--config', config], {
@@ -313,7 +316,7 @@ function daemonSupervisor(netns: string, dockerSocket: string, receiverUrl: stri
     },
     async start(): Promise<void> {
       const { pid } = spawnOne();
-      await ready(pid);
+      await (starting = ready(pid));
     },
     /** SIGKILL, respawn at once; the recovery: SIGKILL → READY=1 of the new process (and → its spawn). */
     async kill(): Promise<{ recoveryMs: number; startupMs: number; firstLineMs: number; reconcileMs: number }> {
@@ -321,7 +324,7 @@ function daemonSupervisor(netns: string, dockerSocket: string, receiverUrl: stri
       child!.kill('SIGKILL');
       await exited;
       const { pid, t } = spawnOne();
-      const tReady = await ready(pid);
+      const tReady = await (starting = ready(pid));
       const own = lines.filter((l) => l.pid === pid);
       return {
         recoveryMs: tReady - t0,
@@ -331,7 +334,8 @@ function daemonSupervisor(netns: string, dockerSocket: string, receiverUrl: stri
         reconcileMs: Number(own.find((l) => l.line.msg === 'reconciled')?.line.ms ?? NaN),
       };
     },
-    reload(variant: string): void {
+    async reload(variant: string): Promise<void> {
+      await starting.catch(() => {});
       const tmp = `${policyFile}.tmp`;
       writeFileSync(tmp, policyText(variant));
       renameSync(tmp, policyFile);
@@ -560,8 +564,8 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
       } else if (await waitJudged(id, 10_000)) {
         if (epoch === dockerEpoch) prober.send(`open ${port}`), openPorts.add(port);
       } else notJudgedInTime++;
-      if (last) return; // the last containers stay: the end state is judged with containers running
       await sleep(1000 + Math.random() * 1500);
+      if (last || started >= STARTS) return; // each worker's last container stays: the end state is judged with containers running
       prober.send(`close ${port}`);
       openPorts.delete(port);
       await docker.getContainer(id).remove({ force: true }).catch(() => {});
@@ -618,7 +622,7 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
     }
   };
   let reloads = 0;
-  const reloadTimer = setInterval(() => daemon.reload(++reloads % 2 === 1 ? 'b' : 'a'), RELOAD_EVERY_MS);
+  const reloadTimer = setInterval(() => void daemon.reload(++reloads % 2 === 1 ? 'b' : 'a'), RELOAD_EVERY_MS);
   onCleanup('reload timer', () => clearInterval(reloadTimer));
   const receiverOutage = (async () => {
     while (!stopping && started < 0.3 * STARTS) await sleep(200);
@@ -668,7 +672,10 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
   const floor = stats(nodeFloor);
 
   const breaches = final.breaches.slice(baseline.breaches.length);
-  const inWindow = (t: number): string => windows.find((w) => t >= w.from && t <= w.to + 1000)?.kind ?? 'none';
+  // The most specific window a moment fell in (the receiver's outage spans several others).
+  const PRIORITY = ['daemon-absent', 'flush', 'dockerd-restart', 'receiver-down'];
+  const inWindow = (t: number): string =>
+    PRIORITY.find((kind) => windows.some((w) => w.kind === kind && t >= w.from && t <= w.to + 1000)) ?? 'none';
   const breachesBy: Record<string, number> = {};
   for (const b of breaches) breachesBy[inWindow(b.t)] = (breachesBy[inWindow(b.t)] ?? 0) + 1;
   const allowedAttempts = final.allowedAttempts - baseline.allowedAttempts;
@@ -682,7 +689,7 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
   const explain = (b: { port: number; t: number }): string => {
     const holder = history.filter((h) => h.port === b.port && h.born - 2000 <= b.t).at(-1);
     const before = holder ? history.filter((h) => h.ip === holder.ip && h.born < holder.born).at(-1) : undefined;
-    return `${inWindow(b.t)} port ${b.port} at ${holder ? `born+${b.t - holder.born} ms, ${holder.ip}` : '?'}; address held before by port ${before?.port ?? '-'} (gone ${before ? `${holder!.born - before.gone} ms before this start` : '-'})`;
+    return `${inWindow(b.t)} port ${b.port} at ${holder ? `born+${b.t - holder.born} ms, removal${b.t >= holder.gone ? '+' : ''}${Number.isFinite(holder.gone) ? b.t - holder.gone : '∞'} ms, ${holder.ip}` : '?'}; address held before by port ${before?.port ?? '-'} (gone ${before ? `${holder!.born - before.gone} ms before this start` : '-'})`;
   };
   const firstOfEach = new Map<number, { port: number; t: number }>();
   for (const b of breaches) if (!firstOfEach.has(b.port)) firstOfEach.set(b.port, b);
