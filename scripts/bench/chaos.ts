@@ -579,7 +579,7 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
   type Fault = { at: number; kind: 'dockerd-restart' | 'daemon-kill' | 'flush' };
   const faults: Fault[] = [
     ...Array.from({ length: DOCKERD_RESTARTS }, (_, i) => ({ at: ((i + 0.5) / DOCKERD_RESTARTS) * 0.9, kind: 'dockerd-restart' as const })),
-    ...Array.from({ length: DAEMON_KILLS }, (_, i) => ({ at: ((i + 0.25) / DAEMON_KILLS) * 0.9, kind: 'daemon-kill' as const })),
+    ...Array.from({ length: DAEMON_KILLS }, (_, i) => ({ at: (i / DAEMON_KILLS) * 0.9 + 0.01, kind: 'daemon-kill' as const })),
     // A flush shortly before a dockerd restart: Docker's own rules (DNAT, its chains) come back only then.
     ...Array.from({ length: FLUSHES }, (_, i) => ({ at: ((2 * i + 0.5) / DOCKERD_RESTARTS) * 0.9 - 0.02, kind: 'flush' as const })),
   ].sort((a, b) => a.at - b.at);
@@ -619,6 +619,8 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
         w.to = Date.now();
       }
       say(`  ${f.kind} at ${started} starts: ${(now() - tf).toFixed(0)} ms`);
+      // Faults do not overlap: each breach or failure belongs to one of them (a flush's restart excepted).
+      if (f.kind !== 'flush') await sleep(5000);
     }
   };
   let reloads = 0;
