@@ -33,7 +33,7 @@ import Docker from 'dockerode';
 import { bindNotifySocket } from '../../test/helpers/notify-socket.js';
 import { docker as testDocker, TEST_IMAGE } from '../../test/helpers/docker.js';
 import {
-  Aborted, BenchBroken, CLI, assertRunning, ROOT, cleanEnv, main, now, onCleanup, printJson, say, scratchDir, scratchNetns, sleep, stats, writeConfig, Refusal,
+  Aborted, BenchBroken, CLI, startContainer, ROOT, cleanEnv, main, now, onCleanup, printJson, say, scratchDir, scratchNetns, sleep, stats, writeConfig, Refusal,
 } from './lib.js';
 import { existsSync } from 'node:fs';
 
@@ -394,25 +394,13 @@ async function endState(netns: string, docker: Docker): Promise<EndState> {
 
 // ------------------------------------------------------------------ containers
 
-async function startOne(docker: Docker, port: number, cap: boolean): Promise<string> {
-  assertRunning(); // nothing new once the bench is stopping
-  const container = await docker.createContainer({
-    Image: TEST_IMAGE,
-    Cmd: ['httpd', '-f', '-p', '80', '-h', '/var/www'],
-    Labels: { 'dw-chaos': String(process.pid) },
-    ExposedPorts: { '80/tcp': {} },
-    StopSignal: 'SIGKILL', // httpd as PID 1 ignores SIGTERM: a dockerd restart would wait 10 s per container
-    HostConfig: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: String(port) }] }, ...(cap ? { CapAdd: ['SYS_ADMIN'] } : {}) },
+const startOne = (docker: Docker, port: number, cap: boolean): Promise<string> =>
+  startContainer({
+    hostPort: port,
+    engine: docker,
+    // httpd as PID 1 ignores SIGTERM: a dockerd restart would wait 10 s per container
+    create: { StopSignal: 'SIGKILL', HostConfig: cap ? { CapAdd: ['SYS_ADMIN'] } : {} },
   });
-  try {
-    assertRunning(); // created while the cleanup was already listing: take it out here
-    await container.start();
-  } catch (err) {
-    await container.remove({ force: true }).catch(() => {});
-    throw err;
-  }
-  return container.id;
-}
 
 // ------------------------------------------------------------------ the run
 

@@ -495,6 +495,10 @@ export interface ContainerSpec {
   readonly hostPort: number;
   readonly containerPort?: number;
   readonly cmd?: readonly string[];
+  /** Another engine than the test dockerd (the chaos soak's own). */
+  readonly engine?: Docker;
+  /** Merged into the create request; its HostConfig over the port binding. */
+  readonly create?: Partial<Docker.ContainerCreateOptions>;
 }
 
 /** Creates and starts a bench container publishing `hostPort` (tcp); resolves with its id. */
@@ -502,12 +506,13 @@ export async function startContainer(spec: ContainerSpec): Promise<string> {
   assertRunning();
   const containerPort = spec.containerPort ?? 80;
   const key = `${containerPort}/tcp`;
-  const container = await api.createContainer({
+  const container = await (spec.engine ?? api).createContainer({
     Image: TEST_IMAGE,
     Cmd: [...(spec.cmd ?? ['httpd', '-f', '-p', String(containerPort), '-h', '/var/www'])],
     Labels: { [BENCH_LABEL]: String(process.pid) },
     ExposedPorts: { [key]: {} },
-    HostConfig: { PortBindings: { [key]: [{ HostIp: '', HostPort: String(spec.hostPort) }] } },
+    ...spec.create,
+    HostConfig: { PortBindings: { [key]: [{ HostIp: '', HostPort: String(spec.hostPort) }] }, ...spec.create?.HostConfig },
   });
   try {
     assertRunning(); // created while the cleanup was already listing: take it out here
