@@ -430,7 +430,7 @@ export async function createScratchTable(netns?: string): Promise<string> {
     `table inet ${name} {
 \tset ports4 { type ipv4_addr . inet_proto . inet_service; flags interval; }
 \tset allow4 { type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval; }
-\tset endpoints4 { type ipv4_addr . inet_proto . inet_service; }
+\tset endpoints4 { type ipv4_addr . inet_proto . inet_service . inet_service; }
 }
 `,
     netns,
@@ -444,7 +444,7 @@ export function containerElements(port: number, containerAddr: string): string[]
   return [
     `ports4 { 0.0.0.0/0 . tcp . ${port} }`,
     `allow4 { 0.0.0.0/0 . tcp . ${port} . 198.51.100.10/32 }`,
-    `endpoints4 { ${containerAddr} . tcp . ${port} }`,
+    `endpoints4 { ${containerAddr} . tcp . ${port} . ${port} }`,
   ];
 }
 
@@ -495,6 +495,10 @@ export interface ContainerSpec {
   readonly hostPort: number;
   readonly containerPort?: number;
   readonly cmd?: readonly string[];
+  /** Another engine than the test dockerd (the chaos soak's own). */
+  readonly engine?: Docker;
+  /** Merged into the create request; its HostConfig over the port binding. */
+  readonly create?: Partial<Docker.ContainerCreateOptions>;
 }
 
 /** Creates and starts a bench container publishing `hostPort` (tcp); resolves with its id. */
@@ -502,12 +506,13 @@ export async function startContainer(spec: ContainerSpec): Promise<string> {
   assertRunning();
   const containerPort = spec.containerPort ?? 80;
   const key = `${containerPort}/tcp`;
-  const container = await api.createContainer({
+  const container = await (spec.engine ?? api).createContainer({
     Image: TEST_IMAGE,
     Cmd: [...(spec.cmd ?? ['httpd', '-f', '-p', String(containerPort), '-h', '/var/www'])],
     Labels: { [BENCH_LABEL]: String(process.pid) },
     ExposedPorts: { [key]: {} },
-    HostConfig: { PortBindings: { [key]: [{ HostIp: '', HostPort: String(spec.hostPort) }] } },
+    ...spec.create,
+    HostConfig: { PortBindings: { [key]: [{ HostIp: '', HostPort: String(spec.hostPort) }] }, ...spec.create?.HostConfig },
   });
   try {
     assertRunning(); // created while the cleanup was already listing: take it out here

@@ -156,6 +156,7 @@ export interface ContainerState {
 }
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
+export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'sctp'];
 
 export interface PublishedPort {
   readonly proto: Protocol;

@@ -60,6 +60,8 @@ export interface RunOptions {
   readonly user?: string;
   /** Merged over the HostConfig built from `publish`. */
   readonly hostConfig?: Docker.HostConfig;
+  /** Per-network settings at create (a fixed address: `{ EndpointsConfig: { net: { IPAMConfig: { IPv4Address } } } }`). */
+  readonly networkingConfig?: Docker.ContainerCreateOptions['NetworkingConfig'];
 }
 
 export const DEFAULT_CMD = ['sh', '-c', 'httpd -p 80 -h /var/www && exec sleep 86400'];
@@ -91,6 +93,7 @@ export async function runContainer(opts: RunOptions = {}): Promise<string> {
     Labels: { ...opts.labels, [TEST_LABEL]: '1', [`${TEST_LABEL}.pid`]: String(process.pid) },
     ExposedPorts: exposed,
     HostConfig: { PortBindings: bindings, ...opts.hostConfig },
+    ...(opts.networkingConfig ? { NetworkingConfig: opts.networkingConfig } : {}),
   });
   try {
     await container.start();

@@ -126,8 +126,8 @@ t.test('a failed transaction changes nothing', async (t) => {
   t.ok(isNftError(error), 'an NftError');
   if (!isNftError(error)) return;
   t.equal(error.line, lines.length - 1, 'it names the failing line');
-  t.equal(error.scriptLine, '\t172.17.0.99 . tcp . 99');
-  t.match(error.message, /^nft: Could not process rule: No such file or directory \(line \d+: 172\.17\.0\.99 \. tcp \. 99\)$/);
+  t.equal(error.scriptLine, '\t172.17.0.99 . tcp . 99 . 9999');
+  t.match(error.message, /^nft: Could not process rule: No such file or directory \(line \d+: 172\.17\.0\.99 \. tcp \. 99 \. 9999\)$/);
   t.equal(error.exitCode, 1);
   t.same(await installed(name), before, 'none of the earlier additions happened');
 
@@ -160,7 +160,7 @@ t.test('drift: what the kernel holds differs from what was applied', async (t) =
   const name = netns(t);
   await runNft(renderTable(BASE), { netns: name });
   const applied = await installed(name);
-  inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'endpoints4', '{ 172.17.0.2 . tcp . 8443 }');
+  inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'endpoints4', '{ 172.17.0.2 . tcp . 8443 . 443 }');
   inNetns(name, 'nft', 'add', 'element', 'inet', 'dockwarden', 'allow4', '{ 10.0.0.1-10.0.0.3 . tcp . 1 . 0.0.0.0/0 }');
   const drifted = await installed(name);
   const diff = diffElements(drifted.plan, BASE);

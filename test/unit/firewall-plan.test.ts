@@ -27,7 +27,7 @@ const OPTIONS = { defaultDeny: true, bridges: [] };
 const show = (e: FirewallElements) => ({
   ports: e.ports.map((p) => `${p.hostAddr.text} . ${p.proto} . ${p.port}`),
   allows: e.allows.map((a) => `${a.hostAddr.text} . ${a.proto} . ${a.port} . ${a.source.text}`),
-  endpoints: e.endpoints.map((p) => `${p.addr.text} . ${p.proto} . ${p.port}`),
+  endpoints: e.endpoints.map((p) => `${p.addr.text} . ${p.proto} . ${p.port} . ${p.hostPort}`),
   bridges: e.bridges,
 });
 
@@ -36,7 +36,7 @@ t.test('a running container: host side, allowances and endpoints per family', as
   t.same(show(planAll([elements], OPTIONS)), {
     ports: ['0.0.0.0/0 . tcp . 8080', '::/0 . tcp . 8080'],
     allows: ['0.0.0.0/0 . tcp . 8080 . 198.51.100.0/24', '::/0 . tcp . 8080 . 2001:db8:1::/48'],
-    endpoints: ['172.17.0.2 . tcp . 80', '172.18.0.5 . tcp . 80', '2001:db8:17::2 . tcp . 80'],
+    endpoints: ['172.17.0.2 . tcp . 80 . 8080', '172.18.0.5 . tcp . 80 . 8080', '2001:db8:17::2 . tcp . 80 . 8080'],
     bridges: [],
   });
 });
@@ -101,16 +101,17 @@ t.test('planAll: merged, sorted, order-independent', async (t) => {
   t.same(show(planAll([], OPTIONS)), { ports: [], allows: [], endpoints: [], bridges: [] });
 });
 
-t.test('shared elements survive the removal of one of their containers', async (t) => {
-  // An address reuse race: b got a's old address before a's `destroy` was handled.
+t.test('an address reused before the old container is gone: each keeps endpoints of its own host ports', async (t) => {
+  // b got a's old address before a's `destroy` was handled (or while dockwarden was down).
   const a = container('a', [tcp(8080), ['198.51.100.0/24']]);
   const b = container('b', [tcp(9090), ['198.51.100.0/24']]);
   const both = planAll([a, b], OPTIONS);
-  t.same(show(both).endpoints, ['172.17.0.2 . tcp . 80', '172.18.0.5 . tcp . 80'], 'one element each (IPv4 bindings: IPv4 endpoints)');
+  t.same(show(both).endpoints, ['172.17.0.2 . tcp . 80 . 8080', '172.17.0.2 . tcp . 80 . 9090', '172.18.0.5 . tcp . 80 . 8080', '172.18.0.5 . tcp . 80 . 9090'],
+    'one element per address and host port (IPv4 bindings: IPv4 endpoints)');
   const diff = diffElements(both, planAll([b], OPTIONS));
   t.same(show(diff.delete), {
-    ports: ['0.0.0.0/0 . tcp . 8080'], allows: ['0.0.0.0/0 . tcp . 8080 . 198.51.100.0/24'], endpoints: [], bridges: [],
-  }, "a's endpoints stay: b still uses them");
+    ports: ['0.0.0.0/0 . tcp . 8080'], allows: ['0.0.0.0/0 . tcp . 8080 . 198.51.100.0/24'], endpoints: ['172.17.0.2 . tcp . 80 . 8080', '172.18.0.5 . tcp . 80 . 8080'], bridges: [],
+  }, "a's endpoints go with it: they never let a connection to b's port through");
   t.ok(isEmpty(diff.add));
 });
 
@@ -142,7 +143,7 @@ t.test('diffElements: a start and a stop are small transactions', async (t) => {
   t.same(show(start.add), {
     ports: ['0.0.0.0/0 . tcp . 443'],
     allows: ['0.0.0.0/0 . tcp . 443 . 0.0.0.0/0'],
-    endpoints: ['172.17.0.3 . tcp . 443'],
+    endpoints: ['172.17.0.3 . tcp . 443 . 443'],
     bridges: ['br-0123456789ab'],
   });
   t.ok(isEmpty(start.delete));

@@ -23,6 +23,7 @@ function randomContainer(next: () => number, id: string): ContainerElements {
     addr: pick([{ family: 4 as const, text: '10.0.0.2' }, { family: 4 as const, text: '10.0.0.3' }, { family: 6 as const, text: 'fd00::2' }]),
     proto: pick(['tcp', 'udp'] as const),
     port: pick([80, 443]),
+    hostPort: pick([80, 8080]),
   }));
   return { containerId: id, claims, endpoints };
 }
@@ -32,7 +33,7 @@ function keys(e: Pick<FirewallPlan, 'ports' | 'allows' | 'endpoints'>): string[]
   return [
     ...e.ports.map((p) => `p ${p.hostAddr.text} ${p.proto} ${p.port}`),
     ...e.allows.map((a) => `a ${a.hostAddr.text} ${a.proto} ${a.port} ${a.source.text}`),
-    ...e.endpoints.map((x) => `e ${x.addr.text} ${x.proto} ${x.port}`),
+    ...e.endpoints.map((x) => `e ${x.addr.text} ${x.proto} ${x.port} ${x.hostPort}`),
   ];
 }
 
@@ -66,16 +67,16 @@ t.test('deltas applied one by one always equal the full plan', async (t) => {
 t.test('a change touches only its own port groups', async (t) => {
   const plan = new IncrementalPlan();
   for (let i = 0; i < 1000; i++) {
-    plan.set({ containerId: `c${i}`, claims: [{ hostAddr: cidr('0.0.0.0/0'), proto: 'tcp', port: 10000 + i, sources: [cidr('198.51.100.0/24')] }], endpoints: [{ addr: { family: 4, text: `10.0.${i >> 8}.${i & 255}` }, proto: 'tcp', port: 80 }] });
+    plan.set({ containerId: `c${i}`, claims: [{ hostAddr: cidr('0.0.0.0/0'), proto: 'tcp', port: 10000 + i, sources: [cidr('198.51.100.0/24')] }], endpoints: [{ addr: { family: 4, text: `10.0.${i >> 8}.${i & 255}` }, proto: 'tcp', port: 80, hostPort: 10000 + i }] });
   }
   const diff = plan.set({ containerId: 'c5', claims: [], endpoints: [] });
-  t.same(keys(diff.delete).sort(), ['a 0.0.0.0/0 tcp 10005 198.51.100.0/24', 'e 10.0.0.5 tcp 80', 'p 0.0.0.0/0 tcp 10005']);
+  t.same(keys(diff.delete).sort(), ['a 0.0.0.0/0 tcp 10005 198.51.100.0/24', 'e 10.0.0.5 tcp 80 10005', 'p 0.0.0.0/0 tcp 10005']);
   t.same(keys(diff.add), []);
 });
 
 t.test('an endpoint two containers share stays until both are gone', async (t) => {
   const plan = new IncrementalPlan();
-  const endpoint = { addr: { family: 4 as const, text: '10.0.0.2' }, proto: 'tcp' as const, port: 80 };
+  const endpoint = { addr: { family: 4 as const, text: '10.0.0.2' }, proto: 'tcp' as const, port: 80, hostPort: 8080 };
   t.equal(plan.set({ containerId: 'old', claims: [], endpoints: [endpoint] }).add.endpoints.length, 1);
   t.equal(plan.set({ containerId: 'new', claims: [], endpoints: [endpoint] }).add.endpoints.length, 0);
   t.equal(plan.set({ containerId: 'old', claims: [], endpoints: [] }).delete.endpoints.length, 0, 'still held by the new one');

@@ -61,8 +61,8 @@ const DIRECT = `-A DOCKWARDEN -i br-0123456789ab -m conntrack --ctstate NEW -j R
 `;
 
 t.test('IPv4: per port its sources then a drop; then the fail-closed baseline', async (t) => {
-  t.equal(renderRestore(PLAN, 4), `${HEAD}${PORTS4}-A DOCKWARDEN -d 172.17.0.2/32 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT -j RETURN
--A DOCKWARDEN -d 172.18.0.3/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT -j RETURN
+  t.equal(renderRestore(PLAN, 4), `${HEAD}${PORTS4}-A DOCKWARDEN -d 172.17.0.2/32 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT --ctorigdstport 443 -j RETURN
+-A DOCKWARDEN -d 172.18.0.3/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT --ctorigdstport 53 -j RETURN
 ${BASELINE}${DIRECT}${INPUT4}COMMIT
 `);
 });
@@ -72,7 +72,7 @@ t.test('IPv6: only IPv6 elements; the bridges again', async (t) => {
 -A DOCKWARDEN -s 2001:db8::/32 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -j RETURN
 -A DOCKWARDEN -s fd00::7/128 -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -j RETURN
 -A DOCKWARDEN -p tcp -m conntrack --ctstate DNAT --ctorigdstport 443 --ctdir ORIGINAL -j DROP
--A DOCKWARDEN -d 2001:db8:17::2/128 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT -j RETURN
+-A DOCKWARDEN -d 2001:db8:17::2/128 -p tcp -m tcp --dport 8443 -m conntrack --ctstate DNAT --ctorigdstport 443 -j RETURN
 ${BASELINE}${DIRECT}${INPUT6}COMMIT
 `);
 });

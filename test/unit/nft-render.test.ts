@@ -45,10 +45,10 @@ const SETS_EMPTY = `\tset ports4 {
 \t\tflags interval
 \t}
 \tset endpoints4 {
-\t\ttype ipv4_addr . inet_proto . inet_service
+\t\ttype ipv4_addr . inet_proto . inet_service . inet_service
 \t}
 \tset endpoints6 {
-\t\ttype ipv6_addr . inet_proto . inet_service
+\t\ttype ipv6_addr . inet_proto . inet_service . inet_service
 \t}
 \tset bridges {
 \t\ttype ifname
@@ -93,8 +93,12 @@ ${forward}\t\tct status dnat return
 \t\tcounter drop
 \t}
 \tchain published {
-\t\tip daddr . meta l4proto . th dport @endpoints4 return
-\t\tip6 daddr . meta l4proto . th dport @endpoints6 return
+\t\tmeta l4proto tcp ip daddr . meta l4proto . th dport . ct original proto-dst @endpoints4 return
+\t\tmeta l4proto tcp ip6 daddr . meta l4proto . th dport . ct original proto-dst @endpoints6 return
+\t\tmeta l4proto udp ip daddr . meta l4proto . th dport . ct original proto-dst @endpoints4 return
+\t\tmeta l4proto udp ip6 daddr . meta l4proto . th dport . ct original proto-dst @endpoints6 return
+\t\tmeta l4proto sctp ip daddr . meta l4proto . th dport . ct original proto-dst @endpoints4 return
+\t\tmeta l4proto sctp ip6 daddr . meta l4proto . th dport . ct original proto-dst @endpoints6 return
 \t\tcounter drop
 \t}
 `;
@@ -176,16 +180,16 @@ t.test('a full table, IPv4 and IPv6', async (t) => {
 \t\t}
 \t}
 \tset endpoints4 {
-\t\ttype ipv4_addr . inet_proto . inet_service
+\t\ttype ipv4_addr . inet_proto . inet_service . inet_service
 \t\telements = {
-\t\t\t172.17.0.2 . tcp . 8443,
-\t\t\t172.18.0.3 . udp . 53
+\t\t\t172.17.0.2 . tcp . 8443 . 443,
+\t\t\t172.18.0.3 . udp . 53 . 53
 \t\t}
 \t}
 \tset endpoints6 {
-\t\ttype ipv6_addr . inet_proto . inet_service
+\t\ttype ipv6_addr . inet_proto . inet_service . inet_service
 \t\telements = {
-\t\t\t2001:db8:17::2 . tcp . 8443
+\t\t\t2001:db8:17::2 . tcp . 8443 . 443
 \t\t}
 \t}
 ${interfaceSet('bridges', ['br-0123456789ab', 'docker0'])}${interfaceSet('routed4', ['br-0123456789ab'])}${interfaceSet('routed6', [])}${interfaceSet('otherBridges', ['lxcbr0', 'virbr0'])}${AUDIT_SETS}${CHAINS(BASELINE)}}
@@ -208,10 +212,10 @@ delete element inet dockwarden allow6 {
 \t::/0 . tcp . 443 . ::/0
 }
 delete element inet dockwarden endpoints4 {
-\t172.17.0.2 . tcp . 8443
+\t172.17.0.2 . tcp . 8443 . 443
 }
 delete element inet dockwarden endpoints6 {
-\t2001:db8:17::2 . tcp . 8443
+\t2001:db8:17::2 . tcp . 8443 . 443
 }
 add element inet dockwarden ports4 {
 \t192.0.2.2/32 . udp . 53
@@ -223,7 +227,7 @@ add element inet dockwarden allow4 {
 \t192.0.2.2/32 . udp . 53 . 198.51.100.0/24
 }
 add element inet dockwarden endpoints4 {
-\t172.18.0.3 . udp . 53
+\t172.18.0.3 . udp . 53 . 53
 }
 add element inet dockwarden bridges {
 \t"br-0123456789ab"

@@ -64,6 +64,7 @@ export function assertRenderable(elements: FirewallElements): void {
     address(e.addr, family(e.addr.family));
     proto(e.proto);
     port(e.port);
+    port(e.hostPort);
   }
   for (const name of elements.bridges) ifname(name);
 }

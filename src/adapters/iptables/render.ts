@@ -58,7 +58,7 @@ export function renderRules(plan: FirewallPlan, family: Family): string[] {
   }
   if (plan.defaultDeny) {
     for (const e of plan.endpoints.filter((e) => e.addr.family === family)) {
-      rules.push(`-A ${CHAIN} -d ${e.addr.text}/${family === 4 ? 32 : 128} -p ${e.proto} -m ${e.proto} --dport ${e.port} -m conntrack --ctstate DNAT -j RETURN`);
+      rules.push(`-A ${CHAIN} -d ${e.addr.text}/${family === 4 ? 32 : 128} -p ${e.proto} -m ${e.proto} --dport ${e.port} -m conntrack --ctstate DNAT --ctorigdstport ${e.hostPort} -j RETURN`);
     }
   }
   // Every rule from here on only drops or ends the chain for traffic no rule above has judged.

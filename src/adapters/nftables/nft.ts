@@ -233,7 +233,9 @@ function parseElement(set: SetName, element: Json): ParsedElement | null {
   const key = { proto: proto as Protocol, port };
   if (set.startsWith('endpoints')) {
     const addr = typeof first === 'string' ? parseAddress(first) : null;
-    return parts.length === 3 && addr?.family === family ? { kind: 'endpoint', element: { addr, ...key } } : null;
+    const hostPort = source;
+    const validHostPort = typeof hostPort === 'number' && Number.isInteger(hostPort) && hostPort >= 1 && hostPort <= 65535;
+    return parts.length === 4 && validHostPort && addr?.family === family ? { kind: 'endpoint', element: { addr, ...key, hostPort } } : null;
   }
   const hostAddr = parseBlock(first, family);
   if (!hostAddr) return null;

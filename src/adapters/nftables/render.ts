@@ -7,6 +7,7 @@
 import type {
   AllowElement, ElementDiff, EndpointElement, FirewallElements, FirewallPlan, PortElement,
 } from '../../domain/firewall/plan.js';
+import { PROTOCOLS } from '../../domain/facts.js';
 import { address, cidr, family, ifname, port, proto } from '../firewall/safe-values.js';
 
 export { UnsafeValueError, isUnsafeValueError } from '../firewall/safe-values.js';
@@ -18,8 +19,8 @@ export const SET_TYPES = {
   ports6: 'ipv6_addr . inet_proto . inet_service',
   allow4: 'ipv4_addr . inet_proto . inet_service . ipv4_addr',
   allow6: 'ipv6_addr . inet_proto . inet_service . ipv6_addr',
-  endpoints4: 'ipv4_addr . inet_proto . inet_service',
-  endpoints6: 'ipv6_addr . inet_proto . inet_service',
+  endpoints4: 'ipv4_addr . inet_proto . inet_service . inet_service',
+  endpoints6: 'ipv6_addr . inet_proto . inet_service . inet_service',
   bridges: 'ifname',
   routed4: 'ifname',
   routed6: 'ifname',
@@ -134,8 +135,12 @@ function chains(defaultDeny: boolean, audit: boolean): string {
     `\t\t${drop}`,
     '\t}',
     '\tchain published {',
-    '\t\tip daddr . meta l4proto . th dport @endpoints4 return',
-    '\t\tip6 daddr . meta l4proto . th dport @endpoints6 return',
+    // The original destination port (the host port) too; nft 1.0 types `ct original proto-dst` only
+    // once the protocol is known, hence one rule per protocol.
+    ...PROTOCOLS.flatMap((p) => [
+      `\t\tmeta l4proto ${p} ip daddr . meta l4proto . th dport . ct original proto-dst @endpoints4 return`,
+      `\t\tmeta l4proto ${p} ip6 daddr . meta l4proto . th dport . ct original proto-dst @endpoints6 return`,
+    ]),
     `\t\t${drop}`,
     '\t}',
   ].join('\n');
@@ -168,6 +173,6 @@ function allowElement(e: AllowElement): string {
 }
 
 function endpointElement(e: EndpointElement): string {
-  return `${address(e.addr, family(e.addr.family))} . ${proto(e.proto)} . ${port(e.port)}`;
+  return `${address(e.addr, family(e.addr.family))} . ${proto(e.proto)} . ${port(e.port)} . ${port(e.hostPort)}`;
 }
 

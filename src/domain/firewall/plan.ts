@@ -28,11 +28,18 @@ export interface AllowElement extends PortElement {
   readonly source: Cidr;
 }
 
-/** `endpoints4`/`endpoints6`: a container address and port that dockwarden has judged. */
+/**
+ * `endpoints4`/`endpoints6`: a container address and port that dockwarden has judged, with the host
+ * port it was judged for. Docker gives a removed container's address to the next container: without
+ * the host port, the element a removed container left while dockwarden was down would let that next
+ * container's new published ports through before they are judged (found by scripts/bench/chaos.ts).
+ */
 export interface EndpointElement {
   readonly addr: IpAddress;
   readonly proto: Protocol;
   readonly port: number;
+  /** The host port a DNATed connection came in on (its original destination port). */
+  readonly hostPort: number;
 }
 
 /** The contents of every set, each sorted and free of duplicates and overlaps. */
@@ -130,7 +137,7 @@ export function planContainer(facts: ContainerFacts, decision: Pick<Decision, 'c
     const sources = allow === 'any' ? [WILDCARD[hostAddr.family]] : collapse(allow.filter((c) => c.family === hostAddr.family));
     claims.push({ hostAddr, proto: port.proto, port: port.hostPort, sources });
     for (const addr of addresses.filter((a) => a.family === hostAddr.family)) {
-      endpoints.push({ addr, proto: port.proto, port: port.containerPort });
+      endpoints.push({ addr, proto: port.proto, port: port.containerPort, hostPort: port.hostPort });
     }
   }
   return { containerId: id, claims, endpoints };
@@ -319,7 +326,7 @@ export const isEmpty = (elements: FirewallElements): boolean =>
 
 const portKey = (e: PortElement): string => `${e.hostAddr.text} . ${e.proto} . ${e.port}`;
 const allowKey = (e: AllowElement): string => `${portKey(e)} . ${e.source.text}`;
-const endpointKey = (e: EndpointElement): string => `${e.addr.text} . ${e.proto} . ${e.port}`;
+const endpointKey = (e: EndpointElement): string => `${e.addr.text} . ${e.proto} . ${e.port} . ${e.hostPort}`;
 
 function parseOrThrow(containerId: string, text: string, what: string): IpAddress {
   const addr = parseAddress(text);
