@@ -20,7 +20,6 @@ import { DOCKER_SOCKET, TEST_IMAGE, TEST_LABEL, docker, ensureTestDocker, remove
 const run = promisify(execFile);
 const SUITE = 'dw-test.suite=cis';
 const LABELS = { [TEST_LABEL]: '1', 'dw-test.suite': 'cis' };
-const NETWORK = `dw-cis-${process.pid}`;
 const NEW_CHECKS = [
   'read-only-root', 'restart-policy', 'wildcard-bind', 'privileged-ports', 'mount-propagation', 'cgroup-parent', 'healthcheck',
   'ulimits', 'label-disabled', 'root-exec', 'default-bridge', 'images.latest-tag', 'images.healthcheck',
@@ -57,7 +56,6 @@ t.before(async () => {
   await toor.wait();
   toorImage = ((await toor.commit({ changes: 'LABEL dw-test.suite=cis' })) as { Id: string }).Id;
   await toor.remove({ force: true });
-  await docker.createNetwork({ Name: NETWORK, Driver: 'bridge', Labels: { 'dw-test.suite': 'cis' } });
   // A shared mount of our own to bind from: dockerd refuses `rshared` on a source whose mount is private (this host's / is).
   scratch = mkdtempSync(join(tmpdir(), 'dw-cis-'));
   sharedDir = join(scratch, 'shared');
@@ -68,7 +66,6 @@ t.before(async () => {
 
 t.teardown(async () => {
   await removeTestContainers(SUITE);
-  await docker.getNetwork(NETWORK).remove().catch(() => {});
   if (toorImage) await docker.getImage(toorImage).remove({ force: true }).catch(() => {});
   if (healthyImage) await docker.getImage(healthyImage).remove({ force: true }).catch(() => {});
   if (sharedDir) await run('umount', [sharedDir]).catch(() => {});
@@ -81,7 +78,11 @@ interface Case {
   readonly host?: Docker.HostConfig;
 }
 
-/** Well configured: read-only, bounded restarts, a healthcheck, no ports, its own network, not root. */
+/**
+ * Well configured: read-only, bounded restarts, a healthcheck, no ports, not root, and not on the
+ * default bridge: on no network (a network of its own would route a block of the shared test engine's
+ * pool, which `scripts/test-env.sh up` refuses while it exists).
+ */
 async function start({ image = healthyImage, config = {}, host = {} }: Case): Promise<string> {
   const container = await docker.createContainer({
     Image: image,
@@ -89,7 +90,7 @@ async function start({ image = healthyImage, config = {}, host = {} }: Case): Pr
     User: '1000',
     Labels: LABELS,
     ...config,
-    HostConfig: { ReadonlyRootfs: true, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 }, NetworkMode: NETWORK, ...host },
+    HostConfig: { ReadonlyRootfs: true, RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 3 }, NetworkMode: 'none', ...host },
   });
   await container.start();
   return container.id;
@@ -126,6 +127,9 @@ async function until(id: string, holds: (inspect: Docker.ContainerInspectInfo) =
   }
 }
 
+/** Ports are published on a network: the default bridge, which the case then also fails. */
+const BRIDGE = { NetworkMode: 'bridge' };
+
 /** One privileged host port a test on this machine is unlikely to hold. */
 const privilegedPort = 900 + (process.pid % 100);
 
@@ -142,9 +146,9 @@ t.test('each check on one container that differs from a well-configured one in o
     ['--restart on-failure:6', { host: { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 6 } } }, ['restart-policy']],
     ['--restart on-failure:5', { host: { RestartPolicy: { Name: 'on-failure', MaximumRetryCount: 5 } } }, []],
     ['--restart no', { host: { RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } } }, []],
-    ['-p 80 (every address)', { config: { ExposedPorts: { '80/tcp': {} } }, host: { PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } } }, ['wildcard-bind']],
-    ['-p 127.0.0.1::80', { config: { ExposedPorts: { '80/tcp': {} } }, host: { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] } } }, []],
-    [`-p 127.0.0.1:${privilegedPort}:80`, { config: { ExposedPorts: { '80/tcp': {} } }, host: { PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(privilegedPort) }] } } }, ['privileged-ports']],
+    ['-p 80 (every address)', { config: { ExposedPorts: { '80/tcp': {} } }, host: { ...BRIDGE, PortBindings: { '80/tcp': [{ HostIp: '', HostPort: '' }] } } }, ['wildcard-bind', 'default-bridge']],
+    ['-p 127.0.0.1::80', { config: { ExposedPorts: { '80/tcp': {} } }, host: { ...BRIDGE, PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] } } }, ['default-bridge']],
+    [`-p 127.0.0.1:${privilegedPort}:80`, { config: { ExposedPorts: { '80/tcp': {} } }, host: { ...BRIDGE, PortBindings: { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(privilegedPort) }] } } }, ['privileged-ports', 'default-bridge']],
     ['-v shared:/data:rshared', { host: { Binds: [`${sharedDir}:/data:rshared`] } }, ['mount-propagation']],
     ['-v shared:/data:rslave', { host: { Binds: [`${sharedDir}:/data:rslave`] } }, []],
     ['-v shared:/data (rprivate)', { host: { Binds: [`${sharedDir}:/data`] } }, []],
@@ -153,7 +157,7 @@ t.test('each check on one container that differs from a well-configured one in o
     ['--security-opt label=disable', { host: { SecurityOpt: ['label=disable'] } }, ['label-disabled']],
     ['--security-opt label:disable', { host: { SecurityOpt: ['label:disable'] } }, ['label-disabled']],
     ['--security-opt label=type:container_t', { host: { SecurityOpt: ['label=type:container_t'] } }, []],
-    ['the default bridge', { host: { NetworkMode: 'bridge' } }, ['default-bridge']],
+    ['the default bridge', { host: BRIDGE }, ['default-bridge']],
     ['dw-test/cis-latest (untagged)', { image: 'dw-test/cis-latest' }, ['images.latest-tag']],
     ['dw-test/cis-latest:latest', { image: 'dw-test/cis-latest:latest' }, ['images.latest-tag']],
     ['dw-test/cis-healthy:1', { image: 'dw-test/cis-healthy:1' }, []],
