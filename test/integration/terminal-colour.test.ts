@@ -47,6 +47,6 @@ t.test('check and status: colour on a terminal, none with NO_COLOR, in a pipe or
   t.notMatch(json, ESC, '--json on a terminal: no colour');
   const report = JSON.parse(json) as { findings: Array<{ check: string }> };
   t.ok(report.findings.some((f) => f.check === 'capabilities'), 'and the same JSON shape');
-  t.same(Object.keys(report), ['policy', 'containers', 'findings']);
+  t.same(Object.keys(report), ['policy', 'containers', 'privilegedExecs', 'findings']);
   t.notMatch(await onTerminal(['status', '--json']), ESC);
 });
