@@ -103,7 +103,8 @@ export function parseAddress(text: string): IpAddress | null {
   return block ? { family: block.family, text: block.address } : null;
 }
 
-const WILDCARD: Readonly<Record<Family, Cidr>> = {
+/** The block of a wildcard binding (`0.0.0.0`, `::`) and of an allowance of every source. */
+export const WILDCARD: Readonly<Record<Family, Cidr>> = {
   4: { family: 4, address: '0.0.0.0', prefix: 0, text: '0.0.0.0/0' },
   6: { family: 6, address: '::', prefix: 0, text: '::/0' },
 };
