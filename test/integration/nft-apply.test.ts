@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { isNftError, listTable, nftAvailable, runNft, type InstalledTable } from '../../src/adapters/nftables/nft.js';
 import { UnsafeValueError, renderElementChanges, renderTable } from '../../src/adapters/nftables/render.js';
+import { nftablesBackend } from '../../src/adapters/nftables/backend.js';
 import type { Decision } from '../../src/domain/decision.js';
 import {
   FirewallInputError, diffElements, isEmpty, planAll, planContainer,
@@ -176,6 +177,25 @@ t.test('drift: what the kernel holds differs from what was applied', async (t) =
   const repaired = await installed(name);
   t.ok(sameElements(repaired.plan, BASE) && repaired.skeleton === applied.skeleton && repaired.foreign.length === 0,
     'a full load repairs everything');
+});
+
+t.test('the backend: drift against the plan, element by element, foreign elements and edited rules', async (t) => {
+  const name = netns(t);
+  const backend = nftablesBackend({ netns: name });
+  const withApi = planAll([WEB, DNS, API], { defaultDeny: true, bridges: BRIDGES });
+  await backend.replace(withApi);
+  t.equal(await backend.drift(withApi), null, 'what was applied, read back through every set of the layout');
+  t.equal(await backend.drift(BASE), 'set elements differ from what dockwarden applied', 'another plan differs');
+  inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'openwildcard4', '{ tcp . 443 }');
+  t.equal(await backend.drift(withApi), 'set elements differ from what dockwarden applied', 'an open port closed by hand');
+  await backend.replace(withApi);
+  inNetns(name, 'nft', 'add', 'element', 'inet', 'dockwarden', 'allow4_17', '{ 0.0.0.0/0 . tcp . 8080 . 198.51.100.99/32 }');
+  t.equal(await backend.drift(withApi), '1 element(s) dockwarden did not add', 'an allowance in the wrong shard (8080 is shard 16) is foreign');
+  await backend.replace(withApi);
+  inNetns(name, 'nft', 'flush', 'chain', 'inet', 'dockwarden', 'allow4_16');
+  t.equal(await backend.drift(withApi), 'chains or rules were edited', "an emptied shard chain");
+  await backend.replace(withApi);
+  t.equal(await backend.drift(withApi), null, 'a replace repairs it');
 });
 
 t.test('timing, measured in a namespace', async (t) => {

@@ -304,6 +304,21 @@ export function diffElements(before: FirewallElements, after: FirewallElements):
   return { add: minus(after, before), delete: minus(before, after) };
 }
 
+/**
+ * Whether `a` and `b` hold the same elements (each free of duplicates, as sets and plans are): the
+ * counts, then every key of `a` in `b`. Half the work of `diffElements`, for drift checks, which only
+ * need to know.
+ */
+export function sameElements(a: FirewallElements, b: FirewallElements): boolean {
+  const within = <T>(x: readonly T[], y: readonly T[], key: (item: T) => string): boolean => {
+    if (x.length !== y.length) return false;
+    const keys = new Set(y.map(key));
+    return x.every((item) => keys.has(key(item)));
+  };
+  return a.bridges.length === b.bridges.length && within(a.ports, b.ports, portKey) && within(a.endpoints, b.endpoints, endpointKey) &&
+    within(a.allows, b.allows, allowKey) && within(a.bridges, b.bridges, (name) => name);
+}
+
 export const isEmpty = (elements: FirewallElements): boolean =>
   elements.ports.length + elements.allows.length + elements.endpoints.length + elements.bridges.length === 0;
 
