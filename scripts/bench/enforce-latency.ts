@@ -10,10 +10,10 @@
  * send time of the first attempt that got through, so the figure is an upper bound; the send time of
  * the last attempt that was dropped is a lower bound (both are reported; the gap is one attempt spacing,
  * ~1.2 ms, unless the prober itself was not scheduled on time on the busy 2-core machine). Afterwards, outside the timed path, the bench confirms with
- * `nft -j list set inet dockwarden allow4` that the allowance is in the set.
+ * `nft -j list set inet dockwarden allow4_NN` (the port's shard) that the allowance is in the set.
  *
  * Why not `nft monitor`: nft 1.0.6 (Debian 12) crashes (SIGSEGV, after printing garbage) on the first
- * element of a concatenated interval set — `ports4`/`allow4` are such sets — so it stops reporting after
+ * element of a concatenated interval set — the `allow4_NN` sets are such sets — so it stops reporting after
  * the first container. Why not poll `nft -j list set`: each look is a process spawn plus a set dump
  * (~4 ms of CPU) competing with the daemon's own `nft` on a 2-core machine, at a ~4 ms resolution.
  * Why not only the daemon's `container judged` log line: the log enforcer writes it *before* the
@@ -22,7 +22,7 @@
  *
  * Floor, per start, measured by the bench in the same run right after each sample: this process's
  * own event delivery (timeNano → its subscriber received the `start` event) + one container inspect +
- * one nft transaction adding the same three elements the daemon adds (ports4, allow4, endpoints4) to a
+ * one nft transaction adding the same three elements the daemon adds (wildcard4, allow4_NN, endpoints4) to a
  * chain-less scratch table `inet dwbench_<pid>` in the host namespace (no chain: it never sees a
  * packet), spawned and timed by a small plain-node worker the way the daemon's runTool spawns nft (see
  * lib.ts nftWorker: spawning from this much bigger process would inflate the floor).
@@ -30,6 +30,7 @@
  */
 import { createInterface } from 'node:readline';
 import { HOST_ADDR } from '../../test/helpers/netns.js';
+import { allowSetName, allowShard } from '../../src/adapters/nftables/render.js';
 import {
   api, assertRunning, cleanupContainersOnExit, client, createScratchTable, daemonJudged, elementTransaction, fmtStats, main, nftJson, nftWorker,
   now, printJson, ratio, removeTableOnExit, say, sleep, spawnDaemon, spawnInClient, stats, subscribeEvents, timed,
@@ -175,8 +176,9 @@ await main('enforce-latency', 170, { hostTable: true, docker: true, daemon: true
       throw new Error(`port ${port}: the allowed source never got through in 15 s (${probe.attempts} attempts); daemon log tail:\n${daemon.logs.slice(-8).map((e) => JSON.stringify(e.line)).join('\n')}`);
     }
     const judged = await daemon.waitFor(daemonJudged(id), 10_000);
-    const set = JSON.stringify(nftJson(['list', 'set', 'inet', 'dockwarden', 'allow4']));
-    if (!set.includes(`"tcp",${port},"${ALLOWED}"`)) throw new Error(`port ${port}: got through, but allow4 lacks the allowance: ${set.slice(0, 400)}`);
+    const shard = allowSetName(4, allowShard(port));
+    const set = JSON.stringify(nftJson(['list', 'set', 'inet', 'dockwarden', shard]));
+    if (!set.includes(`"tcp",${port},"${ALLOWED}"`)) throw new Error(`port ${port}: got through, but ${shard} lacks the allowance: ${set.slice(0, 400)}`);
 
     // The floor of this sample.
     const [inspected, inspectMs] = await timed(() => api.getContainer(id).inspect());

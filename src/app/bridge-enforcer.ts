@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { BridgeFilter, PortDrops } from '../adapters/nftables/bridge-backend.js';
-import type { SpoofingReason } from '../adapters/nftables/bridge-render.js';
+import type { BridgeFilter, BridgeTableState, PortDrops } from '../adapters/nftables/bridge-backend.js';
+import { bridgeElements, type SpoofingReason } from '../adapters/nftables/bridge-render.js';
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import type { BridgePort } from '../domain/bridge/ports.js';
 import { containerRef } from '../domain/facts.js';
@@ -27,8 +27,10 @@ export interface BridgeHooks {
  * Bridge isolation (README "Bridge isolation"): keeps the kernel's bridge table equal to the ports
  * each container's decision names. Like FirewallEnforcer: containers are only set elements, changes made
  * while a transaction runs go out together in the next, a failed update falls back to an atomic
- * replace, drift checks run in the same queue. The kernel's table, read right after each change, is
- * what a drift check compares with.
+ * replace. A change is one nft run; nothing is read back. A drift check compares the kernel's table
+ * with the elements of what was installed (`installed`) and the rules as read after the last replace,
+ * reading it outside the queue like FirewallEnforcer's (a read that overlapped a transaction is redone,
+ * a drift found is checked again in the queue, where it repairs).
  */
 export class BridgeEnforcer implements Enforcer {
   readonly name = 'bridge';
@@ -36,8 +38,12 @@ export class BridgeEnforcer implements Enforcer {
   /** What the kernel holds, by container, as of the last transaction. */
   private readonly installed = new Map<string, readonly BridgePort[]>();
   private readonly dirty = new Set<string>();
-  /** The table as read after our last transaction; null = unknown, so the next flush replaces. */
-  private applied: string | null = null;
+  /** Our rules and set declarations as read after our last replace; null = unknown, so the next flush replaces. */
+  private skeleton: string | null = null;
+  /** Counts transactions, so a drift read outside the queue knows whether one ran meanwhile. */
+  private generation = 0;
+  /** Changes queued or running. */
+  private busy = 0;
   /**
    * Start-up with a table of an earlier run: it is added to, not replaced, until the first drift check
    * (the daemon runs one after its start-up reconcile), so its ports stay filtered meanwhile. Null
@@ -85,11 +91,21 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   /** Compares the kernel's table with what we applied; replaces it and says so when they differ. */
-  repairDrift(): Promise<string | null> {
+  async repairDrift(): Promise<string | null> {
+    for (let attempt = 0; attempt < OUT_OF_QUEUE_ATTEMPTS; attempt++) {
+      const known = this.skeleton;
+      if (known === null || this.busy > 0) break;
+      const generation = this.generation;
+      const expected = this.expected();
+      const now = await this.filter.read();
+      if (generation !== this.generation) continue;
+      if (holds(now, known, expected)) return null;
+      break;
+    }
     return this.serially(async () => {
-      const known = this.applied;
-      const now = await this.filter.snapshot();
-      if (known !== null && now === known) return null;
+      const known = this.skeleton;
+      const now = await this.filter.read();
+      if (known !== null && holds(now, known, this.expected())) return null;
       await this.replace();
       if (known === null) return null; // nothing applied yet in this run: not drift, only unknown
       const drift = now === null ? 'table bridge dockwarden_bridge is missing' : 'the bridge table differs from what dockwarden applied';
@@ -97,6 +113,11 @@ export class BridgeEnforcer implements Enforcer {
       this.hooks.onDriftRepaired(drift);
       return drift;
     });
+  }
+
+  /** Every element the kernel should hold: of what was installed, as `bridgeElements` writes them, once each, sorted. */
+  private expected(): string[] {
+    return [...new Set(bridgeElements([...this.installed.values()].flat()))].sort();
   }
 
   /** Reads the per-port drop counters and reports containers whose count grew, one report per window. */
@@ -139,7 +160,12 @@ export class BridgeEnforcer implements Enforcer {
     if (entry && entry.ports.length > 0) this.desired.set(id, entry);
     else this.desired.delete(id);
     this.dirty.add(id);
-    await this.serially(() => this.flush());
+    this.busy++;
+    try {
+      await this.serially(() => this.flush());
+    } finally {
+      this.busy--;
+    }
   }
 
   private serially<T>(job: () => Promise<T>): Promise<T> {
@@ -150,12 +176,13 @@ export class BridgeEnforcer implements Enforcer {
 
   private async flush(): Promise<void> {
     if (this.auditInstalled !== null && this.auditInstalled !== this.audit) return this.replace();
-    if (this.applied === null) {
-      this.adopting ??= (await this.filter.snapshot()) !== null;
+    if (this.skeleton === null) {
+      this.adopting ??= (await this.filter.read()) !== null;
       if (!this.adopting) return this.replace();
       const ids = [...this.dirty];
       this.dirty.clear();
       try {
+        this.generation++;
         return await this.filter.update([], ids.flatMap((id) => this.desired.get(id)?.ports ?? []));
       } catch (error) {
         this.log.warn({ err: error }, 'bridge table of an earlier run not usable; replacing it');
@@ -171,9 +198,9 @@ export class BridgeEnforcer implements Enforcer {
     const keep = [...this.desired].filter(([id]) => !ids.includes(id)).flatMap(([, e]) => e.ports.filter((p) => freed.has(p.ifname)));
     const add = [...ids.flatMap((id) => this.desired.get(id)?.ports ?? []), ...keep];
     try {
+      this.generation++;
       await this.filter.update(remove, add);
       for (const id of ids) this.record(id);
-      this.applied = await this.filter.snapshot();
     } catch (error) {
       this.log.warn({ err: error }, 'bridge table update failed; replacing the whole table');
       await this.replace();
@@ -182,13 +209,14 @@ export class BridgeEnforcer implements Enforcer {
 
   private async replace(): Promise<void> {
     this.adopting = false;
-    this.applied = null;
+    this.skeleton = null;
     this.dirty.clear();
+    this.generation++;
     await this.filter.replace(this.ports(), this.audit);
     this.auditInstalled = this.audit;
     this.installed.clear();
     for (const id of this.desired.keys()) this.record(id);
-    this.applied = await this.filter.snapshot();
+    this.skeleton = (await this.filter.read())?.skeleton ?? null;
   }
 
   private record(id: string): void {
@@ -199,3 +227,13 @@ export class BridgeEnforcer implements Enforcer {
 }
 
 const key = (ports: readonly BridgePort[] | undefined): string => JSON.stringify(ports ?? []);
+
+/** Drift reads outside the queue that overlapped a transaction, before the check waits its turn in the queue. */
+const OUT_OF_QUEUE_ATTEMPTS = 3;
+
+/** Whether the kernel's table has our rules (`skeleton`) and exactly the `expected` elements (sorted). */
+function holds(now: BridgeTableState | null, skeleton: string, expected: readonly string[]): boolean {
+  if (now === null || now.skeleton !== skeleton || now.elements.length !== expected.length) return false;
+  const elements = [...now.elements].sort();
+  return elements.every((element, i) => element === expected[i]);
+}

@@ -10,6 +10,8 @@ import type { Enforcer, Tracked } from './reconciler.js';
 import { isInterfaceName } from '../domain/net/interface-name.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2_000];
+/** Drift reads outside the queue that overlapped a transaction, before the check waits its turn in the queue. */
+const OUT_OF_QUEUE_ATTEMPTS = 3;
 
 /**
  * Keeps the kernel's ruleset equal to the plan of every running container. A container change costs
@@ -30,6 +32,8 @@ export class FirewallEnforcer implements Enforcer {
   private installedOptions: PlanOptions | null = null;
   private readonly jobs: Array<{ readonly verify: boolean; resolve(drift: string | null): void; reject(error: unknown): void }> = [];
   private running = false;
+  /** Counts transactions applied, so a drift read done outside the queue knows whether one ran meanwhile. */
+  private generation = 0;
   /**
    * From `baseline` on, the ruleset found (an earlier run's) or put in (the baseline) stays as it is,
    * nothing applied, until the start-up reconcile has judged every container (`reconciled`). A replace
@@ -124,8 +128,21 @@ export class FirewallEnforcer implements Enforcer {
   /**
    * Compares the kernel with what we applied; repairs (atomic replace) and says so when they differ.
    * When we do not know what the kernel holds (a ruleset from an earlier run, a failed apply), replaces.
+   * Reading the kernel's table costs time in proportion to it (seconds at 10,000 containers), so it
+   * is read outside the transaction queue, while events go on: what was applied when the read began
+   * is compared with it, and only when no transaction ran meanwhile does "no drift" count. A drift
+   * found, or a read that overlapped a transaction, is checked again in the queue, where it repairs.
    */
-  repairDrift(): Promise<string | null> {
+  async repairDrift(): Promise<string | null> {
+    for (let attempt = 0; attempt < OUT_OF_QUEUE_ATTEMPTS; attempt++) {
+      const options = this.installedOptions;
+      if (this.adopting || options === null || this.running || !this.pending.empty) break;
+      const generation = this.generation;
+      const drift = await this.backend.drift(this.desired.plan(options));
+      if (generation !== this.generation) continue;
+      if (drift === null) return null;
+      break;
+    }
     return this.enqueue(true);
   }
 
@@ -192,6 +209,7 @@ export class FirewallEnforcer implements Enforcer {
       if (this.pending.empty) return;
       const diff = this.pending.take();
       try {
+        this.generation++;
         await this.backend.update(diff, () => this.desired.plan(this.options));
         if (diff.add.ports.length + diff.delete.ports.length > 0) this.onSaved(this.options, this.desired.ports());
         return;
@@ -205,6 +223,7 @@ export class FirewallEnforcer implements Enforcer {
       this.pending.clear(); // the replace installs everything desired up to this moment
       try {
         const plan = this.desired.plan(options);
+        this.generation++;
         await this.backend.replace(plan);
         this.installedOptions = options;
         this.onSaved(options, plan.ports);

@@ -110,3 +110,25 @@ t.test("at start-up, an earlier run's ports stay filtered until the first drift 
   t.notMatch(set('ports'), /veth9/, 'the port of a container this run did not see is gone');
   t.match(set('ports'), /"veth0".*"veth1"|"veth1".*"veth0"/s);
 });
+
+t.test('drift: an element added or deleted by hand and an edited rule are found against what was installed, and repaired', async (t) => {
+  const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1']]);
+  const { nft, enforcer, apply, set } = setup(t, veths);
+  await apply('a');
+  await apply('b');
+  await enforcer.forget('b'.repeat(64));
+  t.equal(await enforcer.repairDrift(), null, 'after element updates only, the kernel holds what was installed');
+
+  nft('add', 'element', 'bridge', 'dockwarden_bridge', 'addrs4', '{ "veth0" . 172.17.0.99 }');
+  t.equal(await enforcer.repairDrift(), 'the bridge table differs from what dockwarden applied', 'an address added by hand');
+  t.notMatch(set('addrs4'), /172\.17\.0\.99/, 'gone again');
+
+  nft('delete', 'element', 'bridge', 'dockwarden_bridge', 'arps', '{ "veth0" . 02:42:ac:11:00:0a . 0.0.0.0 }');
+  t.equal(await enforcer.repairDrift(), 'the bridge table differs from what dockwarden applied', 'an element deleted by hand');
+  t.match(set('arps'), /"veth0" \. 02:42:ac:11:00:0a \. 0\.0\.0\.0/, 'back');
+
+  nft('flush', 'chain', 'bridge', 'dockwarden_bridge', 'check');
+  t.equal(await enforcer.repairDrift(), 'the bridge table differs from what dockwarden applied', 'an emptied chain');
+  t.match(nft('list', 'chain', 'bridge', 'dockwarden_bridge', 'check'), /jump spoofed/, 'the rules are back');
+  t.equal(await enforcer.repairDrift(), null, 'and nothing after the repair');
+});

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { isNftError, listTable, nftAvailable, runNft, type InstalledTable } from '../../src/adapters/nftables/nft.js';
 import { UnsafeValueError, renderElementChanges, renderTable } from '../../src/adapters/nftables/render.js';
+import { nftablesBackend } from '../../src/adapters/nftables/backend.js';
 import type { Decision } from '../../src/domain/decision.js';
 import {
   FirewallInputError, diffElements, isEmpty, planAll, planContainer,
@@ -131,13 +132,14 @@ t.test('a failed transaction changes nothing', async (t) => {
   t.equal(error.exitCode, 1);
   t.same(await installed(name), before, 'none of the earlier additions happened');
 
-  const syntax = `${renderElementChanges(diffElements(BASE, withApi))}add element inet dockwarden allow4 { what }\n`;
+  const syntax = `${renderElementChanges(diffElements(BASE, withApi))}add element inet dockwarden allow4_00 { what }\n`;
   const syntaxError = await runNft(syntax, { netns: name }).then(() => null, (err: unknown) => err);
   t.ok(isNftError(syntaxError) && syntaxError.line === syntax.trimEnd().split('\n').length, 'a syntax error on the last line');
   t.same(await installed(name), before, 'unchanged');
 
-  // A full replacement the kernel refuses (overlapping host addresses, built by hand) leaves the old table whole.
-  const overlapping: FirewallPlan = { ...BASE, ports: [...BASE.ports, { hostAddr: parseCidr('192.0.2.7/32')!, proto: 'tcp', port: 443 }] };
+  // A full replacement the kernel refuses (overlapping source blocks of one port, built by hand) leaves the old table whole.
+  const dns = BASE.allows.find((a) => a.port === 53)!;
+  const overlapping: FirewallPlan = { ...BASE, allows: [...BASE.allows, { ...dns, source: parseCidr('198.51.100.7/32')! }] };
   await t.rejects(runNft(renderTable(overlapping), { netns: name }), /File exists/);
   t.same(await installed(name), before, 'the previous table, rules and elements, is intact');
 });
@@ -161,7 +163,7 @@ t.test('drift: what the kernel holds differs from what was applied', async (t) =
   await runNft(renderTable(BASE), { netns: name });
   const applied = await installed(name);
   inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'endpoints4', '{ 172.17.0.2 . tcp . 8443 . 443 }');
-  inNetns(name, 'nft', 'add', 'element', 'inet', 'dockwarden', 'allow4', '{ 10.0.0.1-10.0.0.3 . tcp . 1 . 0.0.0.0/0 }');
+  inNetns(name, 'nft', 'add', 'element', 'inet', 'dockwarden', 'allow4_01', '{ 10.0.0.1-10.0.0.3 . tcp . 1 . 10.0.0.0/8 }');
   const drifted = await installed(name);
   const diff = diffElements(drifted.plan, BASE);
   t.same(diff.add.endpoints.map((e) => e.addr.text), ['172.17.0.2'], 'the deleted element is missing');
@@ -174,6 +176,25 @@ t.test('drift: what the kernel holds differs from what was applied', async (t) =
   const repaired = await installed(name);
   t.ok(sameElements(repaired.plan, BASE) && repaired.skeleton === applied.skeleton && repaired.foreign.length === 0,
     'a full load repairs everything');
+});
+
+t.test('the backend: drift against the plan, element by element, foreign elements and edited rules', async (t) => {
+  const name = netns(t);
+  const backend = nftablesBackend({ netns: name });
+  const withApi = planAll([WEB, DNS, API], { defaultDeny: true, bridges: BRIDGES });
+  await backend.replace(withApi);
+  t.equal(await backend.drift(withApi), null, 'what was applied, read back through every set of the layout');
+  t.equal(await backend.drift(BASE), 'set elements differ from what dockwarden applied', 'another plan differs');
+  inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'openwildcard4', '{ tcp . 443 }');
+  t.equal(await backend.drift(withApi), 'set elements differ from what dockwarden applied', 'an open port closed by hand');
+  await backend.replace(withApi);
+  inNetns(name, 'nft', 'add', 'element', 'inet', 'dockwarden', 'allow4_17', '{ 0.0.0.0/0 . tcp . 8080 . 198.51.100.99/32 }');
+  t.equal(await backend.drift(withApi), '1 element(s) dockwarden did not add', 'an allowance in the wrong shard (8080 is shard 16) is foreign');
+  await backend.replace(withApi);
+  inNetns(name, 'nft', 'flush', 'chain', 'inet', 'dockwarden', 'allow4_16');
+  t.equal(await backend.drift(withApi), 'chains or rules were edited', "an emptied shard chain");
+  await backend.replace(withApi);
+  t.equal(await backend.drift(withApi), null, 'a replace repairs it');
 });
 
 t.test('timing, measured in a namespace', async (t) => {
@@ -254,6 +275,15 @@ t.test('real packets: allowed sources connect, others do not, revocation cuts li
   const code = await new Promise<number | null>((resolve) => holder.on('exit', resolve));
   t.equal(code, 4, 'an established connection gets no answer once its allowance is revoked');
   t.equal(await connects(client, '198.51.100.10', 8080), false, 'and cannot reconnect');
+
+  const everyone = planAll([
+    container('a', [['0.0.0.0', 8080, '198.51.100.130', 80, []]]),
+    container('b', [['0.0.0.0', 8081, '198.51.100.194', 80, 'any']]),
+    container('p', [['198.51.100.1', 8082, '198.51.100.1', 8082, 'any']]),
+  ], { defaultDeny: true, bridges: ['docker0'] });
+  await runNft(renderElementChanges(diffElements(narrowed, everyone)), { netns: server });
+  t.same(await reach(), { a10: false, a11: false, b10: true, b11: true, p10: true, p11: true },
+    '`any`: every source reaches a port open on every address (openwildcard4) and one open on one address (open4)');
 
   const open = planAll([a, b, proxy], { defaultDeny: false, bridges: ['docker0'] });
   await runNft(renderTable(open), { netns: server });

@@ -16,7 +16,7 @@ import { makeFacts } from '../helpers/facts.js';
 /**
  * A stand-in for dockerd on a real unix socket, for the one thing a real dockerd will not do on
  * demand: fail a kill. It records every request and answers `status(request)` (204 by default).
- * The Docker client under test is the real one (dockerode over the socket).
+ * The Docker client under test is the real one (the daemon's EngineClient over the socket).
  */
 async function fakeDockerd(t: Test, status: (path: string, attempt: number) => number = () => 204) {
   const dir = mkdtempSync(join(tmpdir(), 'dw-action-'));

@@ -19,6 +19,8 @@ class FaultInjectingBackend implements FirewallBackend {
   failUpdates = 0;
   failReplaces = 0;
   kernel: FirewallPlan | null = null;
+  /** While set, a drift read waits for it (a read of a big table takes seconds), once. */
+  holdDriftRead: Promise<void> | null = null;
   async replace(plan: FirewallPlan) {
     this.calls.push(`replace ${plan.allows.length}`);
     if (this.failReplaces-- > 0) throw new Error('nft: Could not process rule: Device or resource busy');
@@ -38,6 +40,10 @@ class FaultInjectingBackend implements FirewallBackend {
     };
   }
   async drift(expected: FirewallPlan) {
+    this.calls.push('drift');
+    const hold = this.holdDriftRead;
+    this.holdDriftRead = null;
+    if (hold) await hold;
     if (!this.kernel) return 'missing';
     const diff = diffElements(this.kernel, expected);
     return isEmpty(diff.add) && isEmpty(diff.delete) && this.kernel.defaultDeny === expected.defaultDeny ? null : 'differs';
@@ -136,6 +142,20 @@ t.test('a repaired drift is reported to the callback (the daemon alerts with it)
   await enforcer.repairDrift();
   await enforcer.repairDrift();
   t.same(repaired, ['missing']);
+});
+
+t.test('a drift check reads the kernel outside the queue: changes meanwhile are applied at once, and the read is redone', async (t) => {
+  const { backend, enforcer } = setup();
+  await enforcer.apply(tracked('a'));
+  let release = () => {};
+  backend.holdDriftRead = new Promise((resolve) => (release = resolve));
+  const check = enforcer.repairDrift();
+  await enforcer.apply(tracked('b', 9000)); // would wait for the whole drift read if the check held the queue
+  t.same(backend.installedPlan()?.ports.map((p) => p.port).sort(), [8080, 9000], 'applied while the read was still running');
+  release();
+  t.equal(await check, null, 'the read that overlapped a transaction is not trusted as is: redone, no drift');
+  t.same(backend.calls.filter((c) => c === 'drift').length, 2);
+  t.same(backend.calls.filter((c) => c.startsWith('replace')).length, 1, 'nothing replaced');
 });
 
 t.test('changes during a flush are batched into the next one', async (t) => {

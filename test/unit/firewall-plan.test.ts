@@ -2,7 +2,7 @@ import t from 'tap';
 import type { Decision } from '../../src/domain/decision.js';
 import type { PublishedPort } from '../../src/domain/facts.js';
 import {
-  diffElements, isEmpty, isFirewallInputError, parseAddress, planAll, planContainer,
+  diffElements, isEmpty, isFirewallInputError, parseAddress, planAll, planContainer, sameElements,
   type ContainerElements, type FirewallElements,
 } from '../../src/domain/firewall/plan.js';
 import { parseCidr } from '../../src/domain/net/cidr.js';
@@ -158,4 +158,21 @@ t.test('parseAddress: single addresses only, canonical', async (t) => {
   t.same(parseAddress('2001:DB8::0:1'), { family: 6, text: '2001:db8::1' });
   t.same(parseAddress('198.51.100.7'), { family: 4, text: '198.51.100.7' });
   for (const bad of ['198.51.100.0/24', '1.2.3', '', ' 1.2.3.4', '::ffff:1.2.3.4']) t.equal(parseAddress(bad), null, JSON.stringify(bad));
+});
+
+t.test('sameElements: the same elements in any order; a changed, missing or extra one differs', async (t) => {
+  const port = { hostAddr: block('0.0.0.0/0'), proto: 'tcp' as const, port: 80 };
+  const plan = {
+    ports: [port, { ...port, port: 81 }],
+    allows: [{ ...port, source: block('198.51.100.0/24') }],
+    endpoints: [{ addr: { family: 4 as const, text: '172.17.0.2' }, proto: 'tcp' as const, port: 80, hostPort: 8080 }],
+    bridges: ['docker0'],
+  };
+  t.ok(sameElements(plan, { ...plan, ports: [...plan.ports].reverse() }));
+  t.notOk(sameElements(plan, { ...plan, ports: [port, { ...port, port: 82 }] }), 'a changed port');
+  t.notOk(sameElements(plan, { ...plan, allows: [] }), 'a missing allowance');
+  t.notOk(sameElements(plan, { ...plan, endpoints: [...plan.endpoints, { ...plan.endpoints[0]!, port: 81 }] }), 'an extra endpoint');
+  t.notOk(sameElements(plan, { ...plan, endpoints: [{ ...plan.endpoints[0]!, hostPort: 8081 }] }), 'another host port');
+  t.notOk(sameElements(plan, { ...plan, allows: [{ ...port, source: block('198.51.100.0/25') }] }), 'another source block');
+  t.notOk(sameElements(plan, { ...plan, bridges: ['docker1'] }), 'another bridge');
 });

@@ -28,56 +28,48 @@ const AUDIT_SETS = `\tset audit4 {
 \t}
 `;
 
-const SETS_EMPTY = `\tset ports4 {
-\t\ttype ipv4_addr . inet_proto . inet_service
-\t\tflags interval
-\t}
-\tset ports6 {
-\t\ttype ipv6_addr . inet_proto . inet_service
-\t\tflags interval
-\t}
-\tset allow4 {
-\t\ttype ipv4_addr . inet_proto . inet_service . ipv4_addr
-\t\tflags interval
-\t}
-\tset allow6 {
-\t\ttype ipv6_addr . inet_proto . inet_service . ipv6_addr
-\t\tflags interval
-\t}
-\tset endpoints4 {
-\t\ttype ipv4_addr . inet_proto . inet_service . inet_service
-\t}
-\tset endpoints6 {
-\t\ttype ipv6_addr . inet_proto . inet_service . inet_service
-\t}
-\tset bridges {
-\t\ttype ifname
-\t}
-\tset routed4 {
-\t\ttype ifname
-\t}
-\tset routed6 {
-\t\ttype ifname
-\t}
-\tset otherBridges {
-\t\ttype ifname
-\t}
-${AUDIT_SETS}`;
+/** A set as rendered: one element a line. */
+const set = (name: string, type: string, elements: readonly string[] = [], interval = false): string =>
+  `\tset ${name} {\n\t\ttype ${type}\n${interval ? '\t\tflags interval\n' : ''}${elements.length === 0 ? '' : `\t\telements = {\n${elements.map((e) => `\t\t\t${e}`).join(',\n')}\n\t\t}\n`}\t}\n`;
+const SHARDS = Array.from({ length: 64 }, (_, i) => String(i).padStart(2, '0'));
+const ADDR4 = 'ipv4_addr . inet_proto . inet_service';
+const ADDR6 = 'ipv6_addr . inet_proto . inet_service';
+const KEY = 'inet_proto . inet_service';
+
+/** Every set, with the elements given by name (the allowance shards `allow4_NN`, `allow6_NN` too), then the audit sets. */
+const SETS = (elements: Readonly<Record<string, readonly string[]>> = {}): string => [
+  set('ports4', ADDR4, elements.ports4), set('ports6', ADDR6, elements.ports6),
+  set('wildcard4', KEY, elements.wildcard4), set('wildcard6', KEY, elements.wildcard6),
+  set('open4', ADDR4, elements.open4), set('open6', ADDR6, elements.open6),
+  set('openwildcard4', KEY, elements.openwildcard4), set('openwildcard6', KEY, elements.openwildcard6),
+  set('endpoints4', `${ADDR4} . inet_service`, elements.endpoints4), set('endpoints6', `${ADDR6} . inet_service`, elements.endpoints6),
+  set('bridges', 'ifname', elements.bridges), set('routed4', 'ifname', elements.routed4),
+  set('routed6', 'ifname', elements.routed6), set('otherBridges', 'ifname', elements.otherBridges),
+  ...SHARDS.map((i) => set(`allow4_${i}`, `${ADDR4} . ipv4_addr`, elements[`allow4_${i}`], true)),
+  ...SHARDS.map((i) => set(`allow6_${i}`, `${ADDR6} . ipv6_addr`, elements[`allow6_${i}`], true)),
+  AUDIT_SETS,
+].join('');
 
 const CHAINS = (forward: string) => `\tchain prerouting {
 \t\ttype filter hook prerouting priority -150; policy accept;
 \t\tiif != "lo" fib daddr type local ip daddr . meta l4proto . th dport @ports4 jump decide4
+\t\tiif != "lo" fib daddr type local meta nfproto ipv4 meta l4proto . th dport @wildcard4 jump decide4
 \t\tiif != "lo" fib daddr type local ip6 daddr . meta l4proto . th dport @ports6 jump decide6
+\t\tiif != "lo" fib daddr type local meta nfproto ipv6 meta l4proto . th dport @wildcard6 jump decide6
 \t}
 \tchain decide4 {
-\t\tip daddr . meta l4proto . th dport . ip saddr @allow4 return
+\t\tip daddr . meta l4proto . th dport @open4 accept
+\t\tmeta l4proto . th dport @openwildcard4 accept
+\t\tth dport & 63 vmap { ${SHARDS.map((i) => `${Number(i)} : jump allow4_${i}`).join(', ')} }
 \t\tcounter drop
 \t}
 \tchain decide6 {
-\t\tip6 daddr . meta l4proto . th dport . ip6 saddr @allow6 return
+\t\tip6 daddr . meta l4proto . th dport @open6 accept
+\t\tmeta l4proto . th dport @openwildcard6 accept
+\t\tth dport & 63 vmap { ${SHARDS.map((i) => `${Number(i)} : jump allow6_${i}`).join(', ')} }
 \t\tcounter drop
 \t}
-\tchain forward {
+${SHARDS.map((i) => `\tchain allow4_${i} {\n\t\tip daddr . meta l4proto . th dport . ip saddr @allow4_${i} accept\n\t}\n`).join('')}${SHARDS.map((i) => `\tchain allow6_${i} {\n\t\tip6 daddr . meta l4proto . th dport . ip6 saddr @allow6_${i} accept\n\t}\n`).join('')}\tchain forward {
 \t\ttype filter hook forward priority -1; policy accept;
 \t\tct state new oifname @bridges goto bridged
 \t\tct state new oifname "br-*" goto bridged
@@ -106,10 +98,6 @@ ${forward}\t\tct status dnat return
 const BASELINE = `\t\tct status dnat jump published
 `;
 
-/** A set of interface names as rendered: one element a line. */
-const interfaceSet = (name: string, names: readonly string[]): string =>
-  `\tset ${name} {\n\t\ttype ifname\n${names.length === 0 ? '' : `\t\telements = {\n${names.map((n) => `\t\t\t"${n}"`).join(',\n')}\n\t\t}\n`}\t}\n`;
-
 const HEADER = 'table inet dockwarden {}\ndelete table inet dockwarden\ntable inet dockwarden {\n';
 
 // Two containers, IPv4 and IPv6, a specific host address, udp, and a port nobody may reach.
@@ -131,85 +119,56 @@ const dns = planContainer(
 const PLAN = planAll([web, dns], { defaultDeny: true, bridges: ['docker0', 'br-0123456789ab'] });
 
 t.test('an empty table, ports.default allow: sets declared, no baseline', async (t) => {
-  t.equal(renderTable({ ...NONE, defaultDeny: false }), `${HEADER}${SETS_EMPTY}${CHAINS('')}}\n`);
+  t.equal(renderTable({ ...NONE, defaultDeny: false }), `${HEADER}${SETS()}${CHAINS('')}}\n`);
 });
 
 t.test('audit mode: every drop is a counted return, and new connections at a published port are counted by source', async (t) => {
   const audit = renderTable({ ...NONE, defaultDeny: true, audit: true });
   const expected = CHAINS(BASELINE).replaceAll('counter drop', 'counter return')
-    .replace('@allow4 return\n', '@allow4 return\n\t\tct state new update @audit4 { ip saddr . ip daddr . meta l4proto . th dport }\n')
-    .replace('@allow6 return\n', '@allow6 return\n\t\tct state new update @audit6 { ip6 saddr . ip6 daddr . meta l4proto . th dport }\n');
-  t.equal(audit, `${HEADER}${SETS_EMPTY}${expected}}\n`);
+    .replace('jump allow4_63 }\n', 'jump allow4_63 }\n\t\tct state new update @audit4 { ip saddr . ip daddr . meta l4proto . th dport }\n')
+    .replace('jump allow6_63 }\n', 'jump allow6_63 }\n\t\tct state new update @audit6 { ip6 saddr . ip6 daddr . meta l4proto . th dport }\n');
+  t.equal(audit, `${HEADER}${SETS()}${expected}}\n`);
   t.notMatch(audit, /drop/, 'nothing is dropped');
 });
 
 t.test('an empty table, ports.default deny: the fail-closed baseline', async (t) => {
-  t.equal(renderTable({ ...NONE, defaultDeny: true }), `${HEADER}${SETS_EMPTY}${CHAINS(BASELINE)}}\n`);
+  t.equal(renderTable({ ...NONE, defaultDeny: true }), `${HEADER}${SETS()}${CHAINS(BASELINE)}}\n`);
 });
 
 t.test('a full table, IPv4 and IPv6', async (t) => {
-  t.equal(renderTable({ ...PLAN, routed4: ['br-0123456789ab'], otherBridges: ['lxcbr0', 'virbr0'] }), `${HEADER}\tset ports4 {
-\t\ttype ipv4_addr . inet_proto . inet_service
-\t\tflags interval
-\t\telements = {
-\t\t\t0.0.0.0/0 . tcp . 443,
-\t\t\t192.0.2.2/32 . udp . 53
-\t\t}
-\t}
-\tset ports6 {
-\t\ttype ipv6_addr . inet_proto . inet_service
-\t\tflags interval
-\t\telements = {
-\t\t\t2001:db8::2/128 . sctp . 9,
-\t\t\t::/0 . tcp . 443
-\t\t}
-\t}
-\tset allow4 {
-\t\ttype ipv4_addr . inet_proto . inet_service . ipv4_addr
-\t\tflags interval
-\t\telements = {
-\t\t\t0.0.0.0/0 . tcp . 443 . 0.0.0.0/0,
-\t\t\t192.0.2.2/32 . udp . 53 . 198.51.100.0/24
-\t\t}
-\t}
-\tset allow6 {
-\t\ttype ipv6_addr . inet_proto . inet_service . ipv6_addr
-\t\tflags interval
-\t\telements = {
-\t\t\t::/0 . tcp . 443 . ::/0
-\t\t}
-\t}
-\tset endpoints4 {
-\t\ttype ipv4_addr . inet_proto . inet_service . inet_service
-\t\telements = {
-\t\t\t172.17.0.2 . tcp . 8443 . 443,
-\t\t\t172.18.0.3 . udp . 53 . 53
-\t\t}
-\t}
-\tset endpoints6 {
-\t\ttype ipv6_addr . inet_proto . inet_service . inet_service
-\t\telements = {
-\t\t\t2001:db8:17::2 . tcp . 8443 . 443
-\t\t}
-\t}
-${interfaceSet('bridges', ['br-0123456789ab', 'docker0'])}${interfaceSet('routed4', ['br-0123456789ab'])}${interfaceSet('routed6', [])}${interfaceSet('otherBridges', ['lxcbr0', 'virbr0'])}${AUDIT_SETS}${CHAINS(BASELINE)}}
+  t.equal(renderTable({ ...PLAN, routed4: ['br-0123456789ab'], otherBridges: ['lxcbr0', 'virbr0'] }), `${HEADER}${SETS({
+    // 443 is open to everyone on every address; udp 53 on one address from a /24 (shard 53 & 63);
+    // sctp 9 on one IPv6 address from nobody (a port and no allowance).
+    ports4: ['192.0.2.2 . udp . 53'],
+    ports6: ['2001:db8::2 . sctp . 9'],
+    wildcard4: ['tcp . 443'],
+    wildcard6: ['tcp . 443'],
+    openwildcard4: ['tcp . 443'],
+    openwildcard6: ['tcp . 443'],
+    allow4_53: ['192.0.2.2/32 . udp . 53 . 198.51.100.0/24'],
+    endpoints4: ['172.17.0.2 . tcp . 8443 . 443', '172.18.0.3 . udp . 53 . 53'],
+    endpoints6: ['2001:db8:17::2 . tcp . 8443 . 443'],
+    bridges: ['"br-0123456789ab"', '"docker0"'],
+    routed4: ['"br-0123456789ab"'],
+    otherBridges: ['"lxcbr0"', '"virbr0"'],
+  })}${CHAINS(BASELINE)}}
 `);
 });
 
 t.test('element changes: one transaction, deletions first', async (t) => {
   const before = planAll([web], { defaultDeny: true, bridges: ['docker0'] });
   const after = planAll([dns], { defaultDeny: true, bridges: ['docker0', 'br-0123456789ab'] });
-  t.equal(renderElementChanges(diffElements(before, after)), `delete element inet dockwarden ports4 {
-\t0.0.0.0/0 . tcp . 443
+  t.equal(renderElementChanges(diffElements(before, after)), `delete element inet dockwarden wildcard4 {
+\ttcp . 443
 }
-delete element inet dockwarden ports6 {
-\t::/0 . tcp . 443
+delete element inet dockwarden wildcard6 {
+\ttcp . 443
 }
-delete element inet dockwarden allow4 {
-\t0.0.0.0/0 . tcp . 443 . 0.0.0.0/0
+delete element inet dockwarden openwildcard4 {
+\ttcp . 443
 }
-delete element inet dockwarden allow6 {
-\t::/0 . tcp . 443 . ::/0
+delete element inet dockwarden openwildcard6 {
+\ttcp . 443
 }
 delete element inet dockwarden endpoints4 {
 \t172.17.0.2 . tcp . 8443 . 443
@@ -218,12 +177,12 @@ delete element inet dockwarden endpoints6 {
 \t2001:db8:17::2 . tcp . 8443 . 443
 }
 add element inet dockwarden ports4 {
-\t192.0.2.2/32 . udp . 53
+\t192.0.2.2 . udp . 53
 }
 add element inet dockwarden ports6 {
-\t2001:db8::2/128 . sctp . 9
+\t2001:db8::2 . sctp . 9
 }
-add element inet dockwarden allow4 {
+add element inet dockwarden allow4_53 {
 \t192.0.2.2/32 . udp . 53 . 198.51.100.0/24
 }
 add element inet dockwarden endpoints4 {
@@ -286,6 +245,7 @@ t.test('values that are not canonical and typed are refused before any text is p
   bad('text and address disagree', { allows: [{ ...allow, source: cidr({ text: '0.0.0.0/0' }) }] }, /IPv4 block/);
   bad('injection in a block', { allows: [{ ...allow, source: cidr({ address: '198.51.100.0 } ; flush ruleset', text: '198.51.100.0 } ; flush ruleset/24' }) }] }, /IPv4 block/);
   bad('IPv6 source in allow4', { allows: [{ ...allow, source: block('2001:db8::/32') }] }, /IPv4 block/);
+  bad('a published host address that is a block', { ports: [{ ...port, hostAddr: block('192.0.2.0/24') }] }, /published host address block/);
   bad('IPv4 block claiming family 6', { ports: [{ ...port, hostAddr: cidr({ family: 6 }) }] }, /IPv6 block/);
   bad('non-canonical IPv6 address', { endpoints: [{ ...endpoint, addr: { family: 6, text: '2001:DB8::1' } }] }, /IPv6 address/);
   bad('address with a prefix', { endpoints: [{ ...endpoint, addr: { family: 4, text: '172.17.0.0/16' } }] }, /IPv4 address/);

@@ -1,11 +1,11 @@
-import Docker from 'dockerode';
 import type { ContainerFacts } from '../../domain/facts.js';
 import type { DockerBridge } from '../../domain/firewall/bridge-options.js';
 import type { CreateLookups, VolumeInfo } from '../../domain/gate/create-inspect.js';
 import { pathProbe } from '../fs/path-probe.js';
+import { EngineClient } from './engine-client.js';
 import type { ContainerInspect } from './facts.js';
 import { isPodman, podmanBridgeNames } from './podman.js';
-import { factsFromInspect, orNullIfMissing, readFacts, rememberImage, resolveSources, type ImageCache } from './read-facts.js';
+import { factsFromInspect, orNullIfMissing, readFacts, rememberImage, resolveSources, type ImageCache, type ImageInspect } from './read-facts.js';
 
 /** Docker's data root is asked again after this long (it changes only with a restart of dockerd). */
 const DATA_ROOT_TTL_MS = 60_000;
@@ -61,10 +61,9 @@ export interface EngineOptions {
 
 export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions): DockerEngine {
   // Two clients: API calls time out; the event stream is long-lived and must not.
-  const api = new Docker({ socketPath, timeout: timeoutMs });
-  const events = new Docker({ socketPath });
+  const api = new EngineClient(socketPath, timeoutMs);
   // Waits for a container to exit last as long as a stop's grace period: each is bounded by its own abort signal.
-  const waits = new Docker({ socketPath });
+  const waits = new EngineClient(socketPath, null);
   const images: ImageCache = new Map();
   const probe = pathProbe();
   const factsOptions = { probe, ...(sockets && { sockets }) };
@@ -79,30 +78,30 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
       await engineIsPodman();
     },
     async listContainerIds() {
-      const list = await api.listContainers({ all: true });
+      const list = await api.listContainers(true);
       return list.map((c) => c.Id);
     },
     readFacts: (id, execId) => readFacts(api, id, images, factsOptions, execId),
     factsOf: (inspect) => factsFromInspect(api, inspect, images, factsOptions),
     async inspectImage(reference) {
-      const image = await orNullIfMissing(api.getImage(reference).inspect());
+      const image = await orNullIfMissing(api.getImage(reference).inspect<NonNullable<CreateLookups['image']> & ImageInspect>());
       if (image) rememberImage(images, image.Id, image, factsOptions);
       return image;
     },
-    inspectVolume: (name) => orNullIfMissing(api.getVolume(name).inspect()),
+    inspectVolume: (name) => orNullIfMissing(api.getVolume(name).inspect<VolumeInfo>()),
     inspectContainer: (id) => orNullIfMissing(api.getContainer(id).inspect()),
     async disableRestart(id) {
       await api.getContainer(id).update({ RestartPolicy: { Name: 'no', MaximumRetryCount: 0 } });
     },
     // Not running (304 / 409) or gone (404) is what stop and kill are for: not a failure.
     async stop(id, graceSeconds) {
-      await unlessEnded(api.getContainer(id).kill({ signal: 'SIGTERM' }));
-      if (await exitsWithin(waits.getContainer(id), graceSeconds * 1000)) return;
-      await unlessEnded(api.getContainer(id).kill({ signal: 'SIGKILL' }));
+      await unlessEnded(api.getContainer(id).kill('SIGTERM'));
+      if (await exitsWithin(waits, id, graceSeconds * 1000)) return;
+      await unlessEnded(api.getContainer(id).kill('SIGKILL'));
     },
     kill: (id) => unlessEnded(api.getContainer(id).kill()),
     async listBridges() {
-      const networks = await api.listNetworks({ filters: { driver: ['bridge'] } });
+      const networks = await api.listNetworks({ driver: ['bridge'] });
       const podmanBridges = (await engineIsPodman()) ? await podmanBridgeNames(api) : null;
       return networks.map((n) => ({
         id: n.Id,
@@ -115,11 +114,11 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
     },
     // Every create and every relabel plan names it; it changes only with a restart of dockerd.
     dataRoot: remembered(DATA_ROOT_TTL_MS, async () => {
-      const info = (await api.info()) as { DockerRootDir: string };
+      const info = await api.info();
       return (await resolveSources([info.DockerRootDir])).get(info.DockerRootDir)!;
     }),
     async runningMounts() {
-      const list = await api.listContainers();
+      const list = await api.listContainers(false);
       const sources = list.map((c) => (c.Mounts ?? []).map((m) => m.Source).filter((s) => s.startsWith('/')));
       // Container-named paths: resolved through the probe, so a hung mount costs a deadline, not the daemon.
       const unique = [...new Set(sources.flat())];
@@ -128,7 +127,7 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
       return new Map(list.map((c, i) => [c.Id, sources[i]!.map((s) => real.get(s) ?? s)]));
     },
     async subscribe(sinceNano) {
-      return events.getEvents({
+      return api.events({
         // Networks too: a new bridge or a container joining one changes what the firewall must cover.
         filters: { type: ['container', 'network'] },
         // Fractional seconds: dockerd parses `since` as `seconds[.fraction]`.
@@ -139,9 +138,9 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
 }
 
 /** Whether the container is (or becomes) not running within `ms`; false also when that cannot be told. */
-async function exitsWithin(container: Docker.Container, ms: number): Promise<boolean> {
+async function exitsWithin(engine: EngineClient, id: string, ms: number): Promise<boolean> {
   try {
-    await container.wait({ condition: 'not-running', abortSignal: AbortSignal.timeout(ms) });
+    await engine.getContainer(id).wait(AbortSignal.timeout(ms));
     return true;
   } catch (error) {
     return (error as { statusCode?: unknown }).statusCode === 404;

@@ -10,27 +10,20 @@
  * says `destroy`, `exec` for `exec_start`: every action but the irrelevant ones makes the container
  * be read again). Podman sends no network events: a new network is seen at the next reconcile.
  */
-import type Docker from 'dockerode';
+import type { EngineClient } from './engine-client.js';
 
 /** Podman's own API, at the oldest version Podman 4 serves. */
 const LIBPOD = '/v4.0.0/libpod';
 
 /** Whether the engine behind `api` is Podman (`/version` lists a component `Podman Engine`). */
-export async function isPodman(api: Docker): Promise<boolean> {
-  const version = (await api.version()) as { Components?: ReadonlyArray<{ Name?: unknown }> | null };
+export async function isPodman(api: EngineClient): Promise<boolean> {
+  const version = await api.version();
   return (version.Components ?? []).some((c) => c.Name === 'Podman Engine');
 }
 
-function libpod<T>(api: Docker, path: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    api.modem.dial({ path: `${LIBPOD}${path}`, method: 'GET', statusCodes: { 200: true, 404: 'no such object', 500: 'server error' } }, (error, data) =>
-      error ? reject(error) : resolve(data as T));
-  });
-}
-
 /** The Linux bridge of each Podman network, by network id. */
-export async function podmanBridgeNames(api: Docker): Promise<Map<string, string>> {
-  const networks = await libpod<ReadonlyArray<{ id?: unknown; network_interface?: unknown }>>(api, '/networks/json');
+export async function podmanBridgeNames(api: EngineClient): Promise<Map<string, string>> {
+  const networks = (await api.get(`${LIBPOD}/networks/json`)) as ReadonlyArray<{ id?: unknown; network_interface?: unknown }> | null;
   return new Map((Array.isArray(networks) ? networks : []).flatMap((n) =>
     typeof n.id === 'string' && typeof n.network_interface === 'string' ? [[n.id, n.network_interface] as const] : []));
 }

@@ -6,7 +6,7 @@ import { readContainerProcesses, readStatusInContainer } from './container-proce
 import { toContainerFacts, type ContainerInspect, type ExecInspect, type FactsInput, type Healthcheck } from './facts.js';
 import { readMountViews } from './mount-sources.js';
 
-/** The dockerode calls facts need; a `Dockerode` instance is one. */
+/** The engine calls facts need; an `EngineClient` is one (and a dockerode instance, which tests use). */
 export interface InspectClient {
   getContainer(id: string): { inspect(): Promise<ContainerInspect> };
   getExec(id: string): { inspect(): Promise<ExecInspect> };
@@ -200,6 +200,13 @@ async function imageRefs(docker: InspectClient, imageId: string, images: ImageCa
   return rememberImage(images, imageId, await orNullIfMissing(docker.getImage(imageId).inspect()), options);
 }
 
+/** The fields of an image inspect the facts use. */
+export interface ImageInspect {
+  readonly RepoTags?: string[] | null;
+  readonly RepoDigests?: string[] | null;
+  readonly Config?: { readonly Healthcheck?: Healthcheck | null } | null;
+}
+
 /**
  * Keeps an image inspect made anyway (the gate inspects a create's image by its reference) for the
  * facts read right after, so a create costs one image inspect, not two.
@@ -207,7 +214,7 @@ async function imageRefs(docker: InspectClient, imageId: string, images: ImageCa
 export function rememberImage(
   images: ImageCache,
   imageId: string,
-  inspected: { readonly RepoTags?: string[] | null; readonly RepoDigests?: string[] | null; readonly Config?: { readonly Healthcheck?: Healthcheck | null } | null } | null,
+  inspected: ImageInspect | null,
   options: ReadFactsOptions,
 ): ImageRefs {
   const { imageCacheLimit = 1_000, now = Date.now } = options;

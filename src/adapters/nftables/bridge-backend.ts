@@ -1,12 +1,12 @@
 import type { BridgePort } from '../../domain/bridge/ports.js';
 import { renderBridgeChanges, renderBridgeRemoval, renderBridgeTable, SPOOFING_REASONS, type SpoofingReason } from './bridge-render.js';
+import { isObject, listJson, listOrNull, nftAccepts, runNft, setElements, withoutCounts, type Json, type NftOptions } from './nft.js';
 
 /** Frames one bridge port sent that were (or in audit mode would have been) dropped, in all and by reason. */
 export interface PortDrops {
   readonly total: number;
   readonly reasons: Readonly<Partial<Record<SpoofingReason, number>>>;
 }
-import { isObject, listJson, listOrNull, nftAccepts, runNft, setElements, withoutCounts, type Json, type NftOptions } from './nft.js';
 
 /** The kernel side of bridge isolation: `table bridge dockwarden_bridge`. */
 export interface BridgeFilter {
@@ -16,12 +16,20 @@ export interface BridgeFilter {
   replace(ports: readonly BridgePort[], audit: boolean): Promise<void>;
   /** Fails when the kernel lacks an element to delete (someone edited it): the caller then replaces. */
   update(remove: readonly BridgePort[], add: readonly BridgePort[]): Promise<void>;
-  /** The table without handles and counter values, to compare with a later one; null when missing. */
-  snapshot(): Promise<string | null>;
+  /** What the kernel holds (one `nft -j list`); null when the table is missing. */
+  read(): Promise<BridgeTableState | null>;
   /** Frames dropped (or in audit mode, let through) so far, by bridge port. */
   drops(): Promise<Map<string, PortDrops>>;
   remove(): Promise<void>;
   show(): Promise<string>;
+}
+
+/** The bridge table as read back, in comparable form. */
+export interface BridgeTableState {
+  /** Set declarations, chains and rules without handles, counter values or elements: constant for our table. */
+  readonly skeleton: string;
+  /** Every element as `bridgeElements` writes it (`SET a . b`); anything else as its JSON, so it differs. */
+  readonly elements: readonly string[];
 }
 
 const TABLE_ARGS = ['bridge', 'dockwarden_bridge'];
@@ -34,9 +42,9 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
       const script = renderBridgeChanges(remove, add);
       if (script !== '') await runNft(script, options);
     },
-    async snapshot() {
+    async read() {
       const json = await listJson(['table', ...TABLE_ARGS], options);
-      return json === null ? null : JSON.stringify(withoutHandles(withoutCounts(json)));
+      return json === null ? null : tableState(json);
     },
     async drops() {
       // One listing of the whole table: every counter set at the same moment, one process.
@@ -64,6 +72,30 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
       return (await listOrNull(['list', 'table', ...TABLE_ARGS], options)) ?? '# table bridge dockwarden_bridge is not installed\n';
     },
   };
+}
+
+function tableState(json: Json): BridgeTableState {
+  const objects = isObject(json) && Array.isArray(json.nftables) ? json.nftables : [];
+  const elements: string[] = [];
+  const skeleton: Json[] = [];
+  for (const object of objects) {
+    if (isObject(object) && isObject(object.set)) {
+      const { elem = [], ...declaration } = object.set;
+      skeleton.push({ set: declaration });
+      for (const element of Array.isArray(elem) ? elem : [elem]) elements.push(`${String(object.set.name)} ${elementText(element)}`);
+    } else {
+      skeleton.push(object);
+    }
+  }
+  return { skeleton: JSON.stringify(withoutHandles(withoutCounts(skeleton))), elements };
+}
+
+/** `"veth0"`, `{"concat": ["veth0", "02:42:…"]}`, `{"elem": {"val": "veth0", "counter": …}}` → `veth0`, `veth0 . 02:42:…`. */
+function elementText(element: Json): string {
+  const value = isObject(element) && isObject(element.elem) ? element.elem.val : element;
+  if (typeof value === 'string') return value;
+  if (isObject(value) && Array.isArray(value.concat) && value.concat.every((part) => typeof part === 'string')) return value.concat.join(' . ');
+  return JSON.stringify(element);
 }
 
 function withoutHandles(value: Json): Json {

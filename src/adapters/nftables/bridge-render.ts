@@ -97,6 +97,15 @@ export function renderBridgeChanges(remove: readonly BridgePort[], add: readonly
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
 
+/**
+ * Every element `ports` put in the table, as `SET a . b . c` (interface names unquoted): what the
+ * kernel must hold, in the form `nftBridgeFilter().read()` reads it back, for drift checks.
+ */
+export function bridgeElements(ports: readonly BridgePort[]): string[] {
+  const sets = renderSets(ports);
+  return SET_NAMES.flatMap((name) => sets[name].map((element) => `${name} ${element.replaceAll('"', '')}`));
+}
+
 function renderSets(ports: readonly BridgePort[]): Record<SetName, string[]> {
   const sets = Object.fromEntries(SET_NAMES.map((name) => [name, [] as string[]])) as Record<SetName, string[]>;
   for (const port of ports) {

@@ -7,12 +7,12 @@ import type { ExecFileException } from 'node:child_process';
 import type { WouldDrop } from '../firewall/backend.js';
 import { runTool, TOOL_TIMEOUT_MS, type ToolFailure } from '../firewall/run-tool.js';
 import {
-  parseAddress, type AllowElement, type EndpointElement, type FirewallPlan, type PortElement,
+  WILDCARD, parseAddress, type AllowElement, type EndpointElement, type Family, type FirewallPlan, type PortElement,
 } from '../../domain/firewall/plan.js';
 import { parseCidr } from '../../domain/net/cidr.js';
 import type { Protocol } from '../../domain/facts.js';
 import type { Cidr } from '../../domain/policy/model.js';
-import { AUDIT_SETS, SET_TYPES, renderTable, type SetName } from './render.js';
+import { ALLOW_SHARDS, AUDIT_SETS, SET_TYPES, allowShard, renderTable, type SetName } from './render.js';
 
 export interface NftOptions {
   /** Run inside this network namespace (`ip netns exec NAME nft …`). */
@@ -159,10 +159,10 @@ function parseTable(json: Json): InstalledTable {
     if (isObject(object.set)) {
       const { elem = [], handle: _handle, ...declaration } = object.set;
       skeleton.push({ set: declaration });
-      const name = String(object.set.name) as SetName;
+      const name = String(object.set.name);
       if (Object.hasOwn(AUDIT_SETS, name)) continue; // filled by packets, not by us
       for (const element of Array.isArray(elem) ? elem : [elem]) {
-        const parsed = Object.hasOwn(SET_TYPES, name) ? parseElement(name, element) : null;
+        const parsed = parseElement(name, element);
         if (!parsed) foreign.push(JSON.stringify({ [name]: element }));
         else if (parsed.kind === 'allow') allows.push(parsed.element);
         else if (parsed.kind === 'port') ports.push(parsed.element);
@@ -224,25 +224,42 @@ type ParsedElement =
 type InterfaceSet = 'bridges' | 'routed4' | 'routed6' | 'otherBridges';
 const INTERFACE_SETS: ReadonlySet<SetName> = new Set<InterfaceSet>(['bridges', 'routed4', 'routed6', 'otherBridges']);
 
-function parseElement(set: SetName, element: Json): ParsedElement | null {
-  if (INTERFACE_SETS.has(set)) return typeof element === 'string' ? { kind: 'interface', set: set as InterfaceSet, element } : null;
+/** `allow4_07` → family 4, shard 7. */
+const ALLOW_SET = /^allow([46])_(\d\d)$/;
+
+/** An element as `renderTable` puts it in set `set` (see render.ts for the layout); null for anything else. */
+function parseElement(set: string, element: Json): ParsedElement | null {
+  if (INTERFACE_SETS.has(set as SetName)) return typeof element === 'string' ? { kind: 'interface', set: set as InterfaceSet, element } : null;
   const parts = isObject(element) && Array.isArray(element.concat) ? element.concat : [];
-  const family = set.endsWith('4') ? 4 : 6;
-  const [first, proto, port, source] = parts;
+  const shard = ALLOW_SET.exec(set);
+  if (!shard && !Object.hasOwn(SET_TYPES, set)) return null;
+  const family: Family = (shard ? shard[1] : set.slice(-1)) === '4' ? 4 : 6;
+  // The host side: nothing (a wildcard binding) or a single address, then protocol and port.
+  const wildcard = set.startsWith('wildcard') || set.startsWith('openwildcard');
+  const [first, proto, port, source] = wildcard ? [null, ...parts] : parts;
   if (!PROTOCOLS.has(proto ?? null) || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) return null;
   const key = { proto: proto as Protocol, port };
+  const length = wildcard ? 2 : 3;
   if (set.startsWith('endpoints')) {
     const addr = typeof first === 'string' ? parseAddress(first) : null;
     const hostPort = source;
     const validHostPort = typeof hostPort === 'number' && Number.isInteger(hostPort) && hostPort >= 1 && hostPort <= 65535;
     return parts.length === 4 && validHostPort && addr?.family === family ? { kind: 'endpoint', element: { addr, ...key, hostPort } } : null;
   }
-  const hostAddr = parseBlock(first, family);
-  if (!hostAddr) return null;
-  if (set.startsWith('ports')) return parts.length === 3 ? { kind: 'port', element: { hostAddr, ...key } } : null;
-  const sourceBlock = parseBlock(source, family);
-  return parts.length === 4 && sourceBlock ? { kind: 'allow', element: { hostAddr, ...key, source: sourceBlock } } : null;
+  if (shard) {
+    const hostAddr = parseBlock(first, family);
+    const sourceBlock = parseBlock(source, family);
+    const placed = Number(shard[2]) < ALLOW_SHARDS && allowShard(port) === Number(shard[2]);
+    return parts.length === 4 && placed && hostAddr && sourceBlock && sourceBlock.prefix > 0 && (hostAddr.prefix === 0 || hostAddr.prefix === fullPrefix(family))
+      ? { kind: 'allow', element: { hostAddr, ...key, source: sourceBlock } } : null;
+  }
+  const hostAddr = wildcard ? WILDCARD[family] : typeof first === 'string' && !first.includes('/') ? parseBlock(first, family) : null;
+  if (!hostAddr || parts.length !== length) return null;
+  if (set.startsWith('open')) return { kind: 'allow', element: { hostAddr, ...key, source: WILDCARD[family] } };
+  return { kind: 'port', element: { hostAddr, ...key } };
 }
+
+const fullPrefix = (family: Family): number => (family === 4 ? 32 : 128);
 
 /** nft prints a full-length prefix as a bare address and any other as `{"prefix": {"addr", "len"}}`. */
 function parseBlock(value: Json | undefined, family: 4 | 6): Cidr | null {

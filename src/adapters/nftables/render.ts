@@ -5,20 +5,49 @@
  * reaches the script. Each published port is its own element, so no port ranges are needed.
  */
 import type {
-  AllowElement, ElementDiff, EndpointElement, FirewallElements, FirewallPlan, PortElement,
+  AllowElement, ElementDiff, EndpointElement, Family, FirewallElements, FirewallPlan, PortElement,
 } from '../../domain/firewall/plan.js';
 import { PROTOCOLS } from '../../domain/facts.js';
-import { address, cidr, family, ifname, port, proto } from '../firewall/safe-values.js';
+import { address, cidr, family, ifname, port, proto, unsafe } from '../firewall/safe-values.js';
 
 export { UnsafeValueError, isUnsafeValueError } from '../firewall/safe-values.js';
 
 export const TABLE = 'inet dockwarden';
 
+/**
+ * Allowances of source blocks need concatenated interval sets (the kernel's pipapo), whose every change
+ * rebuilds the set: one set of them made a delete cost time in proportion to the set (260 ms at 10,000
+ * containers) and a load of n elements about n² (12 s). They are spread over this many sets by host
+ * port (`th dport & (ALLOW_SHARDS - 1)`, one verdict-map lookup to the shard's chain), so each holds
+ * 1/64 of them. Everything exact lives in plain hash sets: the ports, split into single-address
+ * (`ports*`) and wildcard (`wildcard*`) bindings, and ports open to every source (`open*`,
+ * `openwildcard*`), which need no source block. Measured in `scripts/bench/scale.ts`.
+ */
+export const ALLOW_SHARDS = 64;
+
+/** Allowance shard of a host port, and its set's (and chain's) name. */
+export const allowShard = (hostPort: number): number => hostPort & (ALLOW_SHARDS - 1);
+export const allowSetName = (family: Family, shard: number): string => `allow${family}_${String(shard).padStart(2, '0')}`;
+
+const ALLOW_TYPES: Readonly<Record<Family, string>> = {
+  4: 'ipv4_addr . inet_proto . inet_service . ipv4_addr',
+  6: 'ipv6_addr . inet_proto . inet_service . ipv6_addr',
+};
+
+/** The sets other than the allowance shards; all plain hash sets. */
 export const SET_TYPES = {
+  /** Published ports bound to one host address. */
   ports4: 'ipv4_addr . inet_proto . inet_service',
   ports6: 'ipv6_addr . inet_proto . inet_service',
-  allow4: 'ipv4_addr . inet_proto . inet_service . ipv4_addr',
-  allow6: 'ipv6_addr . inet_proto . inet_service . ipv6_addr',
+  /** Published ports bound to every address of the family (0.0.0.0, ::): the common case. */
+  wildcard4: 'inet_proto . inet_service',
+  wildcard6: 'inet_proto . inet_service',
+  /** Published ports (as in `ports*` and `wildcard*`) that every source may reach. */
+  open4: 'ipv4_addr . inet_proto . inet_service',
+  open6: 'ipv6_addr . inet_proto . inet_service',
+  openwildcard4: 'inet_proto . inet_service',
+  openwildcard6: 'inet_proto . inet_service',
+  /** Judged container endpoints: address, protocol, container port, host port. */
   endpoints4: 'ipv4_addr . inet_proto . inet_service . inet_service',
   endpoints6: 'ipv6_addr . inet_proto . inet_service . inet_service',
   bridges: 'ifname',
@@ -28,6 +57,8 @@ export const SET_TYPES = {
 } as const;
 export type SetName = keyof typeof SET_TYPES;
 const SET_NAMES = Object.keys(SET_TYPES) as SetName[];
+const SHARDS = Array.from({ length: ALLOW_SHARDS }, (_, i) => i);
+const FAMILIES: readonly Family[] = [4, 6];
 
 /**
  * Audit mode's would-be drops at published ports, one element (with its counter) per source, host
@@ -40,28 +71,30 @@ export const AUDIT_SETS = {
 } as const;
 export const AUDIT_SET_SIZE = 65_536;
 
-/** Sets keyed on address blocks (wildcard bindings, source CIDRs) need `flags interval`. */
-const INTERVAL_SETS: ReadonlySet<SetName> = new Set(['ports4', 'ports6', 'allow4', 'allow6']);
+/** Set name → elements rendered, for the sets that have any. */
+type RenderedSets = Map<string, string[]>;
 
 /** The whole table, replaced atomically: create-if-missing, delete, recreate, in one transaction. */
 export function renderTable(plan: FirewallPlan): string {
   const sets = renderSets(plan);
-  sets.routed4 = plan.routed4.map(quotedIfname);
-  sets.routed6 = plan.routed6.map(quotedIfname);
-  sets.otherBridges = plan.otherBridges.map(quotedIfname);
-  const setBlocks = SET_NAMES.map((name) => {
-    const lines = [`\tset ${name} {`, `\t\ttype ${SET_TYPES[name]}`];
-    if (INTERVAL_SETS.has(name)) lines.push('\t\tflags interval');
-    if (sets[name].length > 0) lines.push('\t\telements = {', ...elementLines(sets[name], '\t\t\t'), '\t\t}');
+  sets.set('routed4', plan.routed4.map(quotedIfname));
+  sets.set('routed6', plan.routed6.map(quotedIfname));
+  sets.set('otherBridges', plan.otherBridges.map(quotedIfname));
+  const setBlock = (name: string, type: string, interval: boolean): string => {
+    const lines = [`\tset ${name} {`, `\t\ttype ${type}`];
+    if (interval) lines.push('\t\tflags interval');
+    const elements = sets.get(name) ?? [];
+    if (elements.length > 0) lines.push('\t\telements = {', ...elementLines(elements, '\t\t\t'), '\t\t}');
     return [...lines, '\t}'].join('\n');
-  });
+  };
   const auditBlocks = Object.entries(AUDIT_SETS).map(([name, type]) =>
     [`\tset ${name} {`, `\t\ttype ${type}`, `\t\tsize ${AUDIT_SET_SIZE}`, '\t\tflags dynamic, timeout', '\t\ttimeout 1h', '\t\tcounter', '\t}'].join('\n'));
   return [
     `table ${TABLE} {}`,
     `delete table ${TABLE}`,
     `table ${TABLE} {`,
-    ...setBlocks,
+    ...SET_NAMES.map((name) => setBlock(name, SET_TYPES[name], false)),
+    ...FAMILIES.flatMap((f) => SHARDS.map((i) => setBlock(allowSetName(f, i), ALLOW_TYPES[f], true))),
     ...auditBlocks,
     chains(plan.defaultDeny, plan.audit ?? false),
     '}',
@@ -79,12 +112,8 @@ export function renderRemoval(): string {
  * nothing changes. A deletion of an element the kernel lacks fails the whole transaction (drift).
  */
 export function renderElementChanges(diff: ElementDiff): string {
-  const commands = (verb: 'add' | 'delete', elements: FirewallElements): string[] => {
-    const sets = renderSets(elements);
-    return SET_NAMES
-      .filter((name) => sets[name].length > 0)
-      .map((name) => [`${verb} element ${TABLE} ${name} {`, ...elementLines(sets[name], '\t'), '}'].join('\n'));
-  };
+  const commands = (verb: 'add' | 'delete', elements: FirewallElements): string[] =>
+    [...renderSets(elements)].map(([name, lines]) => [`${verb} element ${TABLE} ${name} {`, ...elementLines(lines, '\t'), '}'].join('\n'));
   const lines = [...commands('delete', diff.delete), ...commands('add', diff.add)];
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
@@ -103,21 +132,28 @@ export function renderElementChanges(diff: ElementDiff): string {
 // source, for the daemon's "would have dropped" alerts. A full set counts no more keys, and passes all.
 function chains(defaultDeny: boolean, audit: boolean): string {
   const drop = audit ? 'counter return' : 'counter drop';
-  const decide = (ip: 'ip' | 'ip6', family: 4 | 6): string[] => [
-    `\tchain decide${family} {`,
-    `\t\t${ip} daddr . meta l4proto . th dport . ${ip} saddr @allow${family} return`,
-    ...(audit ? [`\t\tct state new update @audit${family} { ${ip} saddr . ${ip} daddr . meta l4proto . th dport }`] : []),
-    `\t\t${drop}`,
-    '\t}',
-  ];
   return [
     '\tchain prerouting {',
     '\t\ttype filter hook prerouting priority -150; policy accept;',
     '\t\tiif != "lo" fib daddr type local ip daddr . meta l4proto . th dport @ports4 jump decide4',
+    '\t\tiif != "lo" fib daddr type local meta nfproto ipv4 meta l4proto . th dport @wildcard4 jump decide4',
     '\t\tiif != "lo" fib daddr type local ip6 daddr . meta l4proto . th dport @ports6 jump decide6',
+    '\t\tiif != "lo" fib daddr type local meta nfproto ipv6 meta l4proto . th dport @wildcard6 jump decide6',
     '\t}',
-    ...decide('ip', 4),
-    ...decide('ip6', 6),
+    ...FAMILIES.flatMap((f) => [
+      `\tchain decide${f} {`,
+      `\t\t${ipOf(f)} daddr . meta l4proto . th dport @open${f} accept`,
+      `\t\tmeta l4proto . th dport @openwildcard${f} accept`,
+      `\t\tth dport & ${ALLOW_SHARDS - 1} vmap { ${SHARDS.map((i) => `${i} : jump ${allowSetName(f, i)}`).join(', ')} }`,
+      ...(audit ? [`\t\tct state new update @audit${f} { ${ipOf(f)} saddr . ${ipOf(f)} daddr . meta l4proto . th dport }`] : []),
+      `\t\t${drop}`,
+      '\t}',
+    ]),
+    // An allowed packet is accepted: that ends only this base chain, which has nothing after the jump
+    // to decide (a `return` from a shard's chain would come back to decide's drop, or in audit mode
+    // count an allowed connection as a would-be drop).
+    ...FAMILIES.flatMap((f) => SHARDS.map((i) =>
+      `\tchain ${allowSetName(f, i)} {\n\t\t${ipOf(f)} daddr . meta l4proto . th dport . ${ipOf(f)} saddr @${allowSetName(f, i)} accept\n\t}`)),
     '\tchain forward {',
     '\t\ttype filter hook forward priority -1; policy accept;',
     '\t\tct state new oifname @bridges goto bridged',
@@ -146,30 +182,55 @@ function chains(defaultDeny: boolean, audit: boolean): string {
   ].join('\n');
 }
 
+const ipOf = (f: Family): 'ip' | 'ip6' => (f === 4 ? 'ip' : 'ip6');
+
 /** One element a line, so an error nft reports by line names the element. */
 function elementLines(elements: readonly string[], indent: string): string[] {
   return elements.map((element, i) => `${indent}${element}${i < elements.length - 1 ? ',' : ''}`);
 }
 
-function renderSets(elements: FirewallElements): Record<SetName, string[]> {
-  const sets: Record<SetName, string[]> = {
-    ports4: [], ports6: [], allow4: [], allow6: [], endpoints4: [], endpoints6: [], bridges: [], routed4: [], routed6: [], otherBridges: [],
+function renderSets(elements: FirewallElements): RenderedSets {
+  const sets: RenderedSets = new Map();
+  const push = (name: string, element: string): void => {
+    const list = sets.get(name);
+    if (list) list.push(element);
+    else sets.set(name, [element]);
   };
-  for (const e of elements.ports) sets[e.hostAddr.family === 4 ? 'ports4' : 'ports6'].push(portElement(e));
-  for (const e of elements.allows) sets[e.hostAddr.family === 4 ? 'allow4' : 'allow6'].push(allowElement(e));
-  for (const e of elements.endpoints) sets[e.addr.family === 4 ? 'endpoints4' : 'endpoints6'].push(endpointElement(e));
-  sets.bridges = elements.bridges.map(quotedIfname);
+  for (const e of elements.ports) push(portSet(e), portElement(e));
+  for (const e of elements.allows) {
+    if (cidr(e.source, family(e.hostAddr.family)) && e.source.prefix === 0) push(openSet(e), portElement(e));
+    else push(allowSetName(e.hostAddr.family, allowShard(port(e.port))), allowElement(e));
+  }
+  for (const e of elements.endpoints) push(e.addr.family === 4 ? 'endpoints4' : 'endpoints6', endpointElement(e));
+  for (const name of elements.bridges) push('bridges', quotedIfname(name));
   return sets;
 }
 
 const quotedIfname = (name: string): string => `"${ifname(name)}"`;
 
+/** `wildcard*` for a binding to every address of the family (`/0`), `ports*` for one address. */
+function portSet(e: PortElement): SetName {
+  return `${e.hostAddr.prefix === 0 ? 'wildcard' : 'ports'}${family(e.hostAddr.family)}`;
+}
+
+/** `openwildcard*` or `open*`: where a port every source may reach is, keyed as in `portSet`. */
+function openSet(e: PortElement): SetName {
+  return `open${e.hostAddr.prefix === 0 ? 'wildcard' : ''}${family(e.hostAddr.family)}`;
+}
+
+/** The key of `portSet` and `openSet`: protocol and port, after the address for a single-address binding (full-length prefix). */
 function portElement(e: PortElement): string {
-  return `${cidr(e.hostAddr, family(e.hostAddr.family))} . ${proto(e.proto)} . ${port(e.port)}`;
+  const f = family(e.hostAddr.family);
+  cidr(e.hostAddr, f);
+  const key = `${proto(e.proto)} . ${port(e.port)}`;
+  if (e.hostAddr.prefix === 0) return key;
+  if (e.hostAddr.prefix !== (f === 4 ? 32 : 128)) unsafe('published host address block', e.hostAddr.text);
+  return `${e.hostAddr.address} . ${key}`;
 }
 
 function allowElement(e: AllowElement): string {
-  return `${portElement(e)} . ${cidr(e.source, e.hostAddr.family)}`;
+  const f = family(e.hostAddr.family);
+  return `${cidr(e.hostAddr, f)} . ${proto(e.proto)} . ${port(e.port)} . ${cidr(e.source, f)}`;
 }
 
 function endpointElement(e: EndpointElement): string {

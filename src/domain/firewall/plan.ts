@@ -113,7 +113,8 @@ export function parseAddress(text: string): IpAddress | null {
   return block ? { family: block.family, text: block.address } : null;
 }
 
-const WILDCARD: Readonly<Record<Family, Cidr>> = {
+/** The block of a wildcard binding (`0.0.0.0`, `::`) and of an allowance of every source. */
+export const WILDCARD: Readonly<Record<Family, Cidr>> = {
   4: { family: 4, address: '0.0.0.0', prefix: 0, text: '0.0.0.0/0' },
   6: { family: 6, address: '::', prefix: 0, text: '::/0' },
 };
@@ -319,6 +320,21 @@ export function diffElements(before: FirewallElements, after: FirewallElements):
     bridges: difference(a.bridges, b.bridges, (name) => name),
   });
   return { add: minus(after, before), delete: minus(before, after) };
+}
+
+/**
+ * Whether `a` and `b` hold the same elements (each free of duplicates, as sets and plans are): the
+ * counts, then every key of `a` in `b`. Half the work of `diffElements`, for drift checks, which only
+ * need to know.
+ */
+export function sameElements(a: FirewallElements, b: FirewallElements): boolean {
+  const within = <T>(x: readonly T[], y: readonly T[], key: (item: T) => string): boolean => {
+    if (x.length !== y.length) return false;
+    const keys = new Set(y.map(key));
+    return x.every((item) => keys.has(key(item)));
+  };
+  return a.bridges.length === b.bridges.length && within(a.ports, b.ports, portKey) && within(a.endpoints, b.endpoints, endpointKey) &&
+    within(a.allows, b.allows, allowKey) && within(a.bridges, b.bridges, (name) => name);
 }
 
 export const isEmpty = (elements: FirewallElements): boolean =>
