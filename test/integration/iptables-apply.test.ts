@@ -141,7 +141,7 @@ for (const variant of VARIANTS) {
         if (!isIptablesError(error)) return;
         const line = payload.split('\n').lastIndexOf(bad) + 1;
         t.equal(error.line, line, `${bad}: it names the failing line`);
-        t.equal(error.payloadLine, bad);
+        t.equal(error.inputLine, bad);
         t.match(error.message, message);
         t.ok(error.message.startsWith(`iptables-${variant}-restore: `) && error.message.endsWith(` (line ${line}: ${bad})`), error.message);
         t.not(error.exitCode, 0);

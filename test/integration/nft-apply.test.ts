@@ -127,7 +127,7 @@ t.test('a failed transaction changes nothing', async (t) => {
   t.ok(isNftError(error), 'an NftError');
   if (!isNftError(error)) return;
   t.equal(error.line, lines.length - 1, 'it names the failing line');
-  t.equal(error.scriptLine, '\t172.17.0.99 . tcp . 99 . 9999');
+  t.equal(error.inputLine, '\t172.17.0.99 . tcp . 99 . 9999');
   t.match(error.message, /^nft: Could not process rule: No such file or directory \(line \d+: 172\.17\.0\.99 \. tcp \. 99 \. 9999\)$/);
   t.equal(error.exitCode, 1);
   t.same(await installed(name), before, 'none of the earlier additions happened');

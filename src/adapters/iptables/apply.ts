@@ -5,8 +5,7 @@
  * binaries explicitly (`iptables-nft…` or `iptables-legacy…`), never whatever `iptables` points to;
  * `netns` runs them inside a named network namespace (tests).
  */
-import type { ExecFileException } from 'node:child_process';
-import { runTool, TOOL_TIMEOUT_MS, type ToolFailure } from '../firewall/run-tool.js';
+import { quotedLine, runTool, ToolError } from '../firewall/run-tool.js';
 import type { Family, FirewallPlan } from '../../domain/firewall/plan.js';
 import { AUDIT_LIST, CHAIN, INPUT_CHAIN, INPUT_JUMP_RULE, JUMP_RULE, USER_CHAIN, renderRemoval, renderRestore, type UserChainState } from './render.js';
 
@@ -26,22 +25,9 @@ export interface FilterState {
   readonly input: UserChainState;
 }
 
-export class IptablesError extends Error {
+/** An iptables or iptables-restore failure; `line`/`inputLine` locate the payload line a restore reports as failed. */
+export class IptablesError extends ToolError {
   override readonly name = 'IptablesError';
-  /** The tool's exit code; null when it could not be started or was killed. */
-  readonly exitCode: number | null;
-  readonly stderr: string;
-  /** The 1-based payload line a restore reports as failed, and its text. */
-  readonly line: number | null;
-  readonly payloadLine: string | null;
-
-  constructor(message: string, details: { exitCode: number | null; stderr: string; line?: number; payloadLine?: string }) {
-    super(message);
-    this.exitCode = details.exitCode;
-    this.stderr = details.stderr;
-    this.line = details.line ?? null;
-    this.payloadLine = details.payloadLine ?? null;
-  }
 }
 
 export const isIptablesError = (err: unknown): err is IptablesError => err instanceof IptablesError;
@@ -124,24 +110,21 @@ async function run(family: Family, tool: 'iptables' | 'iptables-restore', args: 
   try {
     return await runTool(command, input, netns);
   } catch (failure) {
-    if (failure instanceof TypeError) throw failure;
-    const { error, stderr } = failure as ToolFailure;
-    throw toIptablesError(command[0]!, error, stderr, input);
+    throw failure instanceof ToolError ? toIptablesError(failure, input) : failure;
   }
 }
 
 /** Restore names the payload line it failed on: a parse error, or a rule the kernel refused at commit. */
 const FAILED_LINE = /^Error occurred at line: (\d+)$|line (\d+) failed/m;
 
-function toIptablesError(tool: string, err: ExecFileException, stderr: string, payload: string): IptablesError {
-  const exitCode = typeof err.code === 'number' ? err.code : null;
+function toIptablesError(failure: ToolError, payload: string): IptablesError {
+  const { tool, exitCode, timedOut, stderr } = failure;
   const messages = stderr.split('\n').map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('Try `') && !line.startsWith('Error occurred at line'));
-  const reason = err.killed ? `killed after ${TOOL_TIMEOUT_MS} ms` : (messages.join('; ') || err.message);
-  const failed = FAILED_LINE.exec(stderr);
-  if (!failed) return new IptablesError(`${tool}: ${reason}`, { exitCode, stderr });
+  const reason = timedOut || messages.length === 0 ? failure.message : `${tool}: ${messages.join('; ')}`;
+  const failed = timedOut ? null : FAILED_LINE.exec(stderr);
+  if (!failed) return new IptablesError(reason, tool, exitCode, timedOut, stderr);
   const line = Number(failed[1] ?? failed[2]);
-  const payloadLine = payload.split('\n')[line - 1] ?? '';
-  const shown = payloadLine.length > 200 ? `${payloadLine.slice(0, 200)}…` : payloadLine;
-  return new IptablesError(`${tool}: ${reason} (line ${line}: ${shown})`, { exitCode, stderr, line, payloadLine });
+  const quoted = quotedLine(payload, line);
+  return new IptablesError(`${reason} (line ${line}: ${quoted.shown})`, tool, exitCode, timedOut, stderr, line, quoted.text);
 }

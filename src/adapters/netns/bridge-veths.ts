@@ -8,7 +8,7 @@
  */
 import { createRequire } from 'node:module';
 import { parseMac } from '../../domain/bridge/ports.js';
-import { runTool, type ToolFailure } from '../firewall/run-tool.js';
+import { isToolError, runTool } from '../firewall/run-tool.js';
 
 const TIMEOUT_MS = 10_000;
 
@@ -67,8 +67,8 @@ async function links(file: string, args: readonly string[]): Promise<Link[]> {
   try {
     stdout = await runTool([file, ...args], '', undefined, TIMEOUT_MS);
   } catch (failure) {
-    const { error, stderr } = failure as ToolFailure;
-    throw new Error(`${file} ${args.join(' ')}: ${stderr.trim() || error.message}`);
+    if (!isToolError(failure)) throw failure;
+    throw new Error(`${file} ${args.join(' ')}: ${failure.stderr.trim() || failure.message}`, { cause: failure });
   }
   let parsed: unknown;
   try {

@@ -3,9 +3,8 @@
  * nft applies a whole script as one kernel transaction, so a failed run changes nothing; retries are
  * the caller's business. `netns` runs nft inside a named network namespace (tests).
  */
-import type { ExecFileException } from 'node:child_process';
 import type { WouldDrop } from '../firewall/backend.js';
-import { runTool, TOOL_TIMEOUT_MS, type ToolFailure } from '../firewall/run-tool.js';
+import { quotedLine, runTool, ToolError } from '../firewall/run-tool.js';
 import {
   WILDCARD, parseAddress, type AllowElement, type EndpointElement, type Family, type FirewallPlan, type PortElement,
 } from '../../domain/firewall/plan.js';
@@ -36,22 +35,9 @@ export interface InstalledTable {
   readonly skeleton: string;
 }
 
-export class NftError extends Error {
+/** An nft failure; `line`/`inputLine` locate the script command nft's first error points to. */
+export class NftError extends ToolError {
   override readonly name = 'NftError';
-  /** nft's exit code; null when it could not be started or was killed. */
-  readonly exitCode: number | null;
-  readonly stderr: string;
-  /** The 1-based script line nft's first error points to, and its text. */
-  readonly line: number | null;
-  readonly scriptLine: string | null;
-
-  constructor(message: string, details: { exitCode: number | null; stderr: string; line?: number; scriptLine?: string }) {
-    super(message);
-    this.exitCode = details.exitCode;
-    this.stderr = details.stderr;
-    this.line = details.line ?? null;
-    this.scriptLine = details.scriptLine ?? null;
-  }
 }
 
 export const isNftError = (err: unknown): err is NftError => err instanceof NftError;
@@ -74,7 +60,7 @@ export async function listJson(args: readonly string[], options: NftOptions = {}
   try {
     return JSON.parse(stdout) as Json;
   } catch {
-    throw new NftError(`nft: \`list ${args[0] ?? ''}\` printed invalid JSON`, { exitCode: 0, stderr: '' });
+    throw new NftError(`nft: \`list ${args[0] ?? ''}\` printed invalid JSON`, 'nft', 0, false, '');
   }
 }
 
@@ -113,26 +99,23 @@ async function nft(args: readonly string[], input: string, { netns }: NftOptions
   try {
     return await runTool(['nft', ...args], input, netns);
   } catch (failure) {
-    if (failure instanceof TypeError) throw failure;
-    const { error, stderr } = failure as ToolFailure;
-    throw toNftError(error, stderr, input);
+    throw failure instanceof ToolError ? toNftError(failure, input) : failure;
   }
 }
 
 /** nft points at the failing command: `/dev/stdin:LINE:COL-COL: Error: MESSAGE`. */
 const LOCATED = /^(?:\/dev\/stdin|-):(\d+):\d+(?:-\d+)?: Error: (.*)$/m;
 
-function toNftError(err: ExecFileException, stderr: string, script: string): NftError {
-  const exitCode = typeof err.code === 'number' ? err.code : null;
-  const located = LOCATED.exec(stderr);
+function toNftError(failure: ToolError, script: string): NftError {
+  const { tool, exitCode, timedOut, stderr } = failure;
+  const located = timedOut ? null : LOCATED.exec(stderr);
   if (located) {
     const line = Number(located[1]);
-    const scriptLine = script.split('\n')[line - 1] ?? '';
-    const shown = scriptLine.length > 200 ? `${scriptLine.slice(0, 200)}…` : scriptLine;
-    return new NftError(`nft: ${located[2]} (line ${line}: ${shown.trim()})`, { exitCode, stderr, line, scriptLine });
+    const quoted = quotedLine(script, line);
+    return new NftError(`nft: ${located[2]} (line ${line}: ${quoted.shown})`, tool, exitCode, timedOut, stderr, line, quoted.text);
   }
-  const reason = err.killed ? `killed after ${TOOL_TIMEOUT_MS} ms` : (/^Error: (.*)$/m.exec(stderr)?.[1] ?? (stderr.trim() || err.message));
-  return new NftError(`nft: ${reason}`, { exitCode, stderr });
+  const said = timedOut ? null : /^Error: (.*)$/m.exec(stderr)?.[1];
+  return new NftError(said ? `nft: ${said}` : failure.message, tool, exitCode, timedOut, stderr);
 }
 
 // --- `nft -j list table` → InstalledTable

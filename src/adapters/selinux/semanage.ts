@@ -1,6 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { runTool, type ToolFailure } from '../firewall/run-tool.js';
+import { isToolError, runTool } from '../firewall/run-tool.js';
 
 const SYSTEM_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
@@ -37,7 +37,7 @@ export async function registerFcontext(semanage: string, path: string, typeLevel
   try {
     await runTool([semanage, ...fcontextArgs('add', path, typeLevel)], '', undefined);
   } catch (failure) {
-    if (!/already defined/i.test((failure as ToolFailure).stderr ?? '')) throw failure;
+    if (!isToolError(failure) || !/already defined/i.test(failure.stderr)) throw failure;
     await runTool([semanage, ...fcontextArgs('modify', path, typeLevel)], '', undefined);
   }
 }
