@@ -1,5 +1,5 @@
 /**
- * The private test Docker daemon (DESIGN §9), started by `scripts/test-env.sh up`.
+ * The private test Docker daemon (README "Development"), started by `scripts/test-env.sh up`.
  * Everything here talks to that daemon only, never to the machine's own dockerd.
  */
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * A test client with its own address (DESIGN §9): a network namespace joined to the host by a veth
+ * A test client with its own address (README "Development"): a network namespace joined to the host by a veth
  * pair, the host end 198.51.100.1/24, the client end one or more addresses in 198.51.100.0/24.
  *
  * Safety: 192.0.2.0/24 is the machine's own network and 203.0.113.0/24 is where the package

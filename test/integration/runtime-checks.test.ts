@@ -11,7 +11,7 @@ import { commitCopy } from '../helpers/images.js';
 import { push, startRegistry, type TestRegistry } from '../helpers/registry.js';
 
 /**
- * Runtime checks end to end (DESIGN §4): real containers on the private dockerd, a real daemon
+ * Runtime checks end to end (docs/architecture.md "The pipeline"): real containers on the private dockerd, a real daemon
  * process, kills and stops through the real API. Privileged containers and execs use the test
  * runtime `dw-host-caps` (scripts/test-runtime/runc-host-caps): this host cannot grant
  * CAP_SYS_RESOURCE, which is all that runtime withholds.
