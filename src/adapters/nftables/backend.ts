@@ -1,6 +1,7 @@
 import { sameElements } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
 import { listAuditCounts, listTable, runNft, showTable, type NftOptions } from './nft.js';
+import { nftBatch } from './nft-batch.js';
 import { renderElementChanges, renderRemoval, renderTable } from './render.js';
 
 /** Plan-wide interface lists, which change only by a replace (like `defaultDeny`). */
@@ -25,7 +26,7 @@ export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
     },
     async update(diff) {
       const script = renderElementChanges(diff);
-      if (script !== '') await runNft(script, options);
+      if (script !== '') await nftBatch(options).apply(script);
     },
     async drift(expected) {
       const installed = await listTable(options);

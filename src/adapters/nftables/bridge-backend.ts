@@ -1,6 +1,7 @@
 import type { BridgePort } from '../../domain/bridge/ports.js';
 import { renderBridgeChanges, renderBridgeRemoval, renderBridgeTable, SPOOFING_REASONS, type SpoofingReason } from './bridge-render.js';
 import { isObject, listJson, listOrNull, nftAccepts, runNft, setElements, withoutCounts, type Json, type NftOptions } from './nft.js';
+import { nftBatch } from './nft-batch.js';
 
 /** Frames one bridge port sent that were (or in audit mode would have been) dropped, in all and by reason. */
 export interface PortDrops {
@@ -40,7 +41,7 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
     replace: (ports, audit) => runNft(renderBridgeTable(ports, audit), options),
     async update(remove, add) {
       const script = renderBridgeChanges(remove, add);
-      if (script !== '') await runNft(script, options);
+      if (script !== '') await nftBatch(options).apply(script);
     },
     async read() {
       const json = await listJson(['table', ...TABLE_ARGS], options);
