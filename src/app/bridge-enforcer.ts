@@ -5,6 +5,7 @@ import type { AlertContainer } from '../domain/alerts/alert.js';
 import type { BridgePort } from '../domain/bridge/ports.js';
 import { containerRef } from '../domain/facts.js';
 import type { Policy } from '../domain/policy/model.js';
+import { KernelSync } from './kernel-sync.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
 interface Entry {
@@ -25,12 +26,11 @@ export interface BridgeHooks {
 
 /**
  * Bridge isolation (README "Bridge isolation"): keeps the kernel's bridge table equal to the ports
- * each container's decision names. Like FirewallEnforcer: containers are only set elements, changes made
- * while a transaction runs go out together in the next, a failed update falls back to an atomic
- * replace. A change is one nft run; nothing is read back. A drift check compares the kernel's table
- * with the elements of what was installed (`installed`) and the rules as read after the last replace,
- * reading it outside the queue like FirewallEnforcer's (a read that overlapped a transaction is redone,
- * a drift found is checked again in the queue, where it repairs).
+ * each container's decision names. Like FirewallEnforcer, through the same KernelSync: containers
+ * are only set elements, changes made while a transaction runs go out together in the next, a failed
+ * update falls back to an atomic replace. A change is one nft run; nothing is read back. A drift check
+ * compares the kernel's table with the elements of what was installed (`installed`) and the rules as
+ * read after the last replace, reading it outside the queue.
  */
 export class BridgeEnforcer implements Enforcer {
   readonly name = 'bridge';
@@ -40,17 +40,32 @@ export class BridgeEnforcer implements Enforcer {
   private readonly dirty = new Set<string>();
   /** Our rules and set declarations as read after our last replace; null = unknown, so the next flush replaces. */
   private skeleton: string | null = null;
-  /** Counts transactions, so a drift read outside the queue knows whether one ran meanwhile. */
-  private generation = 0;
-  /** Changes queued or running. */
-  private busy = 0;
+  private readonly sync = new KernelSync({
+    flush: () => this.flush(),
+    readHolds: () => {
+      const known = this.skeleton;
+      if (known === null) return null;
+      const expected = this.expected();
+      return this.filter.read().then((now) => holds(now, known, expected));
+    },
+    repair: async () => {
+      const known = this.skeleton;
+      const now = await this.filter.read();
+      if (known !== null && holds(now, known, this.expected())) return null;
+      await this.replace();
+      if (known === null) return null; // nothing applied yet in this run: not drift, only unknown
+      const drift = now === null ? 'table bridge dockwarden_bridge is missing' : 'the bridge table differs from what dockwarden applied';
+      this.log.warn({ bridge: { drift } }, 'bridge isolation drift repaired');
+      this.hooks.onDriftRepaired(drift);
+      return drift;
+    },
+  });
   /**
    * Start-up with a table of an earlier run: it is added to, not replaced, until the first drift check
    * (the daemon runs one after its start-up reconcile), so its ports stay filtered meanwhile. Null
    * until the first flush has looked.
    */
   private adopting: boolean | null = null;
-  private tail: Promise<unknown> = Promise.resolve();
   private lastDrops = new Map<string, PortDrops>();
   private readonly unreported = new Map<string, { drops: number; reasons: Partial<Record<SpoofingReason, number>>; lastReport: number }>();
   /** `mode: audit`: spoofed frames are counted, not dropped. A change replaces the table. */
@@ -91,28 +106,8 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   /** Compares the kernel's table with what we applied; replaces it and says so when they differ. */
-  async repairDrift(): Promise<string | null> {
-    for (let attempt = 0; attempt < OUT_OF_QUEUE_ATTEMPTS; attempt++) {
-      const known = this.skeleton;
-      if (known === null || this.busy > 0) break;
-      const generation = this.generation;
-      const expected = this.expected();
-      const now = await this.filter.read();
-      if (generation !== this.generation) continue;
-      if (holds(now, known, expected)) return null;
-      break;
-    }
-    return this.serially(async () => {
-      const known = this.skeleton;
-      const now = await this.filter.read();
-      if (known !== null && holds(now, known, this.expected())) return null;
-      await this.replace();
-      if (known === null) return null; // nothing applied yet in this run: not drift, only unknown
-      const drift = now === null ? 'table bridge dockwarden_bridge is missing' : 'the bridge table differs from what dockwarden applied';
-      this.log.warn({ bridge: { drift } }, 'bridge isolation drift repaired');
-      this.hooks.onDriftRepaired(drift);
-      return drift;
-    });
+  repairDrift(): Promise<string | null> {
+    return this.sync.repairDrift();
   }
 
   /** Every element the kernel should hold: of what was installed, as `bridgeElements` writes them, once each, sorted. */
@@ -122,7 +117,7 @@ export class BridgeEnforcer implements Enforcer {
 
   /** Reads the per-port drop counters and reports containers whose count grew, one report per window. */
   checkSpoofing(): Promise<void> {
-    return this.serially(async () => {
+    return this.sync.serially(async () => {
       const counts = await this.filter.drops();
       const owners = new Map<string, string>();
       for (const [id, entry] of this.desired) for (const port of entry.ports) owners.set(port.ifname, id);
@@ -160,18 +155,7 @@ export class BridgeEnforcer implements Enforcer {
     if (entry && entry.ports.length > 0) this.desired.set(id, entry);
     else this.desired.delete(id);
     this.dirty.add(id);
-    this.busy++;
-    try {
-      await this.serially(() => this.flush());
-    } finally {
-      this.busy--;
-    }
-  }
-
-  private serially<T>(job: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(job);
-    this.tail = result.catch(() => {});
-    return result;
+    await this.sync.write();
   }
 
   private async flush(): Promise<void> {
@@ -182,7 +166,6 @@ export class BridgeEnforcer implements Enforcer {
       const ids = [...this.dirty];
       this.dirty.clear();
       try {
-        this.generation++;
         return await this.filter.update([], ids.flatMap((id) => this.desired.get(id)?.ports ?? []));
       } catch (error) {
         this.log.warn({ err: error }, 'bridge table of an earlier run not usable; replacing it');
@@ -198,7 +181,6 @@ export class BridgeEnforcer implements Enforcer {
     const keep = [...this.desired].filter(([id]) => !ids.includes(id)).flatMap(([, e]) => e.ports.filter((p) => freed.has(p.ifname)));
     const add = [...ids.flatMap((id) => this.desired.get(id)?.ports ?? []), ...keep];
     try {
-      this.generation++;
       await this.filter.update(remove, add);
       for (const id of ids) this.record(id);
     } catch (error) {
@@ -211,7 +193,6 @@ export class BridgeEnforcer implements Enforcer {
     this.adopting = false;
     this.skeleton = null;
     this.dirty.clear();
-    this.generation++;
     await this.filter.replace(this.ports(), this.audit);
     this.auditInstalled = this.audit;
     this.installed.clear();
@@ -227,9 +208,6 @@ export class BridgeEnforcer implements Enforcer {
 }
 
 const key = (ports: readonly BridgePort[] | undefined): string => JSON.stringify(ports ?? []);
-
-/** Drift reads outside the queue that overlapped a transaction, before the check waits its turn in the queue. */
-const OUT_OF_QUEUE_ATTEMPTS = 3;
 
 /** Whether the kernel's table has our rules (`skeleton`) and exactly the `expected` elements (sorted). */
 function holds(now: BridgeTableState | null, skeleton: string, expected: readonly string[]): boolean {

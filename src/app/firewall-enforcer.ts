@@ -8,20 +8,17 @@ import {
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 import { isInterfaceName } from '../domain/net/interface-name.js';
+import { KernelSync } from './kernel-sync.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2_000];
-/** Drift reads outside the queue that overlapped a transaction, before the check waits its turn in the queue. */
-const OUT_OF_QUEUE_ATTEMPTS = 3;
 
 /**
  * Keeps the kernel's ruleset equal to the plan of every running container. A container change costs
- * only its own elements (IncrementalPlan), whatever the number of containers. Changes are batched:
- * while one transaction runs, further changes accumulate and go out together in the next, so a burst
- * of events (start-up, reconcile) costs a few transactions, not one per container. A transaction is
- * an element update when only containers changed, an atomic replace otherwise, and always a replace
+ * only its own elements (IncrementalPlan), whatever the number of containers. The writes and drift
+ * checks are KernelSync's (batched changes, reads outside the queue); this says what to write: an
+ * element update when only containers changed, an atomic replace otherwise, and always a replace
  * after a failure, so the kernel never keeps a half-applied state. Failed applies are retried, then
- * reported. Drift checks run in the same queue, between transactions, so they compare the kernel
- * with exactly what was applied.
+ * reported.
  */
 export class FirewallEnforcer implements Enforcer {
   readonly name = 'firewall';
@@ -30,10 +27,18 @@ export class FirewallEnforcer implements Enforcer {
   private options: PlanOptions;
   /** The options of the last replace; null = the kernel's content is unknown, so the next flush replaces. */
   private installedOptions: PlanOptions | null = null;
-  private readonly jobs: Array<{ readonly verify: boolean; resolve(drift: string | null): void; reject(error: unknown): void }> = [];
-  private running = false;
-  /** Counts transactions applied, so a drift read done outside the queue knows whether one ran meanwhile. */
-  private generation = 0;
+  private readonly sync = new KernelSync({
+    flush: () => this.flush(),
+    readHolds: () => {
+      const options = this.installedOptions;
+      if (this.adopting || options === null) return null;
+      return this.backend.drift(this.desired.plan(options)).then((drift) => drift === null);
+    },
+    repair: async () => {
+      await this.flush();
+      return this.verify();
+    },
+  });
   /**
    * From `baseline` on, the ruleset found (an earlier run's) or put in (the baseline) stays as it is,
    * nothing applied, until the start-up reconcile has judged every container (`reconciled`). A replace
@@ -97,7 +102,7 @@ export class FirewallEnforcer implements Enforcer {
     this.options = next;
     this.log.info({ firewall: next }, 'firewall options changed');
     this.onSaved(next, this.desired.ports());
-    await this.enqueue(false);
+    await this.sync.write();
   }
 
   /**
@@ -121,29 +126,18 @@ export class FirewallEnforcer implements Enforcer {
   async reconciled(): Promise<void> {
     if (!this.adopting) return;
     this.adopting = false;
-    await this.enqueue(false);
+    await this.sync.write();
     this.log.info({ firewall: { backend: this.backend.name } }, 'start-up ruleset replaced after the start-up reconcile');
   }
 
   /**
    * Compares the kernel with what we applied; repairs (atomic replace) and says so when they differ.
    * When we do not know what the kernel holds (a ruleset from an earlier run, a failed apply), replaces.
-   * Reading the kernel's table costs time in proportion to it (seconds at 10,000 containers), so it
-   * is read outside the transaction queue, while events go on: what was applied when the read began
-   * is compared with it, and only when no transaction ran meanwhile does "no drift" count. A drift
-   * found, or a read that overlapped a transaction, is checked again in the queue, where it repairs.
+   * Reading the kernel's table costs time in proportion to it (seconds at 10,000 containers), so it is
+   * read outside the transaction queue (KernelSync.repairDrift).
    */
-  async repairDrift(): Promise<string | null> {
-    for (let attempt = 0; attempt < OUT_OF_QUEUE_ATTEMPTS; attempt++) {
-      const options = this.installedOptions;
-      if (this.adopting || options === null || this.running || !this.pending.empty) break;
-      const generation = this.generation;
-      const drift = await this.backend.drift(this.desired.plan(options));
-      if (generation !== this.generation) continue;
-      if (drift === null) return null;
-      break;
-    }
-    return this.enqueue(true);
+  repairDrift(): Promise<string | null> {
+    return this.sync.repairDrift();
   }
 
   /** Audit mode: reads what the kernel counted since the last call and reports each source and port with the container it reached. */
@@ -165,31 +159,7 @@ export class FirewallEnforcer implements Enforcer {
   private async change(elements: ContainerElements): Promise<void> {
     const diff = this.desired.set(elements);
     this.pending.record(diff);
-    if (!this.pending.empty || this.installedOptions === null) await this.enqueue(false);
-  }
-
-  private enqueue(verify: boolean): Promise<string | null> {
-    return new Promise((resolve, reject) => {
-      this.jobs.push({ verify, resolve, reject });
-      if (!this.running) void this.drain();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    this.running = true;
-    while (this.jobs.length > 0) {
-      // One flush serves every waiting change; a verification waits for its own turn.
-      const first = this.jobs[0]!;
-      const batch = first.verify ? this.jobs.splice(0, 1) : this.jobs.splice(0, countWhile(this.jobs, (j) => !j.verify));
-      try {
-        await this.flush();
-        const drift = first.verify ? await this.verify() : null;
-        for (const job of batch) job.resolve(drift);
-      } catch (error) {
-        for (const job of batch) job.reject(error);
-      }
-    }
-    this.running = false;
+    if (!this.pending.empty || this.installedOptions === null) await this.sync.write();
   }
 
   private async verify(): Promise<string | null> {
@@ -209,7 +179,6 @@ export class FirewallEnforcer implements Enforcer {
       if (this.pending.empty) return;
       const diff = this.pending.take();
       try {
-        this.generation++;
         await this.backend.update(diff, () => this.desired.plan(this.options));
         if (diff.add.ports.length + diff.delete.ports.length > 0) this.onSaved(this.options, this.desired.ports());
         return;
@@ -223,7 +192,6 @@ export class FirewallEnforcer implements Enforcer {
       this.pending.clear(); // the replace installs everything desired up to this moment
       try {
         const plan = this.desired.plan(options);
-        this.generation++;
         await this.backend.replace(plan);
         this.installedOptions = options;
         this.onSaved(options, plan.ports);
@@ -243,8 +211,3 @@ const INTERFACE_LISTS = { bridges: 'Docker bridge', routed4: 'routed bridge', ro
 
 const sameOptions = (a: PlanOptions, b: PlanOptions): boolean =>
   a.defaultDeny === b.defaultDeny && (a.audit ?? false) === (b.audit ?? false) && (Object.keys(INTERFACE_LISTS) as Array<keyof typeof INTERFACE_LISTS>).every((list) => (a[list] ?? []).join() === (b[list] ?? []).join());
-
-function countWhile<T>(items: readonly T[], test: (item: T) => boolean): number {
-  const stop = items.findIndex((item) => !test(item));
-  return stop < 0 ? items.length : stop;
-}

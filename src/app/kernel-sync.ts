@@ -1,0 +1,70 @@
+/** Drift reads outside the queue that overlapped a transaction, before the check waits its turn in the queue. */
+const OUT_OF_QUEUE_ATTEMPTS = 3;
+
+/** What a kernel table's enforcer tells the synchroniser (the port firewall's, the bridge filter's). */
+export interface SyncedTable {
+  /** Writes what changed since the last write: an element update, or a replace when one is due. Runs in the queue. */
+  flush(): Promise<void>;
+  /**
+   * Starts a drift read outside the queue, or says it cannot prove anything now (null: the kernel's
+   * content is unknown or still adopted from an earlier run). The returned read resolves to whether
+   * the kernel holds what was written when it started.
+   */
+  readHolds(): Promise<boolean> | null;
+  /** In the queue: compares again, repairs a drift (a replace), and says what differed (null: nothing). */
+  repair(): Promise<string | null>;
+}
+
+/**
+ * The one synchroniser of dockwarden's kernel tables (docs/architecture.md "The firewall and bridge
+ * tables"): each table's enforcer keeps its desired state and says how to write and compare it; this
+ * runs the writes one at a time and decides when. Changes recorded while a write runs go out together
+ * in the next one (a burst of events costs a few transactions, not one per container; a failing
+ * table costs one retry sequence, not one per waiting change). A drift check reads the kernel outside
+ * the queue, so events go on while a big table is read and compared; "no drift" counts only when no
+ * write ran during the read, otherwise (or on a drift seen) the check waits its turn and repairs there.
+ */
+export class KernelSync {
+  private tail: Promise<unknown> = Promise.resolve();
+  /** The write queued and not started yet: a new change joins it, since it will take every change recorded by then. */
+  private queued: Promise<void> | null = null;
+  /** Jobs queued or running. */
+  private busy = 0;
+  /** Counts jobs started, so a read outside the queue knows whether one ran meanwhile. */
+  private generation = 0;
+
+  constructor(private readonly table: SyncedTable) {}
+
+  /** A change was recorded: it is written with the next write. */
+  write(): Promise<void> {
+    this.queued ??= this.serially(() => {
+      this.queued = null;
+      return this.table.flush();
+    });
+    return this.queued;
+  }
+
+  async repairDrift(): Promise<string | null> {
+    for (let attempt = 0; attempt < OUT_OF_QUEUE_ATTEMPTS; attempt++) {
+      const generation = this.generation;
+      const read = this.busy > 0 ? null : this.table.readHolds();
+      if (read === null) break;
+      const holds = await read;
+      if (generation !== this.generation) continue;
+      if (holds) return null;
+      break;
+    }
+    return this.serially(() => this.table.repair());
+  }
+
+  /** Runs `job` after every job before it (and counts it as a write for drift reads). */
+  serially<T>(job: () => Promise<T>): Promise<T> {
+    this.busy++;
+    const result = this.tail.then(() => {
+      this.generation++;
+      return job();
+    }).finally(() => this.busy--);
+    this.tail = result.catch(() => {});
+    return result;
+  }
+}
