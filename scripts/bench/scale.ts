@@ -339,7 +339,7 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
     };
     await nftBridgeFilter({ netns }).remove(); // a table left by the last size would be adopted, not replaced
     const bridge = new BridgeEnforcer(nftBridgeFilter({ netns }), log, bridgeHooks);
-    const applyOne = (facts: ContainerFacts): Promise<void> => bridge.apply({ facts, decision: bridgeDecision(facts) }, bridgePolicy.policy);
+    const applyOne = (facts: ContainerFacts): Promise<void> => bridge.apply({ facts, decision: bridgeDecision(facts) });
     await Promise.all(inputs.map(applyOne));
     if (bridge.ports().length !== n) throw new Error(`bridge: ${bridge.ports().length} ports filtered, expected ${n}`);
     const extra = bridgeInput(n + 7);

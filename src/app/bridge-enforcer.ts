@@ -4,7 +4,6 @@ import { bridgeElements, type SpoofingReason } from '../adapters/nftables/bridge
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import type { BridgePort } from '../domain/bridge/ports.js';
 import { containerRef } from '../domain/facts.js';
-import type { Policy } from '../domain/policy/model.js';
 import { KernelSync } from './kernel-sync.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 
@@ -80,8 +79,14 @@ export class BridgeEnforcer implements Enforcer {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async apply({ facts, decision }: Tracked, policy: Policy): Promise<void> {
-    this.audit = policy.mode === 'audit';
+  /** `mode: audit`: spoofed frames are counted, not dropped. A change replaces an installed table. */
+  async configure({ audit }: { readonly audit: boolean }): Promise<void> {
+    if (audit === this.audit) return;
+    this.audit = audit;
+    if (this.auditInstalled !== null) await this.sync.write();
+  }
+
+  async apply({ facts, decision }: Tracked): Promise<void> {
     const container = containerRef(facts);
     const part = decision.bridge;
     // A lookup that failed: its stale ports go, and the next sync looks again.

@@ -144,6 +144,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   const relabelHost = await relabelHostFor(config, docker, log);
   const volumes = await volumesEnforcer(config, log, relabelHost !== null);
   const bridge = await bridgeIsolation(log, alerter, metrics);
+  await bridge?.configure({ audit: policy.mode === 'audit' });
   let gate: Awaited<ReturnType<typeof startGate>>;
   try {
     gate = await startGate(config.gate, docker, () => policy, (id) => reconciler.syncNow(id), alerter, log, env);
@@ -249,6 +250,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       policy = withEngineSocket(config, next.policy);
       log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy reloaded');
       await firewall.configure({ defaultDeny: denyByDefault(policy), audit: policy.mode === 'audit' });
+      await bridge?.configure({ audit: policy.mode === 'audit' });
       await reconcile('policy reload');
     },
   });

@@ -51,7 +51,7 @@ function setup(t: Test, veths: Map<string, string>) {
   const warnings: string[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line).msg as string) });
   const enforcer = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), log, hooks);
-  const apply = (id: string) => enforcer.apply(judged(id, veths), policy);
+  const apply = (id: string) => enforcer.apply(judged(id, veths));
   const set = (name: string) => nft('list', 'set', 'bridge', 'dockwarden_bridge', name);
   return { ns, nft, enforcer, apply, set, warnings };
 }
@@ -100,7 +100,7 @@ t.test("at start-up, an earlier run's ports stay filtered until the first drift 
   const { ns, enforcer, apply, set } = setup(t, veths);
   const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), pino({ level: 'silent' }), hooks);
   const earlierVeths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']]);
-  for (const id of ['a', 'c']) await earlier.apply(judged(id, earlierVeths), policy);
+  for (const id of ['a', 'c']) await earlier.apply(judged(id, earlierVeths));
   t.match(set('ports'), /"veth0".*"veth9"|"veth9".*"veth0"/s, 'the earlier run filtered veth0 and veth9');
   await apply('b');
   t.match(set('ports'), /veth9/, 'a new start does not drop the earlier ports');

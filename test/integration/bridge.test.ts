@@ -130,7 +130,7 @@ function enforcer(reports: Array<{ container: AlertContainer; drops: number }>, 
 async function applyAll(e: BridgeEnforcer, l: Lab, p: Policy): Promise<void> {
   for (const { id } of [l.attacker, l.victim, l.neighbour]) {
     const facts = (await engine.readFacts(id))!;
-    await e.apply({ facts, decision: evaluate(p, facts, { relabel: null, veths: await bridgeVeths(facts.state.pid) }) }, p);
+    await e.apply({ facts, decision: evaluate(p, facts, { relabel: null, veths: await bridgeVeths(facts.state.pid) }) });
   }
 }
 
