@@ -96,7 +96,8 @@ t.test('host namespace: each deletion of our objects is repaired long before the
       return back && !/^\s*accept$/m.test(list(null, 'chain', 'inet', 'dockwarden', 'forward') ?? '') ? back : undefined;
     }, REPAIR_WAIT_MS, `repair after: ${fault}`);
     t.pass(`repaired after: ${fault}`);
-    t.ok(d.logs.slice(before).some((l) => l.msg === 'firewall drift repaired' || l.msg === 'bridge isolation drift repaired'), `and said so (${fault})`);
+    const said = await d.waitForLog((l) => d.logs.indexOf(l) >= before && /^(firewall|bridge isolation) drift repaired$/.test(l.msg ?? ''), 5_000);
+    t.ok(said, `and said so (${fault})`);
   }
   t.equal(await d.stop(), 0);
 });
