@@ -32,6 +32,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "errno_error.h"
 #include <uv.h>
 
 /* A datagram larger than this is cut (MSG_TRUNC) and reported as an overrun: the kernel builds
@@ -121,17 +123,6 @@ static size_t parse_datagram(const unsigned char *buf, size_t len, int *malforme
     break;
   }
   return count;
-}
-
-static void throw_errno(napi_env env, int code, const char *call) {
-  napi_value error, msg, code_value;
-  char text[160];
-  const char *name = strerrorname_np(code);
-  snprintf(text, sizeof text, "%s: %s", call, strerror(code));
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code_value);
-  napi_create_error(env, code_value, msg, &error);
-  napi_throw(env, error);
 }
 
 static napi_value events_array(napi_env env, size_t count) {
