@@ -22,6 +22,7 @@ export type TableEvent =
   /** overrun: the receive buffer overflowed; malformed: a notification the parser refused. */
   | { readonly kind: 'unknown'; readonly reason: 'overrun' | 'malformed' };
 
+/** Keep it referenced until `close()`: a handle the garbage collector takes stops listening. */
 export interface TableEventWatch {
   close(): void;
 }
