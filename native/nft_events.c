@@ -198,6 +198,7 @@ static void on_readable(uv_poll_t *handle, int status, int revents) {
   for (int n = 0; n < DATAGRAMS_PER_WAKE && !w->closed; n++) {
     napi_value argv[2];
     const char *problem = NULL;
+    int last = 0; /* an error the socket may keep returning: report it once per wake-up */
     size_t count = 0;
     struct sockaddr_nl from;
     socklen_t from_len = sizeof from;
@@ -206,6 +207,7 @@ static void on_readable(uv_poll_t *handle, int status, int revents) {
       if (status >= 0 && (errno == EAGAIN || errno == EINTR)) break;
       /* ENOBUFS: the kernel dropped notifications for us. Anything else: the same, as far as we know. */
       problem = "overrun";
+      last = status < 0 || errno != ENOBUFS;
       status = 0;
     } else if (from_len != sizeof from || from.nl_family != AF_NETLINK || from.nl_pid != 0) {
       continue; /* not from the kernel */
@@ -226,12 +228,14 @@ static void on_readable(uv_poll_t *handle, int status, int revents) {
       /* A capture has no events to give: an empty buffer says notifications were lost. */
       napi_create_buffer(w->env, 0, NULL, &argv[0]);
       deliver(w, 1, argv);
+      if (last) break;
       continue;
     }
     argv[0] = events_array(w->env, count);
     if (problem) napi_create_string_utf8(w->env, problem, NAPI_AUTO_LENGTH, &argv[1]);
     else napi_get_null(w->env, &argv[1]);
     deliver(w, 2, argv);
+    if (last) break;
   }
   napi_close_handle_scope(w->env, scope);
 }
