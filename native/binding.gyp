@@ -9,6 +9,11 @@
       "target_name": "dw_netns",
       "sources": ["netns_links.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+    },
+    {
+      "target_name": "dw_nftevents",
+      "sources": ["nft_events.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

@@ -28,6 +28,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "errno_error.h"
+
 /* A namespace with more links than this is refused rather than read into memory without bound. */
 #define LINKS_MAX 1024
 #define BUF_SIZE 32768
@@ -167,17 +169,6 @@ static napi_value make_string(napi_env env, const char *s, int present) {
   if (!present) napi_get_null(env, &v);
   else napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
   return v;
-}
-
-static void throw_errno(napi_env env, int code, const char *call) {
-  napi_value error, msg, code_value;
-  char text[160];
-  const char *name = strerrorname_np(code);
-  snprintf(text, sizeof text, "%s: %s", call, strerror(code));
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_string_utf8(env, name ? name : "EIO", NAPI_AUTO_LENGTH, &code_value);
-  napi_create_error(env, code_value, msg, &error);
-  napi_throw(env, error);
 }
 
 static napi_value netns_links(napi_env env, napi_callback_info info) {

@@ -35,6 +35,10 @@ import { PolicyReloader } from './policy-reloader.js';
 import { ProgressWatchdog } from './watchdog.js';
 import { containerRef } from '../domain/facts.js';
 import { observedAlert } from '../domain/alerts/catalogue.js';
+import { TABLE } from '../adapters/nftables/render.js';
+import { BRIDGE_TABLE } from '../adapters/nftables/bridge-render.js';
+import type { TableEventWatch } from '../adapters/nftables/table-events.js';
+import { watchOwnTables } from './table-watch.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
 const CONCURRENCY = 8;
@@ -94,8 +98,10 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     daemon: () => ({ ready, dockerUp: !dockerDown }),
   });
   let firewall: FirewallEnforcer;
+  let firewallTable: string | null = null;
   try {
     const backend = metrics.measured(await selectBackend(config.firewall.backend));
+    if (backend.name === 'nftables') firewallTable = TABLE;
     const saved = readFirewallState(config.state.dir);
     firewall = new FirewallEnforcer(
       backend,
@@ -186,9 +192,19 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     {
       done: (reason, ms) => log.info({ reason, containers: reconciler.tracked.size, ms }, 'reconciled'),
       failed: (reason, error) => log.error({ reason, err: error }, 'reconcile failed'),
-      settled: () => announceReady(statusLine()),
+      settled: () => {
+        announceReady(statusLine());
+        // From the first reconcile's end on (before it, its own drift check comes next anyway, and
+        // the bridge table of an earlier run is still being adopted, not replaced).
+        if (tableWatch === undefined) tableWatch = watchOwnTables([
+          ...(firewallTable === null ? [] : [{ table: firewallTable, check: () => firewall.repairDrift(), failure: 'firewall drift check failed' }]),
+          ...(bridge ? [{ table: BRIDGE_TABLE, check: () => bridge.repairDrift(), failure: 'bridge isolation drift check failed' }] : []),
+        ], log);
+      },
     },
   );
+  /** Deletions of our nftables objects, heard from the kernel; undefined until the first reconcile ends, null if unavailable. */
+  let tableWatch: TableEventWatch | null | undefined;
   const reconcile = (reason: string): Promise<void> => reconciles.request(reason);
 
   let dockerDown = false; // one alert per outage, however many retries
@@ -299,6 +315,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     reloader.stop();
     reconciles.stop();
     for (const timer of timers) clearInterval(timer);
+    tableWatch?.close();
     await watcher.stop();
     const drained = await Promise.race([queue.idle().then(() => true), sleep(DRAIN_MS).then(() => false)]);
     if (!drained) log.warn({ queue: { depth: queue.depth } }, 'exiting with work still queued');

@@ -32,8 +32,10 @@ const SHARED = 'system_u:object_r:container_file_t:s0';
 const SPOOF = '/src/test/helpers/spoof.py';
 const PERMISSION_ERRORS = /EPERM|EACCES|EROFS|permission denied|operation not permitted|read-only file system/i;
 
+// driftCheckSeconds: 300, so a deleted table repaired within seconds was repaired on the kernel's notification.
 const CONFIG = `firewall:
   backend: nftables
+  driftCheckSeconds: 300
 alerts:
   syslog:
     target: unix:/dev/log
@@ -132,6 +134,11 @@ t.test('ports: a published port is closed to a denied source and open to an allo
   t.ok(await eventuallyReaches(root.client, ALLOWED, ROOT_ADDR, PORT, 20_000), `${ALLOWED} (allowed) reaches :${PORT}`);
   t.notOk(await reaches(root.client, DENIED, ROOT_ADDR, PORT), `${DENIED} (denied) does not`);
   t.match(sh(['nft', 'list', 'table', 'inet', 'dockwarden']), new RegExp(ALLOWED.replaceAll('.', '\\.')), "the allowed source is in the daemon's ruleset");
+  // The sandbox lets the daemon hear nf_tables changes (AF_NETLINK, CAP_NET_ADMIN): a deleted table is back at once.
+  t.ok(await logged('the table watch', (l) => l.msg === 'watching nftables changes to our tables'), 'the daemon listens to nf_tables notifications under the unit');
+  sh(['nft', 'delete', 'table', 'inet', 'dockwarden']);
+  t.ok(await until('the deleted table back', () => root.exec(['nft', 'list', 'table', 'inet', 'dockwarden']).stdout.includes(ALLOWED), 10_000), 'nft delete table inet dockwarden: repaired within 10 s');
+  t.notOk(await reaches(root.client, DENIED, ROOT_ADDR, PORT), `${DENIED} (denied) still does not reach :${PORT}`);
 });
 
 t.test('systemctl reload: a good policy takes effect, a bad one is refused and the good one stays', async (t) => {
