@@ -9,7 +9,7 @@
  *
  * Floor, in the same run: spawn → first byte on stdout of a bare `node -e` (node's own start).
  * Target: recovery after SIGKILL p99 ≤ 2 s (issue #15; systemd's RestartSec comes on top).
- * DW_BENCH_CLI: another build's dist/cli/main.js (a "before" figure).
+ * The daemon runs with the unit's NODE_OPTIONS (lib.ts daemonEnv); DW_BENCH_CLI: another build (a "before" figure).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -17,22 +17,16 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { bindNotifySocket } from '../../test/helpers/notify-socket.js';
 import {
-  CLI, cleanEnv, cleanupContainersOnExit, fmtStats, main, now, onCleanup, printJson, Refusal, removeTableOnExit, say, scratchDir, startContainers, stats,
+  DAEMON_CLI, cleanEnv, cleanupContainersOnExit, daemonEnv, fmtStats, main, portsPolicy, now, onCleanup, printJson, Refusal, removeTableOnExit, say, scratchDir, startContainers, stats,
   writeConfig, type ContainerSpec,
 } from './lib.js';
 
 const STARTS = Number(process.env.DW_BENCH_STARTUP_RUNS ?? 10);
 const N = Number(process.env.DW_BENCH_STARTUP_CONTAINERS ?? 20);
-const DAEMON_CLI = process.env.DW_BENCH_CLI ?? CLI;
 const TARGET_MS = 2000;
 const BASE_PORT = 21000;
 
-const POLICY = `version: 1
-ports:
-  default: deny
-  rules:
-    - { name: bench, match: { port: ${BASE_PORT}-${BASE_PORT + 99}/tcp }, allow: [198.51.100.10] }
-`;
+const POLICY = portsPolicy(BASE_PORT, 100);
 
 if (!Number.isInteger(STARTS) || STARTS < 1 || STARTS > 100) throw new Error('DW_BENCH_STARTUP_RUNS must be 1..100');
 if (!Number.isInteger(N) || N < 1 || N > 100) throw new Error('DW_BENCH_STARTUP_CONTAINERS must be 1..100');
@@ -60,7 +54,7 @@ await main('startup', 170, { hostTable: true, docker: true, daemon: true }, asyn
   /** One start: spawn → READY=1 of that pid; then SIGKILL, as the soak does. */
   const startOnce = async (): Promise<Start> => {
     const t0 = now();
-    const c = spawn(process.execPath, [DAEMON_CLI, 'run', '--config', config], { env: { ...cleanEnv(), NOTIFY_SOCKET: notify.path }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, [DAEMON_CLI, 'run', '--config', config], { env: daemonEnv({ NOTIFY_SOCKET: notify.path }), stdio: ['ignore', 'pipe', 'inherit'] });
     child = c;
     let firstLine = NaN;
     let reconcileMs = NaN;
@@ -118,5 +112,5 @@ await main('startup', 170, { hostTable: true, docker: true, daemon: true }, asyn
     startup_reconcile_ms: stats(s.starts.map((x) => x.reconcileMs)),
     floor_bare_node_ms: stats(s.floor),
   });
-  printJson('startup', { cli: DAEMON_CLI, starts: STARTS, containers: N, target_p99_ms: TARGET_MS, idle: summary(idle), with_n: summary(loaded) });
+  printJson('startup', { cli: DAEMON_CLI, node_options: daemonEnv().NODE_OPTIONS ?? '', starts: STARTS, containers: N, target_p99_ms: TARGET_MS, idle: summary(idle), with_n: summary(loaded) });
 });
