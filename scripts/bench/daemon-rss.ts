@@ -12,7 +12,7 @@
  */
 import { spawn } from 'node:child_process';
 import {
-  api, cleanEnv, cleanupContainersOnExit, daemonJudged, main, median, memoryOf, nftJson, now, onCleanup, printJson, ratio,
+  api, cleanEnv, cleanupContainersOnExit, DAEMON_CLI, daemonEnv, daemonJudged, main, portsPolicy, median, memoryOf, nftJson, now, onCleanup, printJson, ratio,
   removeTableOnExit, say, sleep, spawnDaemon, startContainers, timed, type BenchDaemon, type ContainerSpec,
 } from './lib.js';
 
@@ -20,12 +20,7 @@ const N = Number(process.env.DW_BENCH_RSS_CONTAINERS ?? 150);
 const BASE_PORT = 20000;
 const CONCURRENCY = 8; // src/app/daemon.ts CONCURRENCY
 
-const POLICY = `version: 1
-ports:
-  default: deny
-  rules:
-    - { name: bench, match: { port: ${BASE_PORT}-${BASE_PORT + 999}/tcp }, allow: [198.51.100.10] }
-`;
+const POLICY = portsPolicy(BASE_PORT, 1000);
 
 if (!Number.isInteger(N) || N < 1 || N > 900) throw new Error('DW_BENCH_RSS_CONTAINERS must be 1..900');
 
@@ -92,6 +87,8 @@ await main('daemon-rss', 175, { hostTable: true, docker: true, daemon: true }, a
   say(`  reconcile with ${N}: periodic ${periodicMedian} ms (median of ${periodicMs.join(', ')}), start-up ${String(startupN.line.ms)} ms; floor (list + ${N + foreign} inspects ×${CONCURRENCY} + nft list) ${floorReconcile} ms → ratio periodic/floor ${ratio(periodicMedian, floorReconcile)}, start-up/floor ${ratio(Number(startupN.line.ms), floorReconcile)}`);
   if (trouble.length > 0) say(`  daemon warnings/errors: ${trouble.length} (${[...new Set(trouble)].join('; ')})`);
   printJson('daemon-rss', {
+    cli: DAEMON_CLI,
+    node_options: daemonEnv().NODE_OPTIONS ?? '',
     containers: N,
     other_containers: foreign,
     rss_mib: { floor_bare_node: floorRss, idle: idle.rssMiB, with_n: loaded.rssMiB, restarted_with_n: restarted.rssMiB },

@@ -32,7 +32,7 @@ import { createInterface } from 'node:readline';
 import { HOST_ADDR } from '../../test/helpers/netns.js';
 import { allowSetName, allowShard } from '../../src/adapters/nftables/render.js';
 import {
-  api, assertRunning, cleanupContainersOnExit, client, createScratchTable, daemonJudged, elementTransaction, fmtStats, main, nftJson, nftWorker,
+  api, assertRunning, cleanupContainersOnExit, client, createScratchTable, daemonJudged, elementTransaction, fmtStats, main, portsPolicy, nftJson, nftWorker,
   now, printJson, ratio, removeTableOnExit, say, sleep, spawnDaemon, spawnInClient, stats, subscribeEvents, timed,
   BENCH_LABEL, TEST_IMAGE, type DockerEventSeen,
 } from './lib.js';
@@ -44,12 +44,7 @@ const ALLOWED = '198.51.100.10';
 const TARGET = 1.5;
 const SPACING_MS = 1;
 
-const POLICY = `version: 1
-ports:
-  default: deny
-  rules:
-    - { name: bench, match: { port: ${BASE_PORT}-${BASE_PORT + 999}/tcp }, allow: [${ALLOWED}] }
-`;
+const POLICY = portsPolicy(BASE_PORT, 1000, ALLOWED);
 
 /**
  * Runs in the client namespace. `go PORT LIMIT_MS`: a new connection attempt every SPACING ms until

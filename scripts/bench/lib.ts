@@ -228,6 +228,8 @@ function otherUsers(): string[] {
     } catch {
       continue;
     }
+    // `flock LOCK cmd…` waiting for the test lock uses nothing yet; once it holds it, its children are found.
+    if (/^flock\s/.test(cmd)) continue;
     if (/dist\/cli\/main\.js run\b/.test(cmd) || /test\/integration\/\S+\.test\.ts/.test(cmd)) found.push(`${entry}: ${cmd.slice(0, 140)}`);
   }
   return found;
@@ -676,6 +678,16 @@ export function writeConfig(
   return file;
 }
 
+/** The benches' policy: ports denied by default, `count` ports from `basePort` open to `allowed` alone. */
+export function portsPolicy(basePort: number, count: number, allowed = '198.51.100.10'): string {
+  return `version: 1
+ports:
+  default: deny
+  rules:
+    - { name: bench, match: { port: ${basePort}-${basePort + count - 1}/tcp }, allow: [${allowed}] }
+`;
+}
+
 /** A scratch directory, removed at cleanup. */
 export function scratchDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'dw-bench-'));
@@ -692,7 +704,20 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** `dockwarden run` from dist/, as production runs it (plain node, JSON logs on stdout). */
+/**
+ * NODE_OPTIONS as the unit runs the daemon with (`Environment=NODE_OPTIONS=…` in systemd/dockwarden.service);
+ * DW_BENCH_NODE_OPTIONS replaces them (empty: none), to measure without.
+ */
+export function daemonEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const unit = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(ROOT, 'systemd/dockwarden.service'), 'utf8'))?.[1] ?? '';
+  const options = process.env.DW_BENCH_NODE_OPTIONS ?? unit;
+  return { ...cleanEnv(), ...(options === '' ? {} : { NODE_OPTIONS: options }), ...extra };
+}
+
+/** The daemon under test: this checkout's dist/, or DW_BENCH_CLI (another build's dist/cli/main.js, for a "before" figure). */
+export const DAEMON_CLI = process.env.DW_BENCH_CLI ?? CLI;
+
+/** `dockwarden run` from dist/, as production runs it (plain node with the unit's NODE_OPTIONS, JSON logs on stdout). */
 export function spawnDaemon(options: DaemonOptions): BenchDaemon {
   assertRunning();
   const dir = scratchDir();
@@ -700,7 +725,7 @@ export function spawnDaemon(options: DaemonOptions): BenchDaemon {
   writeFileSync(policyFile, options.policy);
   const stateDir = options.stateDir ?? join(dir, 'state');
   const config = writeConfig(dir, policyFile, stateDir, options);
-  const child = spawn(process.execPath, [CLI, 'run', '--config', config], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [DAEMON_CLI, 'run', '--config', config], { env: daemonEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogEntry[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ match: (l: LogEntry['line']) => boolean; resolve: (e: LogEntry) => void; reject: (e: Error) => void }>();

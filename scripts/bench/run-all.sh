@@ -12,7 +12,7 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/../.."
-readonly ALL=(enforce-latency exposure-window scale daemon-rss kill-latency alerts relabel bridge-throughput event-lines policy-parse path-probe gate signatures flush-repair)
+readonly ALL=(enforce-latency exposure-window scale daemon-rss startup kill-latency alerts relabel bridge-throughput event-lines policy-parse path-probe gate signatures flush-repair)
 readonly LOADER=@isaacs/ts-node-temp-fork-for-pr-2009/import
 # Each bench stops itself (and cleans up) after ~170 s of work; this is the backstop, plus the wait.
 readonly BACKSTOP=$((200 + ${DW_BENCH_WAIT_SECONDS:-0}))

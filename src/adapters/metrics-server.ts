@@ -2,7 +2,6 @@ import { lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
-import type { Registry } from 'prom-client';
 
 /** Where metrics are served: a unix socket (the default: no TCP port unless asked for), a TCP address, or nowhere. */
 export type MetricsListen = { readonly kind: 'off' } | { readonly kind: 'unix'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number };
@@ -17,8 +16,14 @@ export function parseMetricsListen(text: string): MetricsListen | undefined {
   return { kind: 'tcp', host: tcp[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/** The metrics' text, written at each scrape, and its content type. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
+
 /** Serves `GET /metrics` in the Prometheus text format; resolves once listening (null when off). */
-export async function serveMetrics(listen: MetricsListen, registry: Registry): Promise<Server | null> {
+export async function serveMetrics(listen: MetricsListen, registry: MetricsSource): Promise<Server | null> {
   if (listen.kind === 'off') return null;
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {

@@ -25,7 +25,7 @@ import { readPolicyOffLoop } from './policy-reader.js';
 import type { Logger } from './logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
-import { startGate } from './gate/gate-setup.js';
+import type { startGate } from './gate/gate-setup.js';
 import { relabelHostFor, volumesEnforcer } from './volumes-setup.js';
 import { hostFactsReader } from './host-facts.js';
 import { bridgeVeths } from '../adapters/netns/bridge-veths.js';
@@ -153,7 +153,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   await bridge?.configure({ audit: policy.mode === 'audit' });
   let gate: Awaited<ReturnType<typeof startGate>>;
   try {
-    gate = await startGate(config.gate, docker, () => policy, (id) => reconciler.syncNow(id), alerter, log, env);
+    // The gate's modules load only when it is on.
+    gate = config.gate.enabled ? await (await import('./gate/gate-setup.js')).startGate(config.gate, docker, () => policy, (id) => reconciler.syncNow(id), alerter, log, env) : null;
   } catch (error) {
     // dockerd configured for the plugin refuses every request while it is not served: let systemd restart us.
     log.fatal({ err: error, gate: { socket: config.gate.socket } }, 'cannot serve the authorization gate; not starting');

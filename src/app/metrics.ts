@@ -1,5 +1,6 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { FirewallBackend } from '../adapters/firewall/backend.js';
+import type { MetricsSource } from '../adapters/metrics-server.js';
+import { CONTENT_TYPE, exposition, Histogram, Series, type Family } from './metrics-text.js';
 import type { QueueCounters } from './keyed-queue.js';
 import type { Alerter } from './alerts/alerter.js';
 import type { Tracked } from './reconciler.js';
@@ -18,138 +19,107 @@ const APPLY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 const RECONCILE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /**
- * The daemon's Prometheus metrics (prom-client, its own registry: nothing global). State that
- * already exists (tracked containers, the queue) is read at scrape time; events the daemon sees
- * are counted as they happen through the methods below.
+ * The daemon's Prometheus metrics (src/app/metrics-text.ts). State that already exists (tracked
+ * containers, the queue) is read at scrape time; events the daemon sees are counted as they happen
+ * through the methods below.
  */
 export class DaemonMetrics {
-  readonly registry = new Registry();
-  private readonly events = new Counter({ name: 'dockwarden_docker_events_total', help: 'Docker container events received, by action.', labelNames: ['action'], registers: [this.registry] });
-  private readonly actions = new Counter({
-    name: 'dockwarden_container_actions_total',
-    help: 'Stops and kills of violating containers, by action and outcome (done, failed).',
-    labelNames: ['action', 'outcome'],
-    registers: [this.registry],
-  });
-  private readonly bridgeFailures = new Counter({
-    name: 'dockwarden_bridge_filter_failures_total',
-    help: 'Containers whose bridge ports could not be found or filtered (each time a sync failed); they run unfiltered until one succeeds.',
-    registers: [this.registry],
-  });
-  private readonly applies = new Histogram({
-    name: 'dockwarden_firewall_apply_seconds',
-    help: 'Firewall transactions (update: set elements; replace: the whole ruleset), by kind and outcome.',
-    labelNames: ['kind', 'outcome'],
-    buckets: APPLY_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly reconciles = new Histogram({
-    name: 'dockwarden_reconcile_seconds',
-    help: 'Full reconciles (list, inspect and judge every container), by outcome.',
-    labelNames: ['outcome'],
-    buckets: RECONCILE_BUCKETS,
-    registers: [this.registry],
-  });
+  /** What the metrics server serves. */
+  readonly registry: MetricsSource = { contentType: CONTENT_TYPE, metrics: async () => exposition(this.families()) };
+  private readonly events = new Series();
+  private readonly actions = new Series();
+  private bridgeFailures = 0;
+  private readonly applies = new Histogram(APPLY_BUCKETS);
+  private readonly reconciles = new Histogram(RECONCILE_BUCKETS);
 
-  constructor(sources: MetricSources) {
-    const registers = [this.registry];
-    new Gauge({
-      name: 'dockwarden_containers_watched',
-      help: 'Containers dockwarden currently judges (running or not).',
-      registers,
-      collect() {
-        this.set(sources.tracked().size);
+  constructor(private readonly sources: MetricSources) {}
+
+  private families(): Family[] {
+    const { tracked, queue, alertSinks, alertsRaised, daemon } = this.sources;
+    const violations = new Series();
+    for (const { decision } of tracked().values()) for (const v of decision.violations) violations.add({ check: v.check });
+    const tasks = new Series();
+    for (const [outcome, count] of Object.entries(queue().counters)) tasks.add({ outcome }, count);
+    const sinks = alertSinks();
+    const alerts = new Series();
+    for (const [check, count] of alertsRaised()) alerts.add({ check }, count);
+    const { ready, dockerUp } = daemon();
+    return [
+      { name: 'dockwarden_docker_events_total', help: 'Docker container events received, by action.', type: 'counter', samples: this.events.samples() },
+      {
+        name: 'dockwarden_container_actions_total',
+        help: 'Stops and kills of violating containers, by action and outcome (done, failed).',
+        type: 'counter',
+        samples: this.actions.samples(),
       },
-    });
-    new Gauge({
-      name: 'dockwarden_violations',
-      help: 'Current violations across watched containers, by check.',
-      labelNames: ['check'],
-      registers,
-      collect() {
-        this.reset();
-        for (const { decision } of sources.tracked().values()) for (const v of decision.violations) this.inc({ check: v.check });
+      {
+        name: 'dockwarden_bridge_filter_failures_total',
+        help: 'Containers whose bridge ports could not be found or filtered (each time a sync failed); they run unfiltered until one succeeds.',
+        type: 'counter',
+        samples: [{ value: this.bridgeFailures }],
       },
-    });
-    new Gauge({
-      name: 'dockwarden_queue_depth',
-      help: 'Container tasks waiting or running.',
-      registers,
-      collect() {
-        this.set(sources.queue().depth);
+      {
+        name: 'dockwarden_firewall_apply_seconds',
+        help: 'Firewall transactions (update: set elements; replace: the whole ruleset), by kind and outcome.',
+        type: 'histogram',
+        samples: this.applies.samples('dockwarden_firewall_apply_seconds'),
       },
-    });
-    new Counter({
-      name: 'dockwarden_queue_tasks_total',
-      help: 'Container tasks by outcome: enqueued, coalesced (absorbed by a waiting twin), dropped (queue full), completed, failed.',
-      labelNames: ['outcome'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [outcome, count] of Object.entries(sources.queue().counters)) this.inc({ outcome }, count);
+      {
+        name: 'dockwarden_reconcile_seconds',
+        help: 'Full reconciles (list, inspect and judge every container), by outcome.',
+        type: 'histogram',
+        samples: this.reconciles.samples('dockwarden_reconcile_seconds'),
       },
-    });
-    new Counter({
-      name: 'dockwarden_alert_deliveries_total',
-      help: 'Alert deliveries per sink: delivered, or failed attempts (each retried until delivered or dropped by the queue bound).',
-      labelNames: ['sink', 'outcome'],
-      registers,
-      collect() {
-        this.reset();
-        for (const sink of sources.alertSinks()) {
-          this.inc({ sink: sink.name, outcome: 'delivered' }, sink.delivered);
-          this.inc({ sink: sink.name, outcome: 'failed' }, sink.failures);
-        }
+      { name: 'dockwarden_containers_watched', help: 'Containers dockwarden currently judges (running or not).', type: 'gauge', samples: [{ value: tracked().size }] },
+      { name: 'dockwarden_violations', help: 'Current violations across watched containers, by check.', type: 'gauge', samples: violations.samples() },
+      { name: 'dockwarden_queue_depth', help: 'Container tasks waiting or running.', type: 'gauge', samples: [{ value: queue().depth }] },
+      {
+        name: 'dockwarden_queue_tasks_total',
+        help: 'Container tasks by outcome: enqueued, coalesced (absorbed by a waiting twin), dropped (queue full), completed, failed.',
+        type: 'counter',
+        samples: tasks.samples(),
       },
-    });
-    new Counter({
-      name: 'dockwarden_alerts_total',
-      help: 'Alerts raised, by check (daemon.firewall-drift-repaired, daemon.docker-unreachable, privileged, ...); repeats folded by the dedupe window are not counted.',
-      labelNames: ['check'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [check, count] of sources.alertsRaised()) this.inc({ check }, count);
+      {
+        name: 'dockwarden_alert_deliveries_total',
+        help: 'Alert deliveries per sink: delivered, or failed attempts (each retried until delivered or dropped by the queue bound).',
+        type: 'counter',
+        samples: sinks.flatMap((sink) => [
+          { labels: { sink: sink.name, outcome: 'delivered' }, value: sink.delivered },
+          { labels: { sink: sink.name, outcome: 'failed' }, value: sink.failures },
+        ]),
       },
-    });
-    new Gauge({
-      name: 'dockwarden_ready',
-      help: '1 once the daemon has told systemd it is ready (after the first reconcile, or with Docker unreachable), else 0.',
-      registers,
-      collect() {
-        this.set(sources.daemon().ready ? 1 : 0);
+      {
+        name: 'dockwarden_alerts_total',
+        help: 'Alerts raised, by check (daemon.firewall-drift-repaired, daemon.docker-unreachable, privileged, ...); repeats folded by the dedupe window are not counted.',
+        type: 'counter',
+        samples: alerts.samples(),
       },
-    });
-    new Gauge({
-      name: 'dockwarden_docker_up',
-      help: '1 while the Docker engine answers (event stream connected), 0 while it is unreachable.',
-      registers,
-      collect() {
-        this.set(sources.daemon().dockerUp ? 1 : 0);
+      {
+        name: 'dockwarden_ready',
+        help: '1 once the daemon has told systemd it is ready (after the first reconcile, or with Docker unreachable), else 0.',
+        type: 'gauge',
+        samples: [{ value: ready ? 1 : 0 }],
       },
-    });
-    new Gauge({
-      name: 'dockwarden_alert_queue',
-      help: 'Alerts waiting on disk per sink.',
-      labelNames: ['sink'],
-      registers,
-      collect() {
-        this.reset();
-        for (const sink of sources.alertSinks()) this.set({ sink: sink.name }, sink.queued);
+      {
+        name: 'dockwarden_docker_up',
+        help: '1 while the Docker engine answers (event stream connected), 0 while it is unreachable.',
+        type: 'gauge',
+        samples: [{ value: dockerUp ? 1 : 0 }],
       },
-    });
+      { name: 'dockwarden_alert_queue', help: 'Alerts waiting on disk per sink.', type: 'gauge', samples: sinks.map((sink) => ({ labels: { sink: sink.name }, value: sink.queued })) },
+    ];
   }
 
   dockerEvent(action: string): void {
-    this.events.inc({ action });
+    this.events.add({ action });
   }
 
   containerAction(action: 'stop' | 'kill', outcome: 'done' | 'failed'): void {
-    this.actions.inc({ action, outcome });
+    this.actions.add({ action, outcome });
   }
 
   bridgeFilterFailed(): void {
-    this.bridgeFailures.inc();
+    this.bridgeFailures += 1;
   }
 
   /** Times the promise a reconcile returns, whatever its outcome. */

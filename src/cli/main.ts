@@ -1,16 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { ConfigInvalid, loadConfig, type Config } from '../app/config.js';
-import { policyJsonSchemaText } from '../domain/policy/json-schema.js';
-import { checkCommand } from './check.js';
+import type { Config } from '../app/config.js';
 import { stdoutPainter } from './colour.js';
-import { firewallCommand } from './firewall.js';
-import { GATE_DEFAULTS, gateCommand } from './gate.js';
+import { holdDaemonSignals } from './daemon-signals.js';
+import { GATE_DEFAULTS } from './gate.js';
 import { logFormat } from './pretty-log.js';
-import { runCommand } from './run.js';
-import { statusCommand } from './status.js';
-import { explainCommand } from './explain.js';
-import { validateCommand } from './validate.js';
 
 const USAGE = `usage: dockwarden <command> [options]
 
@@ -58,22 +52,28 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return values.help || command === 'help' ? 0 : 2;
   }
-  const config = (): Config => loadConfig(values.config);
-  if (command === 'run' && sub === undefined) return runCommand(config(), logFormat(values['log-format'], process.stdout.isTTY === true));
+  // Each command loads its own modules when it runs (the daemon's take about a second on a loaded host).
+  const config = async (): Promise<Config> => (await import('../app/config.js')).loadConfig(values.config);
+  if (command === 'run' && sub === undefined) {
+    // Before the daemon's modules load: a signal meanwhile must not be node's default death.
+    const signals = holdDaemonSignals();
+    const { runCommand } = await import('./run.js');
+    return runCommand(await config(), logFormat(values['log-format'], process.stdout.isTTY === true), signals);
+  }
   if (command === 'policy' && sub === 'validate' && rest.length <= 1) {
     // A config named on the command line is checked even when the file to validate is given: a bad one is exit 2, never ignored.
-    const configured = values.config !== undefined || rest[0] === undefined ? config() : null;
-    return validateCommand(rest[0] ?? configured!.policy.file);
+    const configured = values.config !== undefined || rest[0] === undefined ? await config() : null;
+    return (await import('./validate.js')).validateCommand(rest[0] ?? configured!.policy.file);
   }
-  if (command === 'policy' && sub === 'explain' && rest.length === 1) return explainCommand(config(), rest[0]!, values.json);
-  if (command === 'check' && sub === undefined) return checkCommand(config(), values.json, stdoutPainter(), values.cis);
-  if (command === 'status' && sub === undefined) return statusCommand(config(), values.json, stdoutPainter());
-  if (command === 'firewall' && sub !== undefined && rest.length === 0) return firewallCommand(config(), sub);
+  if (command === 'policy' && sub === 'explain' && rest.length === 1) return (await import('./explain.js')).explainCommand(await config(), rest[0]!, values.json);
+  if (command === 'check' && sub === undefined) return (await import('./check.js')).checkCommand(await config(), values.json, stdoutPainter(), values.cis);
+  if (command === 'status' && sub === undefined) return (await import('./status.js')).statusCommand(await config(), values.json, stdoutPainter());
+  if (command === 'firewall' && sub !== undefined && rest.length === 0) return (await import('./firewall.js')).firewallCommand(await config(), sub);
   if (command === 'gate' && sub !== undefined && rest.length === 0) {
-    return gateCommand(config(), sub, { daemonJson: values['daemon-json'], dockerPidfile: values['docker-pidfile'], pluginName: values['plugin-name'] });
+    return (await import('./gate.js')).gateCommand(await config(), sub, { daemonJson: values['daemon-json'], dockerPidfile: values['docker-pidfile'], pluginName: values['plugin-name'] });
   }
   if (command === 'policy' && sub === 'schema' && rest.length === 0) {
-    process.stdout.write(policyJsonSchemaText());
+    process.stdout.write((await import('../domain/policy/json-schema.js')).policyJsonSchemaText());
     return 0;
   }
   process.stderr.write(`dockwarden: unknown command: ${positionals.join(' ')}\n\n${USAGE}`);
@@ -84,7 +84,9 @@ main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
-  (error: unknown) => {
+  async (error: unknown) => {
+    // Only a command that read its config can fail with ConfigInvalid: the module is loaded by then.
+    const { ConfigInvalid } = await import('../app/config.js');
     if (error instanceof ConfigInvalid) process.stderr.write(`dockwarden: invalid configuration:\n${error.message}\n`);
     else process.stderr.write(`dockwarden: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 2;

@@ -43,7 +43,7 @@ const addon = (): Addon => (loaded ??= createRequire(import.meta.url)('../../../
 export async function bridgeVeths(pid: number): Promise<Map<string, string>> {
   if (!Number.isInteger(pid) || pid <= 0) throw new TypeError(`invalid pid ${pid}`);
   // The host's dump first: listing a veth gives its peer's namespace a host id if it had none.
-  const host = await links('ip', ['-j', '-d', 'link', 'show']);
+  const host = await hostLinks();
   const inside = addon().netnsLinks(pid);
   const hostPorts = new Map<number, { readonly ifname: string; readonly peer: unknown; readonly peerNetns: unknown }>();
   for (const l of host) {
@@ -60,6 +60,31 @@ export async function bridgeVeths(pid: number): Promise<Map<string, string>> {
     if (mac && port && port.peer === l.ifindex && port.peerNetns === inside.nsid) veths.set(mac, port.ifname);
   }
   return veths;
+}
+
+let running: Promise<Link[]> | null = null;
+let next: Promise<Link[]> | null = null;
+
+/**
+ * The host's links, from a dump that started after this call: callers that ask while one runs share
+ * the next one, which starts when it ends. A reconcile of n containers makes a few dumps instead of n
+ * (each a fork of the daemon, ~3 ms of its event loop), and no veth that existed at a call is missing.
+ */
+function hostLinks(): Promise<Link[]> {
+  if (running === null) return dumpHostLinks();
+  return (next ??= running.catch(() => {}).then(() => {
+    next = null;
+    return dumpHostLinks();
+  }));
+}
+
+function dumpHostLinks(): Promise<Link[]> {
+  const dump = links('ip', ['-j', '-d', 'link', 'show']);
+  running = dump;
+  void dump.catch(() => {}).finally(() => {
+    if (running === dump) running = null;
+  });
+  return dump;
 }
 
 async function links(file: string, args: readonly string[]): Promise<Link[]> {
