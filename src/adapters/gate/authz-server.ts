@@ -6,7 +6,8 @@ import { dirname } from 'node:path';
  * Docker's authorization plugin protocol over a unix socket (docs/architecture.md, "The gate"):
  * `POST /Plugin.Activate` → `{"Implements":["authz"]}`; `POST /AuthZPlugin.AuthZReq` with dockerd's
  * request (`RequestMethod`, `RequestUri`, `RequestBody` base64) → `{"Allow","Msg"}`;
- * `POST /AuthZPlugin.AuthZRes` → allowed (the gate decides before dockerd acts, not after).
+ * `POST /AuthZPlugin.AuthZRes` (dockerd has acted; its client waits for this answer) → allowed: the
+ * gate decides before dockerd acts, not after, and is only told which request was answered.
  * Every answer comes within `timeoutMs`: dockerd waits on us for every API call of every client.
  */
 
@@ -28,6 +29,11 @@ export interface AuthzServerOptions {
   readonly decide: (request: AuthzRequest) => Promise<AuthzAnswer>;
   /** An answer not ready by then is a refusal: the client gets an error, never a hang. */
   readonly timeoutMs: number;
+  /**
+   * Told, before the answer goes back, that dockerd has acted on this request (null: a response
+   * message that could not be read, so any request).
+   */
+  readonly answered?: (request: Pick<AuthzRequest, 'method' | 'uri'> | null) => void;
   /** Told of a request that could not be judged (bad protocol message, error, timeout): log and alert. */
   readonly onFailure: (failure: { readonly reason: string; readonly uri: string | null; readonly error?: unknown }) => void;
 }
@@ -62,7 +68,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: AuthzS
   if (req.method !== 'POST') return reply(405, { Err: 'POST only' });
   const message = await readMessage(req);
   if (req.url === '/Plugin.Activate') return reply(200, { Implements: ['authz'] });
-  if (req.url === '/AuthZPlugin.AuthZRes') return reply(200, { Allow: true });
+  if (req.url === '/AuthZPlugin.AuthZRes') {
+    options.answered?.(message === null ? null : decodeRequest(message));
+    return reply(200, { Allow: true });
+  }
   if (req.url !== '/AuthZPlugin.AuthZReq') return reply(404, { Err: `unknown endpoint ${req.url ?? ''}` });
   const request = message === null ? null : decodeRequest(message);
   if (request === null) {
