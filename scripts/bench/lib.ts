@@ -228,6 +228,8 @@ function otherUsers(): string[] {
     } catch {
       continue;
     }
+    // `flock /run/dw-itest.lock … test.ts` only waits for the lock (the tests it runs show up as its children).
+    if (cmd.startsWith('flock ')) continue;
     if (/dist\/cli\/main\.js run\b/.test(cmd) || /test\/integration\/\S+\.test\.ts/.test(cmd)) found.push(`${entry}: ${cmd.slice(0, 140)}`);
   }
   return found;
