@@ -3,21 +3,26 @@
  * bench's own that reads a daemon.json (the gate tests' engine), with the real daemon from dist/
  * serving the gate.
  *
- * 1. `docker create` of the same plain container, with the gate and without it, in alternating
- *    phases on the same engine (`dockwarden gate install|uninstall` switch it): the floor is the
- *    create without the gate. Targets: p50 ratio ≤ 1.1, p99 ratio ≤ 1.2.
+ * 1. `docker create` of the same plain container in alternating phases on the same engine
+ *    (`dockwarden gate install|uninstall` switch it): with the gate; without any plugin (the floor
+ *    the targets divide by: p50 ratio ≤ 1.1, p99 ratio ≤ 1.2); and with a plugin that allows every
+ *    request at once (the same protocol server, `serveAuthz`, deciding nothing, in this process): what
+ *    the protocol alone costs a create — dockerd asks any authorization plugin twice per request
+ *    (before it acts and before it answers), and no gate can be cheaper than that.
  * 2. The gate's decision time as dockerd sees it: an `AuthZPlugin.AuthZReq` carrying that create
  *    body, sent straight to the gate's socket (target p99 ≤ 1 ms), beside the same round trip for a
  *    request the gate lets through unread (`GET /containers/json`): the protocol's own floor.
  * 3. Exposure: DW_BENCH_GATE_ATTEMPTS (default 200) attempts to create and start a
  *    `--cap-add SYS_ADMIN` container with the gate on: how many exist, how many ran (target 0).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { serveAuthz } from '../../src/adapters/gate/authz-server.js';
 import { startGateDockerd, GATE_DOCKERD_PIDFILE } from '../../test/helpers/gate-dockerd.js';
-import { CLI, cleanEnv, fmtStats, main, now, onCleanup, printJson, ratio, removeTableOnExit, say, scratchDir, sleep, spawnDaemon, stats, TEST_IMAGE, timed } from './lib.js';
+import { CLI, cleanEnv, fmtStats, main, ms, now, onCleanup, printJson, ratio, removeTableOnExit, say, scratchDir, sleep, spawnDaemon, stats, TEST_IMAGE, timed } from './lib.js';
 
 const CREATES = Number(process.env.DW_BENCH_GATE_CREATES ?? 100);
 const ATTEMPTS = Number(process.env.DW_BENCH_GATE_ATTEMPTS ?? 200);
@@ -47,23 +52,38 @@ await main('gate', 170, { hostTable: true, docker: true, daemon: true }, async (
   const gated = await startGateDockerd(gateSocket, { daemonJson });
   onCleanup('gate dockerd', () => gated.stop());
   await daemon.waitFor((l) => l.msg === 'reconciled');
-  const pluginName = `dw-bench-gate-${process.pid}`;
+  // The floor plugin: the gate's protocol server, allowing every request at once.
+  const floorSocket = join(dir, 'floor.sock');
+  let floorAsked = 0;
+  const floorPlugin = await serveAuthz({ listen: { path: floorSocket }, timeoutMs: 5_000, decide: async () => (floorAsked++, { allow: true, msg: '' }), onFailure: () => {} });
+  onCleanup('floor plugin', () => (floorPlugin.close(), floorPlugin.closeAllConnections()));
   const configFile = join(daemon.dir, 'config.yaml');
-  const switchGate = async (on: boolean) => {
-    execFileSync(process.execPath, [CLI, 'gate', on ? 'install' : 'uninstall', '--config', configFile, '--daemon-json', daemonJson, '--docker-pidfile', GATE_DOCKERD_PIDFILE, '--plugin-name', pluginName], { env: cleanEnv(), stdio: 'ignore' });
-    // dockerd re-reads daemon.json asynchronously: a forbidden create tells whether the gate is asked.
+  const floorConfig = join(dir, 'floor-config.yaml');
+  writeFileSync(floorConfig, readFileSync(configFile, 'utf8').replace(`socket: ${gateSocket}`, `socket: ${floorSocket}`));
+  type Plugin = 'none' | 'gate' | 'floor';
+  const plugins = { gate: { name: `dw-bench-gate-${process.pid}`, config: configFile }, floor: { name: `dw-bench-floor-${process.pid}`, config: floorConfig } };
+  // Not execFileSync: `gate install` asks the floor plugin, served by this process, whether it answers.
+  const gateCli = (action: 'install' | 'uninstall', plugin: 'gate' | 'floor') =>
+    promisify(execFile)(process.execPath, [CLI, 'gate', action, '--config', plugins[plugin].config, '--daemon-json', daemonJson, '--docker-pidfile', GATE_DOCKERD_PIDFILE, '--plugin-name', plugins[plugin].name], { env: cleanEnv() });
+  let installed: Plugin = 'none';
+  const use = async (plugin: Plugin) => {
+    if (installed !== 'none' && installed !== plugin) await gateCli('uninstall', installed);
+    if (plugin !== 'none' && installed !== plugin) await gateCli('install', plugin);
+    installed = plugin;
+    // dockerd re-reads daemon.json asynchronously: a forbidden create tells whether the gate is asked, the floor's count whether it is.
     const deadline = now() + 30_000;
     for (;;) {
+      const asked = floorAsked;
       const refused = await gated.docker.createContainer({ Image: TEST_IMAGE, Cmd: ['true'], HostConfig: { CapAdd: ['SYS_ADMIN'] } }).then(
         async (c) => (await c.remove(), false),
         (error: { statusCode?: number }) => error.statusCode === 403,
       );
-      if (refused === on) return;
-      if (now() > deadline) throw new Error(`dockerd did not ${on ? 'take' : 'drop'} the gate within 30 s`);
+      if (refused === (plugin === 'gate') && (floorAsked > asked) === (plugin === 'floor')) return;
+      if (now() > deadline) throw new Error(`dockerd did not switch to ${plugin} within 30 s`);
       await sleep(100);
     }
   };
-  onCleanup('gate out of daemon.json', () => switchGate(false).catch(() => {}));
+  onCleanup('gate out of daemon.json', () => use('none').catch(() => {}));
   const plain = { Image: TEST_IMAGE, Cmd: ['true'], Labels: { 'dw-bench': String(process.pid) } };
   const createOnce = async (): Promise<number> => {
     const [container, took] = await timed(() => gated.docker.createContainer(plain));
@@ -71,16 +91,21 @@ await main('gate', 170, { hostTable: true, docker: true, daemon: true }, async (
     return took;
   };
 
-  // 1. create latency, alternating phases: without, with, without, with, …
-  const without: number[] = [];
-  const withGate: number[] = [];
-  const phases = 6;
-  for (let phase = 0; phase < phases; phase++) {
-    const on = phase % 2 === 1;
-    await switchGate(on);
-    for (let i = 0; i < 3; i++) await createOnce(); // warm-up after the switch
-    for (let i = 0; i < CREATES / (phases / 2); i++) (on ? withGate : without).push(await createOnce());
+  // 1. create latency, alternating phases: without, floor, gate, without, floor, gate, …
+  const creates: Record<Plugin, number[]> = { none: [], floor: [], gate: [] };
+  const order: Plugin[] = ['none', 'floor', 'gate'];
+  // Short phases, many rounds: the load of a shared machine drifts less within one round.
+  const rounds = 6;
+  for (let round = 0; round < rounds; round++) {
+    for (const plugin of order) {
+      await use(plugin);
+      for (let i = 0; i < 3; i++) await createOnce(); // warm-up after the switch
+      for (let i = 0; i < CREATES / rounds; i++) creates[plugin].push(await createOnce());
+    }
   }
+  await use('none');
+  const without = creates.none;
+  const withGate = creates.gate;
 
   // 2. decision time at the gate's socket, as dockerd asks
   const body = Buffer.from(JSON.stringify(plain)).toString('base64');
@@ -103,7 +128,7 @@ await main('gate', 170, { hostTable: true, docker: true, daemon: true }, async (
   }
 
   // 3. exposure: forbidden containers with the gate on
-  await switchGate(true);
+  await use('gate');
   let refused = 0;
   for (let i = 0; i < ATTEMPTS; i++) {
     const attempt = await gated.docker.createContainer({ ...plain, Cmd: ['sleep', '60'], HostConfig: { CapAdd: ['SYS_ADMIN'] } }).then(
@@ -113,24 +138,32 @@ await main('gate', 170, { hostTable: true, docker: true, daemon: true }, async (
     if (attempt === null) refused++;
   }
   const existing = (await gated.docker.listContainers({ all: true, filters: { label: [`dw-bench=${process.pid}`] } })).length;
-  await switchGate(false);
+  await use('none');
 
   const W = stats(without);
   const G = stats(withGate);
+  const F = stats(creates.floor);
+  const f50 = ratio(F.p50, W.p50);
+  const f99 = ratio(F.p99, W.p99);
   const D = stats(createDecision);
   const P = stats(passDecision);
   const r50 = ratio(G.p50, W.p50);
   const r99 = ratio(G.p99, W.p99);
-  say(`gate: docker create, ${withGate.length} with the gate and ${without.length} without, alternating phases on one engine`);
-  say(`  with the gate      ${fmtStats(G)}`);
-  say(`  floor: without     ${fmtStats(W)}`);
-  say(`  ratio p50 ${r50} (target ≤ ${TARGET_P50}: ${r50 <= TARGET_P50 ? 'met' : 'NOT met'}), p99 ${r99} (target ≤ ${TARGET_P99}: ${r99 <= TARGET_P99 ? 'met' : 'NOT met'})`);
+  say(`gate: docker create, ${withGate.length} each with the gate, with the protocol floor plugin and without a plugin, alternating phases on one engine`);
+  say(`  with the gate                              ${fmtStats(G)}`);
+  say(`  floor: without a plugin                    ${fmtStats(W)}`);
+  say(`  protocol floor: a plugin allowing at once  ${fmtStats(F)}`);
+  say(`  ratio p50 ${r50} (target ≤ ${TARGET_P50}: ${r50 <= TARGET_P50 ? 'met' : 'NOT met'}; the protocol alone ${f50}), p99 ${r99} (target ≤ ${TARGET_P99}: ${r99 <= TARGET_P99 ? 'met' : 'NOT met'}; the protocol alone ${f99})`);
   say(`  decision of a create at the gate's socket   ${fmtStats(D)} (target p99 ≤ ${TARGET_DECISION_P99_MS} ms: ${D.p99 <= TARGET_DECISION_P99_MS ? 'met' : 'NOT met'})`);
   say(`  floor: a request let through unread         ${fmtStats(P)}`);
+  say(`  judging a create's own part: p50 ${ms(D.p50 - P.p50)} (the create's decision minus the request let through)`);
   say(`  exposure: ${ATTEMPTS} forbidden create+start attempts: ${refused} refused, ${existing} containers exist (target 0)`);
   printJson('gate', {
     creates_with_ms: G,
     creates_without_ms: W,
+    creates_protocol_floor_ms: F,
+    protocol_floor_ratio_p50: f50,
+    protocol_floor_ratio_p99: f99,
     ratio_p50: r50,
     ratio_p99: r99,
     target_ratio_p50: TARGET_P50,

@@ -215,6 +215,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       onEvent: (event) => {
         metrics.dockerEvent(event.action);
         log.debug({ event: { action: event.action, id: event.id } }, 'docker event');
+        if (event.type === 'image') gate?.images.imagesMayHaveChanged();
         if (event.type === 'network' && (event.action === 'create' || event.action === 'destroy')) {
           configureBridges().catch((error: unknown) => log.error({ err: error }, 'reading Docker networks failed'));
         }
@@ -224,12 +225,14 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
         log.info({ socket: config.docker.socket }, reconnect ? 'reconnected to Docker' : 'connected to Docker');
         if (dockerDown) alerter.raise(observedAlert('daemon.docker-back', 'Docker reachable again', { details: { socket: config.docker.socket } }));
         dockerDown = false;
+        gate?.images.watching(true);
         void reconcile(reconnect ? 'reconnect' : 'start-up');
       },
       onDisconnected: (error, retryInMs) => {
         log.warn({ err: error, retryInMs }, 'Docker unreachable; rules stay in place');
         if (!dockerDown) alerter.raise(observedAlert('daemon.docker-unreachable', 'Docker unreachable; rules stay in place', { details: { socket: config.docker.socket, error: error.message } }));
         dockerDown = true;
+        gate?.images.watching(false);
         // Never hold systemd's start-up hostage to Docker: READY with a status that says what is wrong.
         announceReady(`Docker unreachable (${error.message}); retrying in ${Math.round(retryInMs / 1000)} s`);
       },
@@ -237,6 +240,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       // a container can make its own lines too long): look at everything now, not at the next period.
       onBadLine: (reason) => {
         log.warn({ reason, reconcile: 'now' }, 'Docker event skipped');
+        gate?.images.imagesMayHaveChanged();
         void reconcile('event skipped');
       },
     },
@@ -324,8 +328,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     alerter.close();
     log.info({ queue: queue.counters }, 'stopped');
     // Last: dockerd asks the gate about every request, including those the drain above waited on.
-    gate?.close();
-    gate?.closeAllConnections();
+    gate?.server.close();
+    gate?.server.closeAllConnections();
     // Scrapers' keep-alive connections would hold the process open: close them too.
     metricsServer?.close();
     metricsServer?.closeAllConnections();

@@ -1,7 +1,9 @@
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { dockwarden } from '../helpers/cli.js';
 import { spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
 import { TEST_IMAGE } from '../helpers/docker.js';
@@ -19,12 +21,12 @@ const LABEL = 'dw-gate-daemon-test';
 const gateSocket = join(mkdtempSync(join(tmpdir(), 'dw-gate-daemon-')), 'gate.sock');
 /** Volumes relabelled and storage directories made under here (relabelling forced on: this kernel has no SELinux). */
 const storage = mkdtempSync('/var/tmp/dw-gate-storage-'); // ext4 here: it holds security.selinux xattrs
-const policy = (mode: string) => `version: 1
+const policy = (mode: string, extraChecks = '') => `version: 1
 mode: ${mode}
 containers:
   capabilities: { forbidden: [SYS_ADMIN], action: kill }
   privileged: { action: kill }
-volumes:
+${extraChecks}volumes:
   create:
     - { match: { container: "dw-gate-vol-*" }, path: ${storage}/data, owner: "4321:4321", mode: "0750" }
   selinux: { relabel: shared, roots: [${storage}] }
@@ -101,6 +103,72 @@ t.test('audit mode: allowed, and the refusal it would have been is said', async 
   await container.remove({ force: true });
   writeFileSync(daemon.policyFile, policy('enforce'));
   await daemon.waitForLog((l) => l.msg === 'policy reloaded' && (l.policy as { mode: string }).mode === 'enforce');
+});
+
+t.test('a name moved to another image between two creates is judged on the image it names now', async (t) => {
+  // root-user tells the images apart: TEST_IMAGE runs as root, one committed from a `--user 1000` container does not.
+  let reloads = 0;
+  const setPolicy = async (extra: string) => {
+    const text = `${policy('enforce', extra)}# reload ${++reloads}\n`;
+    writeFileSync(daemon.policyFile, text);
+    const hash = createHash('sha256').update(text).digest('hex');
+    await daemon.waitForLog((l) => l.msg === 'policy reloaded' && (l.policy as { hash: string }).hash === hash);
+  };
+  await setPolicy('  root-user: { action: kill }\n');
+  const repo = 'dw-gate-moved';
+  const name = `${repo}:${process.pid}`;
+  const base = await gated.docker.createContainer({ Image: TEST_IMAGE, Cmd: ['true'], User: '1000', Labels: { [LABEL]: '1' } });
+  const nonRoot = `${repo}:non-root`;
+  const root = `${repo}:root`;
+  await base.commit({ repo, tag: 'non-root' });
+  await base.commit({ repo, tag: 'root', changes: 'USER root' });
+  await base.remove();
+  t.teardown(async () => {
+    for (const image of [name, nonRoot, root]) await gated.docker.getImage(image).remove({ force: true }).catch(() => {});
+    await setPolicy('');
+  });
+  const moveTo = (image: string) => gated.docker.getImage(image).tag({ repo, tag: String(process.pid) });
+  const judged = () =>
+    gated.docker.createContainer({ Image: name, Cmd: ['true'], Labels: { [LABEL]: '1' } }).then(
+      async (c) => (await c.remove(), 'created'),
+      (e: { statusCode?: number; message?: string }) => (e.statusCode === 403 && /root-user/.test(e.message ?? '') ? 'refused' : `failed: ${e.message}`),
+    );
+
+  // `docker tag`, each create right after the move; the second of two finds the first's look-up kept.
+  await moveTo(nonRoot);
+  t.equal(await judged(), 'created', 'the name names the non-root image');
+  t.equal(await judged(), 'created', 'still');
+  await moveTo(root);
+  t.equal(await judged(), 'refused', 'tag: the name now names the root image');
+  t.equal(await judged(), 'refused', 'still');
+  await moveTo(nonRoot);
+  t.equal(await judged(), 'created', 'tag: and back');
+
+  // `docker load` of an archive made while the name named the root image.
+  await moveTo(root);
+  const archive = await gated.docker.getImage(name).get();
+  const chunks: Buffer[] = [];
+  for await (const chunk of archive as AsyncIterable<Buffer>) chunks.push(chunk);
+  await moveTo(nonRoot);
+  t.equal(await judged(), 'created');
+  const loading = (await gated.docker.loadImage(Readable.from([Buffer.concat(chunks)]))) as NodeJS.ReadableStream;
+  await new Promise((resolve, reject) => gated.docker.modem.followProgress(loading, (error) => (error ? reject(error) : resolve(null))));
+  t.equal(await judged(), 'refused', 'load: the name now names the root image');
+
+  // `docker commit --change 'USER root' <container> <name>`.
+  await moveTo(nonRoot);
+  t.equal(await judged(), 'created');
+  const other = await gated.docker.createContainer({ Image: nonRoot, Cmd: ['true'], Labels: { [LABEL]: '1' } });
+  await other.commit({ repo, tag: String(process.pid), changes: 'USER root' });
+  await other.remove();
+  t.equal(await judged(), 'refused', 'commit: the name now names the committed root image');
+
+  // `docker rmi <name>` then a tag of the root image under it.
+  await moveTo(nonRoot);
+  t.equal(await judged(), 'created');
+  await gated.docker.getImage(name).remove();
+  await moveTo(root);
+  t.equal(await judged(), 'refused', 'untag and tag: the name now names the root image');
 });
 
 t.test('while the daemon is down dockerd holds requests; they are answered once it is back', async (t) => {

@@ -3,7 +3,7 @@ import { createToInspect, referencedBy } from '../../src/domain/gate/create-insp
 import { CREATE_BODY } from '../../src/domain/gate/docker-shapes.js';
 import { readAsGo } from '../../src/domain/gate/go-json.js';
 import { parseJsonEntries } from '../../src/domain/gate/json-entries.js';
-import { normaliseUri, routeRequest } from '../../src/domain/gate/route.js';
+import { mayMoveImageNames, normaliseUri, routeRequest } from '../../src/domain/gate/route.js';
 
 t.test('routing: every spelling of a judged endpoint is judged', async (t) => {
   t.same(routeRequest('POST', '/v1.41/containers/create?name=web'), { kind: 'create', name: 'web' });
@@ -28,6 +28,21 @@ t.test('routing: every spelling of a judged endpoint is judged', async (t) => {
   t.equal(routeRequest('POST', '/containers/%00/start').kind, 'unreadable');
   t.equal(routeRequest('POST', `/${'a'.repeat(9000)}`).kind, 'unreadable');
   t.same(normaliseUri('/v1.41/containers/create?name=a&name=b'), { version: '1.41', path: '/containers/create', query: new URLSearchParams('name=a&name=b') });
+});
+
+t.test('requests that may move image names: every write to images, builds, commits; never a read', async (t) => {
+  const moves: Array<[string, string]> = [
+    ['POST', '/v1.41/images/busybox/tag?repo=web&tag=1'], ['DELETE', '/images/web:1?force=1'], ['POST', '/images/create?fromImage=web&tag=1'],
+    ['POST', '/images/create?fromSrc=-&repo=web'], ['POST', '/images/load'], ['POST', '/images/prune'], ['POST', '/images/web/push'],
+    ['POST', '/v1.41/build?t=web'], ['POST', '/commit?container=x&repo=web'], ['POST', '/session'], ['POST', '/grpc'],
+    ['POST', '//v1.41//IMAGES/./web/tag'], ['POST', '/%69mages/web/tag'], ['post', '/images/web/tag'], ['POST', '/images/%zz/tag'],
+  ];
+  for (const [method, uri] of moves) t.ok(mayMoveImageNames(method, uri), `${method} ${uri}`);
+  const stays: Array<[string, string]> = [
+    ['GET', '/images/web/json'], ['HEAD', '/_ping'], ['GET', '/images/get?names=web'], ['POST', '/containers/create?name=images'],
+    ['POST', '/containers/x/start'], ['DELETE', '/containers/x'], ['POST', '/volumes/create'], ['POST', '/imagesx'],
+  ];
+  for (const [method, uri] of stays) t.notOk(mayMoveImageNames(method, uri), `${method} ${uri}`);
 });
 
 t.test('JSON with every key kept, in order', async (t) => {

@@ -35,7 +35,7 @@ export interface DockerEngine {
   dataRoot(): Promise<string>;
   /** The host paths (symlinks resolved) each running container mounts, by container id. */
   runningMounts(): Promise<Map<string, string[]>>;
-  /** The container and network event stream from `sinceNano` (replay is best effort: dockerd keeps only 256 events). */
+  /** The container, network and image event stream from `sinceNano` (replay is best effort: dockerd keeps only 256 events). */
   subscribe(sinceNano: bigint | null): Promise<NodeJS.ReadableStream>;
   /** The gate's look-ups: null when the engine has no such thing. */
   inspectImage(reference: string): Promise<CreateLookups['image']>;
@@ -129,7 +129,8 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
     async subscribe(sinceNano) {
       return api.events({
         // Networks too: a new bridge or a container joining one changes what the firewall must cover.
-        filters: { type: ['container', 'network'] },
+        // Images: a tag, pull or delete may move a name the gate's image look-ups keep.
+        filters: { type: ['container', 'network', 'image'] },
         // Fractional seconds: dockerd parses `since` as `seconds[.fraction]`.
         ...(sinceNano === null ? {} : { since: Number(sinceNano) / 1e9 }),
       });

@@ -31,8 +31,10 @@ export interface MountSourcesInput {
 
 /** Views by mount destination (host-path mounts only: bind and volume with an absolute source). */
 export async function readMountViews(input: MountSourcesInput): Promise<Map<string, MountView>> {
-  const sockets = await socketIdentities(input.sockets);
   const mounts = (input.inspect.Mounts ?? []).filter((m) => (m.Type === 'bind' || m.Type === 'volume') && m.Source.startsWith('/'));
+  // Most containers (and creates) mount no host path: the sockets are not stat'ed for nothing.
+  if (mounts.length === 0) return new Map();
+  const sockets = await socketIdentities(input.sockets);
   const views = await Promise.all(mounts.map((m) => viewOf(m, input, sockets)));
   return new Map(mounts.map((m, i) => [m.Destination, views[i]!]));
 }

@@ -6,7 +6,8 @@ import { dirname } from 'node:path';
  * Docker's authorization plugin protocol over a unix socket (docs/architecture.md, "The gate"):
  * `POST /Plugin.Activate` → `{"Implements":["authz"]}`; `POST /AuthZPlugin.AuthZReq` with dockerd's
  * request (`RequestMethod`, `RequestUri`, `RequestBody` base64) → `{"Allow","Msg"}`;
- * `POST /AuthZPlugin.AuthZRes` → allowed (the gate decides before dockerd acts, not after).
+ * `POST /AuthZPlugin.AuthZRes` (dockerd has acted; its client waits for this answer) → allowed: the
+ * gate decides before dockerd acts, not after, and is only told which request was answered.
  * Every answer comes within `timeoutMs`: dockerd waits on us for every API call of every client.
  */
 
@@ -28,6 +29,11 @@ export interface AuthzServerOptions {
   readonly decide: (request: AuthzRequest) => Promise<AuthzAnswer>;
   /** An answer not ready by then is a refusal: the client gets an error, never a hang. */
   readonly timeoutMs: number;
+  /**
+   * Told, before the answer goes back, that dockerd has acted on this request (null: a response
+   * message that could not be read, so any request).
+   */
+  readonly answered?: (request: Pick<AuthzRequest, 'method' | 'uri'> | null) => void;
   /** Told of a request that could not be judged (bad protocol message, error, timeout): log and alert. */
   readonly onFailure: (failure: { readonly reason: string; readonly uri: string | null; readonly error?: unknown }) => void;
 }
@@ -62,7 +68,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: AuthzS
   if (req.method !== 'POST') return reply(405, { Err: 'POST only' });
   const message = await readMessage(req);
   if (req.url === '/Plugin.Activate') return reply(200, { Implements: ['authz'] });
-  if (req.url === '/AuthZPlugin.AuthZRes') return reply(200, { Allow: true });
+  if (req.url === '/AuthZPlugin.AuthZRes') {
+    options.answered?.(message === null ? null : requestLineOf(message));
+    return reply(200, { Allow: true });
+  }
   if (req.url !== '/AuthZPlugin.AuthZReq') return reply(404, { Err: `unknown endpoint ${req.url ?? ''}` });
   const request = message === null ? null : decodeRequest(message);
   if (request === null) {
@@ -103,6 +112,40 @@ function readMessage(req: IncomingMessage): Promise<Buffer | null> {
     req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', () => resolve(null));
   });
+}
+
+/** How much of a response-phase message is looked at for the request it answers. */
+const HEAD_BYTES = 16 * 1024;
+/** One `"key": "string"` member followed by another member. */
+const STRING_MEMBER = /\s*("(?:[^"\\]|\\.)*")\s*:\s*("(?:[^"\\]|\\.)*")\s*,/y;
+
+/**
+ * `RequestMethod` and `RequestUri` of a response-phase message without parsing the two bodies it
+ * also carries (up to 4 MiB each, base64): Go encodes a struct's fields in order, and dockerd's
+ * request fields come first, so they are read from the head while it is a run of string members.
+ * Anything else there (another encoder, an odd message) is read whole.
+ */
+export function requestLineOf(message: Buffer): Pick<AuthzRequest, 'method' | 'uri'> | null {
+  const head = message.subarray(0, HEAD_BYTES).toString('utf8');
+  const open = /^\s*\{/.exec(head);
+  let method: unknown;
+  let uri: unknown;
+  const seen = new Set<unknown>();
+  STRING_MEMBER.lastIndex = open === null ? head.length : open[0].length;
+  try {
+    for (let member = STRING_MEMBER.exec(head); member !== null; member = STRING_MEMBER.exec(head)) {
+      const key: unknown = JSON.parse(member[1]!);
+      if (seen.has(key)) break; // a repeated key: the whole message says which one counts
+      seen.add(key);
+      if (key === 'RequestMethod') method = JSON.parse(member[2]!);
+      if (key === 'RequestUri') uri = JSON.parse(member[2]!);
+      if (typeof method === 'string' && typeof uri === 'string') return { method, uri };
+    }
+  } catch {
+    // Not JSON after all: read whole below.
+  }
+  const whole = decodeRequest(message);
+  return whole && { method: whole.method, uri: whole.uri };
 }
 
 /** dockerd's `authorization.Request`: `RequestBody` is Go `[]byte`, so base64 in JSON. */

@@ -6,6 +6,7 @@ import type { Policy } from '../../domain/policy/model.js';
 import type { Alerter } from '../alerts/alerter.js';
 import type { GateConfig } from '../config.js';
 import type { Logger } from '../logger.js';
+import { gateImages, type GateImages } from './image-lookups.js';
 import { judgeRequest, type GateOptions, type GateVerdict } from './judge-request.js';
 import { observedAlert } from '../../domain/alerts/catalogue.js';
 
@@ -16,29 +17,34 @@ export const GATE_FD_NAME = 'dockwarden-gate';
  * The authorization gate when `gate.enabled`: on the socket systemd passes (dockwarden-gate.socket,
  * there before docker.service, so requests wait across a restart of ours) or on `gate.socket`.
  * Refusals, and in audit mode the refusals that were not made, are logged and alerted; a request
- * that could not be judged is refused, logged and alerted.
+ * that could not be judged is refused, logged and alerted. `images` keeps the image look-ups of
+ * creates: the daemon tells it of the engine's image events and event stream.
  */
 export async function startGate(
   config: GateConfig, docker: DockerEngine, policy: () => Policy, prepareStart: GateOptions['prepareStart'], alerter: Alerter, log: Logger, env: NodeJS.ProcessEnv,
-): Promise<Server | null> {
+): Promise<{ readonly server: Server; readonly images: GateImages } | null> {
   if (!config.enabled) return null;
   const fd = inheritedSocket(env, GATE_FD_NAME);
   const allow = { plugins: config.allow.includes('plugins'), services: config.allow.includes('services') };
+  const images = gateImages((reference) => docker.inspectImage(reference));
+  const engine = { ...docker, inspectImage: images.inspect };
   const server = await serveAuthz({
     listen: fd === null ? { path: config.socket } : { fd },
     timeoutMs: config.timeoutMs,
     decide: async (request) => {
-      const verdict = await judgeRequest(request, { engine: docker, policy, allow, prepareStart });
+      const verdict = await judgeRequest(request, { engine, policy, allow, prepareStart });
+      if (verdict.allow) images.requestAllowed(request.method, request.uri);
       report(verdict, alerter, log);
       return verdict;
     },
+    answered: (request) => (request === null ? images.imagesMayHaveChanged() : images.requestAnswered(request.method, request.uri)),
     onFailure: ({ reason, uri, error }) => {
       log.error({ gate: { reason, uri }, err: error }, 'gate refused a request it could not judge');
       alerter.raise(observedAlert('daemon.gate-error', `gate refused a request it could not judge: ${reason}`, { details: { uri } }));
     },
   });
   log.info({ gate: { socket: fd === null ? config.socket : `fd ${fd} from systemd` } }, 'authorization gate serving');
-  return server;
+  return { server, images };
 }
 
 function report(verdict: GateVerdict, alerter: Alerter, log: Logger): void {

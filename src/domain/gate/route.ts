@@ -75,6 +75,19 @@ export function routeRequest(method: string, rawUri: string): GateRoute {
   return { kind: 'other' };
 }
 
+/**
+ * Whether dockerd may, answering this request, change which image a reference names or an image's
+ * tags and digests: a tag, untag or delete, a pull, import or load, a push (it adds repo digests), a
+ * build (BuildKit's session and gRPC streams included) or a commit. Generous on purpose: a needless
+ * yes costs the gate one image look-up, a wrong no would judge a create on the image a name used to
+ * name. Reads never change them; a URI that cannot be read might.
+ */
+export function mayMoveImageNames(method: string, rawUri: string): boolean {
+  if (method === 'GET' || method === 'HEAD') return false;
+  const uri = normaliseUri(rawUri);
+  return 'error' in uri || /^\/(images|build|commit|session|grpc)(\/|$)/i.test(uri.path);
+}
+
 /** API versions before 1.24 may carry a HostConfig on start, applied by dockerd 20.10 and earlier. */
 function takesStartBody(version: string | null): boolean {
   if (version === null) return false;
