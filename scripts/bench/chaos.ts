@@ -33,7 +33,7 @@ import Docker from 'dockerode';
 import { bindNotifySocket } from '../../test/helpers/notify-socket.js';
 import { docker as testDocker, TEST_IMAGE } from '../../test/helpers/docker.js';
 import {
-  Aborted, BenchBroken, CLI, startContainer, ROOT, cleanEnv, main, now, onCleanup, printJson, say, scratchDir, scratchNetns, sleep, stats, writeConfig, Refusal,
+  Aborted, BenchBroken, CLI, fmtStats, startContainer, ROOT, cleanEnv, main, now, onCleanup, printJson, say, scratchDir, scratchNetns, sleep, stats, writeConfig, Refusal,
 } from './lib.js';
 import { existsSync } from 'node:fs';
 
@@ -690,6 +690,12 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
   say(`soak: ${started} starts (${capStarted} with SYS_ADMIN), ${startFailures} failed starts, ${notJudgedInTime} not judged within 10 s, in ${soakSeconds.toFixed(0)} s`);
   say(`denied connections completed: ${breaches.length} (target 0) of ${final.deniedAttempts - baseline.deniedAttempts} attempts; by window ${JSON.stringify(breachesBy)}`);
   for (const b of [...firstOfEach.values()].slice(0, 12)) say(`  breach: ${explain(b)}`);
+  // When in its window each flush breach came: our tables are back within ~0.1 s of the flush (bench flush-repair).
+  const afterFlush = breaches.flatMap((b) => windows.filter((w) => w.kind === 'flush' && b.t >= w.from && b.t <= w.to + 1000).slice(-1).map((w) => b.t - w.from));
+  if (afterFlush.length > 0) say(`  flush-window breaches, ms after the flush: ${fmtStats(stats(afterFlush))}`);
+  // The daemon logs `firewall drift repaired` just before its replace (which takes some 20–50 ms more).
+  const repairedAfter = windows.filter((w) => w.kind === 'flush').flatMap((w) => daemon.lines.filter((l) => l.line.msg === 'firewall drift repaired' && l.t >= w.from).slice(0, 1).map((l) => l.t - w.from));
+  if (repairedAfter.length > 0) say(`  flush → 'firewall drift repaired' logged, ms: ${repairedAfter.map((ms) => ms.toFixed(0)).join(', ')}`);
   say(`end state (settled in ${(settleMs / 1000).toFixed(1)} s): ${end.running} running, unjudged ${end.unjudged.length}, stale rules ${end.stale.length} (target 0 each)${end.unjudged.length + end.stale.length ? `: ${[...end.unjudged, ...end.stale].slice(0, 10).join('; ')}` : ''}`);
   say(`forbidden-capability containers running at the end: ${end.capRunning} (target 0); killed by the daemon ${capKilled}/${capStarted}, lifetime ${JSON.stringify(stats(capLifetimes))} ms`);
   say(`alerts: raised ${raised.size}, received ${raised.size - lost.length}, lost ${lost.length} (target 0); received without a log line ${unlogged.length}`);
