@@ -225,7 +225,7 @@ start_dockerd() {
     --containerd-plugins-namespace dw-test-plugins \
     --cgroup-parent dw-test \
     --add-runtime "$HOST_CAPS_RUNTIME=$HOST_CAPS_SHIM" \
-    >>"$LOGFILE" 2>&1 </dev/null 9>&- &
+    >>"$LOGFILE" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   pid=$!
   disown "$pid" 2>/dev/null || true
   deadline=$((SECONDS + START_TIMEOUT))

@@ -368,22 +368,24 @@ async function endState(netns: string, docker: Docker): Promise<EndState> {
     const addr = info.NetworkSettings.Networks?.bridge?.IPAddress;
     if (addr) expectAddrs.add(addr);
   }
-  const set = (name: string): string => {
-    try {
-      return nsExec(netns, ['nft', '-nn', 'list', 'set', 'inet', 'dockwarden', name]);
-    } catch {
-      return '';
-    }
-  };
-  // `-nn` prints the protocol as its number (tcp = 6).
-  const ports = new Set([...set('ports4').matchAll(/\. 6 \. (\d+)/g)].map((m) => Number(m[1])));
-  const allowed = new Set([...set('allow4').matchAll(/\. 6 \. (\d+) \. 198\.51\.100\.10\b/g)].map((m) => Number(m[1])));
+  let table = '';
+  try {
+    table = nsExec(netns, ['nft', '-nn', 'list', 'table', 'inet', 'dockwarden']);
+  } catch {
+    // no table: everything counts as unjudged
+  }
+  /** The text of every set whose name matches, from one listing (the allowances are 64 shards). */
+  const sets = (name: RegExp): string => table.split(/\n\tset /).filter((block) => name.test(block.split(' ', 1)[0]!)).join('\n');
+  const set = (name: string): string => sets(new RegExp(`^${name}$`));
+  // `-nn` prints the protocol as its number (tcp = 6). Wildcard bindings (the soak's) are `proto . port`.
+  const ports = new Set([...`${set('ports4')}\n${set('wildcard4')}`.matchAll(/\b6 \. (\d+)\b/g)].map((m) => Number(m[1])));
+  const allowed = new Set([...sets(/^allow4_\d\d$/).matchAll(/\. 6 \. (\d+) \. 198\.51\.100\.10\b/g)].map((m) => Number(m[1])));
   const endpoints = new Set([...set('endpoints4').matchAll(/(\d+\.\d+\.\d+\.\d+) \. 6 \. 80\b/g)].map((m) => m[1]!));
   const unjudged: string[] = [];
   const stale: string[] = [];
   for (const p of expectPorts) {
-    if (!ports.has(p)) unjudged.push(`port ${p} not in ports4`);
-    if (!allowed.has(p)) unjudged.push(`port ${p} not in allow4`);
+    if (!ports.has(p)) unjudged.push(`port ${p} not in ports4/wildcard4`);
+    if (!allowed.has(p)) unjudged.push(`port ${p} not in allow4_NN`);
   }
   for (const a of expectAddrs) if (!endpoints.has(a)) unjudged.push(`${a} not in endpoints4`);
   for (const p of ports) if (!expectPorts.has(p)) stale.push(`ports4 ${p}`);
