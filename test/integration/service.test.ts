@@ -109,7 +109,8 @@ t.test('install → run → uninstall in a scratch root', async (t) => {
   t.match(wrapper, new RegExp(`exec ${process.execPath.replace(/[/.]/g, '\\$&')} /usr/local/lib/dockwarden/dist/cli/main.js "\\$@"`));
   const lib = join(root, 'usr/local/lib/dockwarden');
   t.notOk(existsSync(join(lib, 'node_modules/tap')), 'no dev dependencies');
-  t.ok(existsSync(join(lib, 'node_modules/dockerode')));
+  t.notOk(existsSync(join(lib, 'node_modules/dockerode')), 'dockerode is for tests only: the daemon speaks to Docker with node:http');
+  t.ok(existsSync(join(lib, 'node_modules/pino')), 'runtime dependencies');
 
   // Both units verify against the installed wrapper; a unit with a typo does not (the check can fail).
   const wrapperInRoot = join(root, 'usr/local/bin/dockwarden');
