@@ -37,6 +37,10 @@ import {
 } from '../../src/domain/firewall/plan.js';
 import { nftablesBackend } from '../../src/adapters/nftables/backend.js';
 import { FirewallEnforcer } from '../../src/app/firewall-enforcer.js';
+import { FirewallStateFile } from '../../src/app/firewall-state.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BridgeEnforcer } from '../../src/app/bridge-enforcer.js';
 import { nftBridgeFilter } from '../../src/adapters/nftables/bridge-backend.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
@@ -212,9 +216,11 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
     const [extraFacts, extraDecision] = syntheticInput(n + 7); // distinct ports and address
     const gone: ContainerElements = { containerId: extraFacts.id, claims: [], endpoints: [] };
 
-    // End to end: the daemon's FirewallEnforcer and nftables backend, in the scratch namespace. The
-    // first flush replaces the table with all N; then one container comes and goes.
-    const enforcer = new FirewallEnforcer(nftablesBackend({ netns }), log, OPTIONS);
+    // End to end: the daemon's FirewallEnforcer and nftables backend, in the scratch namespace, and its
+    // boot-baseline state file in a scratch directory. The first flush replaces the table with all N;
+    // then one container comes and goes.
+    const stateDir = mkdtempSync(join(tmpdir(), 'dw-scale-state-'));
+    const enforcer = new FirewallEnforcer(nftablesBackend({ netns }), log, OPTIONS, new FirewallStateFile(stateDir));
     await Promise.all(inputs.map(([facts, decision]) => enforcer.apply({ facts, decision })));
     const e2e: number[] = [];
     const e2eStart: number[] = [];
@@ -255,6 +261,7 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
     }
     if (during.length % 2 === 1) await enforcer.forget(extraFacts.id); // the last event was an apply
     duringDrift[String(n)] = { ...stats(during), checks, ratio_p99: ratio(stats(during).p99, endToEnd[String(n)]!.p99) };
+    rmSync(stateDir, { recursive: true, force: true });
 
     // The same step by step, each part timed (the table holds the N containers; the extra is gone).
     const plan = new IncrementalPlan();

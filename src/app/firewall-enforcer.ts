@@ -7,6 +7,7 @@ import {
   type ContainerElements, type FirewallPlan, type PlanOptions, type PortElement,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
+import type { BaselineRecord } from './firewall-state.js';
 import { isInterfaceName } from '../domain/net/interface-name.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2_000];
@@ -48,8 +49,8 @@ export class FirewallEnforcer implements Enforcer {
     private readonly backend: FirewallBackend,
     private readonly log: Logger,
     initial: PlanOptions,
-    /** The options changed, or the published ports in the ruleset did: what the next boot's baseline needs. */
-    private readonly onSaved: (options: PlanOptions, ports: readonly PortElement[]) => void = () => {},
+    /** What the next boot's baseline needs: the options, and every published port before the kernel allows it. */
+    private readonly saved: BaselineRecord = { write() {}, publishing() {} },
     private readonly onDriftRepaired: (drift: string) => void = () => {},
     /** Audit mode: connections let through that enforce mode would have dropped, with whose port they reached (null: none known now). */
     private readonly onWouldDrop: (container: AlertContainer | null, drop: WouldDrop) => void = () => {},
@@ -96,7 +97,7 @@ export class FirewallEnforcer implements Enforcer {
     if (sameOptions(next, this.options)) return;
     this.options = next;
     this.log.info({ firewall: next }, 'firewall options changed');
-    this.onSaved(next, this.desired.ports());
+    this.save(() => this.saved.write(next, this.desired.ports()));
     await this.enqueue(false);
   }
 
@@ -162,6 +163,18 @@ export class FirewallEnforcer implements Enforcer {
     return this.desired.plan(this.options);
   }
 
+  /**
+   * The state file is written before the transaction it describes, so it never lacks a port the kernel
+   * allows. A failed write (disk full) must not keep a container's ports from being enforced: it is logged.
+   */
+  private save(write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      this.log.error({ err: error }, 'firewall state for the boot baseline not saved');
+    }
+  }
+
   private async change(elements: ContainerElements): Promise<void> {
     const diff = this.desired.set(elements);
     this.pending.record(diff);
@@ -209,9 +222,9 @@ export class FirewallEnforcer implements Enforcer {
       if (this.pending.empty) return;
       const diff = this.pending.take();
       try {
+        this.save(() => this.saved.publishing(this.options, diff.add.ports, () => this.desired.ports()));
         this.generation++;
         await this.backend.update(diff, () => this.desired.plan(this.options));
-        if (diff.add.ports.length + diff.delete.ports.length > 0) this.onSaved(this.options, this.desired.ports());
         return;
       } catch (error) {
         this.log.warn({ firewall: { backend: this.backend.name }, err: error }, 'firewall update failed; replacing the whole ruleset');
@@ -223,10 +236,10 @@ export class FirewallEnforcer implements Enforcer {
       this.pending.clear(); // the replace installs everything desired up to this moment
       try {
         const plan = this.desired.plan(options);
+        this.save(() => this.saved.write(options, plan.ports));
         this.generation++;
         await this.backend.replace(plan);
         this.installedOptions = options;
-        this.onSaved(options, plan.ports);
         return;
       } catch (error) {
         const delay = RETRY_DELAYS_MS[attempt];
