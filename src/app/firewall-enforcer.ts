@@ -3,8 +3,8 @@ import type { FirewallBackend, WouldDrop } from '../adapters/firewall/backend.js
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import { containerRef } from '../domain/facts.js';
 import {
-  IncrementalPlan, PendingChanges, parseAddress,
-  type ContainerElements, type FirewallPlan, type PlanOptions, type PortElement,
+  IncrementalPlan, PendingChanges, diffKeys, parseAddress,
+  type ContainerElements, type ElementDiff, type FirewallPlan, type PlanOptions, type PortElement,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 import type { BaselineRecord } from './firewall-state.js';
@@ -35,6 +35,12 @@ export class FirewallEnforcer implements Enforcer {
   private running = false;
   /** Counts transactions applied, so a drift read done outside the queue knows whether one ran meanwhile. */
   private generation = 0;
+  /** Counts replaces: a drift read that overlapped one is redone (the rules and every element may have changed). */
+  private replaces = 0;
+  /** The element update being applied now, if any. */
+  private inFlight: ElementDiff | null = null;
+  /** Of each drift read running outside the queue: the keys of every element changed since it began (see `repairDrift`). */
+  private readonly changingDuringReads = new Set<Set<string>>();
   /**
    * From `baseline` on, the ruleset found (an earlier run's) or put in (the baseline) stays as it is,
    * nothing applied, until the start-up reconcile has judged every container (`reconciled`). A replace
@@ -130,17 +136,31 @@ export class FirewallEnforcer implements Enforcer {
    * Compares the kernel with what we applied; repairs (atomic replace) and says so when they differ.
    * When we do not know what the kernel holds (a ruleset from an earlier run, a failed apply), replaces.
    * Reading the kernel's table costs time in proportion to it (seconds at 10,000 containers), so it
-   * is read outside the transaction queue, while events go on: what was applied when the read began
-   * is compared with it, and only when no transaction ran meanwhile does "no drift" count. A drift
-   * found, or a read that overlapped a transaction, is checked again in the queue, where it repairs.
+   * is read outside the transaction queue, while events go on: what is desired when the read begins is
+   * compared with it. With a backend that `readsWhileChanging` (nftables), the elements that may differ
+   * because of that are known and left out: those pending or being applied when the read began, and
+   * every one changed until the comparison ends (`changingDuringReads`); every other element was
+   * installed as desired all along, so it must be in the kernel exactly as in the snapshot, and a drift
+   * there is found whatever the events did (one left out is compared at the next check). Otherwise a
+   * read that overlapped a transaction is redone. A drift found, or reads that kept overlapping a
+   * replace, are checked again in the queue, where it repairs.
    */
   async repairDrift(): Promise<string | null> {
+    const concurrent = this.backend.readsWhileChanging;
     for (let attempt = 0; attempt < OUT_OF_QUEUE_ATTEMPTS; attempt++) {
       const options = this.installedOptions;
-      if (this.adopting || options === null || this.running || !this.pending.empty) break;
+      if (this.adopting || options === null || (!concurrent && (this.running || !this.pending.empty))) break;
       const generation = this.generation;
-      const drift = await this.backend.drift(this.desired.plan(options));
-      if (generation !== this.generation) continue;
+      const replaces = this.replaces;
+      const changing = new Set([...this.pending.keys(), ...(this.inFlight ? diffKeys(this.inFlight) : [])]);
+      this.changingDuringReads.add(changing);
+      let drift: string | null;
+      try {
+        drift = await this.backend.drift(this.desired.snapshot(options), concurrent ? changing : undefined);
+      } finally {
+        this.changingDuringReads.delete(changing);
+      }
+      if (replaces !== this.replaces || (!concurrent && generation !== this.generation)) continue;
       if (drift === null) return null;
       break;
     }
@@ -177,6 +197,10 @@ export class FirewallEnforcer implements Enforcer {
 
   private async change(elements: ContainerElements): Promise<void> {
     const diff = this.desired.set(elements);
+    if (this.changingDuringReads.size > 0) {
+      const keys = diffKeys(diff);
+      for (const changing of this.changingDuringReads) for (const key of keys) changing.add(key);
+    }
     this.pending.record(diff);
     if (!this.pending.empty || this.installedOptions === null) await this.enqueue(false);
   }
@@ -207,7 +231,7 @@ export class FirewallEnforcer implements Enforcer {
 
   private async verify(): Promise<string | null> {
     if (this.adopting) return null; // the earlier run's ruleset is not ours to compare yet
-    const drift = await this.backend.drift(this.desired.plan(this.installedOptions ?? this.options));
+    const drift = await this.backend.drift(this.desired.snapshot(this.installedOptions ?? this.options));
     if (!drift) return null;
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
     this.installedOptions = null;
@@ -224,10 +248,13 @@ export class FirewallEnforcer implements Enforcer {
       try {
         this.save(() => this.saved.publishing(this.options, diff.add.ports, () => this.desired.ports()));
         this.generation++;
+        this.inFlight = diff;
         await this.backend.update(diff, () => this.desired.plan(this.options));
         return;
       } catch (error) {
         this.log.warn({ firewall: { backend: this.backend.name }, err: error }, 'firewall update failed; replacing the whole ruleset');
+      } finally {
+        this.inFlight = null;
       }
     }
     this.installedOptions = null;
@@ -238,7 +265,9 @@ export class FirewallEnforcer implements Enforcer {
         const plan = this.desired.plan(options);
         this.save(() => this.saved.write(options, plan.ports));
         this.generation++;
+        this.replaces++;
         await this.backend.replace(plan);
+        this.replaces++; // before and after: a drift read overlapping any part of it sees the count change
         this.installedOptions = options;
         return;
       } catch (error) {

@@ -67,6 +67,12 @@ export async function listTable(options: NftOptions = {}): Promise<InstalledTabl
   return json === null ? null : parseTable(json);
 }
 
+/** Lets pending I/O and timers run (events), then goes on: what a long parse or comparison awaits between its turns. */
+export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Elements parsed between two turns given to other work. */
+const ELEMENTS_PER_TURN = 2_000;
+
 /** `nft -j list <args>`, parsed; null when what it lists does not exist. */
 export async function listJson(args: readonly string[], options: NftOptions = {}): Promise<Json | null> {
   const stdout = await listOrNull(['-j', 'list', ...args], options);
@@ -144,7 +150,7 @@ export const isObject = (value: Json | undefined): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const PROTOCOLS: ReadonlySet<Json> = new Set<Protocol>(['tcp', 'udp', 'sctp']);
 
-function parseTable(json: Json): InstalledTable {
+async function parseTable(json: Json): Promise<InstalledTable> {
   const objects = isObject(json) && Array.isArray(json.nftables) ? json.nftables.filter(isObject) : [];
   const ports: PortElement[] = [];
   const allows: AllowElement[] = [];
@@ -154,6 +160,7 @@ function parseTable(json: Json): InstalledTable {
   const skeleton: Json[] = [];
   let defaultDeny = false;
   let audit = false;
+  let parsedCount = 0;
 
   for (const object of objects) {
     if (isObject(object.set)) {
@@ -168,6 +175,7 @@ function parseTable(json: Json): InstalledTable {
         else if (parsed.kind === 'port') ports.push(parsed.element);
         else if (parsed.kind === 'endpoint') endpoints.push(parsed.element);
         else interfaces[parsed.set].push(parsed.element);
+        if (++parsedCount % ELEMENTS_PER_TURN === 0) await nextTurn();
       }
     } else if (isObject(object.chain)) {
       const { handle: _handle, ...chain } = object.chain;

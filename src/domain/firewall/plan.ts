@@ -238,13 +238,22 @@ export class IncrementalPlan {
     return sortByKey([...this.elementsByGroup.values()].flatMap((g) => g.ports), portKey);
   }
 
-  /** Everything, sorted: for a full replace, drift checks and status. Costs all containers. */
+  /** Everything, sorted: for a full replace and status. Costs all containers. */
   plan(options: PlanOptions): FirewallPlan {
+    const unsorted = this.snapshot(options);
+    return { ...unsorted, ports: this.ports(), allows: sortByKey(unsorted.allows, allowKey), endpoints: sortByKey(unsorted.endpoints, endpointKey) };
+  }
+
+  /**
+   * Everything, in no particular order: for a drift check, which compares sets. A copy, not a sort
+   * (a sort of every element held the event loop ~75 ms at 10,000 containers).
+   */
+  snapshot(options: PlanOptions): FirewallPlan {
     const groups = [...this.elementsByGroup.values()];
     return {
-      ports: this.ports(),
-      allows: sortByKey(groups.flatMap((g) => g.allows), allowKey),
-      endpoints: sortByKey([...this.endpoints.values()].map((e) => e.element), endpointKey),
+      ports: groups.flatMap((g) => g.ports),
+      allows: groups.flatMap((g) => g.allows),
+      endpoints: [...this.endpoints.values()].map((e) => e.element),
       bridges: names(options.bridges),
       defaultDeny: options.defaultDeny,
       routed4: names(options.routed4),
@@ -272,7 +281,7 @@ export class PendingChanges {
   }
 
   record(diff: ElementDiff): void {
-    for (const kind of ['ports', 'allows', 'endpoints'] as const) {
+    for (const kind of ELEMENT_KINDS) {
       for (const element of diff.delete[kind]) {
         const key = elementKey(kind, element);
         if (!this.add.delete(key)) this.del.set(key, { kind, element });
@@ -282,6 +291,12 @@ export class PendingChanges {
         if (!this.del.delete(key)) this.add.set(key, { kind, element });
       }
     }
+  }
+
+  /** The `elementKey` of every element added or deleted. */
+  *keys(): Iterable<string> {
+    yield* this.add.keys();
+    yield* this.del.keys();
   }
 
   /** The accumulated transaction; empties the record. */
@@ -302,7 +317,10 @@ export class PendingChanges {
   }
 }
 
-function elementKey(kind: 'ports' | 'allows' | 'endpoints', element: PortElement | AllowElement | EndpointElement): string {
+const ELEMENT_KINDS = ['ports', 'allows', 'endpoints'] as const;
+
+/** One element's identity across its kind: what PendingChanges, `diffKeys` and `sameElementsApart` key on. */
+export function elementKey(kind: 'ports' | 'allows' | 'endpoints', element: PortElement | AllowElement | EndpointElement): string {
   if (kind === 'ports') return `port ${portKey(element as PortElement)}`;
   if (kind === 'allows') return `allow ${allowKey(element as AllowElement)}`;
   return `endpoint ${endpointKey(element as EndpointElement)}`;
@@ -322,20 +340,55 @@ export function diffElements(before: FirewallElements, after: FirewallElements):
   return { add: minus(after, before), delete: minus(before, after) };
 }
 
-/**
- * Whether `a` and `b` hold the same elements (each free of duplicates, as sets and plans are): the
- * counts, then every key of `a` in `b`. Half the work of `diffElements`, for drift checks, which only
- * need to know.
- */
-export function sameElements(a: FirewallElements, b: FirewallElements): boolean {
-  const within = <T>(x: readonly T[], y: readonly T[], key: (item: T) => string): boolean => {
-    if (x.length !== y.length) return false;
-    const keys = new Set(y.map(key));
-    return x.every((item) => keys.has(key(item)));
-  };
-  return a.bridges.length === b.bridges.length && within(a.ports, b.ports, portKey) && within(a.endpoints, b.endpoints, endpointKey) &&
-    within(a.allows, b.allows, allowKey) && within(a.bridges, b.bridges, (name) => name);
+/** The `elementKey` of every element a diff adds or deletes. */
+export function diffKeys(diff: ElementDiff): string[] {
+  return ELEMENT_KINDS.flatMap((kind) => [...diff.add[kind], ...diff.delete[kind]].map((element) => elementKey(kind, element)));
 }
+
+/** Elements looked at between two turns given to other work, in `sameElementsApart`. */
+const ELEMENTS_PER_TURN = 2_000;
+
+/**
+ * Whether `found` (the kernel's, as read) and `expected` (what was applied when the read began) hold
+ * the same elements apart from those whose key is in `changing`: elements that transactions may have
+ * added or deleted while the kernel was read, so either way is right for them. `changing` may grow
+ * while this runs (it is read at the end again), and `pause` is awaited every ELEMENTS_PER_TURN
+ * elements, so that at 10,000 containers a comparison lets events run between its turns.
+ *
+ * Exact for every other element: each element found and not changing must be expected, and both
+ * sides must hold as many elements apart from the changing ones; so they hold the same.
+ */
+export async function sameElementsApart(
+  found: FirewallElements, expected: FirewallElements, changing: ReadonlySet<string>, pause: () => Promise<void>,
+): Promise<boolean> {
+  let looked = 0;
+  const expectedKeys = new Set<string>();
+  for (const kind of ELEMENT_KINDS) {
+    for (const element of expected[kind]) {
+      expectedKeys.add(elementKey(kind, element));
+      if (++looked % ELEMENTS_PER_TURN === 0) await pause();
+    }
+  }
+  const foundKeys = new Set<string>();
+  for (const kind of ELEMENT_KINDS) {
+    for (const element of found[kind]) {
+      const key = elementKey(kind, element);
+      if (!expectedKeys.has(key) && !changing.has(key)) return false;
+      foundKeys.add(key);
+      if (++looked % ELEMENTS_PER_TURN === 0) await pause();
+    }
+  }
+  // An element looked at before its key joined `changing` was expected; it is now left out on both sides.
+  let foundApart = foundKeys.size;
+  let expectedApart = expectedKeys.size;
+  for (const key of changing) {
+    if (foundKeys.has(key)) foundApart--;
+    if (expectedKeys.has(key)) expectedApart--;
+  }
+  return foundApart === expectedApart && sameNames(found.bridges, expected.bridges);
+}
+
+const sameNames = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((name) => b.includes(name));
 
 export const isEmpty = (elements: FirewallElements): boolean =>
   elements.ports.length + elements.allows.length + elements.endpoints.length + elements.bridges.length === 0;
