@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { BridgeFilter, BridgeTableState, PortDrops } from '../adapters/nftables/bridge-backend.js';
 import { bridgeElements, type SpoofingReason } from '../adapters/nftables/bridge-render.js';
+import { nextTurn } from '../adapters/nftables/nft.js';
+import { sameKeysApart } from '../domain/same-keys.js';
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import type { BridgePort } from '../domain/bridge/ports.js';
 import { containerRef } from '../domain/facts.js';
@@ -29,8 +31,9 @@ export interface BridgeHooks {
  * while a transaction runs go out together in the next, a failed update falls back to an atomic
  * replace. A change is one nft run; nothing is read back. A drift check compares the kernel's table
  * with the elements of what was installed (`installed`) and the rules as read after the last replace,
- * reading it outside the queue like FirewallEnforcer's (a read that overlapped a transaction is redone,
- * a drift found is checked again in the queue, where it repairs).
+ * reading it outside the queue while events go on, like FirewallEnforcer's: the elements of containers
+ * changing meanwhile are left out (`changingDuringReads`), every other one is compared exactly; a read
+ * that overlapped a replace is redone, a drift found is checked again in the queue, where it repairs.
  */
 export class BridgeEnforcer implements Enforcer {
   readonly name = 'bridge';
@@ -40,10 +43,12 @@ export class BridgeEnforcer implements Enforcer {
   private readonly dirty = new Set<string>();
   /** Our rules and set declarations as read after our last replace; null = unknown, so the next flush replaces. */
   private skeleton: string | null = null;
-  /** Counts transactions, so a drift read outside the queue knows whether one ran meanwhile. */
-  private generation = 0;
-  /** Changes queued or running. */
-  private busy = 0;
+  /** Counts replaces, so a drift read outside the queue knows whether one ran meanwhile. */
+  private replaces = 0;
+  /** The containers whose elements the update running now changes. */
+  private inFlight: readonly string[] = [];
+  /** Of each drift read running outside the queue: the elements of every container changed since it began. */
+  private readonly changingDuringReads = new Set<Set<string>>();
   /**
    * Start-up with a table of an earlier run: it is added to, not replaced, until the first drift check
    * (the daemon runs one after its start-up reconcile), so its ports stay filtered meanwhile. Null
@@ -90,22 +95,33 @@ export class BridgeEnforcer implements Enforcer {
     await this.change(id, null);
   }
 
-  /** Compares the kernel's table with what we applied; replaces it and says so when they differ. */
+  /**
+   * Compares the kernel's table with what we applied; replaces it and says so when they differ. Out of
+   * the queue first: the elements of containers with a change not yet applied or being applied when the
+   * read begins, or changed until the comparison ends, may be either way and are left out.
+   */
   async repairDrift(): Promise<string | null> {
     for (let attempt = 0; attempt < OUT_OF_QUEUE_ATTEMPTS; attempt++) {
       const known = this.skeleton;
-      if (known === null || this.busy > 0) break;
-      const generation = this.generation;
+      if (known === null) break;
+      const replaces = this.replaces;
+      const changing = new Set([...this.dirty, ...this.inFlight].flatMap((id) => this.elementsOf(id)));
       const expected = this.expected();
-      const now = await this.filter.read();
-      if (generation !== this.generation) continue;
-      if (holds(now, known, expected)) return null;
+      this.changingDuringReads.add(changing);
+      let held: boolean;
+      try {
+        held = await holds(await this.filter.read(), known, expected, changing);
+      } finally {
+        this.changingDuringReads.delete(changing);
+      }
+      if (replaces !== this.replaces) continue;
+      if (held) return null;
       break;
     }
     return this.serially(async () => {
       const known = this.skeleton;
       const now = await this.filter.read();
-      if (known !== null && holds(now, known, this.expected())) return null;
+      if (known !== null && (await holds(now, known, this.expected(), new Set()))) return null;
       await this.replace();
       if (known === null) return null; // nothing applied yet in this run: not drift, only unknown
       const drift = now === null ? 'table bridge dockwarden_bridge is missing' : 'the bridge table differs from what dockwarden applied';
@@ -115,9 +131,21 @@ export class BridgeEnforcer implements Enforcer {
     });
   }
 
-  /** Every element the kernel should hold: of what was installed, as `bridgeElements` writes them, once each, sorted. */
-  private expected(): string[] {
-    return [...new Set(bridgeElements([...this.installed.values()].flat()))].sort();
+  /**
+   * Every element the kernel should hold: of what is installed now, as `bridgeElements` writes them
+   * (an element two containers share comes twice). Written out as the comparison consumes it, a
+   * container at a time, so 10,000 containers' elements are never made in one piece.
+   */
+  private expected(): Iterable<string> {
+    const installed = [...this.installed.values()];
+    return (function* () {
+      for (const ports of installed) yield* bridgeElements(ports);
+    })();
+  }
+
+  /** A container's elements as installed and as desired: those a change of it may add or delete. */
+  private elementsOf(id: string): string[] {
+    return bridgeElements([...(this.installed.get(id) ?? []), ...(this.desired.get(id)?.ports ?? [])]);
   }
 
   /** Reads the per-port drop counters and reports containers whose count grew, one report per window. */
@@ -157,15 +185,12 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   private async change(id: string, entry: Entry | null): Promise<void> {
+    for (const changing of this.changingDuringReads) for (const element of this.elementsOf(id)) changing.add(element);
     if (entry && entry.ports.length > 0) this.desired.set(id, entry);
     else this.desired.delete(id);
+    for (const changing of this.changingDuringReads) for (const element of this.elementsOf(id)) changing.add(element);
     this.dirty.add(id);
-    this.busy++;
-    try {
-      await this.serially(() => this.flush());
-    } finally {
-      this.busy--;
-    }
+    await this.serially(() => this.flush());
   }
 
   private serially<T>(job: () => Promise<T>): Promise<T> {
@@ -182,7 +207,6 @@ export class BridgeEnforcer implements Enforcer {
       const ids = [...this.dirty];
       this.dirty.clear();
       try {
-        this.generation++;
         return await this.filter.update([], ids.flatMap((id) => this.desired.get(id)?.ports ?? []));
       } catch (error) {
         this.log.warn({ err: error }, 'bridge table of an earlier run not usable; replacing it');
@@ -198,12 +222,14 @@ export class BridgeEnforcer implements Enforcer {
     const keep = [...this.desired].filter(([id]) => !ids.includes(id)).flatMap(([, e]) => e.ports.filter((p) => freed.has(p.ifname)));
     const add = [...ids.flatMap((id) => this.desired.get(id)?.ports ?? []), ...keep];
     try {
-      this.generation++;
+      this.inFlight = ids;
       await this.filter.update(remove, add);
       for (const id of ids) this.record(id);
     } catch (error) {
       this.log.warn({ err: error }, 'bridge table update failed; replacing the whole table');
       await this.replace();
+    } finally {
+      this.inFlight = [];
     }
   }
 
@@ -211,8 +237,9 @@ export class BridgeEnforcer implements Enforcer {
     this.adopting = false;
     this.skeleton = null;
     this.dirty.clear();
-    this.generation++;
+    this.replaces++;
     await this.filter.replace(this.ports(), this.audit);
+    this.replaces++; // before and after: a drift read overlapping any part of it sees the count change
     this.auditInstalled = this.audit;
     this.installed.clear();
     for (const id of this.desired.keys()) this.record(id);
@@ -231,9 +258,7 @@ const key = (ports: readonly BridgePort[] | undefined): string => JSON.stringify
 /** Drift reads outside the queue that overlapped a transaction, before the check waits its turn in the queue. */
 const OUT_OF_QUEUE_ATTEMPTS = 3;
 
-/** Whether the kernel's table has our rules (`skeleton`) and exactly the `expected` elements (sorted). */
-function holds(now: BridgeTableState | null, skeleton: string, expected: readonly string[]): boolean {
-  if (now === null || now.skeleton !== skeleton || now.elements.length !== expected.length) return false;
-  const elements = [...now.elements].sort();
-  return elements.every((element, i) => element === expected[i]);
+/** Whether the kernel's table has our rules (`skeleton`) and the `expected` elements, exactly apart from the `changing` ones. */
+async function holds(now: BridgeTableState | null, skeleton: string, expected: Iterable<string>, changing: ReadonlySet<string>): Promise<boolean> {
+  return now !== null && now.skeleton === skeleton && sameKeysApart(now.elements, expected, changing, nextTurn);
 }

@@ -1,6 +1,6 @@
 import type { BridgePort } from '../../domain/bridge/ports.js';
 import { renderBridgeChanges, renderBridgeRemoval, renderBridgeTable, SPOOFING_REASONS, type SpoofingReason } from './bridge-render.js';
-import { isObject, listJson, listOrNull, nftAccepts, runNft, setElements, withoutCounts, type Json, type NftOptions } from './nft.js';
+import { isObject, listJson, listOrNull, nextTurn, nftAccepts, runNft, setElements, withoutCounts, type Json, type NftOptions } from './nft.js';
 
 /** Frames one bridge port sent that were (or in audit mode would have been) dropped, in all and by reason. */
 export interface PortDrops {
@@ -74,7 +74,10 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
   };
 }
 
-function tableState(json: Json): BridgeTableState {
+/** Elements read between two turns given to other work (a table of 10,000 ports holds ~130,000). */
+const ELEMENTS_PER_TURN = 2_000;
+
+async function tableState(json: Json): Promise<BridgeTableState> {
   const objects = isObject(json) && Array.isArray(json.nftables) ? json.nftables : [];
   const elements: string[] = [];
   const skeleton: Json[] = [];
@@ -82,7 +85,10 @@ function tableState(json: Json): BridgeTableState {
     if (isObject(object) && isObject(object.set)) {
       const { elem = [], ...declaration } = object.set;
       skeleton.push({ set: declaration });
-      for (const element of Array.isArray(elem) ? elem : [elem]) elements.push(`${String(object.set.name)} ${elementText(element)}`);
+      for (const element of Array.isArray(elem) ? elem : [elem]) {
+        elements.push(`${String(object.set.name)} ${elementText(element)}`);
+        if (elements.length % ELEMENTS_PER_TURN === 0) await nextTurn();
+      }
     } else {
       skeleton.push(object);
     }

@@ -6,6 +6,7 @@
 import type { Decision } from '../decision.js';
 import type { ContainerFacts, Protocol } from '../facts.js';
 import { cidrContains, parseCidr } from '../net/cidr.js';
+import { sameKeysApart } from '../same-keys.js';
 import type { Cidr } from '../policy/model.js';
 
 export type Family = 4 | 6;
@@ -345,47 +346,19 @@ export function diffKeys(diff: ElementDiff): string[] {
   return ELEMENT_KINDS.flatMap((kind) => [...diff.add[kind], ...diff.delete[kind]].map((element) => elementKey(kind, element)));
 }
 
-/** Elements looked at between two turns given to other work, in `sameElementsApart`. */
-const ELEMENTS_PER_TURN = 2_000;
-
 /**
  * Whether `found` (the kernel's, as read) and `expected` (what was applied when the read began) hold
- * the same elements apart from those whose key is in `changing`: elements that transactions may have
- * added or deleted while the kernel was read, so either way is right for them. `changing` may grow
- * while this runs (it is read at the end again), and `pause` is awaited every ELEMENTS_PER_TURN
- * elements, so that at 10,000 containers a comparison lets events run between its turns.
- *
- * Exact for every other element: each element found and not changing must be expected, and both
- * sides must hold as many elements apart from the changing ones; so they hold the same.
+ * the same elements apart from those whose key is in `changing` (see `sameKeysApart`): the bridges
+ * exactly, the elements in turns that let events run.
  */
 export async function sameElementsApart(
   found: FirewallElements, expected: FirewallElements, changing: ReadonlySet<string>, pause: () => Promise<void>,
 ): Promise<boolean> {
-  let looked = 0;
-  const expectedKeys = new Set<string>();
-  for (const kind of ELEMENT_KINDS) {
-    for (const element of expected[kind]) {
-      expectedKeys.add(elementKey(kind, element));
-      if (++looked % ELEMENTS_PER_TURN === 0) await pause();
-    }
-  }
-  const foundKeys = new Set<string>();
-  for (const kind of ELEMENT_KINDS) {
-    for (const element of found[kind]) {
-      const key = elementKey(kind, element);
-      if (!expectedKeys.has(key) && !changing.has(key)) return false;
-      foundKeys.add(key);
-      if (++looked % ELEMENTS_PER_TURN === 0) await pause();
-    }
-  }
-  // An element looked at before its key joined `changing` was expected; it is now left out on both sides.
-  let foundApart = foundKeys.size;
-  let expectedApart = expectedKeys.size;
-  for (const key of changing) {
-    if (foundKeys.has(key)) foundApart--;
-    if (expectedKeys.has(key)) expectedApart--;
-  }
-  return foundApart === expectedApart && sameNames(found.bridges, expected.bridges);
+  return sameNames(found.bridges, expected.bridges) && sameKeysApart(elementKeys(found), elementKeys(expected), changing, pause);
+}
+
+function* elementKeys(elements: FirewallElements): Iterable<string> {
+  for (const kind of ELEMENT_KINDS) for (const element of elements[kind]) yield elementKey(kind, element);
 }
 
 const sameNames = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((name) => b.includes(name));
