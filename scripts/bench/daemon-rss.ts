@@ -29,7 +29,7 @@ ports:
 
 if (!Number.isInteger(N) || N < 1 || N > 900) throw new Error('DW_BENCH_RSS_CONTAINERS must be 1..900');
 
-await main('daemon-rss', 175, { hostTable: true, docker: true, daemon: true }, async () => {
+await main('daemon-rss', 175 + N, { hostTable: true, docker: true, daemon: true }, async () => {
   cleanupContainersOnExit();
   removeTableOnExit();
 
