@@ -110,7 +110,7 @@ export class BridgeEnforcer implements Enforcer {
       this.changingDuringReads.add(changing);
       let held: boolean;
       try {
-        held = await holds(await this.filter.read(), known, expected, changing);
+        held = await holds(await this.filter.read(true), known, expected, changing);
       } finally {
         this.changingDuringReads.delete(changing);
       }

@@ -142,12 +142,12 @@ t.test('a drift check reads the table while containers come and go: nothing held
   // A read of a big table takes a second; here it begins only after the changes below have gone through.
   const enforcer = new BridgeEnforcer({
     ...real,
-    async read() {
+    async read(background) {
       reads++;
       const held = readHeld;
       readHeld = null;
       if (held) await held;
-      return real.read();
+      return real.read(background);
     },
   }, pino({ level: 'silent' }), hooks);
   const apply = (id: string) => enforcer.apply(judged(id, veths), policy);

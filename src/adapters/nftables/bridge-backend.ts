@@ -16,8 +16,8 @@ export interface BridgeFilter {
   replace(ports: readonly BridgePort[], audit: boolean): Promise<void>;
   /** Fails when the kernel lacks an element to delete (someone edited it): the caller then replaces. */
   update(remove: readonly BridgePort[], add: readonly BridgePort[]): Promise<void>;
-  /** What the kernel holds (one `nft -j list`); null when the table is missing. */
-  read(): Promise<BridgeTableState | null>;
+  /** What the kernel holds (one `nft -j list`); null when the table is missing. `background`: nft at the lowest CPU priority (a drift check beside events). */
+  read(background?: boolean): Promise<BridgeTableState | null>;
   /** Frames dropped (or in audit mode, let through) so far, by bridge port. */
   drops(): Promise<Map<string, PortDrops>>;
   remove(): Promise<void>;
@@ -42,8 +42,8 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
       const script = renderBridgeChanges(remove, add);
       if (script !== '') await runNft(script, options);
     },
-    async read() {
-      const json = await listJson(['table', ...TABLE_ARGS], options);
+    async read(background = false) {
+      const json = await listJson(['table', ...TABLE_ARGS], { ...options, background });
       return json === null ? null : tableState(json);
     },
     async drops() {

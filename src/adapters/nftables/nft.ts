@@ -19,6 +19,11 @@ export interface NftOptions {
   readonly netns?: string;
 }
 
+/** A `list` that is background work (drift checks): nft at the lowest CPU priority. */
+export interface ListOptions extends NftOptions {
+  readonly background?: boolean;
+}
+
 export interface RunOptions extends NftOptions {
   /** `nft -c`: validate against the kernel, change nothing. */
   readonly check?: boolean;
@@ -62,7 +67,7 @@ export async function runNft(script: string, options: RunOptions = {}): Promise<
 }
 
 /** The table as the kernel has it; null when it does not exist. */
-export async function listTable(options: NftOptions = {}): Promise<InstalledTable | null> {
+export async function listTable(options: ListOptions = {}): Promise<InstalledTable | null> {
   const json = await listJson(['table', 'inet', 'dockwarden'], options);
   return json === null ? null : parseTable(json);
 }
@@ -74,7 +79,7 @@ export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmedia
 const ELEMENTS_PER_TURN = 2_000;
 
 /** `nft -j list <args>`, parsed; null when what it lists does not exist. */
-export async function listJson(args: readonly string[], options: NftOptions = {}): Promise<Json | null> {
+export async function listJson(args: readonly string[], options: ListOptions = {}): Promise<Json | null> {
   const stdout = await listOrNull(['-j', 'list', ...args], options);
   if (stdout === null) return null;
   try {
@@ -90,7 +95,7 @@ export function showTable(options: NftOptions = {}): Promise<string | null> {
 }
 
 /** `nft <args>` (a `list` command); null when what it lists does not exist. */
-export async function listOrNull(args: readonly string[], options: NftOptions = {}): Promise<string | null> {
+export async function listOrNull(args: readonly string[], options: ListOptions = {}): Promise<string | null> {
   try {
     return await nft(args, '', options);
   } catch (err) {
@@ -115,9 +120,9 @@ export async function nftAccepts(script: string, options: NftOptions = {}): Prom
   }
 }
 
-async function nft(args: readonly string[], input: string, { netns }: NftOptions): Promise<string> {
+async function nft(args: readonly string[], input: string, { netns, background }: ListOptions): Promise<string> {
   try {
-    return await runTool(['nft', ...args], input, netns);
+    return await runTool(['nft', ...args], input, netns, undefined, background);
   } catch (failure) {
     if (failure instanceof TypeError) throw failure;
     const { error, stderr } = failure as ToolFailure;
