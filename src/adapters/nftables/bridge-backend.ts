@@ -16,7 +16,7 @@ export interface BridgeFilter {
   replace(ports: readonly BridgePort[], audit: boolean): Promise<void>;
   /** Fails when the kernel lacks an element to delete (someone edited it): the caller then replaces. */
   update(remove: readonly BridgePort[], add: readonly BridgePort[]): Promise<void>;
-  /** What the kernel holds (one `nft -j list`); null when the table is missing. `background`: nft at the lowest CPU priority (a drift check beside events). */
+  /** What the kernel holds (one `nft -j list`); null when the table is missing. `background`: nft at a low CPU priority (a drift check beside events). */
   read(background?: boolean): Promise<BridgeTableState | null>;
   /** Frames dropped (or in audit mode, let through) so far, by bridge port. */
   drops(): Promise<Map<string, PortDrops>>;

@@ -19,7 +19,7 @@ export interface NftOptions {
   readonly netns?: string;
 }
 
-/** A `list` that is background work (drift checks): nft at the lowest CPU priority. */
+/** A `list` that is background work (drift checks): nft at a low CPU priority. */
 export interface ListOptions extends NftOptions {
   readonly background?: boolean;
 }
