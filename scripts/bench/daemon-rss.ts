@@ -24,7 +24,7 @@ const POLICY = portsPolicy(BASE_PORT, 1000);
 
 if (!Number.isInteger(N) || N < 1 || N > 900) throw new Error('DW_BENCH_RSS_CONTAINERS must be 1..900');
 
-await main('daemon-rss', 175, { hostTable: true, docker: true, daemon: true }, async () => {
+await main('daemon-rss', 175 + N, { hostTable: true, docker: true, daemon: true }, async () => {
   cleanupContainersOnExit();
   removeTableOnExit();
 

@@ -26,26 +26,25 @@
  *    10,000 filtered ports (the veth lookup handed in), one container coming and going, CPU per event,
  *    drift check alone and events during drift checks.
  */
-import { decisionOf } from '../../test/helpers/decision.js';
-import { makeFacts } from '../../test/helpers/facts.js';
-import { planPorts } from '../../src/domain/bridge/ports.js';
-import type { Decision, PortVerdict } from '../../src/domain/decision.js';
-import type { ContainerFacts, PublishedPort } from '../../src/domain/facts.js';
+import type { ContainerFacts } from '../../src/domain/facts.js';
+import { bridgeDecision, bridgeInput, syntheticInput } from './synthetic.js';
 import { Writable } from 'node:stream';
 import {
   IncrementalPlan, PendingChanges, diffElements, planAll, planContainer, type ContainerElements, type FirewallPlan, type PlanOptions,
 } from '../../src/domain/firewall/plan.js';
 import { nftablesBackend } from '../../src/adapters/nftables/backend.js';
 import { FirewallEnforcer } from '../../src/app/firewall-enforcer.js';
+import { FirewallStateFile } from '../../src/app/firewall-state.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BridgeEnforcer } from '../../src/app/bridge-enforcer.js';
 import { nftBridgeFilter } from '../../src/adapters/nftables/bridge-backend.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import { createLogger } from '../../src/app/logger.js';
-import { parseCidr } from '../../src/domain/net/cidr.js';
-import type { Cidr } from '../../src/domain/policy/model.js';
 import { renderElementChanges, renderTable } from '../../src/adapters/nftables/render.js';
 import {
-  cpuMs, createScratchTable, elementTransaction, fmtStats, main, median, ms, nftJson, nftWorker, printJson, ratio, say, scratchNetns, stats, timed, type Stats,
+  childrenCpuMs, cpuMs, createScratchTable, elementTransaction, fmtStats, main, median, ms, nftJson, nftWorker, printJson, ratio, say, scratchNetns, stats, timed, type Stats,
 } from './lib.js';
 
 const SIZES = [10, 1_000, 10_000] as const;
@@ -54,38 +53,6 @@ const OPTIONS: PlanOptions = { defaultDeny: true, bridges: ['docker0', 'dwtest0'
 const LOAD_TARGET_MS = 1_000;
 const GROWTH_TARGET = 2;
 const DRIFT_TARGET = 1.5;
-
-const cidr = (text: string): Cidr => {
-  const c = parseCidr(text);
-  if (!c) throw new Error(`bad CIDR ${text}`);
-  return c;
-};
-
-/** Facts and decision of container `i` of a synthetic host (deterministic: the same i always gives the same container). */
-function syntheticInput(i: number): [ContainerFacts, Decision] {
-  const id = i.toString(16).padStart(64, '0');
-  const hostIp = i % 10 === 0 ? '10.255.0.1' : '0.0.0.0';
-  const ports: PublishedPort[] = [];
-  const count = i % 3 === 0 ? 2 : 1;
-  for (let k = 0; k < count; k++) {
-    const hostPort = 10_000 + 2 * i + k; // distinct: ≤ 30,001 for 10,000 containers
-    const containerPort = k === 0 ? 80 : 443;
-    ports.push({ proto: 'tcp', hostIp, hostPort, containerPort });
-    ports.push({ proto: 'tcp', hostIp: hostIp === '0.0.0.0' ? '::' : hostIp, hostPort, containerPort });
-  }
-  const allow: PortVerdict['allow'] =
-    i % 3 === 0 ? 'any'
-      : i % 3 === 1 ? [cidr(`172.${16 + (i % 16)}.${(i >> 4) & 255}.0/24`)]
-        : [cidr(`10.${(i >> 8) & 255}.0.0/16`), cidr(`192.168.${i & 255}.7/32`)];
-  const facts = makeFacts({
-    id,
-    name: `c${i}`,
-    ports,
-    networks: [{ name: 'bridge', networkId: 'n1', ipv4: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ipv6: '', mac: '02:42:00:00:00:00' }],
-  });
-  const verdicts = { containerId: id, ports: ports.map((port) => ({ port, rule: 'bench', allow, narrowedByLabel: false, labelError: null })) };
-  return [facts, decisionOf(facts, { ...verdicts, firewall: { elements: planContainer(facts, verdicts), error: null } })];
-}
 
 const syntheticContainer = (i: number): ContainerElements => planContainer(...syntheticInput(i));
 
@@ -206,15 +173,19 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
   const drift: Record<string, number> = {};
   const duringDrift: Record<string, Stats & { checks: number; ratio_p99: number }> = {};
   const cpuPerEvent: Record<string, number> = {};
+  /** Of it, the nft processes' (10 ms ticks): the kernel's work on the sets shows there. */
+  const nftCpuPerEvent: Record<string, number> = {};
   for (const n of SIZES) {
     const reps = n <= 1_000 ? 30 : 12; // even: the coming-and-going container ends up gone
     const inputs = Array.from({ length: n }, (_, i) => syntheticInput(i));
     const [extraFacts, extraDecision] = syntheticInput(n + 7); // distinct ports and address
     const gone: ContainerElements = { containerId: extraFacts.id, claims: [], endpoints: [] };
 
-    // End to end: the daemon's FirewallEnforcer and nftables backend, in the scratch namespace. The
-    // first flush replaces the table with all N; then one container comes and goes.
-    const enforcer = new FirewallEnforcer(nftablesBackend({ netns }), log, OPTIONS);
+    // End to end: the daemon's FirewallEnforcer and nftables backend, in the scratch namespace, and its
+    // boot-baseline state file in a scratch directory. The first flush replaces the table with all N;
+    // then one container comes and goes.
+    const stateDir = mkdtempSync(join(tmpdir(), 'dw-scale-state-'));
+    const enforcer = new FirewallEnforcer(nftablesBackend({ netns }), log, OPTIONS, new FirewallStateFile(stateDir));
     await Promise.all(inputs.map(([facts, decision]) => enforcer.apply({ facts, decision })));
     const e2e: number[] = [];
     const e2eStart: number[] = [];
@@ -223,12 +194,14 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
     await event(0); // warm-up
     // CPU of this process and of the nft it spawns (the daemon's share of an event), per event.
     const cpu0 = cpuMs();
+    const nftCpu0 = childrenCpuMs();
     for (let r = 1; r <= reps; r++) {
       const [, t] = await timed(() => event(r));
       e2e.push(t);
       (r % 2 === 0 ? e2eStart : e2eStop).push(t);
     }
     cpuPerEvent[String(n)] = round((cpuMs() - cpu0) / reps);
+    nftCpuPerEvent[String(n)] = round((childrenCpuMs() - nftCpu0) / reps);
     if (reps % 2 === 0) await enforcer.forget(extraFacts.id); // r = reps was an apply
     endToEnd[String(n)] = stats(e2e);
     endToEndSplit[String(n)] = { start: median(e2eStart), stop: median(e2eStop) };
@@ -255,6 +228,7 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
     }
     if (during.length % 2 === 1) await enforcer.forget(extraFacts.id); // the last event was an apply
     duringDrift[String(n)] = { ...stats(during), checks, ratio_p99: ratio(stats(during).p99, endToEnd[String(n)]!.p99) };
+    rmSync(stateDir, { recursive: true, force: true });
 
     // The same step by step, each part timed (the table holds the N containers; the extra is gone).
     const plan = new IncrementalPlan();
@@ -293,7 +267,7 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
     say(`  ${String(n).padStart(6)} tracked: planContainer ${ms(row.planContainer!)}  IncrementalPlan.set ${ms(row.incrementalSet!)}  PendingChanges ${ms(row.pending!)}  renderElementChanges ${ms(row.renderElementChanges!)}  nft ${ms(row.nft!)}  = ${ms(row.total!)} (median of ${reps})`);
     say(`  ${' '.repeat(6)}          nft: adding the container's elements ${ms(row.nftAdd!)}, deleting them ${ms(row.nftDelete!)} (medians)`);
     say(`  ${' '.repeat(6)}          end to end FirewallEnforcer.apply/forget + nftablesBackend: ${fmtStats(endToEnd[String(n)]!)}; start ${ms(endToEndSplit[String(n)]!.start)}, stop ${ms(endToEndSplit[String(n)]!.stop)} (medians)`);
-    say(`  ${' '.repeat(6)}          CPU per event (this process + its nft): ${ms(cpuPerEvent[String(n)]!)}`);
+    say(`  ${' '.repeat(6)}          CPU per event (this process + its nft): ${ms(cpuPerEvent[String(n)]!)}, of which nft ${ms(nftCpuPerEvent[String(n)]!)}`);
     say(`  ${' '.repeat(6)}          events while drift checks run: ${fmtStats(duringDrift[String(n)]!)} over ${duringDrift[String(n)]!.checks} check(s); p99 / p99 without ${duringDrift[String(n)]!.ratio_p99} [target ≤ ${DRIFT_TARGET}]`);
     say(`  ${' '.repeat(6)}          drift check (repairDrift, no drift) ${ms(drift[String(n)]!)};  for reference, a full re-plan (planAll + diffElements, the per-event path before 13e4fea) ${ms(fullReplan[String(n)]!)}`);
   }
@@ -315,7 +289,7 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
   say(`  VERDICT: planning per event is ${planningFlat ? 'flat' : 'NOT flat'} (${ms(planning10)} at 10 → ${ms(planning10k)} at 10,000).`);
   say(`    nft: adding a container's elements ${ms(at10.nftAdd!)} → ${ms(at10k.nftAdd!)} (×${growth.nftAdd}); deleting them ${ms(at10.nftDelete!)} → ${ms(at10k.nftDelete!)} (×${growth.nftDelete}) [target ≤ ${GROWTH_TARGET}].`);
   say(`    end to end: a start ${ms(endToEndSplit['10']!.start)} → ${ms(endToEndSplit['10000']!.start)} (×${startGrowth}), a stop ${ms(endToEndSplit['10']!.stop)} → ${ms(endToEndSplit['10000']!.stop)} (×${stopGrowth}) [target ≤ ${GROWTH_TARGET}]; ${flat ? 'flat' : 'NOT flat'} overall.`);
-  say(`    CPU per event ${ms(cpuPerEvent['10']!)} @10, ${ms(cpuPerEvent['1000']!)} @1k, ${ms(cpuPerEvent['10000']!)} @10k (×${cpuGrowth}).`);
+  say(`    CPU per event ${ms(cpuPerEvent['10']!)} @10, ${ms(cpuPerEvent['1000']!)} @1k, ${ms(cpuPerEvent['10000']!)} @10k (×${cpuGrowth}); of which nft ${SIZES.map((n) => ms(nftCpuPerEvent[String(n)]!)).join(' / ')}.`);
   say(`    a drift check takes ${ms(drift['10000']!)} at 10,000; events meanwhile: p99 ×${SIZES.map((n) => duringDrift[String(n)]!.ratio_p99).join(' / ×')} of the p99 without (@10 / 1k / 10k) [target ≤ ${DRIFT_TARGET}: ${driftMet ? 'met' : 'NOT met'}].`);
 
   // ---- 4. the bridge filter: per-event cost with N filtered ports, through the real BridgeEnforcer and
@@ -323,23 +297,13 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
   say('scale: bridge filter per event (one container starts or stops) with N filtered ports, BridgeEnforcer + nftBridgeFilter');
   const bridgePolicy = parsePolicy('version: 1\n', 'bench.yaml');
   if (!bridgePolicy.ok) throw new Error('bench policy');
-  const bridgeInput = (i: number): ContainerFacts => {
-    const mac = `02:42:${[i >> 24, i >> 16, i >> 8, i].map((b) => (b & 255).toString(16).padStart(2, '0')).join(':')}`;
-    const f = makeFacts({ id: i.toString(16).padStart(64, '0'), networks: [{ name: 'bridge', networkId: 'n1', ipv4: `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, ipv6: '', mac }] });
-    return { ...f, state: { ...f.state, pid: 100_000 + i } };
-  };
   const bridgeHooks = { onDriftRepaired: () => {}, onSpoofing: () => {}, onFilterFailed: (_c: unknown, error: string) => { throw new Error(`bridge filter failed: ${error}`); } };
   const bridgeEvents: Record<string, Stats & { cpu_ms: number; drift_ms: number; during_drift: Stats; ratio_p99_during_drift: number }> = {};
   for (const n of SIZES) {
     const inputs = Array.from({ length: n }, (_, i) => bridgeInput(i));
-    // What evaluate does for the bridge (the veth lookup handed in: port `vbN` for container N).
-    const bridgeDecision = (facts: ContainerFacts): Decision => {
-      const veths = new Map([[facts.networks[0]!.mac, `vb${facts.state.pid! - 100_000}`]]);
-      return decisionOf(facts, { bridge: { ports: planPorts(facts, bridgePolicy.policy.network, veths) } });
-    };
     await nftBridgeFilter({ netns }).remove(); // a table left by the last size would be adopted, not replaced
     const bridge = new BridgeEnforcer(nftBridgeFilter({ netns }), log, bridgeHooks);
-    const applyOne = (facts: ContainerFacts): Promise<void> => bridge.apply({ facts, decision: bridgeDecision(facts) });
+    const applyOne = (facts: ContainerFacts): Promise<void> => bridge.apply({ facts, decision: bridgeDecision(facts, bridgePolicy.policy.network) });
     await Promise.all(inputs.map(applyOne));
     if (bridge.ports().length !== n) throw new Error(`bridge: ${bridge.ports().length} ports filtered, expected ${n}`);
     const extra = bridgeInput(n + 7);
@@ -380,6 +344,7 @@ await main('scale', 175, { hostTable: false, docker: false, daemon: false }, asy
     drift_check_ms: drift,
     events_during_drift_check_ms: duringDrift,
     cpu_ms_per_event: cpuPerEvent,
+    nft_cpu_ms_per_event: nftCpuPerEvent,
     drift_met: driftMet,
     bridge_per_event_ms: bridgeEvents,
     bridge_growth_p50: bridgeGrowth,

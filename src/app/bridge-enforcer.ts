@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { BridgeFilter, BridgeTableState, PortDrops } from '../adapters/nftables/bridge-backend.js';
 import { bridgeElements, type SpoofingReason } from '../adapters/nftables/bridge-render.js';
+import { nextTurn } from '../adapters/nftables/nft.js';
+import { sameKeysApart } from '../domain/same-keys.js';
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import type { BridgePort } from '../domain/bridge/ports.js';
 import { containerRef } from '../domain/facts.js';
@@ -25,11 +27,13 @@ export interface BridgeHooks {
 
 /**
  * Bridge isolation (README "Bridge isolation"): keeps the kernel's bridge table equal to the ports
- * each container's decision names. Like FirewallEnforcer, through the same KernelSync: containers
- * are only set elements, changes made while a transaction runs go out together in the next, a failed
- * update falls back to an atomic replace. A change is one nft run; nothing is read back. A drift check
- * compares the kernel's table with the elements of what was installed (`installed`) and the rules as
- * read after the last replace, reading it outside the queue.
+ * each container's decision names. Like FirewallEnforcer: containers are only set elements, changes made
+ * while a transaction runs go out together in the next (through the same KernelSync as FirewallEnforcer),
+ * a failed update falls back to an atomic replace. A change is one nft run; nothing is read back. A
+ * drift check compares the kernel's table with the elements of what was installed (`installed`) and
+ * the rules as read after the last replace, reading it outside the queue while events go on: the elements of containers
+ * changing meanwhile are left out (`changingDuringReads`), every other one is compared exactly; a read
+ * that overlapped a replace is redone, a drift found is checked again in the queue, where it repairs.
  */
 export class BridgeEnforcer implements Enforcer {
   readonly name = 'bridge';
@@ -41,24 +45,14 @@ export class BridgeEnforcer implements Enforcer {
   private skeleton: string | null = null;
   private readonly sync = new KernelSync({
     flush: () => this.flush(),
-    readHolds: () => {
-      const known = this.skeleton;
-      if (known === null) return null;
-      const expected = this.expected();
-      return this.filter.read().then((now) => holds(now, known, expected));
-    },
-    repair: async () => {
-      const known = this.skeleton;
-      const now = await this.filter.read();
-      if (known !== null && holds(now, known, this.expected())) return null;
-      await this.replace();
-      if (known === null) return null; // nothing applied yet in this run: not drift, only unknown
-      const drift = now === null ? 'table bridge dockwarden_bridge is missing' : 'the bridge table differs from what dockwarden applied';
-      this.log.warn({ bridge: { drift } }, 'bridge isolation drift repaired');
-      this.hooks.onDriftRepaired(drift);
-      return drift;
-    },
+    readsBesideWrites: () => true,
+    readHolds: () => this.readHolds(),
+    repair: () => this.repair(),
   });
+  /** The containers whose elements the update running now changes. */
+  private inFlight: readonly string[] = [];
+  /** Of each drift read running outside the queue: the elements of every container changed since it began. */
+  private readonly changingDuringReads = new Set<Set<string>>();
   /**
    * Start-up with a table of an earlier run: it is added to, not replaced, until the first drift check
    * (the daemon runs one after its start-up reconcile), so its ports stay filtered meanwhile. Null
@@ -110,14 +104,55 @@ export class BridgeEnforcer implements Enforcer {
     await this.change(id, null);
   }
 
-  /** Compares the kernel's table with what we applied; replaces it and says so when they differ. */
+  /**
+   * Compares the kernel's table with what we applied; replaces it and says so when they differ. Out of
+   * the queue first: the elements of containers with a change not yet applied or being applied when the
+   * read begins, or changed until the comparison ends, may be either way and are left out.
+   */
   repairDrift(): Promise<string | null> {
     return this.sync.repairDrift();
   }
 
-  /** Every element the kernel should hold: of what was installed, as `bridgeElements` writes them, once each, sorted. */
-  private expected(): string[] {
-    return [...new Set(bridgeElements([...this.installed.values()].flat()))].sort();
+  /** A drift read outside the queue: the elements of containers changing meanwhile are left out. */
+  private readHolds(): Promise<boolean> | null {
+    const known = this.skeleton;
+    if (known === null) return null;
+    const changing = new Set([...this.dirty, ...this.inFlight].flatMap((id) => this.elementsOf(id)));
+    const expected = this.expected();
+    this.changingDuringReads.add(changing);
+    return this.filter.read(true)
+      .then((now) => holds(now, known, expected, changing))
+      .finally(() => this.changingDuringReads.delete(changing));
+  }
+
+  /** In the queue: compares exactly, and replaces the table when it differs. */
+  private async repair(): Promise<string | null> {
+    const known = this.skeleton;
+    const now = await this.filter.read();
+    if (known !== null && (await holds(now, known, this.expected(), new Set()))) return null;
+    await this.replace();
+    if (known === null) return null; // nothing applied yet in this run: not drift, only unknown
+    const drift = now === null ? 'table bridge dockwarden_bridge is missing' : 'the bridge table differs from what dockwarden applied';
+    this.log.warn({ bridge: { drift } }, 'bridge isolation drift repaired');
+    this.hooks.onDriftRepaired(drift);
+    return drift;
+  }
+
+  /**
+   * Every element the kernel should hold: of what is installed now, as `bridgeElements` writes them
+   * (an element two containers share comes twice). Written out as the comparison consumes it, a
+   * container at a time, so 10,000 containers' elements are never made in one piece.
+   */
+  private expected(): Iterable<string> {
+    const installed = [...this.installed.values()];
+    return (function* () {
+      for (const ports of installed) yield* bridgeElements(ports);
+    })();
+  }
+
+  /** A container's elements as installed and as desired: those a change of it may add or delete. */
+  private elementsOf(id: string): string[] {
+    return bridgeElements([...(this.installed.get(id) ?? []), ...(this.desired.get(id)?.ports ?? [])]);
   }
 
   /** Reads the per-port drop counters and reports containers whose count grew, one report per window. */
@@ -157,8 +192,10 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   private async change(id: string, entry: Entry | null): Promise<void> {
+    for (const changing of this.changingDuringReads) for (const element of this.elementsOf(id)) changing.add(element);
     if (entry && entry.ports.length > 0) this.desired.set(id, entry);
     else this.desired.delete(id);
+    for (const changing of this.changingDuringReads) for (const element of this.elementsOf(id)) changing.add(element);
     this.dirty.add(id);
     await this.sync.write();
   }
@@ -186,11 +223,14 @@ export class BridgeEnforcer implements Enforcer {
     const keep = [...this.desired].filter(([id]) => !ids.includes(id)).flatMap(([, e]) => e.ports.filter((p) => freed.has(p.ifname)));
     const add = [...ids.flatMap((id) => this.desired.get(id)?.ports ?? []), ...keep];
     try {
+      this.inFlight = ids;
       await this.filter.update(remove, add);
       for (const id of ids) this.record(id);
     } catch (error) {
       this.log.warn({ err: error }, 'bridge table update failed; replacing the whole table');
       await this.replace();
+    } finally {
+      this.inFlight = [];
     }
   }
 
@@ -198,7 +238,7 @@ export class BridgeEnforcer implements Enforcer {
     this.adopting = false;
     this.skeleton = null;
     this.dirty.clear();
-    await this.filter.replace(this.ports(), this.audit);
+    await this.sync.replacing(() => this.filter.replace(this.ports(), this.audit));
     this.auditInstalled = this.audit;
     this.installed.clear();
     for (const id of this.desired.keys()) this.record(id);
@@ -214,9 +254,7 @@ export class BridgeEnforcer implements Enforcer {
 
 const key = (ports: readonly BridgePort[] | undefined): string => JSON.stringify(ports ?? []);
 
-/** Whether the kernel's table has our rules (`skeleton`) and exactly the `expected` elements (sorted). */
-function holds(now: BridgeTableState | null, skeleton: string, expected: readonly string[]): boolean {
-  if (now === null || now.skeleton !== skeleton || now.elements.length !== expected.length) return false;
-  const elements = [...now.elements].sort();
-  return elements.every((element, i) => element === expected[i]);
+/** Whether the kernel's table has our rules (`skeleton`) and the `expected` elements, exactly apart from the `changing` ones. */
+async function holds(now: BridgeTableState | null, skeleton: string, expected: Iterable<string>, changing: ReadonlySet<string>): Promise<boolean> {
+  return now !== null && now.skeleton === skeleton && sameKeysApart(now.elements, expected, changing, nextTurn);
 }

@@ -18,7 +18,7 @@ import { createAlerter } from './alerts/create-alerter.js';
 import { bridgeIsolation, SPOOFING_CHECK_MS } from './bridge-setup.js';
 import type { Config } from './config.js';
 import { FirewallEnforcer } from './firewall-enforcer.js';
-import { readFirewallState, startOptions, writeFirewallState } from './firewall-state.js';
+import { FirewallStateFile, readFirewallState, startOptions } from './firewall-state.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { logEnforcer } from './log-enforcer.js';
 import { readPolicyOffLoop } from './policy-reader.js';
@@ -107,7 +107,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
       backend,
       log,
       { ...startOptions(saved, denyByDefault(policy), config.firewall.otherBridges), audit: policy.mode === 'audit' },
-      (options, ports) => writeFirewallState(config.state.dir, options, ports),
+      new FirewallStateFile(config.state.dir),
       (drift) => alerter.raise(observedAlert('daemon.firewall-drift-repaired', 'firewall drift repaired', { details: { backend: backend.name, drift } })),
       (container, { connections, source, hostAddress, proto, port }) =>
         alerter.raise(observedAlert('ports', `would have dropped ${connections} connections from ${source} to published port ${port}/${proto}`, {

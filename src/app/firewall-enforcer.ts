@@ -3,10 +3,11 @@ import type { FirewallBackend, WouldDrop } from '../adapters/firewall/backend.js
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import { containerRef } from '../domain/facts.js';
 import {
-  IncrementalPlan, PendingChanges, parseAddress,
-  type ContainerElements, type FirewallPlan, type PlanOptions, type PortElement,
+  IncrementalPlan, PendingChanges, diffKeys, parseAddress,
+  type ContainerElements, type ElementDiff, type FirewallPlan, type PlanOptions, type PortElement,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
+import type { BaselineRecord } from './firewall-state.js';
 import { isInterfaceName } from '../domain/net/interface-name.js';
 import { KernelSync } from './kernel-sync.js';
 
@@ -29,16 +30,17 @@ export class FirewallEnforcer implements Enforcer {
   private installedOptions: PlanOptions | null = null;
   private readonly sync = new KernelSync({
     flush: () => this.flush(),
-    readHolds: () => {
-      const options = this.installedOptions;
-      if (this.adopting || options === null) return null;
-      return this.backend.drift(this.desired.plan(options)).then((drift) => drift === null);
-    },
+    readsBesideWrites: () => this.backend.readsWhileChanging,
+    readHolds: () => this.readHolds(),
     repair: async () => {
       await this.flush();
       return this.verify();
     },
   });
+  /** The element update being applied now, if any. */
+  private inFlight: ElementDiff | null = null;
+  /** Of each drift read running outside the queue: the keys of every element changed since it began (see `repairDrift`). */
+  private readonly changingDuringReads = new Set<Set<string>>();
   /**
    * From `baseline` on, the ruleset found (an earlier run's) or put in (the baseline) stays as it is,
    * nothing applied, until the start-up reconcile has judged every container (`reconciled`). A replace
@@ -53,8 +55,8 @@ export class FirewallEnforcer implements Enforcer {
     private readonly backend: FirewallBackend,
     private readonly log: Logger,
     initial: PlanOptions,
-    /** The options changed, or the published ports in the ruleset did: what the next boot's baseline needs. */
-    private readonly onSaved: (options: PlanOptions, ports: readonly PortElement[]) => void = () => {},
+    /** What the next boot's baseline needs: the options, and every published port before the kernel allows it. */
+    private readonly saved: BaselineRecord = { write() {}, publishing() {} },
     private readonly onDriftRepaired: (drift: string) => void = () => {},
     /** Audit mode: connections let through that enforce mode would have dropped, with whose port they reached (null: none known now). */
     private readonly onWouldDrop: (container: AlertContainer | null, drop: WouldDrop) => void = () => {},
@@ -101,7 +103,7 @@ export class FirewallEnforcer implements Enforcer {
     if (sameOptions(next, this.options)) return;
     this.options = next;
     this.log.info({ firewall: next }, 'firewall options changed');
-    this.onSaved(next, this.desired.ports());
+    this.save(() => this.saved.write(next, this.desired.ports()));
     await this.sync.write();
   }
 
@@ -133,11 +135,30 @@ export class FirewallEnforcer implements Enforcer {
   /**
    * Compares the kernel with what we applied; repairs (atomic replace) and says so when they differ.
    * When we do not know what the kernel holds (a ruleset from an earlier run, a failed apply), replaces.
-   * Reading the kernel's table costs time in proportion to it (seconds at 10,000 containers), so it is
-   * read outside the transaction queue (KernelSync.repairDrift).
+   * Reading the kernel's table costs time in proportion to it (seconds at 10,000 containers), so it
+   * is read outside the transaction queue (KernelSync.repairDrift), while events go on: what is desired when the read begins is
+   * compared with it. With a backend that `readsWhileChanging` (nftables), the elements that may differ
+   * because of that are known and left out: those pending or being applied when the read began, and
+   * every one changed until the comparison ends (`changingDuringReads`); every other element was
+   * installed as desired all along, so it must be in the kernel exactly as in the snapshot, and a drift
+   * there is found whatever the events did (one left out is compared at the next check). Otherwise a
+   * read that overlapped a transaction is redone. A drift found, or reads that kept overlapping a
+   * replace, are checked again in the queue, where it repairs.
    */
   repairDrift(): Promise<string | null> {
     return this.sync.repairDrift();
+  }
+
+  /** A drift read outside the queue (see `repairDrift`); null when the kernel's content is not ours to compare yet. */
+  private readHolds(): Promise<boolean> | null {
+    const options = this.installedOptions;
+    if (this.adopting || options === null) return null;
+    const concurrent = this.backend.readsWhileChanging;
+    const changing = new Set([...this.pending.keys(), ...(this.inFlight ? diffKeys(this.inFlight) : [])]);
+    this.changingDuringReads.add(changing);
+    return this.backend.drift(this.desired.snapshot(options), concurrent ? changing : undefined)
+      .then((drift) => drift === null)
+      .finally(() => this.changingDuringReads.delete(changing));
   }
 
   /** Audit mode: reads what the kernel counted since the last call and reports each source and port with the container it reached. */
@@ -156,15 +177,31 @@ export class FirewallEnforcer implements Enforcer {
     return this.desired.plan(this.options);
   }
 
+  /**
+   * The state file is written before the transaction it describes, so it never lacks a port the kernel
+   * allows. A failed write (disk full) must not keep a container's ports from being enforced: it is logged.
+   */
+  private save(write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      this.log.error({ err: error }, 'firewall state for the boot baseline not saved');
+    }
+  }
+
   private async change(elements: ContainerElements): Promise<void> {
     const diff = this.desired.set(elements);
+    if (this.changingDuringReads.size > 0) {
+      const keys = diffKeys(diff);
+      for (const changing of this.changingDuringReads) for (const key of keys) changing.add(key);
+    }
     this.pending.record(diff);
     if (!this.pending.empty || this.installedOptions === null) await this.sync.write();
   }
 
   private async verify(): Promise<string | null> {
     if (this.adopting) return null; // the earlier run's ruleset is not ours to compare yet
-    const drift = await this.backend.drift(this.desired.plan(this.installedOptions ?? this.options));
+    const drift = await this.backend.drift(this.desired.snapshot(this.installedOptions ?? this.options));
     if (!drift) return null;
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
     this.installedOptions = null;
@@ -179,11 +216,14 @@ export class FirewallEnforcer implements Enforcer {
       if (this.pending.empty) return;
       const diff = this.pending.take();
       try {
+        this.save(() => this.saved.publishing(this.options, diff.add.ports, () => this.desired.ports()));
+        this.inFlight = diff;
         await this.backend.update(diff, () => this.desired.plan(this.options));
-        if (diff.add.ports.length + diff.delete.ports.length > 0) this.onSaved(this.options, this.desired.ports());
         return;
       } catch (error) {
         this.log.warn({ firewall: { backend: this.backend.name }, err: error }, 'firewall update failed; replacing the whole ruleset');
+      } finally {
+        this.inFlight = null;
       }
     }
     this.installedOptions = null;
@@ -192,9 +232,9 @@ export class FirewallEnforcer implements Enforcer {
       this.pending.clear(); // the replace installs everything desired up to this moment
       try {
         const plan = this.desired.plan(options);
-        await this.backend.replace(plan);
+        this.save(() => this.saved.write(options, plan.ports));
+        await this.sync.replacing(() => this.backend.replace(plan));
         this.installedOptions = options;
-        this.onSaved(options, plan.ports);
         return;
       } catch (error) {
         const delay = RETRY_DELAYS_MS[attempt];

@@ -6,6 +6,12 @@ export interface SyncedTable {
   /** Writes what changed since the last write: an element update, or a replace when one is due. Runs in the queue. */
   flush(): Promise<void>;
   /**
+   * Whether a drift read may run while writes do: the table knows which elements those writes change
+   * and leaves them out of the comparison (nftables, where containers are set elements only). Without
+   * it, a read runs only while nothing is queued, and one that overlapped any write is redone.
+   */
+  readsBesideWrites(): boolean;
+  /**
    * Starts a drift read outside the queue, or says it cannot prove anything now (null: the kernel's
    * content is unknown or still adopted from an earlier run). The returned read resolves to whether
    * the kernel holds what was written when it started.
@@ -22,7 +28,8 @@ export interface SyncedTable {
  * in the next one (a burst of events costs a few transactions, not one per container; a failing
  * table costs one retry sequence, not one per waiting change). A drift check reads the kernel outside
  * the queue, so events go on while a big table is read and compared; "no drift" counts only when no
- * write ran during the read, otherwise (or on a drift seen) the check waits its turn and repairs there.
+ * replace ran during the read (and, for a table that cannot read beside writes, no write at all),
+ * otherwise (or on a drift seen) the check waits its turn and repairs there.
  */
 export class KernelSync {
   private tail: Promise<unknown> = Promise.resolve();
@@ -32,6 +39,8 @@ export class KernelSync {
   private busy = 0;
   /** Counts jobs started, so a read outside the queue knows whether one ran meanwhile. */
   private generation = 0;
+  /** Counts the starts and ends of replaces: a read overlapping any part of one is redone. */
+  private replaces = 0;
 
   constructor(private readonly table: SyncedTable) {}
 
@@ -46,15 +55,28 @@ export class KernelSync {
 
   async repairDrift(): Promise<string | null> {
     for (let attempt = 0; attempt < OUT_OF_QUEUE_ATTEMPTS; attempt++) {
+      const beside = this.table.readsBesideWrites();
       const generation = this.generation;
-      const read = this.busy > 0 ? null : this.table.readHolds();
+      const replaces = this.replaces;
+      // A replace running now (an odd count) changes everything: nothing can be proven beside it.
+      const read = (!beside && this.busy > 0) || replaces % 2 === 1 ? null : this.table.readHolds();
       if (read === null) break;
       const holds = await read;
-      if (generation !== this.generation) continue;
+      if (replaces !== this.replaces || (!beside && generation !== this.generation)) continue;
       if (holds) return null;
       break;
     }
     return this.serially(() => this.table.repair());
+  }
+
+  /** A whole-table write (a replace), which the table runs from its flush or repair. */
+  async replacing<T>(write: () => Promise<T>): Promise<T> {
+    this.replaces++;
+    try {
+      return await write();
+    } finally {
+      this.replaces++;
+    }
   }
 
   /** Runs `job` after every job before it (and counts it as a write for drift reads). */

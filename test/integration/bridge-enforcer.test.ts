@@ -132,3 +132,44 @@ t.test('drift: an element added or deleted by hand and an edited rule are found 
   t.match(nft('list', 'chain', 'bridge', 'dockwarden_bridge', 'check'), /jump spoofed/, 'the rules are back');
   t.equal(await enforcer.repairDrift(), null, 'and nothing after the repair');
 });
+
+t.test('a drift check reads the table while containers come and go: nothing held, no drift made up, a real one still found', async (t) => {
+  const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1'], ['02:42:ac:11:00:0c', 'veth2']]);
+  const ns = netns(t, 'dwbe');
+  const real = nftBridgeFilter({ netns: ns });
+  let reads = 0;
+  let readHeld: Promise<void> | null = null;
+  // A read of a big table takes a second; here it begins only after the changes below have gone through.
+  const enforcer = new BridgeEnforcer({
+    ...real,
+    async read(background) {
+      reads++;
+      const held = readHeld;
+      readHeld = null;
+      if (held) await held;
+      return real.read(background);
+    },
+  }, pino({ level: 'silent' }), hooks);
+  const apply = (id: string) => enforcer.apply(judged(id, veths));
+  await apply('a');
+  t.equal(await enforcer.repairDrift(), null);
+
+  let release = () => {};
+  readHeld = new Promise((resolve) => (release = resolve));
+  reads = 0;
+  const check = enforcer.repairDrift();
+  await apply('b');
+  await enforcer.forget('a'.repeat(64));
+  release();
+  t.equal(await check, null, 'the table read after the changes differs from the snapshot only in their elements');
+  t.equal(reads, 1, 'one read, outside the queue, not redone');
+  t.same(enforcer.ports().map((p) => p.ifname), ['veth1']);
+
+  readHeld = new Promise((resolve) => (release = resolve));
+  const second = enforcer.repairDrift();
+  await apply('c');
+  execFileSync('ip', ['netns', 'exec', ns, 'nft', 'delete', 'element', 'bridge', 'dockwarden_bridge', 'arps', '{ "veth1" . 02:42:ac:11:00:0b . 0.0.0.0 }']);
+  release();
+  t.equal(await second, 'the bridge table differs from what dockwarden applied', 'an element of a container no event touched, deleted by hand meanwhile');
+  t.equal(await enforcer.repairDrift(), null, 'repaired');
+});

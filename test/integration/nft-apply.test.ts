@@ -8,6 +8,10 @@ import { performance } from 'node:perf_hooks';
 import { isNftError, listTable, nftAvailable, runNft, type InstalledTable } from '../../src/adapters/nftables/nft.js';
 import { UnsafeValueError, renderElementChanges, renderTable } from '../../src/adapters/nftables/render.js';
 import { nftablesBackend } from '../../src/adapters/nftables/backend.js';
+import type { FirewallBackend } from '../../src/adapters/firewall/backend.js';
+import { FirewallEnforcer } from '../../src/app/firewall-enforcer.js';
+import { pino } from 'pino';
+import { decisionOf } from '../helpers/decision.js';
 import type { Decision } from '../../src/domain/decision.js';
 import {
   FirewallInputError, diffElements, isEmpty, planAll, planContainer,
@@ -195,6 +199,52 @@ t.test('the backend: drift against the plan, element by element, foreign element
   t.equal(await backend.drift(withApi), 'chains or rules were edited', "an emptied shard chain");
   await backend.replace(withApi);
   t.equal(await backend.drift(withApi), null, 'a replace repairs it');
+});
+
+t.test('a drift check reads the kernel while events change it: nothing held, no drift made up, a real one still found', async (t) => {
+  const name = netns(t);
+  const real = nftablesBackend({ netns: name });
+  const reads: string[] = [];
+  let readHeld: Promise<void> | null = null;
+  // The read of a big table takes seconds; here it is made to begin only after the events below have
+  // gone through, so the kernel it reads is surely not what was desired when the check began.
+  const backend: FirewallBackend = {
+    ...real,
+    async drift(expected, changing) {
+      reads.push(`read ${expected.ports.length} ports`);
+      const held = readHeld;
+      readHeld = null;
+      if (held) await held;
+      return real.drift(expected, changing);
+    },
+  };
+  const enforcer = new FirewallEnforcer(backend, pino({ level: 'silent' }), { defaultDeny: true, bridges: BRIDGES });
+  const tracked = (elements: ContainerElements) => {
+    const facts = makeFacts({ id: elements.containerId, name: elements.containerId });
+    return { facts, decision: decisionOf(facts, { firewall: { elements, error: null } }) };
+  };
+  await Promise.all([WEB, DNS].map((c) => enforcer.apply(tracked(c))));
+  t.equal(await enforcer.repairDrift(), null);
+
+  let release = () => {};
+  readHeld = new Promise((resolve) => (release = resolve));
+  reads.length = 0;
+  const check = enforcer.repairDrift();
+  await enforcer.apply(tracked(API)); // a start: 3 ports more
+  await enforcer.forget('web'); // a stop: 2 fewer
+  release();
+  t.equal(await check, null, 'the kernel read after the events differs from the snapshot only in elements they changed');
+  t.same(reads, ['read 3 ports'], 'one read, outside the queue, not redone');
+  t.ok(sameElements((await installed(name)).plan, planAll([DNS, API], { defaultDeny: true, bridges: BRIDGES })), 'the events are in force');
+
+  // An element no event touched, deleted by hand during a check that events overlap: found and repaired.
+  readHeld = new Promise((resolve) => (release = resolve));
+  const second = enforcer.repairDrift();
+  await enforcer.apply(tracked(WEB));
+  inNetns(name, 'nft', 'delete', 'element', 'inet', 'dockwarden', 'endpoints4', '{ 172.18.0.3 . tcp . 53 . 53 }');
+  release();
+  t.equal(await second, 'set elements differ from what dockwarden applied');
+  t.equal(await enforcer.repairDrift(), null, 'repaired');
 });
 
 t.test('timing, measured in a namespace', async (t) => {

@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import type { FirewallBackend } from '../../src/adapters/firewall/backend.js';
 import { FirewallEnforcer } from '../../src/app/firewall-enforcer.js';
+import { FirewallStateFile, readFirewallState } from '../../src/app/firewall-state.js';
 import { evaluate } from '../../src/domain/evaluate.js';
 import { diffElements, isEmpty, type ElementDiff, type FirewallPlan } from '../../src/domain/firewall/plan.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
@@ -15,6 +16,8 @@ import { makeFacts } from '../helpers/facts.js';
  */
 class FaultInjectingBackend implements FirewallBackend {
   readonly name = 'nftables' as const;
+  /** Compares whole plans: a read that overlapped a transaction is redone (the real nftables backend's `changing` is tested in nft-apply). */
+  readonly readsWhileChanging = false;
   readonly calls: string[] = [];
   failUpdates = 0;
   failReplaces = 0;
@@ -134,7 +137,7 @@ t.test('drift is repaired by a replace, and logged', async (t) => {
 t.test('a repaired drift is reported to the callback (the daemon alerts with it), once', async (t) => {
   const backend = new FaultInjectingBackend();
   const repaired: string[] = [];
-  const enforcer = new FirewallEnforcer(backend, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, () => {}, (drift) => repaired.push(drift));
+  const enforcer = new FirewallEnforcer(backend, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, undefined, (drift) => repaired.push(drift));
   await enforcer.apply(tracked('a'));
   t.equal(await enforcer.repairDrift(), null);
   t.same(repaired, [], 'no drift, no report');
@@ -197,11 +200,11 @@ t.test('a baseline on an empty kernel closes the ports the last run saw, until e
   const { backend, enforcer } = setup();
   const known = tracked('a').facts;
   const earlier = new FaultInjectingBackend();
-  const saved: unknown[] = [];
-  const last = new FirewallEnforcer(earlier, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, (_options, ports) => saved.push(ports));
+  const stateDir = t.testdir();
+  const last = new FirewallEnforcer(earlier, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, new FirewallStateFile(stateDir));
   await last.apply({ facts: known, decision: evaluate(policy, known) });
   const ports = earlier.kernel!.ports;
-  t.same(saved.at(-1), ports, 'the published ports are saved after each change of them');
+  t.same(readFirewallState(stateDir)?.ports, ports, 'the published ports are saved with each change of them');
 
   t.equal(await enforcer.baseline(ports), true);
   t.same(backend.kernel!.ports, ports, 'the baseline holds them');
@@ -216,4 +219,23 @@ t.test('a baseline on an empty kernel closes the ports the last run saw, until e
   const allowing = new FirewallEnforcer(allowBackend, pino({ level: 'silent' }), { defaultDeny: false, bridges: [] });
   await allowing.baseline(ports);
   t.same(allowBackend.kernel!.ports, [], 'under ports.default: allow an unjudged port is open, so nothing is closed');
+});
+
+t.test('the boot baseline\'s state file holds a published port before the transaction that lets anyone reach it', async (t) => {
+  const stateDir = t.testdir();
+  const backend = new FaultInjectingBackend();
+  const onDisk: number[][] = [];
+  const update = backend.update.bind(backend);
+  backend.update = async (diff) => {
+    onDisk.push((readFirewallState(stateDir)?.ports ?? []).map((p) => p.port));
+    return update(diff);
+  };
+  const enforcer = new FirewallEnforcer(backend, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, new FirewallStateFile(stateDir));
+  await enforcer.apply(tracked('a'));
+  await enforcer.apply(tracked('b', 8081));
+  await enforcer.apply(tracked('c', 8082));
+  t.same(backend.calls, ['replace 1', 'update +0 -0', 'update +0 -0']);
+  t.same(onDisk, [[8080, 8081], [8080, 8081, 8082]], 'each update found its port already saved');
+  await enforcer.forget('b');
+  t.same(readFirewallState(stateDir)?.ports.map((p) => p.port), [8080, 8081, 8082], 'a port gone stays saved (closes too much at boot, never too little)');
 });

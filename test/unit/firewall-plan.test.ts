@@ -2,7 +2,7 @@ import t from 'tap';
 import type { Decision } from '../../src/domain/decision.js';
 import type { PublishedPort } from '../../src/domain/facts.js';
 import {
-  diffElements, isEmpty, isFirewallInputError, parseAddress, planAll, planContainer, sameElements,
+  diffElements, elementKey, isEmpty, isFirewallInputError, parseAddress, planAll, planContainer, sameElementsApart,
   type ContainerElements, type FirewallElements,
 } from '../../src/domain/firewall/plan.js';
 import { parseCidr } from '../../src/domain/net/cidr.js';
@@ -160,7 +160,7 @@ t.test('parseAddress: single addresses only, canonical', async (t) => {
   for (const bad of ['198.51.100.0/24', '1.2.3', '', ' 1.2.3.4', '::ffff:1.2.3.4']) t.equal(parseAddress(bad), null, JSON.stringify(bad));
 });
 
-t.test('sameElements: the same elements in any order; a changed, missing or extra one differs', async (t) => {
+t.test('sameElementsApart: the same elements in any order; a changed, missing or extra one differs', async (t) => {
   const port = { hostAddr: block('0.0.0.0/0'), proto: 'tcp' as const, port: 80 };
   const plan = {
     ports: [port, { ...port, port: 81 }],
@@ -168,11 +168,36 @@ t.test('sameElements: the same elements in any order; a changed, missing or extr
     endpoints: [{ addr: { family: 4 as const, text: '172.17.0.2' }, proto: 'tcp' as const, port: 80, hostPort: 8080 }],
     bridges: ['docker0'],
   };
-  t.ok(sameElements(plan, { ...plan, ports: [...plan.ports].reverse() }));
-  t.notOk(sameElements(plan, { ...plan, ports: [port, { ...port, port: 82 }] }), 'a changed port');
-  t.notOk(sameElements(plan, { ...plan, allows: [] }), 'a missing allowance');
-  t.notOk(sameElements(plan, { ...plan, endpoints: [...plan.endpoints, { ...plan.endpoints[0]!, port: 81 }] }), 'an extra endpoint');
-  t.notOk(sameElements(plan, { ...plan, endpoints: [{ ...plan.endpoints[0]!, hostPort: 8081 }] }), 'another host port');
-  t.notOk(sameElements(plan, { ...plan, allows: [{ ...port, source: block('198.51.100.0/25') }] }), 'another source block');
-  t.notOk(sameElements(plan, { ...plan, bridges: ['docker1'] }), 'another bridge');
+  let pauses = 0;
+  const same = (a: FirewallElements, b: FirewallElements, changing: string[] = []) => sameElementsApart(a, b, new Set(changing), async () => void pauses++);
+  t.ok(await same(plan, { ...plan, ports: [...plan.ports].reverse() }));
+  t.notOk(await same(plan, { ...plan, ports: [port, { ...port, port: 82 }] }), 'a changed port');
+  t.notOk(await same(plan, { ...plan, allows: [] }), 'a missing allowance');
+  t.notOk(await same(plan, { ...plan, endpoints: [...plan.endpoints, { ...plan.endpoints[0]!, port: 81 }] }), 'an extra endpoint');
+  t.notOk(await same(plan, { ...plan, endpoints: [{ ...plan.endpoints[0]!, hostPort: 8081 }] }), 'another host port');
+  t.notOk(await same(plan, { ...plan, allows: [{ ...port, source: block('198.51.100.0/25') }] }), 'another source block');
+  t.notOk(await same(plan, { ...plan, bridges: ['docker1'] }), 'another bridge');
+
+  // Elements a transaction changed while the kernel was read may be either way; every other one is compared.
+  const applied = { ...plan, ports: [port] };
+  const port81 = elementKey('ports', { ...port, port: 81 });
+  t.ok(await same(plan, applied, [port81]), 'the kernel already has an element added meanwhile');
+  t.ok(await same(applied, plan, [port81]), 'or not yet');
+  t.notOk(await same({ ...plan, allows: [] }, applied, [port81]), 'but an element nobody changed is still missed');
+  t.notOk(await same({ ...applied, ports: [{ ...port, port: 82 }] }, applied, [port81]), 'or one nobody added found');
+  t.notOk(await same({ ...applied, ports: [port, { ...port, port: 82 }] }, { ...plan, ports: [port, { ...port, port: 81 }] }, [port81]),
+    'and one changing does not excuse another that is not');
+});
+
+t.test('sameElementsApart: a comparison of many elements gives other work turns, and a key that joins `changing` midway counts on both sides', async (t) => {
+  const ports = Array.from({ length: 5_000 }, (_, i) => ({ hostAddr: block('0.0.0.0/0'), proto: 'tcp' as const, port: 1 + i }));
+  const elements = { ports, allows: [], endpoints: [], bridges: [] };
+  const changing = new Set<string>();
+  let pauses = 0;
+  const found = { ...elements, ports: ports.slice(1) }; // port 1 deleted by a transaction during the read
+  const result = sameElementsApart(found, elements, changing, async () => {
+    if (++pauses === 1) changing.add(elementKey('ports', ports[0]!)); // its key recorded while the comparison runs
+  });
+  t.ok(await result, 'the element deleted meanwhile is left out on both sides');
+  t.ok(pauses >= 4, `${pauses} turns given to other work over 9,999 elements`);
 });

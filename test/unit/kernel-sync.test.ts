@@ -17,6 +17,7 @@ function table(overrides: Partial<SyncedTable> = {}) {
   const calls = { flushes: 0, reads: 0, repairs: 0 };
   const synced: SyncedTable = {
     flush: async () => void calls.flushes++,
+    readsBesideWrites: () => false,
     readHolds: () => (calls.reads++, Promise.resolve(true)),
     repair: async () => (calls.repairs++, null),
     ...overrides,
@@ -65,6 +66,7 @@ t.test('a read that overlapped a write is redone; changes are not held by it', a
   let flushes = 0;
   const sync = new KernelSync({
     flush: async () => void flushes++,
+    readsBesideWrites: () => false,
     readHolds: () => { const g = gate(); reads.push(g); return g.promise.then(() => true); },
     repair: async () => 'repaired',
   });
@@ -92,11 +94,59 @@ t.test('when nothing can be proven outside the queue (content unknown, or work q
 
   const running = gate();
   let reads = 0;
-  const busy = new KernelSync({ flush: () => running.promise, readHolds: () => (reads++, Promise.resolve(true)), repair: async () => (repairs++, null) });
+  const busy = new KernelSync({ flush: () => running.promise, readsBesideWrites: () => false, readHolds: () => (reads++, Promise.resolve(true)), repair: async () => (repairs++, null) });
   const write = busy.write();
   const check = busy.repairDrift();
   running.open();
   await Promise.all([write, check]);
   t.equal(reads, 0, 'no read while a write was queued');
   t.equal(repairs, 2, 'the check ran in the queue, after the write');
+});
+
+t.test('a table that reads beside writes: read while an update runs; not while a replace does (the check waits in the queue)', async (t) => {
+  let writing = gate();
+  let reads = 0;
+  let replace = false;
+  const sync: KernelSync = new KernelSync({
+    flush: async () => {
+      if (replace) await sync.replacing(() => writing.promise);
+      else await writing.promise;
+    },
+    readsBesideWrites: () => true,
+    readHolds: () => (reads++, Promise.resolve(true)),
+    repair: async () => 'in the queue',
+  });
+  const update = sync.write();
+  await started();
+  t.equal(await sync.repairDrift(), null, 'an element update running does not stop the read');
+  t.equal(reads, 1);
+  writing.open();
+  await update;
+
+  writing = gate();
+  replace = true;
+  const replacing = sync.write();
+  await started();
+  const during = sync.repairDrift();
+  await started();
+  t.equal(reads, 1, 'no read while the replace runs');
+  writing.open();
+  await replacing;
+  t.equal(await during, 'in the queue', 'checked in the queue, after the replace');
+});
+
+t.test('a read that a replace overlapped is redone', async (t) => {
+  const reading = gate();
+  let reads = 0;
+  const sync: KernelSync = new KernelSync({
+    flush: () => sync.replacing(async () => {}),
+    readsBesideWrites: () => true,
+    readHolds: () => (++reads === 1 ? reading.promise.then(() => true) : Promise.resolve(true)),
+    repair: async () => 'in the queue',
+  });
+  const check = sync.repairDrift();
+  await sync.write(); // a whole replace while the first read is open
+  reading.open();
+  t.equal(await check, null);
+  t.equal(reads, 2, 'the first read did not count; the second did');
 });

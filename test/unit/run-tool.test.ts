@@ -1,5 +1,6 @@
 // runTool with real processes: what each kind of failure looks like to its callers.
 import t from 'tap';
+import { getPriority } from 'node:os';
 import { isToolError, quotedLine, runTool, ToolError } from '../../src/adapters/firewall/run-tool.js';
 
 const failure = async (promise: Promise<unknown>): Promise<ToolError> => {
@@ -45,4 +46,14 @@ t.test('quotedLine: the 1-based line, trimmed and shortened for messages', async
   t.same(quotedLine('a\n\tb \nc', 2), { text: '\tb ', shown: 'b' });
   t.equal(quotedLine('x'.repeat(300), 1).shown, `${'x'.repeat(200)}…`);
   t.same(quotedLine('a', 5), { text: '', shown: '' });
+});
+
+// The tool waits for its input, which runTool writes after lowering its priority; then reports the
+// niceness of a process it starts (field 19 of /proc/PID/stat), which it passes on as nft would.
+const niceness = (background: boolean) =>
+  runTool(['sh', '-c', 'read line; cut -d" " -f19 /proc/self/stat'], 'go\n', undefined, undefined, background);
+
+t.test('a background run gets a low CPU priority; an ordinary one keeps ours', async (t) => {
+  t.equal((await niceness(false)).trim(), String(getPriority()));
+  t.equal((await niceness(true)).trim(), '10');
 });

@@ -24,8 +24,15 @@ export interface FirewallBackend {
   replace(plan: FirewallPlan): Promise<void>;
   /** `plan()` is the whole desired content, for backends without sets; computing it costs every container. */
   update(diff: ElementDiff, plan: () => FirewallPlan): Promise<void>;
-  /** Null when the kernel holds exactly what `replace`/`update` last installed; else what differs, in words. */
-  drift(expected: FirewallPlan): Promise<string | null>;
+  /**
+   * Null when the kernel holds exactly what `replace`/`update` last installed; else what differs, in words.
+   * `changing` (`elementKey`s), for a backend that `readsWhileChanging`: elements that transactions
+   * may add or delete while this reads the kernel, left out of the comparison; it may grow until the
+   * promise settles. Without it, no transaction may run meanwhile.
+   */
+  drift(expected: FirewallPlan, changing?: ReadonlySet<string>): Promise<string | null>;
+  /** Whether `drift` honours `changing`, so a drift check need not wait for transactions (nftables: elements are sets). */
+  readonly readsWhileChanging: boolean;
   /** Whether any ruleset of ours is installed (the boot-time baseline leaves an existing one alone). */
   installed(): Promise<boolean>;
   remove(): Promise<void>;

@@ -1,6 +1,6 @@
 import type { BridgePort } from '../../domain/bridge/ports.js';
 import { renderBridgeChanges, renderBridgeRemoval, renderBridgeTable, SPOOFING_REASONS, type SpoofingReason } from './bridge-render.js';
-import { isObject, listJson, listOrNull, nftAccepts, runNft, setElements, withoutCounts, type Json, type NftOptions } from './nft.js';
+import { isObject, listJson, listOrNull, nextTurn, nftAccepts, runNft, setElements, withoutCounts, type Json, type NftOptions } from './nft.js';
 import { nftBatch } from './nft-batch.js';
 
 /** Frames one bridge port sent that were (or in audit mode would have been) dropped, in all and by reason. */
@@ -17,8 +17,8 @@ export interface BridgeFilter {
   replace(ports: readonly BridgePort[], audit: boolean): Promise<void>;
   /** Fails when the kernel lacks an element to delete (someone edited it): the caller then replaces. */
   update(remove: readonly BridgePort[], add: readonly BridgePort[]): Promise<void>;
-  /** What the kernel holds (one `nft -j list`); null when the table is missing. */
-  read(): Promise<BridgeTableState | null>;
+  /** What the kernel holds (one `nft -j list`); null when the table is missing. `background`: nft at a low CPU priority (a drift check beside events). */
+  read(background?: boolean): Promise<BridgeTableState | null>;
   /** Frames dropped (or in audit mode, let through) so far, by bridge port. */
   drops(): Promise<Map<string, PortDrops>>;
   remove(): Promise<void>;
@@ -43,8 +43,8 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
       const script = renderBridgeChanges(remove, add);
       if (script !== '') await nftBatch(options).apply(script);
     },
-    async read() {
-      const json = await listJson(['table', ...TABLE_ARGS], options);
+    async read(background = false) {
+      const json = await listJson(['table', ...TABLE_ARGS], { ...options, background });
       return json === null ? null : tableState(json);
     },
     async drops() {
@@ -75,7 +75,10 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
   };
 }
 
-function tableState(json: Json): BridgeTableState {
+/** Elements read between two turns given to other work (a table of 10,000 ports holds ~130,000). */
+const ELEMENTS_PER_TURN = 2_000;
+
+async function tableState(json: Json): Promise<BridgeTableState> {
   const objects = isObject(json) && Array.isArray(json.nftables) ? json.nftables : [];
   const elements: string[] = [];
   const skeleton: Json[] = [];
@@ -83,7 +86,10 @@ function tableState(json: Json): BridgeTableState {
     if (isObject(object) && isObject(object.set)) {
       const { elem = [], ...declaration } = object.set;
       skeleton.push({ set: declaration });
-      for (const element of Array.isArray(elem) ? elem : [elem]) elements.push(`${String(object.set.name)} ${elementText(element)}`);
+      for (const element of Array.isArray(elem) ? elem : [elem]) {
+        elements.push(`${String(object.set.name)} ${elementText(element)}`);
+        if (elements.length % ELEMENTS_PER_TURN === 0) await nextTurn();
+      }
     } else {
       skeleton.push(object);
     }

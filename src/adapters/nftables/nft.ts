@@ -18,6 +18,11 @@ export interface NftOptions {
   readonly netns?: string;
 }
 
+/** A `list` that is background work (drift checks): nft at a low CPU priority. */
+export interface ListOptions extends NftOptions {
+  readonly background?: boolean;
+}
+
 export interface RunOptions extends NftOptions {
   /** `nft -c`: validate against the kernel, change nothing. */
   readonly check?: boolean;
@@ -48,13 +53,19 @@ export async function runNft(script: string, options: RunOptions = {}): Promise<
 }
 
 /** The table as the kernel has it; null when it does not exist. */
-export async function listTable(options: NftOptions = {}): Promise<InstalledTable | null> {
+export async function listTable(options: ListOptions = {}): Promise<InstalledTable | null> {
   const json = await listJson(['table', 'inet', 'dockwarden'], options);
   return json === null ? null : parseTable(json);
 }
 
+/** Lets pending I/O and timers run (events), then goes on: what a long parse or comparison awaits between its turns. */
+export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Elements parsed between two turns given to other work. */
+const ELEMENTS_PER_TURN = 2_000;
+
 /** `nft -j list <args>`, parsed; null when what it lists does not exist. */
-export async function listJson(args: readonly string[], options: NftOptions = {}): Promise<Json | null> {
+export async function listJson(args: readonly string[], options: ListOptions = {}): Promise<Json | null> {
   const stdout = await listOrNull(['-j', 'list', ...args], options);
   if (stdout === null) return null;
   try {
@@ -70,7 +81,7 @@ export function showTable(options: NftOptions = {}): Promise<string | null> {
 }
 
 /** `nft <args>` (a `list` command); null when what it lists does not exist. */
-export async function listOrNull(args: readonly string[], options: NftOptions = {}): Promise<string | null> {
+export async function listOrNull(args: readonly string[], options: ListOptions = {}): Promise<string | null> {
   try {
     return await nft(args, '', options);
   } catch (err) {
@@ -95,9 +106,9 @@ export async function nftAccepts(script: string, options: NftOptions = {}): Prom
   }
 }
 
-async function nft(args: readonly string[], input: string, { netns }: NftOptions): Promise<string> {
+async function nft(args: readonly string[], input: string, { netns, background }: ListOptions): Promise<string> {
   try {
-    return await runTool(['nft', ...args], input, netns);
+    return await runTool(['nft', ...args], input, netns, undefined, background);
   } catch (failure) {
     throw failure instanceof ToolError ? toNftError(failure, input) : failure;
   }
@@ -127,7 +138,7 @@ export const isObject = (value: Json | undefined): value is JsonObject =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 const PROTOCOLS: ReadonlySet<Json> = new Set<Protocol>(['tcp', 'udp', 'sctp']);
 
-function parseTable(json: Json): InstalledTable {
+async function parseTable(json: Json): Promise<InstalledTable> {
   const objects = isObject(json) && Array.isArray(json.nftables) ? json.nftables.filter(isObject) : [];
   const ports: PortElement[] = [];
   const allows: AllowElement[] = [];
@@ -137,6 +148,7 @@ function parseTable(json: Json): InstalledTable {
   const skeleton: Json[] = [];
   let defaultDeny = false;
   let audit = false;
+  let parsedCount = 0;
 
   for (const object of objects) {
     if (isObject(object.set)) {
@@ -151,6 +163,7 @@ function parseTable(json: Json): InstalledTable {
         else if (parsed.kind === 'port') ports.push(parsed.element);
         else if (parsed.kind === 'endpoint') endpoints.push(parsed.element);
         else interfaces[parsed.set].push(parsed.element);
+        if (++parsedCount % ELEMENTS_PER_TURN === 0) await nextTurn();
       }
     } else if (isObject(object.chain)) {
       const { handle: _handle, ...chain } = object.chain;

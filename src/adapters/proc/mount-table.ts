@@ -25,19 +25,27 @@ export async function readHostMountTable(): Promise<MountEntry[] | null> {
   return table === null ? null : parseMountInfo(table);
 }
 
-/** procfs reports size 0: read in chunks up to the bound; null when unreadable or too large. */
+/** A container's mountinfo is a few KiB: one read of this size takes it whole. */
+const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * procfs reports size 0: read in chunks up to the bound; null when unreadable or too large. One
+ * buffer, not zeroed (only the bytes read are kept, copied): a zeroed 256 KiB buffer per read cost
+ * ~4 ms of CPU per container in a start-up reconcile (two files, two reads each).
+ */
 async function readBounded(path: string): Promise<string | null> {
   let file;
   try {
     file = await open(path, 'r');
     const chunks: Buffer[] = [];
+    const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
     let total = 0;
     for (;;) {
-      const { bytesRead, buffer } = await file.read(Buffer.alloc(256 * 1024), 0, 256 * 1024, null);
+      const { bytesRead } = await file.read(buffer, 0, CHUNK_BYTES, null);
       if (bytesRead === 0) break;
       total += bytesRead;
       if (total > MAX_BYTES) return null;
-      chunks.push(buffer.subarray(0, bytesRead));
+      chunks.push(Buffer.from(buffer.subarray(0, bytesRead)));
     }
     return Buffer.concat(chunks).toString('utf8');
   } catch {
