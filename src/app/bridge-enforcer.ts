@@ -32,7 +32,7 @@ export interface BridgeHooks {
  * a failed update falls back to an atomic replace. A change is one nft run; nothing is read back. A
  * drift check compares the kernel's table with the elements of what was installed (`installed`) and
  * the rules as read after the last replace, reading it outside the queue while events go on: the elements of containers
- * changing meanwhile are left out (`changingDuringReads`), every other one is compared exactly; a read
+ * changing meanwhile are left out (`KernelSync.changing`), every other one is compared exactly; a read
  * that overlapped a replace is redone, a drift found is checked again in the queue, where it repairs.
  */
 export class BridgeEnforcer implements Enforcer {
@@ -46,13 +46,11 @@ export class BridgeEnforcer implements Enforcer {
   private readonly sync = new KernelSync({
     flush: () => this.flush(),
     readsBesideWrites: () => true,
-    readHolds: () => this.readHolds(),
+    readHolds: (changing) => this.readHolds(changing),
     repair: () => this.repair(),
   });
   /** The containers whose elements the update running now changes. */
   private inFlight: readonly string[] = [];
-  /** Of each drift read running outside the queue: the elements of every container changed since it began. */
-  private readonly changingDuringReads = new Set<Set<string>>();
   /**
    * Start-up with a table of an earlier run: it is added to, not replaced, until the first drift check
    * (the daemon runs one after its start-up reconcile), so its ports stay filtered meanwhile. Null
@@ -114,15 +112,12 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   /** A drift read outside the queue: the elements of containers changing meanwhile are left out. */
-  private readHolds(): Promise<boolean> | null {
+  private readHolds(changing: Set<string>): Promise<boolean> | null {
     const known = this.skeleton;
     if (known === null) return null;
-    const changing = new Set([...this.dirty, ...this.inFlight].flatMap((id) => this.elementsOf(id)));
+    for (const element of [...this.dirty, ...this.inFlight].flatMap((id) => this.elementsOf(id))) changing.add(element);
     const expected = this.expected();
-    this.changingDuringReads.add(changing);
-    return this.filter.read(true)
-      .then((now) => holds(now, known, expected, changing))
-      .finally(() => this.changingDuringReads.delete(changing));
+    return this.filter.read(true).then((now) => holds(now, known, expected, changing));
   }
 
   /** In the queue: compares exactly, and replaces the table when it differs. */
@@ -192,10 +187,11 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   private async change(id: string, entry: Entry | null): Promise<void> {
-    for (const changing of this.changingDuringReads) for (const element of this.elementsOf(id)) changing.add(element);
+    // What it had and what it will have: a read running now may see either.
+    this.sync.changing(() => this.elementsOf(id));
     if (entry && entry.ports.length > 0) this.desired.set(id, entry);
     else this.desired.delete(id);
-    for (const changing of this.changingDuringReads) for (const element of this.elementsOf(id)) changing.add(element);
+    this.sync.changing(() => this.elementsOf(id));
     this.dirty.add(id);
     await this.sync.write();
   }

@@ -31,7 +31,7 @@ export class FirewallEnforcer implements Enforcer {
   private readonly sync = new KernelSync({
     flush: () => this.flush(),
     readsBesideWrites: () => this.backend.readsWhileChanging,
-    readHolds: () => this.readHolds(),
+    readHolds: (changing) => this.readHolds(changing),
     repair: async () => {
       await this.flush();
       return this.verify();
@@ -39,8 +39,6 @@ export class FirewallEnforcer implements Enforcer {
   });
   /** The element update being applied now, if any. */
   private inFlight: ElementDiff | null = null;
-  /** Of each drift read running outside the queue: the keys of every element changed since it began (see `repairDrift`). */
-  private readonly changingDuringReads = new Set<Set<string>>();
   /**
    * From `baseline` on, the ruleset found (an earlier run's) or put in (the baseline) stays as it is,
    * nothing applied, until the start-up reconcile has judged every container (`reconciled`). A replace
@@ -139,7 +137,7 @@ export class FirewallEnforcer implements Enforcer {
    * is read outside the transaction queue (KernelSync.repairDrift), while events go on: what is desired when the read begins is
    * compared with it. With a backend that `readsWhileChanging` (nftables), the elements that may differ
    * because of that are known and left out: those pending or being applied when the read began, and
-   * every one changed until the comparison ends (`changingDuringReads`); every other element was
+   * every one changed until the comparison ends (`KernelSync.changing`); every other element was
    * installed as desired all along, so it must be in the kernel exactly as in the snapshot, and a drift
    * there is found whatever the events did (one left out is compared at the next check). Otherwise a
    * read that overlapped a transaction is redone. A drift found, or reads that kept overlapping a
@@ -150,15 +148,12 @@ export class FirewallEnforcer implements Enforcer {
   }
 
   /** A drift read outside the queue (see `repairDrift`); null when the kernel's content is not ours to compare yet. */
-  private readHolds(): Promise<boolean> | null {
+  private readHolds(changing: Set<string>): Promise<boolean> | null {
     const options = this.installedOptions;
     if (this.adopting || options === null) return null;
     const concurrent = this.backend.readsWhileChanging;
-    const changing = new Set([...this.pending.keys(), ...(this.inFlight ? diffKeys(this.inFlight) : [])]);
-    this.changingDuringReads.add(changing);
-    return this.backend.drift(this.desired.snapshot(options), concurrent ? changing : undefined)
-      .then((drift) => drift === null)
-      .finally(() => this.changingDuringReads.delete(changing));
+    for (const key of [...this.pending.keys(), ...(this.inFlight ? diffKeys(this.inFlight) : [])]) changing.add(key);
+    return this.backend.drift(this.desired.snapshot(options), concurrent ? changing : undefined).then((drift) => drift === null);
   }
 
   /** Audit mode: reads what the kernel counted since the last call and reports each source and port with the container it reached. */
@@ -191,10 +186,7 @@ export class FirewallEnforcer implements Enforcer {
 
   private async change(elements: ContainerElements): Promise<void> {
     const diff = this.desired.set(elements);
-    if (this.changingDuringReads.size > 0) {
-      const keys = diffKeys(diff);
-      for (const changing of this.changingDuringReads) for (const key of keys) changing.add(key);
-    }
+    this.sync.changing(() => diffKeys(diff));
     this.pending.record(diff);
     if (!this.pending.empty || this.installedOptions === null) await this.sync.write();
   }

@@ -14,9 +14,11 @@ export interface SyncedTable {
   /**
    * Starts a drift read outside the queue, or says it cannot prove anything now (null: the kernel's
    * content is unknown or still adopted from an earlier run). The returned read resolves to whether
-   * the kernel holds what was written when it started.
+   * the kernel holds what was written when it started, apart from the keys in `changing`: the table
+   * adds those it is writing now, and every key it announces (`changing()`) until the read ends is
+   * added for it.
    */
-  readHolds(): Promise<boolean> | null;
+  readHolds(changing: Set<string>): Promise<boolean> | null;
   /** In the queue: compares again, repairs a drift (a replace), and says what differed (null: nothing). */
   repair(): Promise<string | null>;
 }
@@ -41,6 +43,8 @@ export class KernelSync {
   private generation = 0;
   /** Counts the starts and ends of replaces: a read overlapping any part of one is redone. */
   private replaces = 0;
+  /** Of each drift read running outside the queue: the keys changed since it began, which it leaves out. */
+  private readonly reads = new Set<Set<string>>();
 
   constructor(private readonly table: SyncedTable) {}
 
@@ -59,14 +63,29 @@ export class KernelSync {
       const generation = this.generation;
       const replaces = this.replaces;
       // A replace running now (an odd count) changes everything: nothing can be proven beside it.
-      const read = (!beside && this.busy > 0) || replaces % 2 === 1 ? null : this.table.readHolds();
-      if (read === null) break;
-      const holds = await read;
+      if ((!beside && this.busy > 0) || replaces % 2 === 1) break;
+      const changing = new Set<string>();
+      this.reads.add(changing);
+      let holds: boolean;
+      try {
+        const read = this.table.readHolds(changing);
+        if (read === null) break;
+        holds = await read;
+      } finally {
+        this.reads.delete(changing);
+      }
       if (replaces !== this.replaces || (!beside && generation !== this.generation)) continue;
       if (holds) return null;
       break;
     }
     return this.serially(() => this.table.repair());
+  }
+
+  /** The table is about to change these keys (its elements): every drift read running leaves them out. */
+  changing(keys: () => Iterable<string>): void {
+    if (this.reads.size === 0) return;
+    const changed = [...keys()];
+    for (const read of this.reads) for (const key of changed) read.add(key);
   }
 
   /** A whole-table write (a replace), which the table runs from its flush or repair. */

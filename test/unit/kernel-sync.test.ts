@@ -150,3 +150,27 @@ t.test('a read that a replace overlapped is redone', async (t) => {
   t.equal(await check, null);
   t.equal(reads, 2, 'the first read did not count; the second did');
 });
+
+t.test('keys announced while a drift read runs are left out by it; with no read running, nothing is computed', async (t) => {
+  const reading = gate();
+  let seen: Set<string> | null = null;
+  const sync = new KernelSync({
+    ...table().synced,
+    readsBesideWrites: () => true,
+    readHolds: (changing) => {
+      changing.add('being written');
+      seen = changing;
+      return reading.promise.then(() => true);
+    },
+  });
+  let computed = 0;
+  sync.changing(() => (computed++, ['before']));
+  t.equal(computed, 0, 'no read running: the keys are not even listed');
+  const check = sync.repairDrift();
+  sync.changing(() => ['a', 'b']);
+  reading.open();
+  t.equal(await check, null);
+  t.same([...seen!].sort(), ['a', 'b', 'being written']);
+  sync.changing(() => ['after']);
+  t.notOk(seen!.has('after'), 'a read that ended takes no more keys');
+});
