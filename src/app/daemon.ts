@@ -154,7 +154,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   let gate: Awaited<ReturnType<typeof startGate>>;
   try {
     // The gate's modules load only when it is on.
-    gate = config.gate.enabled ? await (await import('./gate/gate-setup.js')).startGate(config.gate, docker, () => policy, (id) => reconciler.syncNow(id), alerter, log, env) : null;
+    gate = config.gate.enabled ? await (await import('./gate/gate-setup.js')).startGate(config.gate, docker, () => policy, (id) => reconciler.syncNow(id), alerter, log, env, metrics) : null;
   } catch (error) {
     // dockerd configured for the plugin refuses every request while it is not served: let systemd restart us.
     log.fatal({ err: error, gate: { socket: config.gate.socket } }, 'cannot serve the authorization gate; not starting');

@@ -4,6 +4,7 @@ import { CONTENT_TYPE, exposition, Histogram, Series, type Family } from './metr
 import type { QueueCounters } from './keyed-queue.js';
 import type { Alerter } from './alerts/alerter.js';
 import type { Tracked } from './reconciler.js';
+import type { GateVerdict } from './gate/judge-request.js';
 
 /** What the metrics read when scraped: the daemon's live state, never a copy kept up to date. */
 export interface MetricSources {
@@ -17,6 +18,8 @@ export interface MetricSources {
 
 const APPLY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 const RECONCILE_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** dockerd waits on the gate for every API call: the finest buckets sit where a decision should be (≤ 1 ms). */
+const GATE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1, 5];
 
 /**
  * The daemon's Prometheus metrics (src/app/metrics-text.ts). State that already exists (tracked
@@ -31,6 +34,7 @@ export class DaemonMetrics {
   private bridgeFailures = 0;
   private readonly applies = new Histogram(APPLY_BUCKETS);
   private readonly reconciles = new Histogram(RECONCILE_BUCKETS);
+  private readonly gateDecisions = new Histogram(GATE_BUCKETS);
 
   constructor(private readonly sources: MetricSources) {}
 
@@ -69,6 +73,12 @@ export class DaemonMetrics {
         help: 'Full reconciles (list, inspect and judge every container), by outcome.',
         type: 'histogram',
         samples: this.reconciles.samples('dockwarden_reconcile_seconds'),
+      },
+      {
+        name: 'dockwarden_gate_decision_seconds',
+        help: 'The authorization gate judging a request while dockerd waits, by route (create, start, exec, ..., other: let through unread) and outcome (allowed, refused, failed: an internal error, refused).',
+        type: 'histogram',
+        samples: this.gateDecisions.samples('dockwarden_gate_decision_seconds'),
       },
       { name: 'dockwarden_containers_watched', help: 'Containers dockwarden currently judges (running or not).', type: 'gauge', samples: [{ value: tracked().size }] },
       { name: 'dockwarden_violations', help: 'Current violations across watched containers, by check.', type: 'gauge', samples: violations.samples() },
@@ -125,6 +135,17 @@ export class DaemonMetrics {
   /** Times the promise a reconcile returns, whatever its outcome. */
   reconcile<T>(run: Promise<T>): Promise<T> {
     return timed(run, (seconds, outcome) => this.reconciles.observe({ outcome }, seconds));
+  }
+
+  /** Times the gate's judgement of one request, by the route and answer it came to. */
+  gateDecision(run: Promise<GateVerdict>): Promise<GateVerdict> {
+    const started = process.hrtime.bigint();
+    const observe = (route: string, outcome: 'allowed' | 'refused' | 'failed') =>
+      this.gateDecisions.observe({ route, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    return run.then(
+      (verdict) => (observe(verdict.route, verdict.allow ? 'allowed' : 'refused'), verdict),
+      (error: unknown) => (observe('unknown', 'failed'), Promise.reject(error)),
+    );
   }
 
   /** The same backend, each update and replace timed. */

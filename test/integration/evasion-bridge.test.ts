@@ -8,7 +8,6 @@
 import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bridgeVeths } from '../../src/adapters/netns/bridge-veths.js';
@@ -17,6 +16,7 @@ import { bridgeOf, hostVeth, neighbour, peer, sniff, spoof, type Peer } from '..
 import { CLI, spawnDaemon, type DaemonProcess, type LogLine } from '../helpers/daemon.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 import { asInstalled } from '../helpers/unit-caps.js';
+import { scrape } from '../helpers/metrics.js';
 
 const SUITE = 'dw-test.suite=evasion-bridge';
 const POLICY = 'version: 1\nports: { default: allow }\n';
@@ -29,16 +29,6 @@ function capsOf(pid: number, field: 'CapBnd' | 'CapEff'): string[] {
   const mask = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm'))![1]!;
   const decoded = execFileSync('capsh', [`--decode=${mask}`], { encoding: 'utf8' }).trim();
   return decoded.split('=')[1]!.split(',').filter((c) => c !== '').map((c) => c.replace(/^cap_/, '')).sort();
-}
-
-function scrape(socketPath: string): Promise<string> {
-  return new Promise((done, reject) => {
-    get({ socketPath, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c));
-      res.on('end', () => done(body));
-    }).on('error', reject);
-  });
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -121,7 +111,7 @@ t.test('a bridge filter that cannot be applied is an error, an alert and a metri
   const alert = (await daemon.waitForLog((l) => l.msg === 'alert' && (l.alert as Alert).check === 'daemon.bridge-filter-failed')).alert as Alert;
   t.equal(alert.container?.id, victim.id, 'the alert names the container left unfiltered');
   t.equal(alert.severity, 'high');
-  t.match(await scrape(daemon.metricsSocket), /^dockwarden_bridge_filter_failures_total [1-9]\d*$/m, 'the failure is counted');
+  t.match((await scrape({ socketPath: daemon.metricsSocket })).body, /^dockwarden_bridge_filter_failures_total [1-9]\d*$/m, 'the failure is counted');
 });
 
 t.test("a container's own link claiming another container's veth as its peer is not taken for its port", async (t) => {

@@ -10,6 +10,7 @@ import { TEST_IMAGE } from '../helpers/docker.js';
 import { startGateDockerd, type GateDockerd } from '../helpers/gate-dockerd.js';
 import { readLabel } from '../../src/adapters/selinux/native.js';
 import { until } from '../helpers/until.js';
+import { sample, scrape } from '../helpers/metrics.js';
 
 /**
  * The gate served by the real daemon (`gate.enabled`), for a real dockerd started with
@@ -67,6 +68,9 @@ t.test('a forbidden container is refused, logged and alerted; the daemon judges 
   const alert = await daemon.waitForLog((l) => l.msg === 'alert' && (l.alert as { action: string }).action === 'refused');
   t.match(alert.alert, { check: 'capabilities', severity: 'high', message: 'refused at create: holds forbidden capabilities: SYS_ADMIN', container: { name } });
   t.same(await gated.docker.listContainers({ all: true, filters: { name: [name] } }), [], 'never created');
+  const { body } = await scrape({ socketPath: daemon.metricsSocket });
+  t.ok(sample(body, 'dockwarden_gate_decision_seconds_count{route="create",outcome="refused"}')! >= 1, 'the refusal is a timed decision');
+  t.ok(sample(body, 'dockwarden_gate_decision_seconds_count{route="other",outcome="allowed"}')! >= 1, 'so are the requests let through');
   // A plain one passes; the daemon's own inspect of it went through the gate as well.
   const plain = await create({});
   await plain.start();

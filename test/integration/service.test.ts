@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -10,6 +9,7 @@ import { dockwarden } from '../helpers/cli.js';
 import { spawnDaemon } from '../helpers/daemon.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { sample, scrape } from '../helpers/metrics.js';
 
 /**
  * dockwarden as installed on a server (issue #8): the units pass `systemd-analyze verify`, install →
@@ -61,20 +61,6 @@ function verifyUnits(wrapper: string, edit: (unit: string) => string = (u) => u)
   }
 }
 
-function scrape(listen: { socketPath: string } | { host: string; port: number }, path = '/metrics'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    get({ ...listen, path }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject);
-  });
-}
-
-const sample = (body: string, series: string): number | undefined => {
-  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.split(' ')[1]);
-};
 
 t.before(() => removeTestContainers(SUITE));
 t.teardown(async () => {

@@ -58,6 +58,35 @@ dockwarden_firewall_apply_seconds_count{kind="replace",outcome="failed"} 1
 # HELP dockwarden_reconcile_seconds Full reconciles (list, inspect and judge every container), by outcome.
 # TYPE dockwarden_reconcile_seconds histogram
 
+# HELP dockwarden_gate_decision_seconds The authorization gate judging a request while dockerd waits, by route (create, start, exec, ..., other: let through unread) and outcome (allowed, refused, failed: an internal error, refused).
+# TYPE dockwarden_gate_decision_seconds histogram
+dockwarden_gate_decision_seconds_bucket{le="0.0005",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="0.001",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="0.0025",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="0.005",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="0.01",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="0.025",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="0.1",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="0.5",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="1",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="5",route="create",outcome="refused"} B
+dockwarden_gate_decision_seconds_bucket{le="+Inf",route="create",outcome="refused"} 1
+dockwarden_gate_decision_seconds_sum{route="create",outcome="refused"} SUM
+dockwarden_gate_decision_seconds_count{route="create",outcome="refused"} 1
+dockwarden_gate_decision_seconds_bucket{le="0.0005",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="0.001",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="0.0025",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="0.005",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="0.01",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="0.025",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="0.1",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="0.5",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="1",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="5",route="unknown",outcome="failed"} B
+dockwarden_gate_decision_seconds_bucket{le="+Inf",route="unknown",outcome="failed"} 1
+dockwarden_gate_decision_seconds_sum{route="unknown",outcome="failed"} SUM
+dockwarden_gate_decision_seconds_count{route="unknown",outcome="failed"} 1
+
 # HELP dockwarden_containers_watched Containers dockwarden currently judges (running or not).
 # TYPE dockwarden_containers_watched gauge
 dockwarden_containers_watched 3
@@ -133,6 +162,8 @@ t.test('the metrics served over a real socket are the Prometheus text format, as
   await backend.update({} as never, {} as never);
   await backend.update({} as never, {} as never);
   await t.rejects(backend.replace({} as never));
+  await metrics.gateDecision(Promise.resolve({ allow: false, msg: 'refused', route: 'create', judged: null, blocking: [] }));
+  await t.rejects(metrics.gateDecision(Promise.reject(new Error('engine gone'))));
 
   const dir = mkdtempSync(join(tmpdir(), 'dw-metrics-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -147,13 +178,21 @@ t.test('the metrics served over a real socket are the Prometheus text format, as
   });
   t.equal(type, 'text/plain; version=0.0.4; charset=utf-8');
   // Times are real, so which bucket a transaction falls in is not fixed: buckets are cumulative, up to the count.
-  for (const [series, count] of [['kind="update",outcome="ok"', 2], ['kind="replace",outcome="failed"', 1]] as const) {
-    const buckets = [...body.matchAll(new RegExp(`^dockwarden_firewall_apply_seconds_bucket\\{le="[^"]+",${series}\\} (\\d+)$`, 'gm'))].map((m) => Number(m[1]));
-    t.equal(buckets.length, 12, `${series}: 11 buckets and +Inf`);
+  const histograms = [
+    ['dockwarden_firewall_apply_seconds', 'kind="update",outcome="ok"', 2, 11],
+    ['dockwarden_firewall_apply_seconds', 'kind="replace",outcome="failed"', 1, 11],
+    ['dockwarden_gate_decision_seconds', 'route="create",outcome="refused"', 1, 10],
+    ['dockwarden_gate_decision_seconds', 'route="unknown",outcome="failed"', 1, 10],
+  ] as const;
+  for (const [name, series, count, bounds] of histograms) {
+    const buckets = [...body.matchAll(new RegExp(`^${name}_bucket\\{le="[^"]+",${series}\\} (\\d+)$`, 'gm'))].map((m) => Number(m[1]));
+    t.equal(buckets.length, bounds + 1, `${series}: ${bounds} buckets and +Inf`);
     t.ok(buckets.every((n, i) => i === 0 || n >= buckets[i - 1]!) && buckets.at(-1) === count, `${series}: cumulative, +Inf = count (${buckets.join(' ')})`);
-    const sum = Number(new RegExp(`^dockwarden_firewall_apply_seconds_sum\\{${series}\\} (\\S+)$`, 'm').exec(body)?.[1]);
+    const sum = Number(new RegExp(`^${name}_sum\\{${series}\\} (\\S+)$`, 'm').exec(body)?.[1]);
     t.ok(sum > 0 && sum < 10, `${series}: a sum in seconds (${sum})`);
   }
-  const shown = body.replace(/^(dockwarden_firewall_apply_seconds_sum\{[^}]*\}) \S+$/gm, '$1 SUM').replace(/^(dockwarden_firewall_apply_seconds_bucket\{le="(?!\+Inf)[^"]*",[^}]*\}) \d+$/gm, '$1 B');
+  const shown = body
+    .replace(/^(dockwarden_(?:firewall_apply|gate_decision)_seconds_sum\{[^}]*\}) \S+$/gm, '$1 SUM')
+    .replace(/^(dockwarden_(?:firewall_apply|gate_decision)_seconds_bucket\{le="(?!\+Inf)[^"]*",[^}]*\}) \d+$/gm, '$1 B');
   t.equal(shown, EXPECTED);
 });

@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js';
 import { gateImages, type GateImages } from './image-lookups.js';
 import { judgeRequest, type GateOptions, type GateVerdict } from './judge-request.js';
 import { observedAlert } from '../../domain/alerts/catalogue.js';
+import type { DaemonMetrics } from '../metrics.js';
 
 /** `FileDescriptorName=` of systemd/dockwarden-gate.socket. */
 export const GATE_FD_NAME = 'dockwarden-gate';
@@ -18,10 +19,12 @@ export const GATE_FD_NAME = 'dockwarden-gate';
  * there before docker.service, so requests wait across a restart of ours) or on `gate.socket`.
  * Refusals, and in audit mode the refusals that were not made, are logged and alerted; a request
  * that could not be judged is refused, logged and alerted. `images` keeps the image look-ups of
- * creates: the daemon tells it of the engine's image events and event stream.
+ * creates: the daemon tells it of the engine's image events and event stream. Each decision is timed
+ * (`dockwarden_gate_decision_seconds`): dockerd holds its client's request until it is made.
  */
 export async function startGate(
   config: GateConfig, docker: DockerEngine, policy: () => Policy, prepareStart: GateOptions['prepareStart'], alerter: Alerter, log: Logger, env: NodeJS.ProcessEnv,
+  metrics: Pick<DaemonMetrics, 'gateDecision'>,
 ): Promise<{ readonly server: Server; readonly images: GateImages } | null> {
   if (!config.enabled) return null;
   const fd = inheritedSocket(env, GATE_FD_NAME);
@@ -31,12 +34,14 @@ export async function startGate(
   const server = await serveAuthz({
     listen: fd === null ? { path: config.socket } : { fd },
     timeoutMs: config.timeoutMs,
-    decide: async (request) => {
-      const verdict = await judgeRequest(request, { engine, policy, allow, prepareStart });
-      if (verdict.allow) images.requestAllowed(request.method, request.uri);
-      report(verdict, alerter, log);
-      return verdict;
-    },
+    decide: (request) =>
+      metrics.gateDecision(
+        judgeRequest(request, { engine, policy, allow, prepareStart }).then((verdict) => {
+          if (verdict.allow) images.requestAllowed(request.method, request.uri);
+          report(verdict, alerter, log);
+          return verdict;
+        }),
+      ),
     answered: (request) => (request === null ? images.imagesMayHaveChanged() : images.requestAnswered(request.method, request.uri)),
     onFailure: ({ reason, uri, error }) => {
       log.error({ gate: { reason, uri }, err: error }, 'gate refused a request it could not judge');
