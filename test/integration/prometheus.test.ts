@@ -9,6 +9,7 @@ import { spawnDaemon } from '../helpers/daemon.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { until } from '../helpers/until.js';
+import { sample } from '../helpers/metrics.js';
 
 /**
  * deploy/prometheus/dockwarden-rules.yml and deploy/grafana/dockwarden-dashboard.json (issue #19):
@@ -42,11 +43,6 @@ function httpGet(options: { socketPath: string } | { host: string; port: number 
     req.on('error', reject);
   });
 }
-
-const sample = (body: string, series: string): number | undefined => {
-  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.split(' ')[1]);
-};
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
