@@ -46,6 +46,8 @@ export class FirewallEnforcer implements Enforcer {
    * restricted port not yet judged, and under `deny` the ports the baseline closes by host port.
    */
   private adopting = false;
+  /** While adopting: the ports the last run saw, which the baseline closes; an options change saves them too. */
+  private bootPorts: readonly PortElement[] = [];
   /** Who each container with published ports is, to name it in audit alerts. */
   private readonly refs = new Map<string, AlertContainer>();
 
@@ -101,7 +103,9 @@ export class FirewallEnforcer implements Enforcer {
     if (sameOptions(next, this.options)) return;
     this.options = next;
     this.log.info({ firewall: next }, 'firewall options changed');
-    this.save(() => this.saved.write(next, this.desired.ports()));
+    // While adopting, only some containers are judged: the file keeps the baseline's ports, so a crash now
+    // does not leave the next boot's baseline without them.
+    this.save(() => this.saved.write(next, this.adopting ? [...this.bootPorts, ...this.desired.ports()] : this.desired.ports()));
     await this.sync.write();
   }
 
@@ -115,6 +119,7 @@ export class FirewallEnforcer implements Enforcer {
    */
   async baseline(knownPorts: readonly PortElement[] = []): Promise<boolean> {
     this.adopting = true;
+    this.bootPorts = knownPorts;
     if (await this.backend.installed()) return false;
     const closed = new IncrementalPlan();
     if (this.options.defaultDeny) closed.set({ containerId: 'baseline', claims: knownPorts.map((p) => ({ ...p, sources: [] })), endpoints: [] });
@@ -126,6 +131,7 @@ export class FirewallEnforcer implements Enforcer {
   async reconciled(): Promise<void> {
     if (!this.adopting) return;
     this.adopting = false;
+    this.bootPorts = [];
     await this.sync.write();
     this.log.info({ firewall: { backend: this.backend.name } }, 'start-up ruleset replaced after the start-up reconcile');
   }

@@ -239,3 +239,22 @@ t.test('the boot baseline\'s state file holds a published port before the transa
   await enforcer.forget('b');
   t.same(readFirewallState(stateDir)?.ports.map((p) => p.port), [8080, 8081, 8082], 'a port gone stays saved (closes too much at boot, never too little)');
 });
+
+t.test('a change of options during the start-up reconcile keeps, in the state file, the ports the boot baseline closes', async (t) => {
+  // The last run saw 8080 and 8081; this start-up has judged only the container publishing 8082 when
+  // Docker's bridges are read. A crash now must not leave a file that would open 8080/8081 at the next boot.
+  const stateDir = t.testdir();
+  const earlier = new FirewallEnforcer(new FaultInjectingBackend(), pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, new FirewallStateFile(stateDir));
+  await earlier.apply(tracked('a'));
+  await earlier.apply(tracked('b', 8081));
+  const known = readFirewallState(stateDir)!.ports;
+  const enforcer = new FirewallEnforcer(new FaultInjectingBackend(), pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, new FirewallStateFile(stateDir));
+  await enforcer.baseline(known);
+  await enforcer.apply(tracked('c', 8082));
+  await enforcer.configure({ bridges: ['docker0', 'br-0123456789ab'] });
+  const saved = readFirewallState(stateDir)!;
+  t.same(saved.bridges, ['br-0123456789ab', 'docker0'], 'the new options are saved');
+  t.same([...new Set(saved.ports.map((p) => p.port))].sort(), [8080, 8081, 8082], 'with the ports still closed by the baseline');
+  await enforcer.reconciled();
+  t.same(readFirewallState(stateDir)!.ports.map((p) => p.port), [8082], 'once every container is judged, the file holds what is published');
+});
