@@ -1,6 +1,7 @@
 import { statSync, watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
+import type { FirewallBackend } from '../adapters/firewall/backend.js';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { engineSockets, withEngineSocket } from './engine-sockets.js';
 import { execRecorder } from './exec-record.js';
@@ -35,7 +36,6 @@ import { PolicyReloader } from './policy-reloader.js';
 import { ProgressWatchdog } from './watchdog.js';
 import { containerRef } from '../domain/facts.js';
 import { observedAlert } from '../domain/alerts/catalogue.js';
-import { TABLE } from '../adapters/nftables/render.js';
 import { BRIDGE_TABLE } from '../adapters/nftables/bridge-render.js';
 import type { TableEventWatch } from '../adapters/nftables/table-events.js';
 import { watchOwnTables } from './table-watch.js';
@@ -98,10 +98,10 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     daemon: () => ({ ready, dockerUp: !dockerDown }),
   });
   let firewall: FirewallEnforcer;
-  let firewallTable: string | null = null;
+  let firewallTables: FirewallBackend['nfTables'] = { tables: [], shared: false };
   try {
     const backend = metrics.measured(await selectBackend(config.firewall.backend));
-    if (backend.name === 'nftables') firewallTable = TABLE;
+    firewallTables = backend.nfTables;
     const saved = readFirewallState(config.state.dir);
     firewall = new FirewallEnforcer(
       backend,
@@ -198,8 +198,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
         // From the first reconcile's end on (before it, its own drift check comes next anyway, and
         // the bridge table of an earlier run is still being adopted, not replaced).
         if (tableWatch === undefined) tableWatch = watchOwnTables([
-          ...(firewallTable === null ? [] : [{ table: firewallTable, check: () => firewall.repairDrift(), failure: 'firewall drift check failed' }]),
-          ...(bridge ? [{ table: BRIDGE_TABLE, check: () => bridge.repairDrift(), failure: 'bridge isolation drift check failed' }] : []),
+          ...(firewallTables.tables.length === 0 ? [] : [{ ...firewallTables, check: () => firewall.repairDrift(), failure: 'firewall drift check failed' }]),
+          ...(bridge ? [{ tables: [BRIDGE_TABLE], shared: false, check: () => bridge.repairDrift(), failure: 'bridge isolation drift check failed' }] : []),
         ], log);
       },
     },

@@ -153,6 +153,7 @@ export class DaemonMetrics {
     const observe = (kind: 'update' | 'replace') => (seconds: number, outcome: string) => this.applies.observe({ kind, outcome }, seconds);
     return {
       name: backend.name,
+      nfTables: backend.nfTables,
       replace: (plan) => timed(backend.replace(plan), observe('replace')),
       update: (diff, plan) => timed(backend.update(diff, plan), observe('update')),
       drift: (expected, changing) => backend.drift(expected, changing),

@@ -3,15 +3,21 @@
  * kernel tells every listener of each object created or deleted (adapters/nftables/table-events.ts),
  * and a change to one of our tables runs that table's drift check and repair at once (debounced a
  * few ms, so `nft flush ruleset`'s many notifications cost one check). The periodic drift check
- * stays: for set elements (below), and wherever the notifications cannot be had.
+ * stays: for set elements (below), for rules in tables shared with others (iptables-nft's `filter`),
+ * and wherever the notifications cannot be had (iptables-legacy).
  */
 import { watchTableEvents, type TableEvent, type TableEventWatch } from '../adapters/nftables/table-events.js';
 import type { Logger } from './logger.js';
 
 export interface WatchedTable {
-  /** As nft spells it: `inet dockwarden`. */
-  readonly table: string;
-  /** The table's drift check, which repairs what differs (an enforcer's `repairDrift`). */
+  /** As nft spells them: `inet dockwarden`; one check for all of them. */
+  readonly tables: readonly string[];
+  /**
+   * Tables others write to as well (iptables-nft's `ip filter`, where Docker adds and deletes rules at
+   * every container start and stop): only a table or chain deleted calls for a check there.
+   */
+  readonly shared: boolean;
+  /** The tables' drift check, which repairs what differs (an enforcer's `repairDrift`). */
   readonly check: () => Promise<unknown>;
   /** The log message when the check fails. */
   readonly failure: string;
@@ -29,9 +35,10 @@ const DEBOUNCE_MS = 5;
  * element update would cost a full read of the table each time. Elements changed by others are
  * found by the periodic drift check, as before.
  */
-export function calledFor(event: TableEvent, table: string): boolean {
+export function calledFor(event: TableEvent, table: string, shared = false): boolean {
   if (event.kind === 'unknown') return true;
-  return `${event.family} ${event.table}` === table && event.message !== 'newsetelem' && event.message !== 'delsetelem';
+  if (`${event.family} ${event.table}` !== table) return false;
+  return shared ? event.message === 'deltable' || event.message === 'delchain' : event.message !== 'newsetelem' && event.message !== 'delsetelem';
 }
 
 /**
@@ -40,17 +47,17 @@ export function calledFor(event: TableEvent, table: string): boolean {
  */
 export function watchOwnTables(tables: readonly WatchedTable[], log: Logger): TableEventWatch | null {
   if (tables.length === 0) return null;
-  const checks = tables.map((watched) => ({ table: watched.table, check: coalesced(watched, log) }));
+  const checks = tables.map((watched) => ({ watched, check: coalesced(watched, log) }));
   try {
     const handle = watchTableEvents((events) => {
-      for (const { table, check } of checks) {
-        const cause = events.find((event) => calledFor(event, table));
+      for (const { watched, check } of checks) {
+        const cause = events.find((event) => watched.tables.some((table) => calledFor(event, table, watched.shared)));
         if (cause === undefined) continue;
-        log.debug({ table, cause }, 'nftables change to our table; checking it now');
+        log.debug({ tables: watched.tables, cause }, 'nftables change to our table; checking it now');
         check();
       }
     });
-    log.info({ tables: tables.map((t) => t.table) }, 'watching nftables changes to our tables');
+    log.info({ tables: tables.flatMap((t) => t.tables) }, 'watching nftables changes to our tables');
     return handle;
   } catch (error) {
     log.warn({ err: error }, 'nftables change notifications unavailable; drift is found by the periodic drift check only');

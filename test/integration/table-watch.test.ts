@@ -59,11 +59,11 @@ async function cleanSlate(): Promise<void> {
   dockwarden('nftables', 'firewall', 'remove');
 }
 
-function daemon(t: Test, wrapper?: string[]): DaemonProcess {
+function daemon(t: Test, wrapper?: string[], backend: 'nftables' | 'iptables' = 'nftables'): DaemonProcess {
   const d = spawnDaemon({
     policy,
     dockerSocket: DOCKER_SOCKET,
-    extraConfig: 'firewall:\n  backend: nftables\n  driftCheckSeconds: 300\nreconcile:\n  intervalSeconds: 3600',
+    extraConfig: `firewall:\n  backend: ${backend}\n  driftCheckSeconds: 300\nreconcile:\n  intervalSeconds: 3600`,
     ...(wrapper ? { wrapper } : {}),
   });
   t.teardown(() => d.stop('SIGKILL'));
@@ -116,6 +116,35 @@ t.test('scratch namespace: nft flush ruleset is repaired long before the drift c
     nft(ns, 'flush', 'ruleset');
     await until(restored(ns, null), REPAIR_WAIT_MS, `repair after flush ruleset #${i}`);
     t.pass(`both tables back after flush ruleset #${i}`);
+  }
+  t.equal(await d.stop(), 0);
+});
+
+t.test('scratch namespace, iptables-nft backend: nft flush ruleset is repaired long before the drift check', async (t) => {
+  // Its chains live in `ip filter` and `ip6 filter`, which Docker writes to at every start and stop:
+  // only a table or chain deleted there calls for a check, and a flush deletes them all.
+  const ns = `dw-tw-${randomBytes(3).toString('hex')}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.teardown(() => execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
+  await cleanSlate();
+  await runContainer({ publish: [`${PORT}:80/tcp`], labels: { 'dw-test.suite': 'table-watch' } });
+  const d = daemon(t, ['nsenter', `--net=/run/netns/${ns}`, '--'], 'iptables');
+  await d.waitForLog((l) => l.msg === 'reconciled');
+  const chain = (): string | null => {
+    try {
+      return execFileSync(...command(ns, 'iptables-nft', '-S', 'DOCKWARDEN'), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return null;
+    }
+  };
+  const installed = async () => (chain()?.includes(`${GOOD}/32`) ? true : undefined);
+  await until(installed, REPAIR_WAIT_MS, 'the DOCKWARDEN chain installed in the scratch namespace');
+  for (let i = 1; i <= 3; i++) {
+    const before = d.logs.length;
+    nft(ns, 'flush', 'ruleset');
+    await until(installed, REPAIR_WAIT_MS, `repair after flush ruleset #${i}`);
+    t.pass(`the chain is back after flush ruleset #${i}`);
+    t.ok(await d.waitForLog((l) => d.logs.indexOf(l) >= before && l.msg === 'firewall drift repaired', 5_000), 'and said so');
   }
   t.equal(await d.stop(), 0);
 });

@@ -16,6 +16,7 @@ import { makeFacts } from '../helpers/facts.js';
  */
 class FaultInjectingBackend implements FirewallBackend {
   readonly name = 'nftables' as const;
+  readonly nfTables = { tables: [], shared: false };
   /** Compares whole plans: a read that overlapped a transaction is redone (the real nftables backend's `changing` is tested in nft-apply). */
   readonly readsWhileChanging = false;
   readonly calls: string[] = [];

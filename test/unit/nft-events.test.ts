@@ -104,9 +104,13 @@ t.test('random mutations of real datagrams: events are well-formed or refused, n
   );
 });
 
+/** The kinds of notification, of those a step made, that call for a check of `table`. */
+const messagesCalling = (step: Step, table: string, shared: boolean): string[] =>
+  [...new Set(captured[step].flatMap(parseNotifications).filter((e) => calledFor(e, table, shared)).map((e) => (e.kind === 'change' ? e.message : e.reason)))].sort();
+
 t.test('a check is called for by changes to our table, not by set elements, and by anything lost', async (t) => {
   const ours = 'inet dw_a';
-  const called = (step: Step): string[] => [...new Set(captured[step].flatMap(parseNotifications).filter((e) => calledFor(e, ours)).map((e) => (e.kind === 'change' ? e.message : e.reason)))].sort();
+  const called = (step: Step) => messagesCalling(step, ours, false);
   t.same(called('create'), ['newchain', 'newrule', 'newset', 'newtable'], 'not for the element added');
   t.same(called('deleteElement'), [], 'an element deleted: left to the periodic check');
   t.same(called('flushChain'), ['delrule']);
@@ -114,4 +118,13 @@ t.test('a check is called for by changes to our table, not by set elements, and 
   t.same(called('flushRuleset'), ['delchain', 'delset', 'deltable']);
   t.ok(calledFor({ kind: 'unknown', reason: 'overrun' }, ours), 'notifications lost: check');
   t.notOk(calledFor({ kind: 'change', family: 'ip', table: 'dw_a', message: 'deltable' }, ours), 'same name, other family');
+});
+
+t.test('in a table others write to (iptables-nft\'s filter), only a table or chain deleted calls for a check', async (t) => {
+  const shared = 'inet dw_a';
+  const called = (step: Step) => messagesCalling(step, shared, true);
+  t.same(called('create'), [], 'rules and chains added: Docker does that at every start');
+  t.same(called('flushChain'), [], 'rules deleted: Docker does that at every stop');
+  t.same(called('flushRuleset'), ['delchain', 'deltable']);
+  t.ok(calledFor({ kind: 'unknown', reason: 'overrun' }, shared, true), 'notifications lost: check');
 });

@@ -21,6 +21,12 @@ export interface WouldDrop {
  */
 export interface FirewallBackend {
   readonly name: 'nftables' | 'iptables';
+  /**
+   * The nf_tables tables its rules live in, as nft spells them, for the daemon to hear of their
+   * deletion at once (app/table-watch.ts); `shared`: others write there too (iptables-nft's `filter`).
+   * None for iptables-legacy, whose tables send no notifications.
+   */
+  readonly nfTables: { readonly tables: readonly string[]; readonly shared: boolean };
   replace(plan: FirewallPlan): Promise<void>;
   /** `plan()` is the whole desired content, for backends without sets; computing it costs every container. */
   update(diff: ElementDiff, plan: () => FirewallPlan): Promise<void>;

@@ -50,6 +50,7 @@ export function iptablesBackend(options: IptablesOptions): FirewallBackend {
 
   return {
     name: 'iptables',
+    nfTables: { tables: options.variant === 'nft' ? ['ip filter', 'ip6 filter'] : [], shared: true },
     replace: apply,
     // Rule lists have no sets, so there is no small element change: every update re-renders the whole
     // chain from the plan, still one atomic restore per family.

@@ -2,7 +2,7 @@ import { sameElementsApart } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
 import { listAuditCounts, listTable, nextTurn, runNft, showTable, type NftOptions } from './nft.js';
 import { nftBatch } from './nft-batch.js';
-import { renderElementChanges, renderRemoval, renderTable } from './render.js';
+import { renderElementChanges, renderRemoval, renderTable, TABLE } from './render.js';
 
 /** Plan-wide interface lists, which change only by a replace (like `defaultDeny`). */
 const INTERFACE_LISTS = ['routed4', 'routed6', 'otherBridges'] as const;
@@ -19,6 +19,7 @@ export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
 
   return {
     name: 'nftables',
+    nfTables: { tables: [TABLE], shared: false },
     async replace(plan) {
       await runNft(renderTable(plan), options);
       const installed = await listTable(options);
