@@ -72,6 +72,14 @@ function daemon(t: Test, wrapper?: string[], backend: 'nftables' | 'iptables' = 
 
 t.teardown(cleanSlate);
 
+/** A network namespace of the test's own, where `nft flush ruleset` touches nothing else. */
+function scratchNamespace(t: Test): string {
+  const ns = `dw-tw-${randomBytes(3).toString('hex')}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.teardown(() => execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
+  return ns;
+}
+
 t.test('host namespace: each deletion of our objects is repaired long before the drift check', async (t) => {
   await cleanSlate();
   const id = await runContainer({ publish: [`${PORT}:80/tcp`], labels: { 'dw-test.suite': 'table-watch' } });
@@ -103,9 +111,7 @@ t.test('host namespace: each deletion of our objects is repaired long before the
 });
 
 t.test('scratch namespace: nft flush ruleset is repaired long before the drift check', async (t) => {
-  const ns = `dw-tw-${randomBytes(3).toString('hex')}`;
-  execFileSync('ip', ['netns', 'add', ns]);
-  t.teardown(() => execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
+  const ns = scratchNamespace(t);
   await cleanSlate();
   await runContainer({ publish: [`${PORT}:80/tcp`], labels: { 'dw-test.suite': 'table-watch' } });
   const d = daemon(t, ['nsenter', `--net=/run/netns/${ns}`, '--']);
@@ -123,9 +129,7 @@ t.test('scratch namespace: nft flush ruleset is repaired long before the drift c
 t.test('scratch namespace, iptables-nft backend: nft flush ruleset is repaired long before the drift check', async (t) => {
   // Its chains live in `ip filter` and `ip6 filter`, which Docker writes to at every start and stop:
   // only a table or chain deleted there calls for a check, and a flush deletes them all.
-  const ns = `dw-tw-${randomBytes(3).toString('hex')}`;
-  execFileSync('ip', ['netns', 'add', ns]);
-  t.teardown(() => execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
+  const ns = scratchNamespace(t);
   await cleanSlate();
   await runContainer({ publish: [`${PORT}:80/tcp`], labels: { 'dw-test.suite': 'table-watch' } });
   const d = daemon(t, ['nsenter', `--net=/run/netns/${ns}`, '--'], 'iptables');
