@@ -221,7 +221,9 @@ await main('gate', 170, { hostTable: true, docker: true, daemon: true }, async (
   });
 });
 
-const pct = (fraction: number) => `${(fraction * 100).toFixed(1)} %`;
+function pct(fraction: number): string {
+  return `${(fraction * 100).toFixed(1)} %`;
+}
 
 /**
  * The daemon's own timing of the decisions made between two scrapes of one histogram series: the
