@@ -520,6 +520,25 @@ export interface ContainerSpec {
   readonly create?: Partial<Docker.ContainerCreateOptions>;
 }
 
+/**
+ * Many running containers as a dense host has them (issue #18): the first `published` publish a port
+ * each (from `basePort` on: docker-proxy processes and our firewall's elements), the next `bridged` are
+ * on the default bridge without ports (a veth each: bridge isolation's work), the rest run with
+ * `--network none`. The test engine's default bridge is a /24: at most ~250 of them can be on it.
+ */
+export function mixedSpecs(n: number, published: number, bridged: number, basePort: number): ContainerSpec[] {
+  return Array.from({ length: n }, (_, i): ContainerSpec => {
+    if (i < published) return { hostPort: basePort + i };
+    const none = i >= published + bridged;
+    return { hostPort: 0, create: { ExposedPorts: {}, HostConfig: { PortBindings: {}, ...(none ? { NetworkMode: 'none' } : {}) } } };
+  });
+}
+
+/** What `mixedSpecs` made, for the bench's output. */
+export function describeMix(n: number, published: number, bridged: number): string {
+  return `${published} publishing a port, ${bridged} on the default bridge without ports, ${n - published - bridged} --network none`;
+}
+
 /** Creates and starts a bench container publishing `hostPort` (tcp); resolves with its id. */
 export async function startContainer(spec: ContainerSpec): Promise<string> {
   assertRunning();
@@ -654,6 +673,8 @@ export interface DaemonOptions {
   readonly dockerSocket?: string;
   /** YAML appended to the config (e.g. a `gate:` section). */
   readonly extraConfig?: string;
+  /** Added to the daemon's NODE_OPTIONS (e.g. `--cpu-prof` for a profile). */
+  readonly nodeOptions?: string;
 }
 
 export function writeConfig(
@@ -725,7 +746,9 @@ export function spawnDaemon(options: DaemonOptions): BenchDaemon {
   writeFileSync(policyFile, options.policy);
   const stateDir = options.stateDir ?? join(dir, 'state');
   const config = writeConfig(dir, policyFile, stateDir, options);
-  const child = spawn(process.execPath, [DAEMON_CLI, 'run', '--config', config], { env: daemonEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = daemonEnv();
+  if (options.nodeOptions) env.NODE_OPTIONS = [env.NODE_OPTIONS, options.nodeOptions].filter(Boolean).join(' ');
+  const child = spawn(process.execPath, [DAEMON_CLI, 'run', '--config', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogEntry[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ match: (l: LogEntry['line']) => boolean; resolve: (e: LogEntry) => void; reject: (e: Error) => void }>();
