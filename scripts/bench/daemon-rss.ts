@@ -13,8 +13,10 @@
  *
  * The containers (lib.ts mixedSpecs): DW_BENCH_RSS_PUBLISHED (default 150) publish a port,
  * DW_BENCH_RSS_BRIDGED (default 50) are on the default bridge without ports, the rest `--network none`.
- * DW_BENCH_RSS_RESTARTS (default 1): restarts measured with N running. DW_BENCH_RSS_PROFILE=DIR: one
- * more restart, not counted, under `--cpu-prof` (the profile lands in DIR when the daemon stops).
+ * DW_BENCH_RSS_RESTARTS (default 1): restarts measured with N running. DW_BENCH_RSS_COMPARE_CLI: as
+ * many restarts, taking turns, of another build (a before figure with the same containers, same run).
+ * DW_BENCH_RSS_PROFILE=DIR: one more restart, not counted, under `--cpu-prof` (the profile lands in
+ * DIR when the daemon stops).
  */
 import { spawn } from 'node:child_process';
 import {
@@ -27,6 +29,7 @@ const PUBLISHED = Math.min(N, Number(process.env.DW_BENCH_RSS_PUBLISHED ?? 150))
 const BRIDGED = Math.min(N - PUBLISHED, Number(process.env.DW_BENCH_RSS_BRIDGED ?? 50));
 const RESTARTS = Number(process.env.DW_BENCH_RSS_RESTARTS ?? 1);
 const PROFILE_DIR = process.env.DW_BENCH_RSS_PROFILE ?? '';
+const COMPARE_CLI = process.env.DW_BENCH_RSS_COMPARE_CLI ?? '';
 const TARGET_RECONCILE_RATIO = 2;
 const TARGET_RSS_1K_MB = 100;
 const BASE_PORT = 20000;
@@ -39,7 +42,7 @@ if (!Number.isInteger(PUBLISHED) || PUBLISHED < 0 || !Number.isInteger(BRIDGED) 
 if (!Number.isInteger(RESTARTS) || RESTARTS < 1 || RESTARTS > 10) throw new Error('DW_BENCH_RSS_RESTARTS must be 1..10');
 
 // Starting and removing containers takes ~0.3 s each here; each start-up reconcile some more.
-await main('daemon-rss', 175 + N * (1 + RESTARTS * 0.1), { hostTable: true, docker: true, daemon: true }, async () => {
+await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)), { hostTable: true, docker: true, daemon: true }, async () => {
   cleanupContainersOnExit();
   removeTableOnExit();
 
@@ -64,15 +67,16 @@ await main('daemon-rss', 175 + N * (1 + RESTARTS * 0.1), { hostTable: true, dock
   await Promise.all(ids.map((id) => first.waitFor(daemonJudged(id), 60_000)));
   const allJudged = now();
   const periodicAfter = () => first.logs.filter((e) => e.line.msg === 'reconciled' && e.line.reason === 'periodic' && e.rx >= allJudged);
-  // 5 s apart, each taking longer with more containers.
-  for (const deadline = now() + 25_000 + 40 * N; periodicAfter().length < 3; await sleep(100)) {
-    if (now() > deadline) throw new Error(`no three periodic reconciles within ${25 + 0.04 * N} s of the last judgement`);
-  }
+  // 5 s apart, each taking longer with more containers: three, or as many as came by the deadline.
+  for (const deadline = now() + 25_000 + 60 * N; periodicAfter().length < 3 && now() < deadline; await sleep(100));
+  if (periodicAfter().length === 0) throw new Error(`no periodic reconcile within ${25 + 0.06 * N} s of the last judgement`);
   const periodicMs = periodicAfter().map((e) => Number(e.line.ms));
   const loaded = await sample(first);
   say(`daemon-rss: ${N} running containers (${describeMix(N, PUBLISHED, BRIDGED)}; started in ${(startMs / 1000).toFixed(1)} s): RSS ${loaded.rssMiB} MiB (peak ${loaded.hwmMiB}); periodic reconcile ${periodicMs.join(', ')} ms`);
 
-  // Reconcile floor: list + inspect all (concurrency 8) + one read of the table.
+  await first.stop();
+
+  // Reconcile floor, with no daemon running: list + inspect all (concurrency 8) + one read of the table (left in place).
   const floors: number[] = [];
   for (let r = 0; r < 3; r++) {
     const [, t] = await timed(async () => {
@@ -86,26 +90,35 @@ await main('daemon-rss', 175 + N * (1 + RESTARTS * 0.1), { hostTable: true, dock
     floors.push(t);
   }
   const floorReconcile = median(floors);
-  await first.stop();
 
   // Restart with N running: the start-up reconcile (full replace of the kept table) and a fresh process's RSS.
-  const startupMs: number[] = [];
-  const restartedSamples: Array<{ rssMiB: number; hwmMiB: number }> = [];
   const trouble = first.logs.filter((e) => (e.line.level ?? 0) >= 40).map((e) => String(e.line.msg));
-  for (let r = 0; r < RESTARTS + (PROFILE_DIR ? 1 : 0); r++) {
-    const profiled = r === RESTARTS;
-    const d = spawnDaemon({ policy: POLICY, ...(profiled ? { nodeOptions: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {}) });
+  const restart = async (cli: string, nodeOptions?: string): Promise<{ ms: number; memory: { rssMiB: number; hwmMiB: number } }> => {
+    const d = spawnDaemon({ policy: POLICY, cli, ...(nodeOptions ? { nodeOptions } : {}) });
     const startup = await d.waitFor((l) => l.msg === 'reconciled', 60_000 + 100 * N);
-    if (!profiled) {
-      startupMs.push(Number(startup.line.ms));
-      await sleep(3000);
-      restartedSamples.push(await sample(d));
-    } else say(`daemon-rss: profiled restart (not counted): start-up reconcile ${String(startup.line.ms)} ms; profile in ${PROFILE_DIR}`);
+    await sleep(3000);
+    const memory = await sample(d);
     trouble.push(...d.logs.filter((e) => (e.line.level ?? 0) >= 40).map((e) => String(e.line.msg)));
     await d.stop();
+    return { ms: Number(startup.line.ms), memory };
+  };
+  const restarts: Array<Awaited<ReturnType<typeof restart>>> = [];
+  const compared: Array<Awaited<ReturnType<typeof restart>>> = [];
+  for (let r = 0; r < RESTARTS; r++) {
+    restarts.push(await restart(DAEMON_CLI));
+    if (COMPARE_CLI) compared.push(await restart(COMPARE_CLI));
   }
+  if (PROFILE_DIR) {
+    const profiled = await restart(DAEMON_CLI, `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`);
+    say(`daemon-rss: profiled restart (not counted): start-up reconcile ${profiled.ms} ms; profile in ${PROFILE_DIR}`);
+  }
+  const startupMs = restarts.map((r) => r.ms);
   const startupMedian = median(startupMs);
-  const restarted = { rssMiB: median(restartedSamples.map((m) => m.rssMiB)), hwmMiB: Math.max(...restartedSamples.map((m) => m.hwmMiB)) };
+  const restarted = { rssMiB: median(restarts.map((r) => r.memory.rssMiB)), hwmMiB: Math.max(...restarts.map((r) => r.memory.hwmMiB)) };
+  const comparedMs = compared.map((r) => r.ms);
+  if (COMPARE_CLI) {
+    say(`daemon-rss: ${COMPARE_CLI} restarted with ${N} running: start-up reconcile ${comparedMs.join(', ')} ms (median ${median(comparedMs)}, ${ratio(median(comparedMs), floorReconcile)}× the floor); RSS ${median(compared.map((r) => r.memory.rssMiB))} MiB`);
+  }
 
   const periodicMedian = median(periodicMs);
   const startupRatio = ratio(startupMedian, floorReconcile);
@@ -127,6 +140,7 @@ await main('daemon-rss', 175 + N * (1 + RESTARTS * 0.1), { hostTable: true, dock
     kib_per_container: Math.round(((loaded.rssMiB - idle.rssMiB) / N) * 1024),
     kib_per_container_restarted: Math.round(((restarted.rssMiB - idle.rssMiB) / N) * 1024),
     reconcile_ms: { startup_idle: Number(startup0.line.ms), periodic_with_n: periodicMs, startup_with_n: startupMs },
+    ...(COMPARE_CLI ? { compare_cli: COMPARE_CLI, compare_startup_with_n_ms: comparedMs, compare_ratio_startup_over_floor: ratio(median(comparedMs), floorReconcile) } : {}),
     reconcile_floor_ms: floorReconcile,
     ratio_periodic_over_floor: ratio(periodicMedian, floorReconcile),
     ratio_startup_over_floor: startupRatio,

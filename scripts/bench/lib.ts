@@ -675,6 +675,8 @@ export interface DaemonOptions {
   readonly extraConfig?: string;
   /** Added to the daemon's NODE_OPTIONS (e.g. `--cpu-prof` for a profile). */
   readonly nodeOptions?: string;
+  /** Another build's dist/cli/main.js than DAEMON_CLI (a before figure in the same run). */
+  readonly cli?: string;
 }
 
 export function writeConfig(
@@ -748,7 +750,7 @@ export function spawnDaemon(options: DaemonOptions): BenchDaemon {
   const config = writeConfig(dir, policyFile, stateDir, options);
   const env = daemonEnv();
   if (options.nodeOptions) env.NODE_OPTIONS = [env.NODE_OPTIONS, options.nodeOptions].filter(Boolean).join(' ');
-  const child = spawn(process.execPath, [DAEMON_CLI, 'run', '--config', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [options.cli ?? DAEMON_CLI, 'run', '--config', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogEntry[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ match: (l: LogEntry['line']) => boolean; resolve: (e: LogEntry) => void; reject: (e: Error) => void }>();
