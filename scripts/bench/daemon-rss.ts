@@ -90,16 +90,18 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
     floors.push(t);
   }
   const floorReconcile = median(floors);
+  say(`daemon-rss: reconcile floor (list + ${N + foreign} inspects ×${CONCURRENCY} + nft list, no daemon running) ${floors.map((f) => f.toFixed(0)).join(", ")} ms`);
 
   // Restart with N running: the start-up reconcile (full replace of the kept table) and a fresh process's RSS.
   const trouble = first.logs.filter((e) => (e.line.level ?? 0) >= 40).map((e) => String(e.line.msg));
-  const restart = async (cli: string, nodeOptions?: string): Promise<{ ms: number; memory: { rssMiB: number; hwmMiB: number } }> => {
-    const d = spawnDaemon({ policy: POLICY, cli, ...(nodeOptions ? { nodeOptions } : {}) });
+  const restart = async (cli: string, nodeArgs: readonly string[] = []): Promise<{ ms: number; memory: { rssMiB: number; hwmMiB: number } }> => {
+    const d = spawnDaemon({ policy: POLICY, cli, nodeArgs });
     const startup = await d.waitFor((l) => l.msg === 'reconciled', 60_000 + 300 * N);
     await sleep(3000);
     const memory = await sample(d);
     trouble.push(...d.logs.filter((e) => (e.line.level ?? 0) >= 40).map((e) => String(e.line.msg)));
     await d.stop();
+    say(`  restart of ${cli}${nodeArgs.length > 0 ? ` (${nodeArgs.join(' ')})` : ''}: start-up reconcile ${String(startup.line.ms)} ms, RSS ${memory.rssMiB} MiB`);
     return { ms: Number(startup.line.ms), memory };
   };
   const restarts: Array<Awaited<ReturnType<typeof restart>>> = [];
@@ -109,7 +111,7 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
     if (COMPARE_CLI) compared.push(await restart(COMPARE_CLI));
   }
   if (PROFILE_DIR) {
-    const profiled = await restart(DAEMON_CLI, `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}`);
+    const profiled = await restart(DAEMON_CLI, ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`]);
     say(`daemon-rss: profiled restart (not counted): start-up reconcile ${profiled.ms} ms; profile in ${PROFILE_DIR}`);
   }
   const startupMs = restarts.map((r) => r.ms);

@@ -673,8 +673,8 @@ export interface DaemonOptions {
   readonly dockerSocket?: string;
   /** YAML appended to the config (e.g. a `gate:` section). */
   readonly extraConfig?: string;
-  /** Added to the daemon's NODE_OPTIONS (e.g. `--cpu-prof` for a profile). */
-  readonly nodeOptions?: string;
+  /** Node's own flags before the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not take). */
+  readonly nodeArgs?: readonly string[];
   /** Another build's dist/cli/main.js than DAEMON_CLI (a before figure in the same run). */
   readonly cli?: string;
 }
@@ -748,9 +748,7 @@ export function spawnDaemon(options: DaemonOptions): BenchDaemon {
   writeFileSync(policyFile, options.policy);
   const stateDir = options.stateDir ?? join(dir, 'state');
   const config = writeConfig(dir, policyFile, stateDir, options);
-  const env = daemonEnv();
-  if (options.nodeOptions) env.NODE_OPTIONS = [env.NODE_OPTIONS, options.nodeOptions].filter(Boolean).join(' ');
-  const child = spawn(process.execPath, [options.cli ?? DAEMON_CLI, 'run', '--config', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.cli ?? DAEMON_CLI, 'run', '--config', config], { env: daemonEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogEntry[] = [];
   const stderr: string[] = [];
   const waiters = new Set<{ match: (l: LogEntry['line']) => boolean; resolve: (e: LogEntry) => void; reject: (e: Error) => void }>();
