@@ -90,7 +90,7 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
     floors.push(t);
   }
   const floorReconcile = median(floors);
-  say(`daemon-rss: reconcile floor (list + ${N + foreign} inspects ×${CONCURRENCY} + nft list, no daemon running) ${floors.map((f) => f.toFixed(0)).join(", ")} ms`);
+  say(`daemon-rss: reconcile floor (list + ${N + foreign} inspects ×${CONCURRENCY} + nft list, no daemon running) ${floors.map((f) => f.toFixed(0)).join(', ')} ms`);
 
   // Restart with N running: the start-up reconcile (full replace of the kept table) and a fresh process's RSS.
   const trouble = first.logs.filter((e) => (e.line.level ?? 0) >= 40).map((e) => String(e.line.msg));
