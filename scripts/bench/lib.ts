@@ -177,7 +177,9 @@ export async function main(name: string, limitSeconds: number, needs: PreflightO
     // The limit counts the bench, not the wait for the environment to be free.
     t0 = now();
     loadBefore = loadAverage();
-    limit = setTimeout(() => bail(`over its time limit of ${limitSeconds} s`, 124), limitSeconds * 1000);
+    // DW_BENCH_LIMIT_SECONDS: for a run against many containers the bench did not start itself.
+    const limitS = Number(process.env.DW_BENCH_LIMIT_SECONDS ?? limitSeconds);
+    limit = setTimeout(() => bail(`over its time limit of ${limitS} s`, 124), limitS * 1000);
     limit.unref();
     // Anyone else using the test environment while we measure disturbs the figures: say so.
     const watch = setInterval(() => {
