@@ -120,9 +120,10 @@ async function readExecStatus(execs: readonly ExecInspect[], containerId: string
   return new Map(running.flatMap((e, i) => (statuses[i] ? [[e.ID, statuses[i]] as const] : [])));
 }
 
-/** The container's mount table and the host's, or null when either cannot be read. */
+/** The container's mount table and the host's, or null when either cannot be read (the host's is not read without the container's: a create has none). */
 async function withHostTable(containerTable: Promise<MountEntry[] | null>) {
-  const [container, host] = await Promise.all([containerTable, readHostMountTable()]);
+  const container = await containerTable;
+  const host = container && (await readHostMountTable());
   return container && host && { container, host };
 }
 
