@@ -230,8 +230,8 @@ function otherUsers(): string[] {
     } catch {
       continue;
     }
-    // `flock LOCK cmd…` waiting for the test lock uses nothing yet; once it holds it, its children are found.
-    if (/^flock\s/.test(cmd)) continue;
+    // `flock LOCK cmd…` (or `timeout N flock …`) waiting for the test lock uses nothing yet; once it holds it, its children are found.
+    if (/^(timeout\s+\S+\s+)?flock\s/.test(cmd)) continue;
     if (/dist\/cli\/main\.js run\b/.test(cmd) || /test\/integration\/\S+\.test\.ts/.test(cmd)) found.push(`${entry}: ${cmd.slice(0, 140)}`);
   }
   return found;
