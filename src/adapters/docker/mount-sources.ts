@@ -23,8 +23,12 @@ export interface MountSourcesInput {
   /** Volume driver options by volume name (`GET /volumes/{name}`); null when the volume is gone. */
   readonly volumeOptions: (name: string) => Promise<Readonly<Record<string, string>> | null>;
   readonly probe: PathProbe;
-  /** The container's mount table and the host's (null: not running, or unreadable). */
-  readonly tables: { readonly container: readonly MountEntry[]; readonly host: readonly MountEntry[] } | null;
+  /**
+   * The container's mount table and the host's (null: not running, or unreadable), read only for a
+   * container that mounts a host path: the host's is long (two mounts per container) and costly to
+   * read, and a reconcile would read it once per container.
+   */
+  readonly tables: () => Promise<MountTables | null>;
   /** Engine socket paths recognised by identity. */
   readonly sockets: readonly string[];
 }
@@ -34,18 +38,23 @@ export async function readMountViews(input: MountSourcesInput): Promise<Map<stri
   const mounts = (input.inspect.Mounts ?? []).filter((m) => (m.Type === 'bind' || m.Type === 'volume') && m.Source.startsWith('/'));
   // Most containers (and creates) mount no host path: the sockets are not stat'ed for nothing.
   if (mounts.length === 0) return new Map();
-  const sockets = await socketIdentities(input.sockets);
-  const views = await Promise.all(mounts.map((m) => viewOf(m, input, sockets)));
+  const [sockets, tables] = await Promise.all([socketIdentities(input.sockets), input.tables()]);
+  const views = await Promise.all(mounts.map((m) => viewOf(m, input, tables, sockets)));
   return new Map(mounts.map((m, i) => [m.Destination, views[i]!]));
 }
 
 type InspectMount = NonNullable<ContainerInspect['Mounts']>[number];
 
-async function viewOf(mount: InspectMount, input: MountSourcesInput, sockets: SocketIdentities): Promise<MountView> {
+interface MountTables {
+  readonly container: readonly MountEntry[];
+  readonly host: readonly MountEntry[];
+}
+
+async function viewOf(mount: InspectMount, input: MountSourcesInput, tables: MountTables | null, sockets: SocketIdentities): Promise<MountView> {
   const problems: string[] = [];
   const backing = mount.Type === 'volume' && (mount.Driver ?? 'local') === 'local' && mount.Name ? volumeBacking(await input.volumeOptions(mount.Name)) : null;
-  const entry = input.tables && entryAt(input.tables.container, mount.Destination);
-  const allMapped = entry ? mappedPaths(entry, input.tables!.host) : [];
+  const entry = tables && entryAt(tables.container, mount.Destination);
+  const allMapped = entry ? mappedPaths(entry, tables!.host) : [];
   const [real, device] = await Promise.all([
     realSourceOf(mount, backing, allMapped, input.probe),
     backing === null || backing.kind === 'network' ? null : input.probe.realpath(backing.device),

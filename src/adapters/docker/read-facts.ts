@@ -1,5 +1,6 @@
 import { readFile, readlink, realpath } from 'node:fs/promises';
 import type { ContainerFacts, JoinableNamespace, NamespaceJoin } from '../../domain/facts.js';
+import type { MountEntry } from '../../domain/mount-map.js';
 import { pathProbe, type PathProbe } from '../fs/path-probe.js';
 import { readContainerMountTable, readHostMountTable } from '../proc/mount-table.js';
 import { readContainerProcesses, readStatusInContainer } from './container-processes.js';
@@ -76,24 +77,22 @@ export async function factsFromInspect(
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined || execHiddenByLabel ? [] : [execId])]);
   // A volume a create request would make has no inspect yet: the gate carries its driver options on the mount.
   const requestedOptions = new Map((inspect.Mounts ?? []).flatMap((m) => (m.Name && m.Options ? [[m.Name, m.Options] as const] : [])));
-  const tables = running ? mountTables(inspect.State.Pid, inspect.Id) : Promise.resolve(null);
-  const [image, processes, mountViews, execs, joinedNamespaces, mountTable] = await Promise.all([
+  const mountTable = running ? readContainerMountTable(inspect.State.Pid, inspect.Id) : Promise.resolve(null);
+  const [image, processes, mountViews, execs, joinedNamespaces, containerTable] = await Promise.all([
     // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
     inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
     // The init process is one of the cgroup's: its status is read once, there (apart, only when the cgroup could not be listed).
     running ? readContainerProcesses(inspect.State.Pid, inspect.Id).then(async (listed) => ({ listed, init: listed.processes.find((p) => p.pid === inspect.State.Pid)?.status ?? (await readStatusInContainer(inspect.State.Pid, inspect.Id)) })) : null,
-    tables.then((tables) =>
-      readMountViews({
-        inspect,
-        volumeOptions: async (name) => requestedOptions.get(name) ?? (await orNullIfMissing(docker.getVolume(name).inspect()))?.Options ?? null,
-        probe: options.probe ?? defaultProbe,
-        tables,
-        sockets: options.sockets?.() ?? [],
-      }),
-    ),
+    readMountViews({
+      inspect,
+      volumeOptions: async (name) => requestedOptions.get(name) ?? (await orNullIfMissing(docker.getVolume(name).inspect()))?.Options ?? null,
+      probe: options.probe ?? defaultProbe,
+      tables: () => withHostTable(mountTable),
+      sockets: options.sockets?.() ?? [],
+    }),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
     followJoins(docker, inspect, running ? inspect.State.Pid : 0),
-    tables.then((tables) => tables?.container ?? null),
+    mountTable,
   ]);
   const inspected = execs.filter((e): e is ExecInspect => e?.ContainerID === inspect.Id);
   const execStatus = await readExecStatus(inspected, inspect.Id);
@@ -110,7 +109,7 @@ export async function factsFromInspect(
     execHiddenByLabel,
     processes: processes?.listed.processes ?? [],
     processesUnread: processes?.listed.unread ?? 0,
-    mountTable,
+    mountTable: containerTable,
   });
 }
 
@@ -121,9 +120,10 @@ async function readExecStatus(execs: readonly ExecInspect[], containerId: string
   return new Map(running.flatMap((e, i) => (statuses[i] ? [[e.ID, statuses[i]] as const] : [])));
 }
 
-/** The container's mount table and the host's, or null when either cannot be read. */
-async function mountTables(pid: number, containerId: string) {
-  const [container, host] = await Promise.all([readContainerMountTable(pid, containerId), readHostMountTable()]);
+/** The container's mount table and the host's, or null when either cannot be read (the host's is not read without the container's: a create has none). */
+async function withHostTable(containerTable: Promise<MountEntry[] | null>) {
+  const container = await containerTable;
+  const host = container && (await readHostMountTable());
   return container && host && { container, host };
 }
 

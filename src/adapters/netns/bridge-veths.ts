@@ -9,6 +9,7 @@
 import { createRequire } from 'node:module';
 import { parseMac } from '../../domain/bridge/ports.js';
 import { isToolError, runTool } from '../firewall/run-tool.js';
+import { freshRead } from '../fresh-read.js';
 
 const TIMEOUT_MS = 10_000;
 
@@ -62,30 +63,8 @@ export async function bridgeVeths(pid: number): Promise<Map<string, string>> {
   return veths;
 }
 
-let running: Promise<Link[]> | null = null;
-let next: Promise<Link[]> | null = null;
-
-/**
- * The host's links, from a dump that started after this call: callers that ask while one runs share
- * the next one, which starts when it ends. A reconcile of n containers makes a few dumps instead of n
- * (each a fork of the daemon, ~3 ms of its event loop), and no veth that existed at a call is missing.
- */
-function hostLinks(): Promise<Link[]> {
-  if (running === null) return dumpHostLinks();
-  return (next ??= running.catch(() => {}).then(() => {
-    next = null;
-    return dumpHostLinks();
-  }));
-}
-
-function dumpHostLinks(): Promise<Link[]> {
-  const dump = links('ip', ['-j', '-d', 'link', 'show']);
-  running = dump;
-  void dump.catch(() => {}).finally(() => {
-    if (running === dump) running = null;
-  });
-  return dump;
-}
+/** The host's links (src/adapters/fresh-read.ts): a dump is a fork of the daemon, ~3 ms of its event loop. */
+const hostLinks = freshRead(() => links('ip', ['-j', '-d', 'link', 'show']));
 
 async function links(file: string, args: readonly string[]): Promise<Link[]> {
   let stdout: string;
