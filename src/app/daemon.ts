@@ -39,6 +39,7 @@ import { TABLE } from '../adapters/nftables/render.js';
 import { BRIDGE_TABLE } from '../adapters/nftables/bridge-render.js';
 import type { TableEventWatch } from '../adapters/nftables/table-events.js';
 import { watchOwnTables } from './table-watch.js';
+import { dockerProxyListeners } from '../adapters/proc/docker-proxy.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
 const CONCURRENCY = 8;
@@ -114,6 +115,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
           container,
           details: { connections, source, hostAddress, hostPort: port, proto },
         })),
+      dockerProxyListeners,
     );
     if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
