@@ -200,8 +200,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
         // From the first reconcile's end on (before it, its own drift check comes next anyway, and
         // the bridge table of an earlier run is still being adopted, not replaced).
         if (tableWatch === undefined) tableWatch = watchOwnTables([
-          ...(firewallTable === null ? [] : [{ table: firewallTable, check: () => firewall.repairDrift(), failure: 'firewall drift check failed' }]),
-          ...(bridge ? [{ table: BRIDGE_TABLE, check: () => bridge.repairDrift(), failure: 'bridge isolation drift check failed' }] : []),
+          ...(firewallTable === null ? [] : [{ table: firewallTable, check: () => firewall.repairDrift(), repair: () => firewall.repairNow(), failure: 'firewall drift check failed' }]),
+          ...(bridge ? [{ table: BRIDGE_TABLE, check: () => bridge.repairDrift(), repair: () => bridge.repairNow(), failure: 'bridge isolation drift check failed' }] : []),
         ], log);
       },
     },

@@ -85,7 +85,7 @@ export class FirewallEnforcer implements Enforcer {
   async forget(id: string): Promise<void> {
     this.refs.delete(id);
     // A port closed until judged whose container went first is no longer served: it goes too.
-    const still = this.unjudged.length === 0 ? [] : await this.servedClaims();
+    const still = this.unjudged.length === 0 ? [] : this.closedUnjudged(await this.servedPorts());
     await this.change({ containerId: id, claims: [], endpoints: [] }, ...this.closing(this.unjudged.filter((c) => still.some((s) => sameClaim(s, c)))));
   }
 
@@ -156,6 +156,11 @@ export class FirewallEnforcer implements Enforcer {
     return this.sync.repairDrift();
   }
 
+  /** Our table was deleted: repair at once (`KernelSync.repairNow`), no read beside the queue first. */
+  repairNow(): Promise<string | null> {
+    return this.sync.repairNow();
+  }
+
   /** A drift read outside the queue (see `repairDrift`); null when the kernel's content is not ours to compare yet. */
   private readHolds(changing: Set<string>): Promise<boolean> | null {
     const options = this.installedOptions;
@@ -210,27 +215,34 @@ export class FirewallEnforcer implements Enforcer {
     return [{ containerId: UNJUDGED, claims: [...claims], endpoints: [] }];
   }
 
-  /** The ports served now that no container's judgement claims; none when they cannot be read (said in the log). */
-  private async servedClaims(): Promise<PortClaim[]> {
+  /** The host ports served now, judged or not; none when they cannot be read (said in the log). */
+  private async servedPorts(): Promise<readonly ServedPort[]> {
     try {
-      return closedUntilJudged(await this.served(), (claim) => this.desired.covers(claim, UNJUDGED));
+      return await this.served();
     } catch (error) {
       this.log.error({ err: error }, 'served host ports unreadable; ports not yet judged stay as they are');
       return [];
     }
   }
 
+  /** Claims closing those of `served` that no container's judgement claims as of now. */
+  private closedUnjudged(served: readonly ServedPort[]): PortClaim[] {
+    return closedUntilJudged(served, (claim) => this.desired.covers(claim, UNJUDGED));
+  }
+
   private async verify(): Promise<string | null> {
     if (this.adopting) return null; // the earlier run's ruleset is not ours to compare yet
+    // Whoever took our rules may have taken Docker's DNAT (`nft flush ruleset`): docker-proxy then serves
+    // every published port on the input path, where a port not yet judged is open to every source
+    // (the forward path's fail-closed drop is for DNATed traffic). Under `ports.default: deny` those
+    // ports are closed to everyone in the repair's replace, until their containers are judged. Read
+    // beside the kernel's table, so a repair waits for the slower of the two, not for both.
+    const served = this.options.defaultDeny ? this.servedPorts() : null;
     const drift = await this.backend.drift(this.desired.snapshot(this.installedOptions ?? this.options));
     if (!drift) return null;
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
     this.installedOptions = null;
-    // Whoever took our rules may have taken Docker's DNAT (`nft flush ruleset`): docker-proxy then serves
-    // every published port on the input path, where a port not yet judged is open to every source
-    // (the forward path's fail-closed drop is for DNATed traffic). Under `ports.default: deny` those
-    // ports are closed to everyone in the same replace, until their containers are judged.
-    if (this.options.defaultDeny) for (const elements of this.closing(await this.servedClaims())) this.desired.set(elements);
+    if (served) for (const elements of this.closing(this.closedUnjudged(await served))) this.desired.set(elements);
     await this.flush();
     this.onDriftRepaired(drift);
     return drift;

@@ -13,6 +13,8 @@ export interface WatchedTable {
   readonly table: string;
   /** The table's drift check, which repairs what differs (an enforcer's `repairDrift`). */
   readonly check: () => Promise<unknown>;
+  /** The same when the table itself was deleted (`repairNow`): no read beside the queue, which could only find it missing. */
+  readonly repair: () => Promise<unknown>;
   /** The log message when the check fails. */
   readonly failure: string;
 }
@@ -34,6 +36,10 @@ export function calledFor(event: TableEvent, table: string): boolean {
   return `${event.family} ${event.table}` === table && event.message !== 'newsetelem' && event.message !== 'delsetelem';
 }
 
+/** Whether `event` is the deletion of `table` itself (each `nft flush ruleset` deletes every table). */
+export const deleted = (event: TableEvent, table: string): boolean =>
+  event.kind === 'change' && event.message === 'deltable' && `${event.family} ${event.table}` === table;
+
 /**
  * Listens for changes to `tables` until `close()`; null (said once, in the log) when the kernel's
  * notifications cannot be had here, and the periodic drift check is all there is.
@@ -47,7 +53,7 @@ export function watchOwnTables(tables: readonly WatchedTable[], log: Logger): Ta
         const cause = events.find((event) => calledFor(event, table));
         if (cause === undefined) continue;
         log.debug({ table, cause }, 'nftables change to our table; checking it now');
-        check();
+        check(events.some((event) => deleted(event, table)));
       }
     });
     log.info({ tables: tables.map((t) => t.table) }, 'watching nftables changes to our tables');
@@ -58,26 +64,32 @@ export function watchOwnTables(tables: readonly WatchedTable[], log: Logger): Ta
   }
 }
 
-/** Runs the table's check after DEBOUNCE_MS; a request while one runs makes one more run after it. */
-function coalesced(watched: WatchedTable, log: Logger): () => void {
+/**
+ * Runs the table's check after DEBOUNCE_MS (its repair when a request said the table was deleted); a
+ * request while one runs makes one more run after it.
+ */
+function coalesced(watched: WatchedTable, log: Logger): (gone: boolean) => void {
   let timer: NodeJS.Timeout | null = null;
   let running = false;
   let again = false;
+  let wasDeleted = false;
   const run = (): void => {
     timer = null;
     running = true;
-    watched
-      .check()
+    const gone = wasDeleted;
+    wasDeleted = false;
+    (gone ? watched.repair() : watched.check())
       .catch((error: unknown) => log.error({ err: error }, watched.failure))
       .finally(() => {
         running = false;
         if (again) {
           again = false;
-          request();
+          request(false);
         }
       });
   };
-  const request = (): void => {
+  const request = (gone: boolean): void => {
+    wasDeleted ||= gone;
     if (running) again = true;
     else timer ??= setTimeout(run, DEBOUNCE_MS).unref();
   };

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { parseNotifications, type TableEvent } from '../../src/adapters/nftables/table-events.js';
-import { calledFor } from '../../src/app/table-watch.js';
+import { calledFor, deleted } from '../../src/app/table-watch.js';
 
 const CAPTURE = resolve(import.meta.dirname, '../helpers/nft-capture.mjs');
 
@@ -114,4 +114,11 @@ t.test('a check is called for by changes to our table, not by set elements, and 
   t.same(called('flushRuleset'), ['delchain', 'delset', 'deltable']);
   t.ok(calledFor({ kind: 'unknown', reason: 'overrun' }, ours), 'notifications lost: check');
   t.notOk(calledFor({ kind: 'change', family: 'ip', table: 'dw_a', message: 'deltable' }, ours), 'same name, other family');
+});
+
+t.test('a flush ruleset deletes our table itself (repaired without a read beside first); a flushed chain does not', async (t) => {
+  const ours = 'inet dw_a';
+  t.ok(captured.flushRuleset.flatMap(parseNotifications).some((e) => deleted(e, ours)));
+  t.notOk(captured.flushChain.flatMap(parseNotifications).some((e) => deleted(e, ours)));
+  t.notOk(deleted({ kind: 'unknown', reason: 'overrun' }, ours), 'notifications lost: checked, not assumed deleted');
 });
