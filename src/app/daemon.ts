@@ -39,7 +39,7 @@ import { TABLE } from '../adapters/nftables/render.js';
 import { BRIDGE_TABLE } from '../adapters/nftables/bridge-render.js';
 import type { TableEventWatch } from '../adapters/nftables/table-events.js';
 import { watchOwnTables } from './table-watch.js';
-import { dockerProxyListeners } from '../adapters/proc/docker-proxy.js';
+import { dockerProxyReader } from '../adapters/proc/docker-proxy.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
 const CONCURRENCY = 8;
@@ -100,6 +100,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   });
   let firewall: FirewallEnforcer;
   let firewallTable: string | null = null;
+  /** docker-proxy's listeners, which a drift repair closes until judged (primed once the start-up reconcile is done). */
+  const dockerProxies = dockerProxyReader();
   try {
     const backend = metrics.measured(await selectBackend(config.firewall.backend));
     if (backend.name === 'nftables') firewallTable = TABLE;
@@ -115,7 +117,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
           container,
           details: { connections, source, hostAddress, hostPort: port, proto },
         })),
-      dockerProxyListeners,
+      () => dockerProxies.read(),
     );
     if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
@@ -199,7 +201,9 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
         announceReady(statusLine());
         // From the first reconcile's end on (before it, its own drift check comes next anyway, and
         // the bridge table of an earlier run is still being adopted, not replaced).
-        if (tableWatch === undefined) tableWatch = watchOwnTables([
+        if (tableWatch !== undefined) return;
+        dockerProxies.prime();
+        tableWatch = watchOwnTables([
           ...(firewallTable === null ? [] : [{ table: firewallTable, check: () => firewall.repairDrift(), repair: () => firewall.repairNow(), failure: 'firewall drift check failed' }]),
           ...(bridge ? [{ table: BRIDGE_TABLE, check: () => bridge.repairDrift(), repair: () => bridge.repairNow(), failure: 'bridge isolation drift check failed' }] : []),
         ], log);

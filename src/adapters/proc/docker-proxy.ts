@@ -5,8 +5,8 @@
  * the port on the input path, and a port not yet judged is then open to every source. The firewall
  * enforcer closes these ports until they are judged (FirewallEnforcer.repairDrift).
  *
- * Read from procfs: a process whose `comm` is docker-proxy in this process's network namespace, its
- * `-proto`, `-host-ip` and `-host-port` arguments. Anyone can name a process docker-proxy: the worst a
+ * Read from procfs: a process whose `comm` is docker-proxy in this process's network namespace (or a
+ * child of its dockerd), its `-proto`, `-host-ip` and `-host-port` arguments. Anyone can name a process docker-proxy: the worst a
  * fake one does is close a port to every source until the containers are judged.
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
@@ -21,20 +21,90 @@ export interface ProxyListener {
 
 const FLAGS = ['-proto', '-host-ip', '-host-port'] as const;
 
-/** Every docker-proxy listener of this network namespace; processes that end while read are skipped. */
-export async function dockerProxyListeners(proc = '/proc'): Promise<ProxyListener[]> {
+/**
+ * Reads docker-proxy's listeners fast enough for a repair to wait for them: procfs holds hundreds of
+ * processes (a full read of every `comm` took 26–260 ms on a loaded 2-core machine), docker-proxy's
+ * parent is dockerd, and dockerd's children are listed in `/proc/<pid>/task/<tid>/children`. So a full
+ * read finds this namespace's dockerd processes once (`prime`, off the repair's path), and every
+ * read after it lists their children only. A dockerd gone (a restart), or none found, means a full
+ * read again. A second dockerd started in the namespace beside one remembered is not seen.
+ */
+export interface DockerProxyReader {
+  read(): Promise<ProxyListener[]>;
+  /** Does the full read now, so the first `read` is a fast one. */
+  prime(): void;
+}
+
+export function dockerProxyReader(proc = '/proc'): DockerProxyReader {
+  let dockerds: Promise<Dockerd[]> = Promise.resolve([]);
+  const full = (): Promise<ProxyListener[]> => {
+    const result = fullRead(proc);
+    dockerds = result.then((r) => r.dockerds, () => []);
+    return result.then((r) => r.listeners);
+  };
+  return {
+    prime: () => void full().catch(() => {}),
+    async read() {
+      const known = await dockerds;
+      const fast = known.length === 0 ? null : await childrenRead(proc, known).catch(() => null);
+      return fast ?? full();
+    },
+  };
+}
+
+/** A dockerd process: its pid and start time (a pid reused by another process is not it). */
+interface Dockerd {
+  readonly pid: string;
+  readonly started: string;
+}
+
+/** Every process: this namespace's docker-proxy listeners and dockerd processes. */
+async function fullRead(proc: string): Promise<{ listeners: ProxyListener[]; dockerds: Dockerd[] }> {
   const ownNet = await readlink(`${proc}/self/ns/net`);
   const pids = (await readdir(proc)).filter((name) => /^[0-9]+$/.test(name));
-  const found = await Promise.all(pids.map(async (pid): Promise<ProxyListener | null> => {
+  const listeners: ProxyListener[] = [];
+  const dockerds: Dockerd[] = [];
+  await Promise.all(pids.map(async (pid) => {
     try {
-      if ((await readFile(`${proc}/${pid}/comm`, 'utf8')) !== 'docker-proxy\n') return null;
-      if ((await readlink(`${proc}/${pid}/ns/net`)) !== ownNet) return null;
-      return parseArguments((await readFile(`${proc}/${pid}/cmdline`, 'utf8')).split('\0'));
+      const comm = await readFile(`${proc}/${pid}/comm`, 'utf8');
+      if (comm !== 'docker-proxy\n' && comm !== 'dockerd\n') return;
+      if ((await readlink(`${proc}/${pid}/ns/net`)) !== ownNet) return;
+      if (comm === 'dockerd\n') dockerds.push({ pid, started: await startTime(proc, pid) });
+      else {
+        const listener = parseArguments((await readFile(`${proc}/${pid}/cmdline`, 'utf8')).split('\0'));
+        if (listener) listeners.push(listener);
+      }
     } catch {
-      return null; // gone meanwhile, or not ours to read
+      // gone meanwhile, or not ours to read
     }
   }));
-  return found.filter((listener) => listener !== null);
+  return { listeners, dockerds };
+}
+
+/** The docker-proxy children of `dockerds`; null when one of them is gone (a full read is due). */
+async function childrenRead(proc: string, dockerds: readonly Dockerd[]): Promise<ProxyListener[] | null> {
+  const listeners: ProxyListener[] = [];
+  for (const { pid, started } of dockerds) {
+    if ((await startTime(proc, pid).catch(() => null)) !== started) return null;
+    const children = (await Promise.all((await readdir(`${proc}/${pid}/task`)).map((tid) => readFile(`${proc}/${pid}/task/${tid}/children`, 'utf8').catch(() => ''))))
+      .flatMap((list) => list.split(' ').filter((child) => child !== ''));
+    const found = await Promise.all(children.map(async (child) => {
+      try {
+        if ((await readFile(`${proc}/${child}/comm`, 'utf8')) !== 'docker-proxy\n') return null;
+        return parseArguments((await readFile(`${proc}/${child}/cmdline`, 'utf8')).split('\0'));
+      } catch {
+        return null; // ended meanwhile
+      }
+    }));
+    listeners.push(...found.filter((listener) => listener !== null));
+  }
+  return listeners;
+}
+
+/** Field 22 of `/proc/<pid>/stat`, counted after the command name (which may hold spaces and parentheses). */
+async function startTime(proc: string, pid: string): Promise<string> {
+  const stat = await readFile(`${proc}/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
 }
 
 /** docker-proxy's own flags (`-flag value`); null when one is missing or out of range. */
