@@ -32,6 +32,7 @@ import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { bindNotifySocket } from '../../test/helpers/notify-socket.js';
 import { loadTestImage, netnsDockerd, type NetnsDockerd } from '../../test/helpers/netns-dockerd.js';
+import { tableTimeline } from '../../test/helpers/table-timeline.js';
 import { docker as testDocker, TEST_IMAGE } from '../../test/helpers/docker.js';
 import {
   Aborted, BenchBroken, CLI, fmtStats, startContainer, ROOT, cleanEnv, main, now, onCleanup, printJson, say, scratchDir, scratchNetns, sleep, stats, writeConfig, Refusal,
@@ -379,6 +380,10 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
     });
 
   const prober = startProber(probe);
+  // When our table existed, from the kernel's notifications: each flush breach came before or after the repair.
+  const timeline = tableTimeline(soak);
+  onCleanup('table timeline', () => timeline.stop());
+  await timeline.ready;
 
   // ---------------------------------------------------------------- control: no daemon, no table
   say(`# chaos: ${QUICK ? 'quick' : 'full'} run; netns ${soak} (dockerd, daemon, receiver) and ${probe} (probers)`);
@@ -628,9 +633,18 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
   // When in its window each flush breach came: our tables are back within ~0.1 s of the flush (bench flush-repair).
   const afterFlush = breaches.flatMap((b) => windows.filter((w) => w.kind === 'flush' && b.t >= w.from && b.t <= w.to + 1000).slice(-1).map((w) => b.t - w.from));
   if (afterFlush.length > 0) say(`  flush-window breaches, ms after the flush: ${fmtStats(stats(afterFlush))}`);
-  // The daemon logs `firewall drift repaired` just before its replace (which takes some 20–50 ms more).
-  const repairedAfter = windows.filter((w) => w.kind === 'flush').flatMap((w) => daemon.lines.filter((l) => l.line.msg === 'firewall drift repaired' && l.t >= w.from).slice(0, 1).map((l) => l.t - w.from));
-  if (repairedAfter.length > 0) say(`  flush → 'firewall drift repaired' logged, ms: ${repairedAfter.map((ms) => ms.toFixed(0)).join(', ')}`);
+  // Each flush as the kernel saw it: our table deleted → back (the daemon's replace committed), and
+  // the breaches of its window before and after that; those after are not our table's absence.
+  const flushes = windows.filter((w) => w.kind === 'flush').map((w) => {
+    const { deleted, back } = timeline.flushAfter(w.from);
+    const inIt = breaches.filter((b) => b.t >= w.from && b.t <= w.to + 1000);
+    return { tableBackMs: back - deleted, beforeRepair: inIt.filter((b) => b.t < back).length, afterRepair: inIt.filter((b) => !(b.t < back)) };
+  });
+  for (const f of flushes) {
+    say(`  flush: our table deleted → back ${f.tableBackMs} ms; denied connections completed before it ${f.beforeRepair}, after it ${f.afterRepair.length}`);
+    for (const b of f.afterRepair.slice(0, 5)) say(`    after the repair: ${explain(b)}`);
+  }
+  for (const l of daemon.lines.filter((l) => l.line.msg === 'ports docker-proxy serves, not yet judged, closed to every source')) say(`  the repair closed until judged: ${JSON.stringify(l.line.firewall)}`);
   say(`end state (settled in ${(settleMs / 1000).toFixed(1)} s): ${end.running} running, unjudged ${end.unjudged.length}, stale rules ${end.stale.length} (target 0 each)${end.unjudged.length + end.stale.length ? `: ${[...end.unjudged, ...end.stale].slice(0, 10).join('; ')}` : ''}`);
   say(`forbidden-capability containers running at the end: ${end.capRunning} (target 0); killed by the daemon ${capKilled}/${capStarted}, lifetime ${JSON.stringify(stats(capLifetimes))} ms`);
   say(`alerts: raised ${raised.size}, received ${raised.size - lost.length}, lost ${lost.length} (target 0); received without a log line ${unlogged.length}`);
@@ -665,6 +679,7 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
     nodeStartFloorMs: floor,
     dockerdRestarts: dockerdRestartMs.length,
     flushes: FLUSHES,
+    flushWindows: flushes.map((f) => ({ tableBackMs: f.tableBackMs, deniedBeforeRepair: f.beforeRepair, deniedAfterRepair: f.afterRepair.length })),
     reloadsSent: reloads,
     reloadsLogged: reloaded,
     soakSeconds: Math.round(soakSeconds),

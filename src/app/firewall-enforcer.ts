@@ -242,7 +242,10 @@ export class FirewallEnforcer implements Enforcer {
     if (!drift) return null;
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
     this.installedOptions = null;
-    if (served) for (const elements of this.closing(this.closedUnjudged(await served))) this.desired.set(elements);
+    if (served) {
+      for (const elements of this.closing(this.closedUnjudged(await served))) this.desired.set(elements);
+      if (this.unjudged.length > 0) this.log.warn({ firewall: { closedUntilJudged: this.unjudged.map((c) => `${c.hostAddr.text} ${c.proto}/${c.port}`) } }, 'ports docker-proxy serves, not yet judged, closed to every source');
+    }
     await this.flush();
     this.onDriftRepaired(drift);
     return drift;

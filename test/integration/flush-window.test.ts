@@ -10,17 +10,18 @@
  * existed then.
  */
 import t, { type Test } from 'tap';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type Docker from 'dockerode';
 import { judged, spawnDaemon, type DaemonProcess } from '../helpers/daemon.js';
 import { TEST_IMAGE } from '../helpers/docker.js';
 import { loadTestImage, netnsDockerd } from '../helpers/netns-dockerd.js';
+import { tableTimeline } from '../helpers/table-timeline.js';
 import { until } from '../helpers/until.js';
 
 const HOST = '198.51.100.1';
@@ -34,7 +35,6 @@ ports:
   rules:
     - { name: web, match: { port: ${JUDGED_PORT}-${UNJUDGED_PORT}/tcp }, allow: [${GOOD}] }
 `;
-const EVENTS_MODULE = resolve(import.meta.dirname, '../../dist/adapters/nftables/table-events.js');
 
 // ------------------------------------------------------------------ namespaces
 
@@ -101,32 +101,6 @@ function prober(t: Test, ns: string, ports: readonly number[]): { attempts: Atte
   return { attempts };
 }
 
-// ------------------------------------------------------------------ when our table existed
-
-// The kernel's notifications (the daemon's own listener, dist/), each new or deleted `inet dockwarden` with its time.
-const TIMELINE = `
-const { watchTableEvents } = await import(process.argv[1]);
-globalThis.keep = watchTableEvents((events) => {
-  for (const e of events) if (e.kind !== 'change' || (e.family === 'inet' && e.table === 'dockwarden' && /^(new|del)table$/.test(e.message)))
-    process.stdout.write(JSON.stringify({ t: Date.now(), what: e.kind === 'change' ? e.message : e.reason }) + '\\n');
-});
-process.stdout.write('{"ready":true}\\n');
-setInterval(() => {}, 1 << 30);
-`;
-
-function tableTimeline(t: Test, ns: string): { ready: Promise<void>; events: Array<{ t: number; what: string }>; presentAt(ms: number): boolean } {
-  const child: ChildProcess = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, '--input-type=module', '-e', TIMELINE, EVENTS_MODULE], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => void child.kill('SIGKILL'));
-  const events: Array<{ t: number; what: string }> = [];
-  const ready = new Promise<void>((resolve) =>
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const e = JSON.parse(line) as { ready?: true; t: number; what: string };
-      if (e.ready) resolve();
-      else events.push(e);
-    }));
-  return { ready, events, presentAt: (ms) => events.filter((e) => e.t <= ms).at(-1)?.what !== 'deltable' };
-}
-
 // ------------------------------------------------------------------ the daemon's Docker API, held at will
 
 /** A unix socket forwarding to dockerd's; `hold()` stops both directions of every connection until `release()`. */
@@ -183,7 +157,8 @@ t.test('nft flush ruleset: no denied connection completes once our table is back
   await dockerd.start();
   await loadTestImage(dockerd.docker);
   const api = holdableApi(t, dockerd.socket);
-  const timeline = tableTimeline(t, ns.host);
+  const timeline = tableTimeline(ns.host);
+  t.teardown(() => timeline.stop());
   await timeline.ready;
 
   const first = await run(dockerd.docker, JUDGED_PORT);
@@ -216,8 +191,7 @@ t.test('nft flush ruleset: no denied connection completes once our table is back
   await d.waitForLog(judged(second.Id), 30_000);
   await sleep(2000);
 
-  const flushed = timeline.events.find((e) => e.what === 'deltable' && e.t >= flushCommand)?.t ?? NaN;
-  const restored = timeline.events.find((e) => e.what === 'newtable' && e.t >= flushed)?.t ?? NaN;
+  const { deleted: flushed, back: restored } = timeline.flushAfter(flushCommand);
   t.comment(`flush (our table deleted) → our table back: ${restored - flushed} ms`);
   const breaches = probe.attempts.filter((a) => a.denied !== undefined && a.v === 'connected');
   for (const b of breaches) t.comment(`denied connection completed: ${b.t - flushed} ms after the flush, port ${b.denied}, our table ${timeline.presentAt(b.t) ? 'present' : 'absent'}`);
