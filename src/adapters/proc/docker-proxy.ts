@@ -6,8 +6,8 @@
  * enforcer closes these ports until they are judged (FirewallEnforcer.repairDrift).
  *
  * Read from procfs: a process whose `comm` is docker-proxy in this process's network namespace (or a
- * child of its dockerd), its `-proto`, `-host-ip` and `-host-port` arguments. Anyone can name a process docker-proxy: the worst a
- * fake one does is close a port to every source until the containers are judged.
+ * child of its dockerd), its `-proto`, `-host-ip` and `-host-port` arguments. Anyone can name a
+ * process docker-proxy: the worst a fake one does is close a port to every source until judged.
  */
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { PROTOCOLS, type Protocol } from '../../domain/facts.js';
