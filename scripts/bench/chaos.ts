@@ -26,11 +26,13 @@
  */
 import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { bindNotifySocket } from '../../test/helpers/notify-socket.js';
+import { loadTestImage, netnsDockerd, type NetnsDockerd } from '../../test/helpers/netns-dockerd.js';
+import { tableTimeline } from '../../test/helpers/table-timeline.js';
 import { docker as testDocker, TEST_IMAGE } from '../../test/helpers/docker.js';
 import {
   Aborted, BenchBroken, CLI, fmtStats, startContainer, ROOT, cleanEnv, main, now, onCleanup, printJson, say, scratchDir, scratchNetns, sleep, stats, writeConfig, Refusal,
@@ -168,80 +170,12 @@ function namespaces(): { soak: string; probe: string } {
   return { soak, probe };
 }
 
-// ------------------------------------------------------------------ the bench's own dockerd
+// ------------------------------------------------------------------ the bench's own dockerd (test/helpers/netns-dockerd.ts)
 
-interface SoakDockerd {
-  readonly socket: string;
-  readonly docker: Docker;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-function soakDockerd(netns: string): SoakDockerd {
-  const run = `/run/dw-chaos-${process.pid}`;
-  const dataRoot = `/var/lib/dw-chaos-${process.pid}`;
-  const socket = `${run}/docker.sock`;
-  mkdirSync(`${run}/exec`, { recursive: true });
-  mkdirSync(dataRoot, { recursive: true });
-  onCleanup(`dockerd dirs ${run} ${dataRoot}`, () => {
-    // A container dockerd did not get to unmount (it was killed, or one landed while it stopped).
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '');
-    for (const m of mounts.filter((m) => m.startsWith(`${dataRoot}/`) || m.startsWith(`${run}/`)).reverse()) {
-      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
-    }
-    rmSync(dataRoot, { recursive: true, force: true });
-    rmSync(run, { recursive: true, force: true });
-  });
-  const docker = new Docker({ socketPath: socket, timeout: 30_000 });
-  let child: ChildProcess | null = null;
-  let log: string[] = [];
-  const stop = async (): Promise<void> => {
-    const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGTERM');
-    await Promise.race([exited, sleep(30_000)]);
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'), await exited;
-  };
-  onCleanup('soak dockerd', async () => {
-    // Containers first (their shims would outlive a killed dockerd), then dockerd.
-    // A create that was in flight when the cleanup listed may land afterwards: list again until none.
-    for (let round = 0; round < 5 && child && child.exitCode === null; round++) {
-      const list = await docker.listContainers({ all: true }).catch(() => []);
-      if (list.length === 0) break;
-      await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
-      await sleep(500);
-    }
-    await stop();
-  });
-  return {
-    socket,
-    docker,
-    stop,
-    async start() {
-      log = [];
-      const c = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', 'dockerd',
-        '--host', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', `${run}/exec`, '--pidfile', `${run}/dockerd.pid`,
-        '--bip', '10.214.0.1/24', '--containerd-namespace', `dw-chaos-${process.pid}`, '--containerd-plugins-namespace', `dw-chaos-${process.pid}-plugins`,
-        '--cgroup-parent', `dw-chaos-${process.pid}`, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      child = c;
-      c.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
-      c.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
-      const deadline = Date.now() + 60_000;
-      for (;;) {
-        if (c.exitCode !== null) throw new Error(`soak dockerd exited during start-up:\n${log.join('').slice(-2000)}`);
-        if (await docker.ping().then(() => true, () => false)) return;
-        if (Date.now() > deadline) throw new Error(`soak dockerd did not answer within 60 s:\n${log.join('').slice(-2000)}`);
-        await sleep(100);
-      }
-    },
-  };
-}
-
-async function loadImage(docker: Docker): Promise<void> {
-  if (await docker.getImage(TEST_IMAGE).inspect().then(() => true, () => false)) return;
-  const stream = await docker.loadImage(await testDocker.getImage(TEST_IMAGE).get());
-  await new Promise((resolve, reject) => docker.modem.followProgress(stream, (error) => (error ? reject(error) : resolve(null))));
+function soakDockerd(netns: string): NetnsDockerd {
+  const dockerd = netnsDockerd(netns, `dw-chaos-${process.pid}`, '10.214.0.1/24');
+  onCleanup('soak dockerd, its containers and directories', () => dockerd.destroy());
+  return dockerd;
 }
 
 // ------------------------------------------------------------------ the daemon under test, restartable
@@ -422,7 +356,7 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
   const { soak, probe } = namespaces();
   const dockerd = soakDockerd(soak);
   await dockerd.start();
-  await loadImage(dockerd.docker);
+  await loadTestImage(dockerd.docker);
   const docker = dockerd.docker;
 
   // The receiver, in the soak namespace.
@@ -446,6 +380,10 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
     });
 
   const prober = startProber(probe);
+  // When our table existed, from the kernel's notifications: each flush breach came before or after the repair.
+  const timeline = tableTimeline(soak);
+  onCleanup('table timeline', () => timeline.stop());
+  await timeline.ready;
 
   // ---------------------------------------------------------------- control: no daemon, no table
   say(`# chaos: ${QUICK ? 'quick' : 'full'} run; netns ${soak} (dockerd, daemon, receiver) and ${probe} (probers)`);
@@ -695,9 +633,18 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
   // When in its window each flush breach came: our tables are back within ~0.1 s of the flush (bench flush-repair).
   const afterFlush = breaches.flatMap((b) => windows.filter((w) => w.kind === 'flush' && b.t >= w.from && b.t <= w.to + 1000).slice(-1).map((w) => b.t - w.from));
   if (afterFlush.length > 0) say(`  flush-window breaches, ms after the flush: ${fmtStats(stats(afterFlush))}`);
-  // The daemon logs `firewall drift repaired` just before its replace (which takes some 20–50 ms more).
-  const repairedAfter = windows.filter((w) => w.kind === 'flush').flatMap((w) => daemon.lines.filter((l) => l.line.msg === 'firewall drift repaired' && l.t >= w.from).slice(0, 1).map((l) => l.t - w.from));
-  if (repairedAfter.length > 0) say(`  flush → 'firewall drift repaired' logged, ms: ${repairedAfter.map((ms) => ms.toFixed(0)).join(', ')}`);
+  // Each flush as the kernel saw it: our table deleted → back (the daemon's replace committed), and
+  // the breaches of its window before and after that; those after are not our table's absence.
+  const flushes = windows.filter((w) => w.kind === 'flush').map((w) => {
+    const { deleted, back } = timeline.flushAfter(w.from);
+    const inIt = breaches.filter((b) => b.t >= w.from && b.t <= w.to + 1000);
+    return { tableBackMs: back - deleted, beforeRepair: inIt.filter((b) => b.t < back).length, afterRepair: inIt.filter((b) => !(b.t < back)) };
+  });
+  for (const f of flushes) {
+    say(`  flush: our table deleted → back ${f.tableBackMs} ms; denied connections completed before it ${f.beforeRepair}, after it ${f.afterRepair.length}`);
+    for (const b of f.afterRepair.slice(0, 5)) say(`    after the repair: ${explain(b)}`);
+  }
+  for (const l of daemon.lines.filter((l) => l.line.msg === 'ports docker-proxy serves, not yet judged, closed to every source')) say(`  the repair closed until judged: ${JSON.stringify(l.line.firewall)}`);
   say(`end state (settled in ${(settleMs / 1000).toFixed(1)} s): ${end.running} running, unjudged ${end.unjudged.length}, stale rules ${end.stale.length} (target 0 each)${end.unjudged.length + end.stale.length ? `: ${[...end.unjudged, ...end.stale].slice(0, 10).join('; ')}` : ''}`);
   say(`forbidden-capability containers running at the end: ${end.capRunning} (target 0); killed by the daemon ${capKilled}/${capStarted}, lifetime ${JSON.stringify(stats(capLifetimes))} ms`);
   say(`alerts: raised ${raised.size}, received ${raised.size - lost.length}, lost ${lost.length} (target 0); received without a log line ${unlogged.length}`);
@@ -732,6 +679,7 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
     nodeStartFloorMs: floor,
     dockerdRestarts: dockerdRestartMs.length,
     flushes: FLUSHES,
+    flushWindows: flushes.map((f) => ({ tableBackMs: f.tableBackMs, deniedBeforeRepair: f.beforeRepair, deniedAfterRepair: f.afterRepair.length })),
     reloadsSent: reloads,
     reloadsLogged: reloaded,
     soakSeconds: Math.round(soakSeconds),

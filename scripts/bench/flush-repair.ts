@@ -14,7 +14,9 @@
  *
  * Floor, same run, after the daemon is stopped: the timer itself restores a saved copy of both tables
  * (`nft -f`) the moment it sees the deletion — detection, one nft run, the commit. The daemon adds its
- * debounce (5 ms), two drift reads (`nft -j list`) and the rendering of the table.
+ * debounce (5 ms), one drift read in the queue (`nft -j list`; the table was deleted, so no read beside
+ * the queue first), beside it a read of docker-proxy's listeners (here a read of every process: no
+ * dockerd runs in this namespace), and the rendering of the table.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';

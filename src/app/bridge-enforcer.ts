@@ -111,6 +111,11 @@ export class BridgeEnforcer implements Enforcer {
     return this.sync.repairDrift();
   }
 
+  /** Our table was deleted: repair at once (`KernelSync.repairNow`), no read beside the queue first. */
+  repairNow(): Promise<string | null> {
+    return this.sync.repairNow();
+  }
+
   /** A drift read outside the queue: the elements of containers changing meanwhile are left out. */
   private readHolds(changing: Set<string>): Promise<boolean> | null {
     const known = this.skeleton;

@@ -39,6 +39,7 @@ import { observedAlert } from '../domain/alerts/catalogue.js';
 import { BRIDGE_TABLE } from '../adapters/nftables/bridge-render.js';
 import type { TableEventWatch } from '../adapters/nftables/table-events.js';
 import { watchOwnTables } from './table-watch.js';
+import { dockerProxyReader } from '../adapters/proc/docker-proxy.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
 const CONCURRENCY = 8;
@@ -99,6 +100,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   });
   let firewall: FirewallEnforcer;
   let firewallTables: FirewallBackend['nfTables'] = { tables: [], shared: false };
+  /** docker-proxy's listeners, which a drift repair closes until judged (primed once the start-up reconcile is done). */
+  const dockerProxies = dockerProxyReader();
   try {
     const backend = metrics.measured(await selectBackend(config.firewall.backend));
     firewallTables = backend.nfTables;
@@ -114,6 +117,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
           container,
           details: { connections, source, hostAddress, hostPort: port, proto },
         })),
+      () => dockerProxies.read(),
     );
     if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
@@ -197,9 +201,11 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
         announceReady(statusLine());
         // From the first reconcile's end on (before it, its own drift check comes next anyway, and
         // the bridge table of an earlier run is still being adopted, not replaced).
-        if (tableWatch === undefined) tableWatch = watchOwnTables([
-          ...(firewallTables.tables.length === 0 ? [] : [{ ...firewallTables, check: () => firewall.repairDrift(), failure: 'firewall drift check failed' }]),
-          ...(bridge ? [{ tables: [BRIDGE_TABLE], shared: false, check: () => bridge.repairDrift(), failure: 'bridge isolation drift check failed' }] : []),
+        if (tableWatch !== undefined) return;
+        dockerProxies.prime();
+        tableWatch = watchOwnTables([
+          ...(firewallTables.tables.length === 0 ? [] : [{ ...firewallTables, check: () => firewall.repairDrift(), repair: () => firewall.repairNow(), failure: 'firewall drift check failed' }]),
+          ...(bridge ? [{ tables: [BRIDGE_TABLE], shared: false, check: () => bridge.repairDrift(), repair: () => bridge.repairNow(), failure: 'bridge isolation drift check failed' }] : []),
         ], log);
       },
     },

@@ -3,8 +3,8 @@ import type { FirewallBackend, WouldDrop } from '../adapters/firewall/backend.js
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import { containerRef } from '../domain/facts.js';
 import {
-  IncrementalPlan, PendingChanges, diffKeys, parseAddress,
-  type ContainerElements, type ElementDiff, type FirewallPlan, type PlanOptions, type PortElement,
+  IncrementalPlan, PendingChanges, closedUntilJudged, diffKeys, parseAddress, withoutGroupsOf,
+  type ContainerElements, type ElementDiff, type FirewallPlan, type PlanOptions, type PortClaim, type PortElement, type ServedPort,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
 import type { BaselineRecord } from './firewall-state.js';
@@ -12,6 +12,8 @@ import { isInterfaceName } from '../domain/net/interface-name.js';
 import { KernelSync } from './kernel-sync.js';
 
 const RETRY_DELAYS_MS = [100, 500, 2_000];
+/** The desired plan's entry for ports served before they are judged (not a container id: those are 64 hex digits). */
+const UNJUDGED = 'unjudged-served-ports';
 
 /**
  * Keeps the kernel's ruleset equal to the plan of every running container. A container change costs
@@ -50,6 +52,8 @@ export class FirewallEnforcer implements Enforcer {
   private bootPorts: readonly PortElement[] = [];
   /** Who each container with published ports is, to name it in audit alerts. */
   private readonly refs = new Map<string, AlertContainer>();
+  /** The claims of UNJUDGED in `desired`: ports closed to everyone until a container's judgement claims them. */
+  private unjudged: readonly PortClaim[] = [];
 
   constructor(
     private readonly backend: FirewallBackend,
@@ -60,6 +64,8 @@ export class FirewallEnforcer implements Enforcer {
     private readonly onDriftRepaired: (drift: string) => void = () => {},
     /** Audit mode: connections let through that enforce mode would have dropped, with whose port they reached (null: none known now). */
     private readonly onWouldDrop: (container: AlertContainer | null, drop: WouldDrop) => void = () => {},
+    /** The host ports served on the input path now (docker-proxy's), judged or not. */
+    private readonly served: () => Promise<readonly ServedPort[]> = async () => [],
   ) {
     this.options = initial;
   }
@@ -74,12 +80,15 @@ export class FirewallEnforcer implements Enforcer {
     for (const verdict of decision.ports) {
       if (verdict.labelError) this.log.warn({ container, reason: verdict.labelError }, 'port closed: narrowing label unreadable');
     }
-    await this.change(decision.firewall.elements);
+    // Judged now: its ports leave UNJUDGED in the same transaction (merged with its claim they would allow nobody).
+    await this.change(elements, ...this.closing(withoutGroupsOf(this.unjudged, elements.claims)));
   }
 
   async forget(id: string): Promise<void> {
     this.refs.delete(id);
-    await this.change({ containerId: id, claims: [], endpoints: [] });
+    // A port closed until judged whose container went first is no longer served: it goes too.
+    const still = this.unjudged.length === 0 ? [] : this.closedUnjudged(await this.servedPorts());
+    await this.change({ containerId: id, claims: [], endpoints: [] }, ...this.closing(this.unjudged.filter((c) => still.some((s) => sameClaim(s, c)))));
   }
 
   /** The policy's default and the bridges; a change rewrites the chains, so it is a full replace. */
@@ -153,6 +162,11 @@ export class FirewallEnforcer implements Enforcer {
     return this.sync.repairDrift();
   }
 
+  /** Our table was deleted: repair at once (`KernelSync.repairNow`), no read beside the queue first. */
+  repairNow(): Promise<string | null> {
+    return this.sync.repairNow();
+  }
+
   /** A drift read outside the queue (see `repairDrift`); null when the kernel's content is not ours to compare yet. */
   private readHolds(changing: Set<string>): Promise<boolean> | null {
     const options = this.installedOptions;
@@ -190,19 +204,54 @@ export class FirewallEnforcer implements Enforcer {
     }
   }
 
-  private async change(elements: ContainerElements): Promise<void> {
-    const diff = this.desired.set(elements);
-    this.sync.changing(() => diffKeys(diff));
-    this.pending.record(diff);
+  /** Each container's elements in turn, one write for all. */
+  private async change(...all: ContainerElements[]): Promise<void> {
+    for (const elements of all) {
+      const diff = this.desired.set(elements);
+      this.sync.changing(() => diffKeys(diff));
+      this.pending.record(diff);
+    }
     if (!this.pending.empty || this.installedOptions === null) await this.sync.write();
+  }
+
+  /** UNJUDGED's elements as `claims`, when they change. */
+  private closing(claims: readonly PortClaim[]): ContainerElements[] {
+    if (claims.length === this.unjudged.length && claims.every((c) => this.unjudged.some((u) => sameClaim(u, c)))) return [];
+    this.unjudged = claims;
+    return [{ containerId: UNJUDGED, claims: [...claims], endpoints: [] }];
+  }
+
+  /** The host ports served now, judged or not; none when they cannot be read (said in the log). */
+  private async servedPorts(): Promise<readonly ServedPort[]> {
+    try {
+      return await this.served();
+    } catch (error) {
+      this.log.error({ err: error }, 'served host ports unreadable; ports not yet judged stay as they are');
+      return [];
+    }
+  }
+
+  /** Claims closing those of `served` that no container's judgement claims as of now. */
+  private closedUnjudged(served: readonly ServedPort[]): PortClaim[] {
+    return closedUntilJudged(served, (claim) => this.desired.covers(claim, UNJUDGED));
   }
 
   private async verify(): Promise<string | null> {
     if (this.adopting) return null; // the earlier run's ruleset is not ours to compare yet
+    // Whoever took our rules may have taken Docker's DNAT (`nft flush ruleset`): docker-proxy then serves
+    // every published port on the input path, where a port not yet judged is open to every source
+    // (the forward path's fail-closed drop is for DNATed traffic). Under `ports.default: deny` those
+    // ports are closed to everyone in the repair's replace, until their containers are judged. Read
+    // beside the kernel's table, so a repair waits for the slower of the two, not for both.
+    const served = this.options.defaultDeny ? this.servedPorts() : null;
     const drift = await this.backend.drift(this.desired.snapshot(this.installedOptions ?? this.options));
     if (!drift) return null;
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
     this.installedOptions = null;
+    if (served) {
+      for (const elements of this.closing(this.closedUnjudged(await served))) this.desired.set(elements);
+      if (this.unjudged.length > 0) this.log.warn({ firewall: { closedUntilJudged: this.unjudged.map((c) => `${c.hostAddr.text} ${c.proto}/${c.port}`) } }, 'ports docker-proxy serves, not yet judged, closed to every source');
+    }
     await this.flush();
     this.onDriftRepaired(drift);
     return drift;
@@ -246,6 +295,8 @@ export class FirewallEnforcer implements Enforcer {
 
 /** The interface lists of the options, and what the log calls an entry. */
 const INTERFACE_LISTS = { bridges: 'Docker bridge', routed4: 'routed bridge', routed6: 'routed bridge', otherBridges: 'other bridge' } as const;
+
+const sameClaim = (a: PortClaim, b: PortClaim): boolean => a.hostAddr.text === b.hostAddr.text && a.proto === b.proto && a.port === b.port;
 
 const sameOptions = (a: PlanOptions, b: PlanOptions): boolean =>
   a.defaultDeny === b.defaultDeny && (a.audit ?? false) === (b.audit ?? false) && (Object.keys(INTERFACE_LISTS) as Array<keyof typeof INTERFACE_LISTS>).every((list) => (a[list] ?? []).join() === (b[list] ?? []).join());

@@ -78,6 +78,11 @@ export class KernelSync {
       if (holds) return null;
       break;
     }
+    return this.repairNow();
+  }
+
+  /** The kernel is known to differ (our table was deleted): the check and repair in the queue, without a read beside first. */
+  repairNow(): Promise<string | null> {
     return this.serially(() => this.table.repair());
   }
 

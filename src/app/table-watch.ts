@@ -19,6 +19,8 @@ export interface WatchedTable {
   readonly shared: boolean;
   /** The tables' drift check, which repairs what differs (an enforcer's `repairDrift`). */
   readonly check: () => Promise<unknown>;
+  /** The same when the table itself was deleted (`repairNow`): no read beside the queue, which could only find it missing. */
+  readonly repair: () => Promise<unknown>;
   /** The log message when the check fails. */
   readonly failure: string;
 }
@@ -41,6 +43,10 @@ export function calledFor(event: TableEvent, table: string, shared = false): boo
   return shared ? event.message === 'deltable' || event.message === 'delchain' : event.message !== 'newsetelem' && event.message !== 'delsetelem';
 }
 
+/** Whether `event` is the deletion of `table` itself (each `nft flush ruleset` deletes every table). */
+export const deleted = (event: TableEvent, table: string): boolean =>
+  event.kind === 'change' && event.message === 'deltable' && `${event.family} ${event.table}` === table;
+
 /**
  * Listens for changes to `tables` until `close()`; null (said once, in the log) when the kernel's
  * notifications cannot be had here, and the periodic drift check is all there is.
@@ -54,7 +60,7 @@ export function watchOwnTables(tables: readonly WatchedTable[], log: Logger): Ta
         const cause = events.find((event) => watched.tables.some((table) => calledFor(event, table, watched.shared)));
         if (cause === undefined) continue;
         log.debug({ tables: watched.tables, cause }, 'nftables change to our table; checking it now');
-        check();
+        check(events.some((event) => watched.tables.some((table) => deleted(event, table))));
       }
     });
     log.info({ tables: tables.flatMap((t) => t.tables) }, 'watching nftables changes to our tables');
@@ -65,26 +71,32 @@ export function watchOwnTables(tables: readonly WatchedTable[], log: Logger): Ta
   }
 }
 
-/** Runs the table's check after DEBOUNCE_MS; a request while one runs makes one more run after it. */
-function coalesced(watched: WatchedTable, log: Logger): () => void {
+/**
+ * Runs the table's check after DEBOUNCE_MS (its repair when a request said the table was deleted); a
+ * request while one runs makes one more run after it.
+ */
+function coalesced(watched: WatchedTable, log: Logger): (gone: boolean) => void {
   let timer: NodeJS.Timeout | null = null;
   let running = false;
   let again = false;
+  let wasDeleted = false;
   const run = (): void => {
     timer = null;
     running = true;
-    watched
-      .check()
+    const gone = wasDeleted;
+    wasDeleted = false;
+    (gone ? watched.repair() : watched.check())
       .catch((error: unknown) => log.error({ err: error }, watched.failure))
       .finally(() => {
         running = false;
         if (again) {
           again = false;
-          request();
+          request(false);
         }
       });
   };
-  const request = (): void => {
+  const request = (gone: boolean): void => {
+    wasDeleted ||= gone;
     if (running) again = true;
     else timer ??= setTimeout(run, DEBOUNCE_MS).unref();
   };

@@ -259,3 +259,51 @@ t.test('a change of options during the start-up reconcile keeps, in the state fi
   await enforcer.reconciled();
   t.same(readFirewallState(stateDir)!.ports.map((p) => p.port), [8082], 'once every container is judged, the file holds what is published');
 });
+
+t.test('a drift repair closes to everyone the ports docker-proxy serves that no judgement claims, until one does', async (t) => {
+  const backend = new FaultInjectingBackend();
+  let served = [
+    { proto: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 9090 },
+    { proto: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 8080 },
+    { proto: 'tcp' as const, hostIp: '::', hostPort: 8080 },
+  ];
+  const enforcer = new FirewallEnforcer(backend, pino({ level: 'silent' }), { defaultDeny: true, bridges: ['docker0'] }, undefined, undefined, undefined, async () => served);
+  await enforcer.apply(tracked('z', 9090)); // judged: no rule for 9090, nobody allowed
+  const ports = () => backend.installedPlan()!.ports.map((p) => `${p.hostAddr.text} ${p.port}`).sort();
+  const allowed = () => backend.installedPlan()!.allows.map((a) => `${a.port} ${a.source.text}`).sort();
+  t.same(ports(), ['0.0.0.0/0 9090'], 'no repair yet: only what is judged');
+
+  backend.kernel = null; // `nft flush ruleset`: Docker's DNAT went too, docker-proxy serves 8080 unjudged
+  t.equal(await enforcer.repairDrift(), 'missing');
+  t.same(ports(), ['0.0.0.0/0 8080', '0.0.0.0/0 9090', '::/0 8080'], 'the repair closes 8080 (both families) to everyone');
+  t.same(allowed(), [], 'and lets no one in');
+
+  await enforcer.apply(tracked('a'));
+  t.same(allowed(), ['8080 198.51.100.10/32'], 'judged: its IPv4 claim replaces the closing one, so its allowance counts (merged with it, nobody would be allowed)');
+  t.same(ports(), ['0.0.0.0/0 8080', '0.0.0.0/0 9090', '::/0 8080'], 'its IPv6 binding, not claimed, stays closed');
+
+  served = [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 9090 }];
+  await enforcer.forget('a');
+  t.same(ports(), ['0.0.0.0/0 9090'], 'gone, and its docker-proxy with it: the IPv6 port closed until judged goes too');
+  t.equal(await enforcer.repairDrift(), null, 'the kernel holds exactly what is desired');
+});
+
+t.test('under ports.default: allow a repair closes nothing more', async (t) => {
+  const backend = new FaultInjectingBackend();
+  let asked = 0;
+  const enforcer = new FirewallEnforcer(backend, pino({ level: 'silent' }), { defaultDeny: false, bridges: ['docker0'] }, undefined, undefined, undefined, async () => (asked++, [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8081 }]));
+  await enforcer.apply(tracked('a'));
+  backend.kernel = null;
+  await enforcer.repairDrift();
+  t.same(backend.installedPlan()!.ports.map((p) => p.port), [8080]);
+  t.equal(asked, 0, 'docker-proxy is not even looked at');
+});
+
+t.test('repairNow: the in-queue check and replace without a read beside first', async (t) => {
+  const { backend, enforcer } = setup();
+  await enforcer.apply(tracked('a'));
+  backend.kernel = null;
+  backend.calls.length = 0;
+  t.equal(await enforcer.repairNow(), 'missing');
+  t.same(backend.calls, ['drift', 'replace 1'], 'one read (in the queue), then the replace');
+});

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { parseNotifications, type TableEvent } from '../../src/adapters/nftables/table-events.js';
-import { calledFor } from '../../src/app/table-watch.js';
+import { calledFor, deleted } from '../../src/app/table-watch.js';
 
 const CAPTURE = resolve(import.meta.dirname, '../helpers/nft-capture.mjs');
 
@@ -127,4 +127,11 @@ t.test('in a table others write to (iptables-nft\'s filter), only a table or cha
   t.same(called('flushChain'), [], 'rules deleted: Docker does that at every stop');
   t.same(called('flushRuleset'), ['delchain', 'deltable']);
   t.ok(calledFor({ kind: 'unknown', reason: 'overrun' }, shared, true), 'notifications lost: check');
+});
+
+t.test('a flush ruleset deletes our table itself (repaired without a read beside first); a flushed chain does not', async (t) => {
+  const ours = 'inet dw_a';
+  t.ok(captured.flushRuleset.flatMap(parseNotifications).some((e) => deleted(e, ours)));
+  t.notOk(captured.flushChain.flatMap(parseNotifications).some((e) => deleted(e, ours)));
+  t.notOk(deleted({ kind: 'unknown', reason: 'overrun' }, ours), 'notifications lost: checked, not assumed deleted');
 });

@@ -145,6 +145,41 @@ export function planContainer(facts: ContainerFacts, decision: Pick<Decision, 'c
   return { containerId: id, claims, endpoints };
 }
 
+/** A host port served before its container is judged (docker-proxy's binding: `src/adapters/proc/docker-proxy.ts`). */
+export interface ServedPort {
+  readonly proto: Protocol;
+  readonly hostIp: string;
+  readonly hostPort: number;
+}
+
+/**
+ * The claims that close `served` ports to every source until they are judged, leaving out those
+ * `judged` (a claim covering the binding) and those that do not parse. A closed claim merged with a
+ * judged one on an overlapping address allows nobody (`mergeOverlapping`), so it must go when its
+ * port is judged: `withoutGroupsOf`.
+ */
+export function closedUntilJudged(served: readonly ServedPort[], judged: (claim: PortClaim) => boolean): PortClaim[] {
+  const claims: PortClaim[] = [];
+  for (const { proto, hostIp, hostPort } of served) {
+    let hostAddr: Cidr;
+    try {
+      checkPort('docker-proxy', hostPort, 'host port');
+      hostAddr = hostBinding('docker-proxy', hostIp);
+    } catch {
+      continue;
+    }
+    const claim = { hostAddr, proto, port: hostPort, sources: [] };
+    if (!judged(claim)) claims.push(claim);
+  }
+  return claims;
+}
+
+/** `claims` without those of the port groups (family, protocol, host port) `others` claim. */
+export function withoutGroupsOf(claims: readonly PortClaim[], others: readonly PortClaim[]): PortClaim[] {
+  const taken = new Set(others.map(groupKey));
+  return claims.filter((claim) => !taken.has(groupKey(claim)));
+}
+
 /**
  * The whole desired content, derived from every container's contribution, so deleting one container
  * never removes an element another still needs. Claims on overlapping host addresses of one port (two
@@ -232,6 +267,12 @@ export class IncrementalPlan {
     const block = singleBlock(addr);
     const members = this.claimsByGroup.get(`${addr.family} ${proto} ${port}`) ?? new Map<string, readonly PortClaim[]>();
     return [...members].filter(([, claims]) => claims.some((claim) => cidrContains(claim.hostAddr, block))).map(([id]) => id);
+  }
+
+  /** Whether a container other than `except` claims an address of `claim`'s port group that covers `claim`'s. */
+  covers(claim: PortClaim, except: string): boolean {
+    const members = this.claimsByGroup.get(groupKey(claim)) ?? new Map<string, readonly PortClaim[]>();
+    return [...members].some(([id, claims]) => id !== except && claims.some((c) => cidrContains(c.hostAddr, claim.hostAddr)));
   }
 
   /** The published ports alone, sorted (what the boot baseline remembers). Costs all port groups. */

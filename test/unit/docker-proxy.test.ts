@@ -1,0 +1,66 @@
+import t from 'tap';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dockerProxyReader, parseArguments } from '../../src/adapters/proc/docker-proxy.js';
+
+const argv = (...args: string[]) => ['/usr/sbin/docker-proxy', ...args, ''];
+
+t.test('docker-proxy\'s flags, as Docker 20.10 passes them', async (t) => {
+  t.same(parseArguments(argv('-proto', 'tcp', '-host-ip', '0.0.0.0', '-host-port', '18151', '-container-ip', '10.215.0.3', '-container-port', '80')), { proto: 'tcp', hostIp: '0.0.0.0', hostPort: 18151 });
+  t.same(parseArguments(argv('-proto', 'udp', '-host-ip', '::', '-host-port', '53', '-container-ip', 'fd00::2', '-container-port', '53')), { proto: 'udp', hostIp: '::', hostPort: 53 });
+  for (const bad of [
+    argv('-proto', 'icmp', '-host-ip', '0.0.0.0', '-host-port', '1'),
+    argv('-proto', 'tcp', '-host-ip', '0.0.0.0', '-host-port', '0'),
+    argv('-proto', 'tcp', '-host-ip', '0.0.0.0', '-host-port', '65536'),
+    argv('-proto', 'tcp', '-host-ip', '0.0.0.0', '-host-port', '80x'),
+    argv('-proto', 'tcp', '-host-port', '80'),
+    argv('-proto', 'tcp', '-host-ip', '0.0.0.0', '-host-port'),
+  ]) t.equal(parseArguments(bad), null, bad.join(' '));
+});
+
+/** A procfs of processes written by hand: comm, cmdline, ns/net, stat (its start time), dockerd's children. */
+function fakeProc() {
+  const proc = mkdtempSync(join(tmpdir(), 'dw-proc-'));
+  const add = (pid: string, comm: string, net: string, cmdline: string[], started = '100') => {
+    rmSync(join(proc, pid), { recursive: true, force: true });
+    mkdirSync(join(proc, pid, 'ns'), { recursive: true });
+    writeFileSync(join(proc, pid, 'comm'), `${comm}\n`);
+    writeFileSync(join(proc, pid, 'cmdline'), cmdline.join('\0'));
+    writeFileSync(join(proc, pid, 'stat'), `${pid} (${comm}) S 1 ${pid} ${pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 ${started} 0 0`);
+    symlinkSync(net, join(proc, pid, 'ns', 'net'));
+  };
+  const children = (pid: string, list: string[]) => {
+    mkdirSync(join(proc, pid, 'task', pid), { recursive: true });
+    writeFileSync(join(proc, pid, 'task', pid, 'children'), list.map((c) => `${c} `).join(''));
+  };
+  add('self', 'node', 'net:[1]', []);
+  return { proc, add, children };
+}
+
+const proxy = (port: number) => argv('-proto', 'tcp', '-host-ip', '0.0.0.0', '-host-port', String(port), '-container-ip', '10.0.0.2', '-container-port', '80');
+
+t.test('a full read: docker-proxy processes of this network namespace only', async (t) => {
+  const { proc, add } = fakeProc();
+  add('10', 'docker-proxy', 'net:[1]', proxy(8080));
+  add('11', 'docker-proxy', 'net:[2]', proxy(8081));
+  add('12', 'sshd', 'net:[1]', proxy(22));
+  mkdirSync(join(proc, '13')); // ended while read: no comm
+  t.same(await dockerProxyReader(proc).read(), [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080 }]);
+});
+
+t.test('once primed, the children of dockerd only; a full read again when dockerd restarted', async (t) => {
+  const { add, children, proc } = fakeProc();
+  add('20', 'dockerd', 'net:[1]', ['dockerd']);
+  add('21', 'docker-proxy', 'net:[1]', proxy(8080));
+  children('20', ['21', '22']);
+  const reader = dockerProxyReader(proc);
+  reader.prime();
+  add('22', 'docker-proxy', 'net:[1]', proxy(8081)); // started by dockerd after the full read
+  add('30', 'docker-proxy', 'net:[1]', proxy(9090)); // not dockerd's child: a fast read does not look
+  const ports = async () => (await reader.read()).map((l) => l.hostPort).sort();
+  t.same(await ports(), [8080, 8081], 'dockerd\'s children, read fast');
+  add('20', 'dockerd', 'net:[1]', ['dockerd'], '200'); // a new dockerd under the same pid
+  children('20', []);
+  t.same(await ports(), [8080, 8081, 9090], 'a dockerd that is not the one remembered: everything read again');
+});
