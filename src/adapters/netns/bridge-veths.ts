@@ -36,7 +36,6 @@ interface Addon {
 }
 
 let loaded: Addon | undefined;
-// Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
 const addon = (): Addon => (loaded ??= loadAddon<Addon>('dw_netns'));
 
 /** Container MAC → host veth name, for the container whose init process is `pid` (> 0). */

@@ -35,7 +35,6 @@ interface Addon {
 }
 
 let loaded: Addon | undefined;
-// Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
 const addon = (): Addon => (loaded ??= loadAddon<Addon>('dw_nftevents'));
 
 const typed = ([family, type, table]: RawEvent): TableEvent => ({
