@@ -36,6 +36,8 @@ const BASE_PORT = 20000;
 const CONCURRENCY = 8; // src/app/daemon.ts CONCURRENCY
 
 const POLICY = portsPolicy(BASE_PORT, 1000);
+/** Issue #18: RSS idle ≤ 60 MB (10^6 bytes). */
+const TARGET_IDLE_MIB = Math.round((60e6 / 2 ** 20) * 10) / 10;
 
 if (!Number.isInteger(N) || N < 1 || N > 1000) throw new Error('DW_BENCH_RSS_CONTAINERS must be 1..1000');
 if (!Number.isInteger(PUBLISHED) || PUBLISHED < 0 || !Number.isInteger(BRIDGED) || BRIDGED < 0 || PUBLISHED + BRIDGED > 250) throw new Error('DW_BENCH_RSS_PUBLISHED + DW_BENCH_RSS_BRIDGED must be 0..250 (a /24 bridge)');
@@ -125,12 +127,13 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
   const periodicMedian = median(periodicMs);
   const startupRatio = ratio(startupMedian, floorReconcile);
   say(`daemon-rss: restarted with ${N} running: start-up reconcile ${startupMs.join(', ')} ms; RSS ${restarted.rssMiB} MiB (peak ${restarted.hwmMiB})`);
-  say(`  memory: idle ${idle.rssMiB} MiB = ${ratio(idle.rssMiB, floorRss)}× bare node (${floorRss} MiB); with ${N}: ${loaded.rssMiB} MiB (${ratio(loaded.rssMiB, floorRss)}×), +${Math.round(((loaded.rssMiB - idle.rssMiB) / N) * 1024)} KiB per container after the start burst, +${Math.round(((restarted.rssMiB - idle.rssMiB) / N) * 1024)} KiB in a freshly started daemon${N === 1000 ? `; target with 1,000 ≤ ${TARGET_RSS_1K_MB} MB: ${loaded.rssMiB * 1.048576 <= TARGET_RSS_1K_MB ? 'met' : 'NOT met'}` : ''}`);
+  say(`  memory: idle ${idle.rssMiB} MiB (target ≤ 60 MB = ${TARGET_IDLE_MIB} MiB: ${idle.rssMiB <= TARGET_IDLE_MIB ? 'met' : 'NOT met'}) = ${ratio(idle.rssMiB, floorRss)}× bare node (${floorRss} MiB); with ${N}: ${loaded.rssMiB} MiB (${ratio(loaded.rssMiB, floorRss)}×), +${Math.round(((loaded.rssMiB - idle.rssMiB) / N) * 1024)} KiB per container after the start burst, +${Math.round(((restarted.rssMiB - idle.rssMiB) / N) * 1024)} KiB in a freshly started daemon${N === 1000 ? `; target with 1,000 ≤ ${TARGET_RSS_1K_MB} MB: ${loaded.rssMiB * 1.048576 <= TARGET_RSS_1K_MB ? 'met' : 'NOT met'}` : ''}`);
   say(`  reconcile with ${N}: periodic ${periodicMedian} ms (median of ${periodicMs.join(', ')}), start-up ${startupMedian} ms (median of ${startupMs.length}); floor (list + ${N + foreign} inspects ×${CONCURRENCY} + nft list) ${floorReconcile} ms → ratio periodic/floor ${ratio(periodicMedian, floorReconcile)}, start-up/floor ${startupRatio} (target ≤ ${TARGET_RECONCILE_RATIO}: ${startupRatio <= TARGET_RECONCILE_RATIO ? 'met' : 'NOT met'})`);
   if (trouble.length > 0) say(`  daemon warnings/errors: ${trouble.length} (${[...new Set(trouble)].join('; ')})`);
   printJson('daemon-rss', {
     cli: DAEMON_CLI,
     node_options: daemonEnv().NODE_OPTIONS ?? '',
+    malloc_mmap_threshold: daemonEnv().MALLOC_MMAP_THRESHOLD_ ?? '',
     containers: N,
     published: PUBLISHED,
     bridged: BRIDGED,
@@ -138,6 +141,8 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
     rss_mib: { floor_bare_node: floorRss, idle: idle.rssMiB, with_n: loaded.rssMiB, restarted_with_n: restarted.rssMiB },
     peak_mib: { idle: idle.hwmMiB, with_n: loaded.hwmMiB, restarted_with_n: restarted.hwmMiB },
     ratio_rss_idle_over_floor: ratio(idle.rssMiB, floorRss),
+    target_idle_mib: TARGET_IDLE_MIB,
+    met_idle: idle.rssMiB <= TARGET_IDLE_MIB,
     ratio_rss_n_over_floor: ratio(loaded.rssMiB, floorRss),
     kib_per_container: Math.round(((loaded.rssMiB - idle.rssMiB) / N) * 1024),
     kib_per_container_restarted: Math.round(((restarted.rssMiB - idle.rssMiB) / N) * 1024),

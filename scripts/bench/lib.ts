@@ -17,6 +17,7 @@ import { createInterface } from 'node:readline';
 import Docker from 'dockerode';
 import { assertClientNetFree, createClient, type NetnsClient } from '../../test/helpers/netns.js';
 import { DOCKER_SOCKET, TEST_IMAGE } from '../../test/helpers/docker.js';
+import { unitEnvironment } from '../../test/helpers/unit-env.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'dist/cli/main.js');
@@ -730,13 +731,13 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 /**
- * NODE_OPTIONS as the unit runs the daemon with (`Environment=NODE_OPTIONS=…` in systemd/dockwarden.service);
- * DW_BENCH_NODE_OPTIONS replaces them (empty: none), to measure without.
+ * The environment the unit runs the daemon with (`Environment=` in systemd/dockwarden.service: NODE_OPTIONS,
+ * glibc's malloc settings); DW_BENCH_NODE_OPTIONS replaces its NODE_OPTIONS (empty: none), to measure without.
  */
 export function daemonEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const unit = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(ROOT, 'systemd/dockwarden.service'), 'utf8'))?.[1] ?? '';
+  const { NODE_OPTIONS: unit = '', ...settings } = unitEnvironment();
   const options = process.env.DW_BENCH_NODE_OPTIONS ?? unit;
-  return { ...cleanEnv(), ...(options === '' ? {} : { NODE_OPTIONS: options }), ...extra };
+  return { ...cleanEnv(), ...settings, ...(options === '' ? {} : { NODE_OPTIONS: options }), ...extra };
 }
 
 /** The daemon under test: this checkout's dist/, or DW_BENCH_CLI (another build's dist/cli/main.js, for a "before" figure). */

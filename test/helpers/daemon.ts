@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { unitEnvironment } from './unit-env.js';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
@@ -38,6 +39,16 @@ export interface DaemonOptions {
   readonly wrapper?: readonly string[];
 }
 
+/**
+ * The daemon's environment, `base` with a test's own variables (`extra`): as in production, plain node with
+ * the unit's settings (unitEnvironment), without the test runner's loaders and settings.
+ */
+export function daemonEnvironment(base: NodeJS.ProcessEnv, extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, NOTIFY_SOCKET: '', ...extra };
+  for (const key of Object.keys(env)) if (key.startsWith('DOCKWARDEN_') || key.startsWith('TAP') || key === 'NODE_OPTIONS') delete env[key];
+  return { ...env, ...unitEnvironment() };
+}
+
 /** Runs `dockwarden run` from dist/ as a real child process in a scratch directory. */
 export function spawnDaemon(options: DaemonOptions): DaemonProcess {
   const dir = mkdtempSync(join(tmpdir(), 'dw-daemon-'));
@@ -56,9 +67,7 @@ export function spawnDaemon(options: DaemonOptions): DaemonProcess {
       options.extraConfig ?? '',
     ].join('\n') + '\n',
   );
-  const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: '', ...options.env };
-  // The daemon runs as in production: plain node, without the test runner's loaders and settings.
-  for (const key of Object.keys(env)) if (key.startsWith('DOCKWARDEN_') || key.startsWith('TAP') || key === 'NODE_OPTIONS') delete env[key];
+  const env = daemonEnvironment(process.env, options.env ?? {});
   const argv = [process.execPath, options.cli ?? CLI, 'run', '--config', configFile];
   const [file, ...args] = [...(options.wrapper ?? []), ...argv] as [string, ...string[]];
   const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });

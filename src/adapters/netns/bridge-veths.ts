@@ -6,7 +6,7 @@
  * gives the id of the container's namespace, by pid, and that namespace's links with their MACs and
  * peer ifindexes, over rtnetlink with CAP_NET_ADMIN alone. Commands run by argument array, never a shell.
  */
-import { createRequire } from 'node:module';
+import { loadAddon } from '../native-addon.js';
 import { parseMac } from '../../domain/bridge/ports.js';
 import { isToolError, runTool } from '../firewall/run-tool.js';
 import { freshRead } from '../fresh-read.js';
@@ -37,8 +37,7 @@ interface Addon {
 }
 
 let loaded: Addon | undefined;
-// Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
-const addon = (): Addon => (loaded ??= createRequire(import.meta.url)('../../../native/build/Release/dw_netns.node') as Addon);
+const addon = (): Addon => (loaded ??= loadAddon<Addon>('dw_netns'));
 
 /** Container MAC → host veth name, for the container whose init process is `pid` (> 0). */
 export async function bridgeVeths(pid: number): Promise<Map<string, string>> {

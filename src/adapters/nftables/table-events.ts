@@ -4,7 +4,7 @@
  * as the kernel commits it. Lost or refused notifications come as `unknown`: something changed,
  * look at everything. Listening needs CAP_NET_ADMIN and changes nothing.
  */
-import { createRequire } from 'node:module';
+import { loadAddon } from '../native-addon.js';
 
 /** The NFT_MSG_* notifications (linux/netfilter/nf_tables.h) by number; others are `other`. */
 const MESSAGES = {
@@ -35,8 +35,7 @@ interface Addon {
 }
 
 let loaded: Addon | undefined;
-// Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
-const addon = (): Addon => (loaded ??= createRequire(import.meta.url)('../../../native/build/Release/dw_nftevents.node') as Addon);
+const addon = (): Addon => (loaded ??= loadAddon<Addon>('dw_nftevents'));
 
 const typed = ([family, type, table]: RawEvent): TableEvent => ({
   kind: 'change',

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { loadAddon } from '../native-addon.js';
 import { hasMountsBelow } from './mountinfo.js';
 
 /** What one walk did (native/selinux_label.c). Codes are errno names: `ENOTSUP` is reported as `EOPNOTSUPP`. */
@@ -33,8 +33,7 @@ export type DirectoryOutcome = 'created' | 'adopted' | 'exists';
 let loaded: Addon | undefined;
 /** Loaded on first use, so commands that never label do not need it. */
 const addon = (): Addon =>
-  // Built by `npm run build` (node-gyp in native/); the same relative path from src/ and dist/.
-  (loaded ??= createRequire(import.meta.url)('../../../native/build/Release/dw_selinux.node') as Addon);
+  (loaded ??= loadAddon<Addon>('dw_selinux'));
 
 /**
  * Labels `root` and everything below it on the same filesystem with `<own user>:<own role>:<typeLevel>`,
