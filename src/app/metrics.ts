@@ -139,14 +139,11 @@ export class DaemonMetrics {
 
   /** Times the gate's judgement of one request, by the route and answer it came to. */
   gateDecision(run: Promise<GateVerdict>): Promise<GateVerdict> {
-    const started = process.hrtime.bigint();
-    const observe = (route: string, outcome: 'allowed' | 'refused' | 'failed') =>
-      this.gateDecisions.observe({ route, outcome }, Number(process.hrtime.bigint() - started) / 1e9);
-    return run.then(
-      (verdict) => (observe(verdict.route, verdict.allow ? 'allowed' : 'refused'), verdict),
-      (error: unknown) => (observe('unknown', 'failed'), Promise.reject(error)),
+    return timed(run, (seconds, outcome, verdict) =>
+      this.gateDecisions.observe(verdict ? { route: verdict.route, outcome: verdict.allow ? 'allowed' : 'refused' } : { route: 'unknown', outcome }, seconds),
     );
   }
+
 
   /** The same backend, each update and replace timed. */
   measured(backend: FirewallBackend): FirewallBackend {
@@ -166,12 +163,13 @@ export class DaemonMetrics {
   }
 }
 
-async function timed<T>(run: Promise<T>, observe: (seconds: number, outcome: 'ok' | 'failed') => void): Promise<T> {
+/** Times `run`; `observe` is told its outcome, and the value when it settled with one. */
+async function timed<T>(run: Promise<T>, observe: (seconds: number, outcome: 'ok' | 'failed', value?: T) => void): Promise<T> {
   const started = process.hrtime.bigint();
   const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
   try {
     const value = await run;
-    observe(seconds(), 'ok');
+    observe(seconds(), 'ok', value);
     return value;
   } catch (error) {
     observe(seconds(), 'failed');
