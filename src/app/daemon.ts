@@ -101,7 +101,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   let firewall: FirewallEnforcer;
   let firewallTables: FirewallBackend['nfTables'] = { tables: [], shared: false };
   /** docker-proxy's listeners, which a drift repair closes until judged (primed once the start-up reconcile is done). */
-  const dockerProxies = dockerProxyReader();
+  const dockerProxies = dockerProxyReader(config.docker.socket);
   try {
     const backend = metrics.measured(await selectBackend(config.firewall.backend));
     firewallTables = backend.nfTables;

@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dockerProxyReader, parseArguments } from '../../src/adapters/proc/docker-proxy.js';
 
+/** The engine socket the daemon watches, in these tests. */
+const ENGINE = '/run/dw-unit-test/docker.sock';
+
 const argv = (...args: string[]) => ['/usr/sbin/docker-proxy', ...args, ''];
 
 t.test('docker-proxy\'s flags, as Docker 20.10 passes them', async (t) => {
@@ -34,8 +37,18 @@ function fakeProc() {
     mkdirSync(join(proc, pid, 'task', pid), { recursive: true });
     writeFileSync(join(proc, pid, 'task', pid, 'children'), list.map((c) => `${c} `).join(''));
   };
+  /** dockerd `pid` listens on `path` (a line of this namespace's `/proc/net/unix`, an open descriptor). */
+  let unix = 'Num       RefCount Protocol Flags    Type St Inode Path\n';
+  const listens = (pid: string, path: string, inode: string) => {
+    unix += `0000000000000000: 00000002 00000000 00010000 0001 01 ${inode} ${path}\n`;
+    unix += `0000000000000000: 00000003 00000000 00000000 0001 03 ${inode}1 ${path}\n`; // an accepted client
+    writeFileSync(join(proc, 'net', 'unix'), unix);
+    mkdirSync(join(proc, pid, 'fd'), { recursive: true });
+    symlinkSync(`socket:[${inode}]`, join(proc, pid, 'fd', '7'));
+  };
+  mkdirSync(join(proc, 'net'));
   add('self', 'node', 'net:[1]', []);
-  return { proc, add, children };
+  return { proc, add, children, listens };
 }
 
 const proxy = (port: number) => argv('-proto', 'tcp', '-host-ip', '0.0.0.0', '-host-port', String(port), '-container-ip', '10.0.0.2', '-container-port', '80');
@@ -46,7 +59,7 @@ t.test('a full read: docker-proxy processes of this network namespace only', asy
   add('11', 'docker-proxy', 'net:[2]', proxy(8081));
   add('12', 'sshd', 'net:[1]', proxy(22));
   mkdirSync(join(proc, '13')); // ended while read: no comm
-  t.same(await dockerProxyReader(proc).read(), [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080 }]);
+  t.same(await dockerProxyReader(ENGINE, proc).read(), [{ proto: 'tcp', hostIp: '0.0.0.0', hostPort: 8080 }]);
 });
 
 t.test('once primed, the children of dockerd only; a full read again when dockerd restarted', async (t) => {
@@ -54,7 +67,7 @@ t.test('once primed, the children of dockerd only; a full read again when docker
   add('20', 'dockerd', 'net:[1]', ['dockerd']);
   add('21', 'docker-proxy', 'net:[1]', proxy(8080));
   children('20', ['21', '22']);
-  const reader = dockerProxyReader(proc);
+  const reader = dockerProxyReader(ENGINE, proc);
   reader.prime();
   add('22', 'docker-proxy', 'net:[1]', proxy(8081)); // started by dockerd after the full read
   add('30', 'docker-proxy', 'net:[1]', proxy(9090)); // not dockerd's child: a fast read does not look
@@ -63,4 +76,23 @@ t.test('once primed, the children of dockerd only; a full read again when docker
   add('20', 'dockerd', 'net:[1]', ['dockerd'], '200'); // a new dockerd under the same pid
   children('20', []);
   t.same(await ports(), [8080, 8081, 9090], 'a dockerd that is not the one remembered: everything read again');
+});
+
+t.test('the watched engine\'s dockerd only: another engine\'s ports in the namespace are not this daemon\'s to close', async (t) => {
+  const { add, children, listens, proc } = fakeProc();
+  add('40', 'dockerd', 'net:[1]', ['dockerd']);
+  add('41', 'docker-proxy', 'net:[1]', proxy(8080));
+  children('40', ['41']);
+  add('50', 'dockerd', 'net:[1]', ['dockerd', '-H', 'unix:///run/other.sock']);
+  add('51', 'docker-proxy', 'net:[1]', proxy(9090));
+  children('50', ['51']);
+  listens('50', '/run/other.sock', '5000');
+  const ports = async (reader: ReturnType<typeof dockerProxyReader>) => (await reader.read()).map((l) => l.hostPort).sort();
+  t.same(await ports(dockerProxyReader(ENGINE, proc)), [8080, 9090], 'no dockerd holds the watched socket: every docker-proxy of the namespace, the side that closes');
+  listens('40', ENGINE, '4000');
+  const reader = dockerProxyReader(ENGINE, proc);
+  t.same(await ports(reader), [8080], 'the watched engine\'s dockerd found by its listening socket: its docker-proxy only');
+  reader.prime();
+  t.same(await ports(reader), [8080], 'and the fast reads after it');
+  t.same(await ports(dockerProxyReader('/run/other.sock', proc)), [9090], 'the other engine, when it is the one watched');
 });

@@ -5,11 +5,14 @@
  * the port on the input path, and a port not yet judged is then open to every source. The firewall
  * enforcer closes these ports until they are judged (FirewallEnforcer.repairDrift).
  *
- * Read from procfs: a process whose `comm` is docker-proxy in this process's network namespace (or a
- * child of its dockerd), its `-proto`, `-host-ip` and `-host-port` arguments. Anyone can name a
- * process docker-proxy: the worst a fake one does is close a port to every source until judged.
+ * Read from procfs: the children whose `comm` is docker-proxy of the dockerd that serves the engine
+ * socket the daemon watches, their `-proto`, `-host-ip` and `-host-port` arguments. Another engine's
+ * ports in the same namespace are never judged by this daemon, so closing them "until judged" would
+ * close them for good. When no dockerd in this namespace is found holding that socket (it is not
+ * listening, or runs elsewhere), every docker-proxy of the namespace counts: the side that closes.
+ * Anyone can name a process docker-proxy: the worst a fake one does is close a port until judged.
  */
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { PROTOCOLS, type Protocol } from '../../domain/facts.js';
 
 export interface ProxyListener {
@@ -27,7 +30,7 @@ const FLAGS = ['-proto', '-host-ip', '-host-port'] as const;
  * parent is dockerd, and dockerd's children are listed in `/proc/<pid>/task/<tid>/children`. So a full
  * read finds this namespace's dockerd processes once (`prime`, off the repair's path), and every
  * read after it lists their children only. A dockerd gone (a restart), or none found, means a full
- * read again. A second dockerd started in the namespace beside one remembered is not seen.
+ * read again.
  */
 export interface DockerProxyReader {
   read(): Promise<ProxyListener[]>;
@@ -35,10 +38,11 @@ export interface DockerProxyReader {
   prime(): void;
 }
 
-export function dockerProxyReader(proc = '/proc'): DockerProxyReader {
+/** `engineSocket`: the Docker API socket the daemon watches (config `docker.socket`). */
+export function dockerProxyReader(engineSocket: string, proc = '/proc'): DockerProxyReader {
   let dockerds: Promise<Dockerd[]> = Promise.resolve([]);
   const full = (): Promise<ProxyListener[]> => {
-    const result = fullRead(proc);
+    const result = fullRead(proc, engineSocket);
     dockerds = result.then((r) => r.dockerds, () => []);
     return result.then((r) => r.listeners);
   };
@@ -58,8 +62,11 @@ interface Dockerd {
   readonly started: string;
 }
 
-/** Every process: this namespace's docker-proxy listeners and dockerd processes. */
-async function fullRead(proc: string): Promise<{ listeners: ProxyListener[]; dockerds: Dockerd[] }> {
+/**
+ * Every process: this namespace's dockerd processes and docker-proxy listeners, narrowed to the
+ * watched engine's dockerd and its children when that dockerd is found.
+ */
+async function fullRead(proc: string, engineSocket: string): Promise<{ listeners: ProxyListener[]; dockerds: Dockerd[] }> {
   const ownNet = await readlink(`${proc}/self/ns/net`);
   const pids = (await readdir(proc)).filter((name) => /^[0-9]+$/.test(name));
   const listeners: ProxyListener[] = [];
@@ -78,7 +85,35 @@ async function fullRead(proc: string): Promise<{ listeners: ProxyListener[]; doc
       // gone meanwhile, or not ours to read
     }
   }));
-  return { listeners, dockerds };
+  const engine = await engineDockerd(proc, engineSocket, dockerds);
+  if (engine === null) return { listeners, dockerds };
+  return { listeners: (await childrenRead(proc, [engine])) ?? listeners, dockerds: [engine] };
+}
+
+/**
+ * The dockerd among `dockerds` holding a listening socket bound at `engineSocket` (compared after
+ * resolving symlinks: `/var/run` is `/run`), found through `/proc/net/unix` (this namespace's unix
+ * sockets, by inode) and each dockerd's open descriptors. Null when none does.
+ */
+async function engineDockerd(proc: string, engineSocket: string, dockerds: readonly Dockerd[]): Promise<Dockerd | null> {
+  if (dockerds.length === 0) return null;
+  const wanted = await realpath(engineSocket).catch(() => engineSocket);
+  const inodes = new Set<string>();
+  const table = await readFile(`${proc}/net/unix`, 'utf8').catch(() => '');
+  for (const line of table.split('\n').slice(1)) {
+    // Num RefCount Protocol Flags Type St Inode Path (which may hold spaces); 00010000: listening.
+    const [, flags, inode, path] = /^\s*\S+ \S+ \S+ (\S+) \S+ \S+ (\d+) (.+)$/.exec(line) ?? [];
+    if (flags !== '00010000' || inode === undefined || path === undefined) continue;
+    if (path === wanted || (await realpath(path).catch(() => path)) === wanted) inodes.add(`socket:[${inode}]`);
+  }
+  if (inodes.size === 0) return null;
+  for (const dockerd of dockerds) {
+    const fds = await readdir(`${proc}/${dockerd.pid}/fd`).catch(() => []);
+    for (const fd of fds) {
+      if (inodes.has(await readlink(`${proc}/${dockerd.pid}/fd/${fd}`).catch(() => ''))) return dockerd;
+    }
+  }
+  return null;
 }
 
 /** The docker-proxy children of `dockerds`; null when one of them is gone (a full read is due). */
