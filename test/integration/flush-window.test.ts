@@ -245,23 +245,39 @@ t.test('the guard: with the repair held, nft flush ruleset leaves denied sources
   const probe = prober(t, ns.client, [JUDGED_PORT]);
   await until(async () => probe.attempts.some((a) => a.allowed === JUDGED_PORT && a.v === 'ok') || undefined, 10_000, 'the allowed client served');
 
-  // The repair held: the daemon stopped (SIGSTOP), so only what the flush leaves filters.
-  d.child.kill('SIGSTOP');
+  /** The daemon stopped (SIGSTOP: no repair) while `fault` runs and 3 s after; the attempts meanwhile. */
+  const held = async (fault: () => void): Promise<Attempt[]> => {
+    d.child.kill('SIGSTOP');
+    fault();
+    const from = probe.attempts.length;
+    await sleep(3000);
+    return probe.attempts.slice(from);
+  };
+  const repairedAfter = async (release: () => void): Promise<void> => {
+    const before = d.logs.length;
+    release();
+    await d.waitForLog((l) => d.logs.indexOf(l) >= before && l.msg === 'firewall drift repaired', 10_000);
+    await until(async () => listed(ns.host, 'dockwarden')?.includes(GOOD) || undefined, 10_000, 'our table back');
+  };
+  const deniedDone = (attempts: readonly Attempt[]): Attempt[] => attempts.filter((a) => a.denied !== undefined && a.v === 'connected');
+
+  // Our table alone deleted, the repair held: Docker's DNAT stays, so this is the forward path.
+  const dnat = await held(() => execFileSync('ip', ['netns', 'exec', ns.host, 'nft', 'delete', 'table', 'inet', 'dockwarden']));
+  t.equal(listed(ns.host, 'dockwarden'), null, 'our table deleted, the daemon held');
+  t.ok(dnat.filter((a) => a.denied !== undefined).length > 10, 'the denied client kept trying');
+  t.same(deniedDone(dnat), [], 'no denied connection completed on the DNAT path while only the guard filtered');
+  t.ok(dnat.some((a) => a.allowed === JUDGED_PORT && a.v === 'ok'), 'the allowed client was served meanwhile');
+  await repairedAfter(() => d.child.kill('SIGCONT'));
+
+  // nft flush ruleset, the repair held: Docker's DNAT goes too, so docker-proxy serves the port (the input path).
   const flushCommand = Date.now();
-  execFileSync('ip', ['netns', 'exec', ns.host, 'nft', 'flush', 'ruleset']);
-  await until(async () => !Number.isNaN(timeline.flushAfter(flushCommand).deleted) || undefined, 10_000, 'our table deleted');
-  const window = probe.attempts.length;
-  await sleep(3000);
-  const held = probe.attempts.slice(window);
+  const flushed = await held(() => execFileSync('ip', ['netns', 'exec', ns.host, 'nft', 'flush', 'ruleset']));
   t.equal(listed(ns.host, 'dockwarden'), null, 'our table is gone while the daemon is held');
-  t.ok(Number.isNaN(timeline.flushAfter(flushCommand).back), 'and did not come back meanwhile');
-  t.ok(held.filter((a) => a.denied !== undefined).length > 10, 'the denied client kept trying');
-  t.same(held.filter((a) => a.denied !== undefined && a.v === 'connected'), [], 'no denied connection completed while only the guard filtered');
-  t.ok(held.some((a) => a.allowed === JUDGED_PORT && a.v === 'ok'), 'the allowed client was served meanwhile (docker-proxy: the flush took Docker\'s DNAT)');
-  const before = d.logs.length;
-  d.child.kill('SIGCONT');
-  await d.waitForLog((l) => d.logs.indexOf(l) >= before && l.msg === 'firewall drift repaired', 10_000);
-  await until(async () => listed(ns.host, 'dockwarden')?.includes(GOOD) || undefined, 10_000, 'our table back');
+  t.ok(!Number.isNaN(timeline.flushAfter(flushCommand).deleted) && Number.isNaN(timeline.flushAfter(flushCommand).back), 'deleted by the flush, and not back meanwhile');
+  t.ok(flushed.filter((a) => a.denied !== undefined).length > 10, 'the denied client kept trying');
+  t.same(deniedDone(flushed), [], 'no denied connection completed while only the guard filtered');
+  t.ok(flushed.some((a) => a.allowed === JUDGED_PORT && a.v === 'ok'), 'the allowed client was served meanwhile (docker-proxy: the flush took Docker\'s DNAT)');
+  await repairedAfter(() => d.child.kill('SIGCONT'));
 
   // The guard's nft process killed: the guard goes with it, and the daemon builds it again.
   const first = guardPid(await d.waitForLog(guardStarted));
@@ -278,5 +294,5 @@ t.test('the guard: with the repair held, nft flush ruleset leaves denied sources
   t.equal(await d.stop('SIGKILL'), null);
   await until(async () => listed(ns.host, 'dockwarden_guard') === null || undefined, 10_000, 'the guard gone with the daemon');
   t.ok(listed(ns.host, 'dockwarden')?.includes(GOOD), 'our table stays without the daemon');
-  t.equal(probe.attempts.filter((a) => a.denied !== undefined && a.v === 'connected').length, 0, 'no denied connection completed at any point');
+  t.same(deniedDone(probe.attempts), [], 'no denied connection completed at any point');
 });

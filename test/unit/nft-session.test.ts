@@ -4,9 +4,7 @@
  * checks the same against it).
  */
 import t from 'tap';
-import { replyMarker, takeReply } from '../../src/adapters/nftables/nft-session.js';
-import { toNftError } from '../../src/adapters/nftables/nft.js';
-import { ToolError } from '../../src/adapters/firewall/run-tool.js';
+import { replyError, replyMarker, takeReply } from '../../src/adapters/nftables/nft-session.js';
 
 /** nft's answer to the marker line: a syntax error that echoes it. */
 const answer = (seq: number): string => `Error: syntax error, unexpected newline, expecting string\n${replyMarker(seq)}\n${' '.repeat(replyMarker(seq).length)}^\n`;
@@ -34,10 +32,15 @@ t.test('another command\'s marker is not this one\'s (1 is not 12)', async (t) =
   t.equal(takeReply(answer(1), replyMarker(12)), null);
 });
 
-t.test('a failure in the included script is located in it, as with nft -f', async (t) => {
+t.test('a reply is a failure when nft says Error, located in the included script as with nft -f', async (t) => {
   const script = 'add element inet dockwarden ports4 { 10.0.0.1 . tcp . 80 }\nadd element inet dockwarden nosuch { 3.3.3.3 }\n';
-  const error = toNftError(new ToolError('nft: failed', 'nft', 1, false, FAILED), script);
-  t.equal(error.line, 2);
-  t.equal(error.inputLine, 'add element inet dockwarden nosuch { 3.3.3.3 }');
-  t.match(error.message, /^nft: No such file or directory \(line 2: /);
+  t.equal(replyError('', script), null, 'nothing said: applied');
+  const error = replyError(FAILED, script);
+  t.equal(error?.line, 2);
+  t.equal(error?.inputLine, 'add element inet dockwarden nosuch { 3.3.3.3 }');
+  t.match(error?.message, /^nft: No such file or directory \(line 2: /);
+  // Not located (a command of the line itself): the first error is the message.
+  const unlocated = replyError('Error: Could not process rule: Operation not permitted\ndelete table inet g\n                  ^\n', script);
+  t.equal(unlocated?.message, 'nft: Could not process rule: Operation not permitted');
+  t.equal(unlocated?.line, null);
 });

@@ -20,7 +20,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TOOL_TIMEOUT_MS, ToolError } from '../firewall/run-tool.js';
-import { toNftError, type NftOptions } from './nft.js';
+import { toNftError, type NftError, type NftOptions } from './nft.js';
 
 /** Stderr held while waiting for a reply; beyond it nft is not speaking our protocol. */
 const MAX_REPLY = 16 << 20;
@@ -42,6 +42,15 @@ export function takeReply(buffer: string, marker: string): { readonly reply: str
   if (carets < 0) return null;
   const answer = buffer.lastIndexOf('\n', echoed - 1) + 1;
   return { reply: buffer.slice(0, answer), rest: buffer.slice(carets + 1) };
+}
+
+/**
+ * The failure a reply tells of, located in `script` as an `nft -f` failure is; null when the script
+ * was applied. nft's errors are `Error: …` lines, or `FILE:LINE:COL: Error: …` for the included script.
+ */
+export function replyError(reply: string, script: string): NftError | null {
+  if (!/^(?:\S*: )?Error: /m.test(reply)) return null;
+  return toNftError(new ToolError(`nft: ${reply.trim().split('\n')[0]}`, 'nft', 1, false, reply), script);
 }
 
 export interface NftSessionEvents {
@@ -161,8 +170,9 @@ export class NftSession {
       return;
     }
     this.stderr = taken.rest;
-    if (!/^Error: /m.test(taken.reply)) return request.resolve();
-    request.reject(toNftError(new ToolError(`nft: ${taken.reply.trim().split('\n')[0]}`, 'nft', 1, false, taken.reply), request.script));
+    const error = replyError(taken.reply, request.script);
+    if (error === null) request.resolve();
+    else request.reject(error);
   }
 
   /** Fails the request waiting and ends the process: the next write starts another, whatever this one still prints. */
