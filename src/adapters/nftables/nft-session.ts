@@ -135,7 +135,9 @@ export class NftSession {
   private spawn(): ChildProcess {
     const command = ['nft', '-i'];
     const [file, ...argv] = this.options.netns === undefined ? command : ['ip', 'netns', 'exec', this.options.netns, ...command];
-    const child = spawn(file!, argv, { stdio: ['pipe', 'ignore', 'pipe'] });
+    // nft -i keeps a command history and writes it to $HOME/.nft.history when it ends (and reads it
+    // when it starts): HOME is our private directory, so it is neither root's nor left behind.
+    const child = spawn(file!, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, HOME: this.dir! } });
     this.child = child;
     this.started++;
     this.stderr = '';
