@@ -48,19 +48,20 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
   /** Writes the table and, with a guard, the guard in the same transaction; the table alone when the guard cannot be. */
   const write = async (plan: FirewallPlan): Promise<void> => {
     guardHolder = null;
-    if (guard) {
+    let refusal: unknown = null;
+    // Twice: a process that ended (or was abandoned) under the first is replaced by the second.
+    for (let attempt = 0; guard && attempt < 2; attempt++) {
       try {
         guardHolder = await guard.run(renderTable(plan) + renderTable(plan, true));
         return;
       } catch (error) {
-        // Whatever the guard's trouble (its process, its table), ours must not wait for it: the
-        // script alone, by an nft of its own. Only when that works was the guard the trouble.
-        await runNft(renderTable(plan), nft);
-        guardRefused(error);
-        return;
+        refusal = error;
       }
     }
+    // Whatever the guard's trouble (its process, its table), ours must not wait for it: the script
+    // alone, by an nft of its own. Only when that works was the guard the trouble.
     await runNft(renderTable(plan), nft);
+    if (guard) guardRefused(refusal);
   };
 
   return {
