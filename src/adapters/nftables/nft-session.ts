@@ -110,6 +110,8 @@ export class NftSession {
     // A private directory (0700): the file nft includes is ours alone.
     this.dir ??= mkdtempSync(join(tmpdir(), 'dockwarden-nft-'));
     const file = join(this.dir, 'script.nft');
+    // The path goes into nft's quoted include: TMPDIR must not end its quotes or its line.
+    if (/["\n]/.test(file)) throw new TypeError(`unusable directory for nft scripts: ${JSON.stringify(this.dir)}`);
     await writeFile(file, script, { mode: 0o600 });
     const child = this.child ?? this.spawn();
     const holder = this.started;
