@@ -40,6 +40,8 @@ import { BRIDGE_TABLE } from '../adapters/nftables/bridge-render.js';
 import type { TableEventWatch } from '../adapters/nftables/table-events.js';
 import { watchOwnTables } from './table-watch.js';
 import { dockerProxyReader } from '../adapters/proc/docker-proxy.js';
+import { NftSession } from '../adapters/nftables/nft-session.js';
+import { GUARD_TABLE } from '../adapters/nftables/render.js';
 
 /** Containers judged at once; each is a handful of short API calls. */
 const CONCURRENCY = 8;
@@ -102,8 +104,19 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   let firewallTables: FirewallBackend['nfTables'] = { tables: [], shared: false };
   /** docker-proxy's listeners, which a drift repair closes until judged (primed once the start-up reconcile is done). */
   const dockerProxies = dockerProxyReader(config.docker.socket);
+  // The guard (README "Published ports" › The guard): with nftables every write goes through one
+  // `nft -i`, which owns a copy of our table that `nft flush ruleset` cannot take. It goes with that
+  // process; built again at once from what is desired when the process ends while we run.
+  const guard = new NftSession({
+    started: (pid) => log.info({ guard: { pid, table: GUARD_TABLE } }, 'nft guard started'),
+    ended: (code, signal) => {
+      log.warn({ guard: { code, signal, table: GUARD_TABLE } }, 'nft guard ended');
+      firewall.repairNow().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
+    },
+  });
   try {
-    const backend = metrics.measured(await selectBackend(config.firewall.backend));
+    const guardRefused = (error: unknown): void => log.error({ err: error, guard: { table: GUARD_TABLE } }, 'the firewall guard could not be written; our table was, alone');
+    const backend = metrics.measured(await selectBackend(config.firewall.backend, { guard, guardRefused }));
     firewallTables = backend.nfTables;
     const saved = readFirewallState(config.state.dir);
     firewall = new FirewallEnforcer(
@@ -124,6 +137,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
   } catch (error) {
     log.fatal({ err: error }, 'cannot install the firewall; not starting');
     alerter.close();
+    guard.close();
     return notStarted(2);
   }
 
@@ -346,6 +360,8 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
     metricsServer?.close();
     metricsServer?.closeAllConnections();
     notifier.close();
+    // Our table stays; the guard goes (it is the running daemon's: what keeps it is its nft process).
+    guard.close();
     resolveExit(code);
   };
   const shutdown = (): Promise<void> => stop(0);

@@ -8,6 +8,8 @@ import { performance } from 'node:perf_hooks';
 import { isNftError, listTable, nftAvailable, runNft, type InstalledTable } from '../../src/adapters/nftables/nft.js';
 import { UnsafeValueError, renderElementChanges, renderTable } from '../../src/adapters/nftables/render.js';
 import { nftablesBackend } from '../../src/adapters/nftables/backend.js';
+import { NftSession } from '../../src/adapters/nftables/nft-session.js';
+import { GUARD_TABLE } from '../../src/adapters/nftables/render.js';
 import type { FirewallBackend } from '../../src/adapters/firewall/backend.js';
 import { FirewallEnforcer } from '../../src/app/firewall-enforcer.js';
 import { pino } from 'pino';
@@ -19,6 +21,7 @@ import {
 } from '../../src/domain/firewall/plan.js';
 import { parseCidr } from '../../src/domain/net/cidr.js';
 import { makeFacts } from '../helpers/facts.js';
+import { until } from '../helpers/until.js';
 import { assertClientNetFree } from '../helpers/netns.js';
 import { CLIENT_JS, SERVER_JS, connects, netns as labNetns, packetTopology, startIn } from '../helpers/packet-lab.js';
 
@@ -199,6 +202,42 @@ t.test('the backend: drift against the plan, element by element, foreign element
   t.equal(await backend.drift(withApi), 'chains or rules were edited', "an emptied shard chain");
   await backend.replace(withApi);
   t.equal(await backend.drift(withApi), null, 'a replace repairs it');
+});
+
+t.test('the backend with a guard: both tables in each write, the guard compared, written again once its process ends; a guard it cannot write does not hold ours back', async (t) => {
+  const name = netns(t);
+  const pids: number[] = [];
+  const session = new NftSession({ netns: name, started: (pid) => pids.push(pid) });
+  t.teardown(() => session.close());
+  const refused: unknown[] = [];
+  const backend = nftablesBackend({ netns: name, guard: session, guardRefused: (error) => refused.push(error) });
+  const guard = async (): Promise<InstalledTable | null> => listTable({ netns: name }, GUARD_TABLE);
+  const withApi = planAll([WEB, DNS, API], { defaultDeny: true, bridges: BRIDGES });
+  await backend.replace(BASE);
+  t.ok(sameElements((await guard())!.plan, BASE), 'the guard holds the plan');
+  await backend.update(diffElements(BASE, withApi), () => withApi);
+  t.ok(sameElements((await guard())!.plan, withApi) && sameElements((await installed(name)).plan, withApi), 'an update changes both tables');
+  t.equal(await backend.drift(withApi), null, 'both as applied');
+  t.equal(pids.length, 1, 'every write through one nft process');
+
+  process.kill(pids[0]!, 'SIGKILL');
+  await until(async () => ((await guard()) === null ? true : undefined), 10_000, 'the guard gone with its process');
+  t.equal(await backend.drift(withApi), `table ${GUARD_TABLE} is gone with the nft process that held it`);
+  await backend.replace(withApi);
+  t.ok(sameElements((await guard())!.plan, withApi), 'a replace writes it again, through a new process');
+  t.equal(pids.length, 2);
+  t.equal(await backend.drift(withApi), null);
+
+  // A guard table that is not ours (no owner): ours is still written, alone; the trouble is told.
+  session.close();
+  inNetns(name, 'nft', 'add', 'table', 'inet', 'dockwarden_guard');
+  const other = new NftSession({ netns: name });
+  t.teardown(() => other.close());
+  const closed = nftablesBackend({ netns: name, guard: other, guardRefused: (error) => refused.push(error) });
+  await closed.replace(BASE);
+  t.ok(sameElements((await installed(name)).plan, BASE), 'our table written');
+  t.equal(refused.length, 1, 'the guard refused, and said');
+  t.equal(await closed.drift(BASE), null, 'no drift made of a guard known not written (no repair loop)');
 });
 
 t.test('a drift check reads the kernel while events change it: nothing held, no drift made up, a real one still found', async (t) => {

@@ -1,60 +1,106 @@
 import { sameElementsApart } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
-import { listAuditCounts, listTable, nextTurn, runNft, showTable, type NftOptions } from './nft.js';
+import type { FirewallPlan } from '../../domain/firewall/plan.js';
+import { listAuditCounts, listTable, nextTurn, runNft, showTable, type InstalledTable, type NftOptions } from './nft.js';
 import { nftBatch } from './nft-batch.js';
-import { renderElementChanges, renderRemoval, renderTable, TABLE } from './render.js';
+import type { NftSession } from './nft-session.js';
+import { GUARD_TABLE, renderElementChanges, renderRemoval, renderTable, TABLE } from './render.js';
 
 /** Plan-wide interface lists, which change only by a replace (like `defaultDeny`). */
 const INTERFACE_LISTS = ['routed4', 'routed6', 'otherBridges'] as const;
+
+/** The chains as the kernel printed them right after our last replace: edited rules show up as a change. */
+interface Skeleton {
+  readonly defaultDeny: boolean;
+  readonly audit: boolean;
+  readonly skeleton: string;
+}
+
+export interface NftBackendOptions extends NftOptions {
+  /**
+   * The guard (README "Published ports" › The guard): every write goes through this `nft -i` process
+   * (the bridge filter's element updates too, in the same batch), and each replace writes, in the
+   * same transaction, a copy of the table that the process owns, which `nft flush ruleset` cannot take.
+   */
+  readonly guard?: NftSession;
+  /** The guard could not be written, and `inet dockwarden` was written alone, by an nft of its own. */
+  readonly guardRefused?: (error: unknown) => void;
+}
 
 /**
  * `table inet dockwarden`: a constant set of chains, containers only in set elements. A container
  * start or stop is one small element transaction; everything else is an atomic table replace.
  */
-export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
-  // The chains as the kernel printed them right after our last replace: edited rules show up as a change.
-  let lastSkeleton: { defaultDeny: boolean; audit: boolean; skeleton: string } | null = null;
+export function nftablesBackend(options: NftBackendOptions = {}): FirewallBackend {
+  const { guard, guardRefused = () => {}, ...nft } = options;
+  let lastSkeleton: Skeleton | null = null;
+  let guardSkeleton: Skeleton | null = null;
+  /** The guard's process as of the last replace that wrote the guard (`NftSession.holder`); null: no guard written. */
+  let guardHolder: number | null = null;
+  const guardHeld = (): boolean => guardHolder !== null && guard?.holder === guardHolder;
   // Audit counters as last read, by element: the kernel's counters only grow while their element lives.
   let lastCounts = new Map<string, number>();
+  if (guard) nftBatch(nft).through((script) => guard.run(script).then(() => {}));
+
+  const skeletonOf = (plan: FirewallPlan, installed: InstalledTable | null): Skeleton | null =>
+    installed && { defaultDeny: plan.defaultDeny, audit: plan.audit ?? false, skeleton: installed.skeleton };
+
+  /** Writes the table and, with a guard, the guard in the same transaction; the table alone when the guard cannot be. */
+  const write = async (plan: FirewallPlan): Promise<void> => {
+    guardHolder = null;
+    let refusal: unknown = null;
+    // Twice: a process that ended (or was abandoned) under the first is replaced by the second.
+    for (let attempt = 0; guard && attempt < 2; attempt++) {
+      try {
+        guardHolder = await guard.run(renderTable(plan) + renderTable(plan, true));
+        return;
+      } catch (error) {
+        refusal = error;
+      }
+    }
+    // Whatever the guard's trouble (its process, its table), ours must not wait for it: the script
+    // alone, by an nft of its own. Only when that works was the guard the trouble.
+    await runNft(renderTable(plan), nft);
+    if (guard) guardRefused(refusal);
+  };
 
   return {
     name: 'nftables',
     nfTables: { tables: [TABLE], shared: false },
     async replace(plan) {
-      await runNft(renderTable(plan), options);
-      const installed = await listTable(options);
-      lastSkeleton = installed && { defaultDeny: plan.defaultDeny, audit: plan.audit ?? false, skeleton: installed.skeleton };
+      await write(plan);
+      const [installed, guarded] = await Promise.all([listTable(nft), guardHeld() ? listTable(nft, GUARD_TABLE) : null]);
+      lastSkeleton = skeletonOf(plan, installed);
+      guardSkeleton = skeletonOf(plan, guarded);
     },
     async update(diff) {
       const script = renderElementChanges(diff);
-      if (script !== '') await nftBatch(options).apply(script);
+      if (script !== '') await nftBatch(nft).apply(guardHeld() ? script + renderElementChanges(diff, GUARD_TABLE) : script);
     },
     // Containers are set elements only: an element transaction changes its elements and nothing else,
     // so a read that overlapped some compares every other element exactly.
     readsWhileChanging: true,
     async drift(expected, changing) {
-      // Read beside events (`changing` given), nft runs as background work. The parse and the comparison
-      // give events a turn every few thousand elements (at 10,000 containers each held the event loop
-      // 0.1–0.3 s in one piece).
-      const installed = await listTable({ ...options, background: changing !== undefined });
-      if (!installed) return 'table inet dockwarden is missing';
-      if (installed.foreign.length > 0) return `${installed.foreign.length} element(s) dockwarden did not add`;
-      if (!(await sameElementsApart(installed.plan, expected, changing ?? new Set(), nextTurn))) return 'set elements differ from what dockwarden applied';
-      if (installed.plan.defaultDeny !== expected.defaultDeny) return 'the fail-closed baseline differs from the policy';
-      if (INTERFACE_LISTS.some((list) => installed.plan[list].toSorted().join() !== expected[list].join())) return 'routed or other bridges differ from what dockwarden applied';
-      if ((installed.plan.audit ?? false) !== (expected.audit ?? false)) return 'the audit mode differs from the policy';
-      if (lastSkeleton?.defaultDeny === expected.defaultDeny && lastSkeleton.audit === (expected.audit ?? false) && lastSkeleton.skeleton !== installed.skeleton) return 'chains or rules were edited';
-      return null;
+      // Read beside events (`changing` given), nft runs as background work.
+      const read = { ...nft, background: changing !== undefined };
+      const guarded = guardHolder !== null;
+      const [installed, guardInstalled] = await Promise.all([listTable(read), guarded ? listTable(read, GUARD_TABLE) : null]);
+      const drift = await compare(TABLE, installed, lastSkeleton, expected, changing);
+      if (drift !== null || !guarded) return drift;
+      // Nobody else can change the guard (EPERM); it goes when its process ends, and is then written again.
+      if (!guardHeld()) return `table ${GUARD_TABLE} is gone with the nft process that held it`;
+      const guardDrift = await compare(GUARD_TABLE, guardInstalled, guardSkeleton, expected, changing);
+      return guardDrift && `the guard: ${guardDrift}`;
     },
     async installed() {
-      return (await listTable(options)) !== null;
+      return (await listTable(nft)) !== null;
     },
     async remove() {
-      if ((await listTable(options)) !== null) await runNft(renderRemoval(), options);
+      if ((await listTable(nft)) !== null) await runNft(renderRemoval(), nft);
       lastSkeleton = null;
     },
     async wouldHaveDropped() {
-      const counts = await listAuditCounts(options);
+      const counts = await listAuditCounts(nft);
       const key = (c: (typeof counts)[number]): string => `${c.source} ${c.hostAddress} ${c.proto} ${c.port}`;
       // A counter below the last reading belongs to an element made again (expired, or a replace): all of it is new.
       const grown = counts.map((c) => {
@@ -65,7 +111,23 @@ export function nftablesBackend(options: NftOptions = {}): FirewallBackend {
       return grown.filter((c) => c.connections > 0);
     },
     async show() {
-      return (await showTable(options)) ?? '# table inet dockwarden is not installed\n';
+      return (await showTable(nft)) ?? '# table inet dockwarden is not installed\n';
     },
   };
+}
+
+/**
+ * What differs between a table as read and the plan installed in it, in words; null when nothing.
+ * The parse and the comparison give events a turn every few thousand elements (at 10,000 containers
+ * each held the event loop 0.1–0.3 s in one piece).
+ */
+async function compare(table: string, installed: InstalledTable | null, recorded: Skeleton | null, expected: FirewallPlan, changing: ReadonlySet<string> | undefined): Promise<string | null> {
+  if (!installed) return `table ${table} is missing`;
+  if (installed.foreign.length > 0) return `${installed.foreign.length} element(s) dockwarden did not add`;
+  if (!(await sameElementsApart(installed.plan, expected, changing ?? new Set(), nextTurn))) return 'set elements differ from what dockwarden applied';
+  if (installed.plan.defaultDeny !== expected.defaultDeny) return 'the fail-closed baseline differs from the policy';
+  if (INTERFACE_LISTS.some((list) => installed.plan[list].toSorted().join() !== expected[list].join())) return 'routed or other bridges differ from what dockwarden applied';
+  if ((installed.plan.audit ?? false) !== (expected.audit ?? false)) return 'the audit mode differs from the policy';
+  if (recorded?.defaultDeny === expected.defaultDeny && recorded.audit === (expected.audit ?? false) && recorded.skeleton !== installed.skeleton) return 'chains or rules were edited';
+  return null;
 }

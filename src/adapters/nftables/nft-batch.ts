@@ -21,8 +21,13 @@ export class NftBatch {
 
   constructor(
     private readonly options: NftOptions = {},
-    private readonly run: ScriptRunner = runNft,
+    private run: ScriptRunner = runNft,
   ) {}
+
+  /** From now on the runs go to `run` instead of an nft process each (the guard's `nft -i`, backend.ts). */
+  through(run: ScriptRunner): void {
+    this.run = run;
+  }
 
   /** Applies `script` (a whole transaction of its own) together with the others asked for in this turn. */
   apply(script: string): Promise<void> {

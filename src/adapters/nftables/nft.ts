@@ -11,7 +11,7 @@ import {
 import { parseCidr } from '../../domain/net/cidr.js';
 import type { Protocol } from '../../domain/facts.js';
 import type { Cidr } from '../../domain/policy/model.js';
-import { ALLOW_SHARDS, AUDIT_SETS, SET_TYPES, allowShard, renderTable, type SetName } from './render.js';
+import { ALLOW_SHARDS, AUDIT_SETS, SET_TYPES, TABLE, allowShard, renderTable, type SetName } from './render.js';
 
 export interface NftOptions {
   /** Run inside this network namespace (`ip netns exec NAME nft …`). */
@@ -52,9 +52,9 @@ export async function runNft(script: string, options: RunOptions = {}): Promise<
   await nft(options.check ? ['-c', '-f', '-'] : ['-f', '-'], script, options);
 }
 
-/** The table as the kernel has it; null when it does not exist. */
-export async function listTable(options: ListOptions = {}): Promise<InstalledTable | null> {
-  const json = await listJson(['table', 'inet', 'dockwarden'], options);
+/** The table (`inet dockwarden`, or the guard's) as the kernel has it; null when it does not exist. */
+export async function listTable(options: ListOptions = {}, table = TABLE): Promise<InstalledTable | null> {
+  const json = await listJson(['table', ...table.split(' ')], options);
   return json === null ? null : parseTable(json);
 }
 
@@ -114,10 +114,11 @@ async function nft(args: readonly string[], input: string, { netns, background }
   }
 }
 
-/** nft points at the failing command: `/dev/stdin:LINE:COL-COL: Error: MESSAGE`. */
-const LOCATED = /^(?:\/dev\/stdin|-):(\d+):\d+(?:-\d+)?: Error: (.*)$/m;
+/** nft points at the failing command: `/dev/stdin:LINE:COL-COL: Error: MESSAGE` (an included script: its path, nft-session.ts). */
+const LOCATED = /^(?:\/dev\/stdin|-|\/[^:\n]+\.nft):(\d+):\d+(?:-\d+)?: Error: (.*)$/m;
 
-function toNftError(failure: ToolError, script: string): NftError {
+/** A tool failure of nft as an NftError, located in `script` where nft says. */
+export function toNftError(failure: ToolError, script: string): NftError {
   const { tool, exitCode, timedOut, stderr } = failure;
   const located = timedOut ? null : LOCATED.exec(stderr);
   if (located) {

@@ -13,6 +13,12 @@ import { address, cidr, family, ifname, port, proto, unsafe } from '../firewall/
 export { UnsafeValueError, isUnsafeValueError } from '../firewall/safe-values.js';
 
 export const TABLE = 'inet dockwarden';
+/**
+ * The guard: the same sets and rules in a second table, owned (`flags owner`) by the daemon's `nft -i`
+ * process (nft-session.ts), so that `nft flush ruleset` cannot take it while the daemon runs; it
+ * goes with that process. A drop in either table drops: both hook in at the same places.
+ */
+export const GUARD_TABLE = 'inet dockwarden_guard';
 
 /**
  * Allowances of source blocks need concatenated interval sets (the kernel's pipapo), whose every change
@@ -74,8 +80,13 @@ export const AUDIT_SET_SIZE = 65_536;
 /** Set name → elements rendered, for the sets that have any. */
 type RenderedSets = Map<string, string[]>;
 
-/** The whole table, replaced atomically: create-if-missing, delete, recreate, in one transaction. */
-export function renderTable(plan: FirewallPlan): string {
+/**
+ * The whole table, replaced atomically: create-if-missing, delete, recreate, in one transaction.
+ * `guard`: the guard table, owned by the socket that writes it (only an owner may delete it).
+ */
+export function renderTable(plan: FirewallPlan, guard = false): string {
+  const table = guard ? GUARD_TABLE : TABLE;
+  const flags = guard ? ['\tflags owner;'] : [];
   const sets = renderSets(plan);
   sets.set('routed4', plan.routed4.map(quotedIfname));
   sets.set('routed6', plan.routed6.map(quotedIfname));
@@ -90,9 +101,10 @@ export function renderTable(plan: FirewallPlan): string {
   const auditBlocks = Object.entries(AUDIT_SETS).map(([name, type]) =>
     [`\tset ${name} {`, `\t\ttype ${type}`, `\t\tsize ${AUDIT_SET_SIZE}`, '\t\tflags dynamic, timeout', '\t\ttimeout 1h', '\t\tcounter', '\t}'].join('\n'));
   return [
-    `table ${TABLE} {}`,
-    `delete table ${TABLE}`,
-    `table ${TABLE} {`,
+    `table ${table} {${guard ? ' flags owner; ' : ''}}`,
+    `delete table ${table}`,
+    `table ${table} {`,
+    ...flags,
     ...SET_NAMES.map((name) => setBlock(name, SET_TYPES[name], false)),
     ...FAMILIES.flatMap((f) => SHARDS.map((i) => setBlock(allowSetName(f, i), ALLOW_TYPES[f], true))),
     ...auditBlocks,
@@ -111,9 +123,9 @@ export function renderRemoval(): string {
  * One transaction: deletions first, so an element may be replaced by an overlapping one. Empty when
  * nothing changes. A deletion of an element the kernel lacks fails the whole transaction (drift).
  */
-export function renderElementChanges(diff: ElementDiff): string {
+export function renderElementChanges(diff: ElementDiff, table = TABLE): string {
   const commands = (verb: 'add' | 'delete', elements: FirewallElements): string[] =>
-    [...renderSets(elements)].map(([name, lines]) => [`${verb} element ${TABLE} ${name} {`, ...elementLines(lines, '\t'), '}'].join('\n'));
+    [...renderSets(elements)].map(([name, lines]) => [`${verb} element ${table} ${name} {`, ...elementLines(lines, '\t'), '}'].join('\n'));
   const lines = [...commands('delete', diff.delete), ...commands('add', diff.add)];
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
