@@ -10,8 +10,8 @@ import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
 import { bridgeOptions } from '../domain/firewall/bridge-options.js';
-import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
+import { formatPolicyError } from '../domain/policy/result.js';
 import { actionEnforcer } from './action-enforcer.js';
 import { alertEnforcer } from './alerts/alert-enforcer.js';
 import type { Alerter } from './alerts/alerter.js';
@@ -72,7 +72,7 @@ const notStarted = (code: number): DaemonHandle => ({ exited: Promise.resolve(co
  * is logged and the old one stays.
  */
 export async function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<DaemonHandle> {
-  const initial = loadPolicyFile(config.policy.file);
+  const initial = await readPolicyOffLoop(config.policy.file);
   if (!initial.ok) {
     log.fatal({ errors: initial.errors.map(formatPolicyError) }, 'policy invalid; not starting');
     return notStarted(1);
