@@ -16,7 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { signatureVerifier } from '../../src/app/signature-verdicts.js';
-import { parsePolicy, formatPolicyError } from '../../src/domain/policy/load.js';
+import { parsePolicy } from '../../src/domain/policy/load.js';
+import { formatPolicyError } from '../../src/domain/policy/result.js';
 import { generateKeyPair, loadCosignKey, sign } from '../../test/helpers/cosign-stand-in.js';
 import { makeFacts } from '../../test/helpers/facts.js';
 import { startRegistry } from '../../test/helpers/registry.js';

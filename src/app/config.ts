@@ -5,7 +5,7 @@ import { parseMetricsListen } from '../adapters/metrics-server.js';
 import { ALERT_SEVERITIES, type AlertSeverity } from '../domain/alerts/alert.js';
 import { SYSLOG_FACILITIES, type SyslogFacility } from '../domain/alerts/syslog-format.js';
 import { parseSyslogTarget } from '../domain/alerts/syslog-target.js';
-import { quote } from '../domain/policy/schema.js';
+import { quote } from '../domain/quote.js';
 import { decodeYamlBytes, parseYamlSource, reportedErrors, type SourceLocation, type YamlSource } from '../domain/yaml-source.js';
 import { isInterfaceName } from '../domain/net/interface-name.js';
 import { parseWebhooks, type WebhookConfig, type WebhookProblem } from './webhook-config.js';

@@ -10,8 +10,8 @@ import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
 import { bridgeOptions } from '../domain/firewall/bridge-options.js';
-import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
 import type { Policy } from '../domain/policy/model.js';
+import { formatPolicyError, type PolicyResult } from '../domain/policy/result.js';
 import { actionEnforcer } from './action-enforcer.js';
 import { alertEnforcer } from './alerts/alert-enforcer.js';
 import type { Alerter } from './alerts/alerter.js';
@@ -71,10 +71,11 @@ const notStarted = (code: number): DaemonHandle => ({ exited: Promise.resolve(co
  * reconcile, apply → READY; then events, periodic reconciles and drift checks, reloads, watchdog
  * pings; SIGTERM → drain → STOPPING → exit 0, firewall left in place. An invalid policy at start-up
  * is fatal (exit 1), so is a firewall that cannot be installed (exit 2); an invalid policy at reload
- * is logged and the old one stays.
+ * is logged and the old one stays. `initialPolicy`: its read, begun by the caller (src/cli/main.ts: in a
+ * worker thread, while this module and the rest of the daemon's load).
  */
-export async function startDaemon(config: Config, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<DaemonHandle> {
-  const initial = loadPolicyFile(config.policy.file);
+export async function startDaemon(config: Config, log: Logger, initialPolicy: Promise<PolicyResult>, env: NodeJS.ProcessEnv = process.env): Promise<DaemonHandle> {
+  const initial = await initialPolicy;
   if (!initial.ok) {
     log.fatal({ errors: initial.errors.map(formatPolicyError) }, 'policy invalid; not starting');
     return notStarted(1);

@@ -1,6 +1,5 @@
 import type { Config } from './config.js';
-import type { Policy } from '../domain/policy/model.js';
-import { DEFAULT_DOCKER_SOCKETS } from '../domain/policy/schema.js';
+import { DEFAULT_DOCKER_SOCKETS, type Policy } from '../domain/policy/model.js';
 
 /**
  * The engine sockets a mounted file is recognised as by identity (device and inode): the one

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { PolicyError, PolicyResult } from '../domain/policy/load.js';
+import type { PolicyError, PolicyResult } from '../domain/policy/result.js';
 import { fromTransferable, type TransferablePolicy } from './policy-transfer.js';
 
 /** A reload that takes longer than this (the bounds make it a few seconds at most) is given up: the last good policy stays. */
@@ -9,8 +9,10 @@ const POLICY_READ_HEAP_MB = 512;
 
 /**
  * Reads and validates the policy in a worker thread, so a big or hostile file costs that thread, not the
- * event loop that judges containers: enforcement goes on while a reload is read. Never rejects: a worker
- * that fails, runs out of memory or out of time is an error of the policy file like any other.
+ * event loop that judges containers: enforcement goes on while a reload is read. The start-up read too:
+ * the validator (zod with the policy's schema) then never loads on the daemon's own heap, where it
+ * would stay for the daemon's life (README "Scale", idle RSS). Never rejects: a worker that fails,
+ * runs out of memory or out of time is an error of the policy file like any other.
  */
 export function readPolicyOffLoop(file: string, timeLimitMs = POLICY_READ_TIME_LIMIT_MS): Promise<PolicyResult> {
   // Under the test runner this module is TypeScript, and so is its worker.

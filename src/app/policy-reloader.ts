@@ -1,4 +1,4 @@
-import type { PolicyResult } from '../domain/policy/load.js';
+import type { PolicyResult } from '../domain/policy/result.js';
 
 export interface PolicyReloaderOptions {
   /** Reads and validates the file (in a worker: the event loop keeps judging containers meanwhile). */

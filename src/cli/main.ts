@@ -57,8 +57,12 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'run' && sub === undefined) {
     // Before the daemon's modules load: a signal meanwhile must not be node's default death.
     const signals = holdDaemonSignals();
+    const settings = await config();
+    // The policy is read and validated in a worker thread (as reloads are) while this thread loads the
+    // daemon's modules: the two overlap on a second core (issue #15, recovery after a SIGKILL).
+    const policy = (await import('../app/policy-reader.js')).readPolicyOffLoop(settings.policy.file);
     const { runCommand } = await import('./run.js');
-    return runCommand(await config(), logFormat(values['log-format'], process.stdout.isTTY === true), signals);
+    return runCommand(settings, logFormat(values['log-format'], process.stdout.isTTY === true), signals, policy);
   }
   if (command === 'policy' && sub === 'validate' && rest.length <= 1) {
     // A config named on the command line is checked even when the file to validate is given: a bad one is exit 2, never ignored.

@@ -1,4 +1,5 @@
-import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
+import { loadPolicyFile } from '../domain/policy/load.js';
+import { formatPolicyError } from '../domain/policy/result.js';
 import type { Policy } from '../domain/policy/model.js';
 
 /** The configured policy, or null after printing its located errors (callers exit 2). */

@@ -1,4 +1,5 @@
-import { formatPolicyError, loadPolicyFile } from '../domain/policy/load.js';
+import { loadPolicyFile } from '../domain/policy/load.js';
+import { formatPolicyError } from '../domain/policy/result.js';
 
 export function validateCommand(file: string): number {
   const result = loadPolicyFile(file);

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { parsePolicy, type PolicyError } from '../../src/domain/policy/load.js';
+import { parsePolicy } from '../../src/domain/policy/load.js';
+import type { PolicyError } from '../../src/domain/policy/result.js';
 
 /**
  * Generators for the policy and config fuzz suite (issue 21) and its bench: mutations of the shipped

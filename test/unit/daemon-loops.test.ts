@@ -2,7 +2,7 @@ import t from 'tap';
 import { PolicyReloader } from '../../src/app/policy-reloader.js';
 import { ReconcileLoop } from '../../src/app/reconcile-loop.js';
 import { ProgressWatchdog } from '../../src/app/watchdog.js';
-import type { PolicyResult } from '../../src/domain/policy/load.js';
+import type { PolicyResult } from '../../src/domain/policy/result.js';
 import type { Policy } from '../../src/domain/policy/model.js';
 
 /** A promise settled by the test. */

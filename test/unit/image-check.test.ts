@@ -4,7 +4,8 @@ import { evaluate } from '../../src/domain/evaluate.js';
 import type { ImageFacts } from '../../src/domain/facts.js';
 import { parseImageReference } from '../../src/domain/image-reference.js';
 import { compareSpecificity, patternSpecificity } from '../../src/domain/image-specificity.js';
-import { formatPolicyError, parsePolicy } from '../../src/domain/policy/load.js';
+import { parsePolicy } from '../../src/domain/policy/load.js';
+import { formatPolicyError } from '../../src/domain/policy/result.js';
 import type { Policy } from '../../src/domain/policy/model.js';
 import { makeFacts } from '../helpers/facts.js';
 

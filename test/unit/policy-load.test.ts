@@ -3,7 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { DOCKER_DEFAULT_CAPABILITIES } from '../../src/domain/capabilities.js';
-import { formatPolicyError, loadPolicyFile, parsePolicy } from '../../src/domain/policy/load.js';
+import { loadPolicyFile, parsePolicy } from '../../src/domain/policy/load.js';
+import { formatPolicyError } from '../../src/domain/policy/result.js';
 import type { Policy } from '../../src/domain/policy/model.js';
 
 const CONFIG = resolve(import.meta.dirname, '../../config');

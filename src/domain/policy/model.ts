@@ -77,6 +77,12 @@ export interface PortsPolicy {
   readonly labels: 'ignore' | 'narrow';
 }
 
+/** The engine sockets a policy's `docker.sockets` lists when it names none. */
+export const DEFAULT_DOCKER_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/var/run/containerd/containerd.sock'];
+
+/** Relabelling any of these (or `/`) would break the host: never a relabel root. */
+export const REFUSED_RELABEL_ROOTS = ['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib64', '/media', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/var', '/var/lib', '/var/log'];
+
 export const CHECK_IDS = [
   'capabilities', 'privileged', 'host-namespaces', 'docker-socket', 'sensitive-mounts', 'devices',
   'privileged-exec', 'no-new-privileges', 'seccomp-unconfined', 'apparmor-unconfined', 'resource-limits',

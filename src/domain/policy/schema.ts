@@ -7,7 +7,8 @@ import { parseCidr } from '../net/cidr.js';
 import { parsePortRange } from '../net/port-range.js';
 import type { SigningKey } from '../image-signature.js';
 import { readSigningKeyFile } from './signing-key-file.js';
-import { CHECK_IDS, HOST_NAMESPACES, RESOURCE_KINDS, ULIMIT_NAMES, type Cidr, type Glob, type Policy, type Selector, type Severity, type SourceRef } from './model.js';
+import { MAX_QUOTED, quote } from '../quote.js';
+import { CHECK_IDS, DEFAULT_DOCKER_SOCKETS, HOST_NAMESPACES, REFUSED_RELABEL_ROOTS, RESOURCE_KINDS, ULIMIT_NAMES, type Cidr, type Glob, type Policy, type Selector, type Severity, type SourceRef } from './model.js';
 
 /**
  * The policy file's schema (README "Policy"): the one definition of its shape, from which both the loader's
@@ -19,63 +20,13 @@ import { CHECK_IDS, HOST_NAMESPACES, RESOURCE_KINDS, ULIMIT_NAMES, type Cidr, ty
 /** The whole policy but where it came from (`hash`, `file`), which only the loader knows. */
 type PolicyBody = Omit<Policy, 'hash' | 'file'>;
 
-export const DEFAULT_DOCKER_SOCKETS = ['/var/run/docker.sock', '/run/docker.sock', '/run/containerd/containerd.sock', '/var/run/containerd/containerd.sock'];
-
-/** Relabelling any of these (or `/`) would break the host: never a relabel root. */
-export const REFUSED_RELABEL_ROOTS = ['/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib64', '/media', '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/var', '/var/lib', '/var/log'];
-
 const SET_NAME = /^[a-z][a-z0-9_-]*$/;
 /** Rule names end up in logs, `explain` output and firewall rule comments: keep them plain and short. */
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const OFFICIAL_IMAGES = 'docker.io/library/*';
 /** A character no normalised image reference holds (nor a glob wildcard). */
 const IMAGE_PATTERN_FOREIGN = /[^A-Za-z0-9._:@/[\]*?-]/u;
-const MAX_QUOTED = 80;
 const MAX_LISTED = 10;
-
-/**
- * A value as messages show it: JSON (so control characters are escaped), cut short so a huge value cannot
- * flood a log. Only as much of a structure is read as is shown: an aliased mapping can stand for a
- * quarter of a million nodes, and a message quoting it must not walk them all.
- */
-export function quote(value: unknown): string {
-  if (typeof value === 'string') {
-    const shown = JSON.stringify(value.slice(0, MAX_QUOTED));
-    return value.length > MAX_QUOTED ? `${shown}… (${value.length} characters)` : shown;
-  }
-  const parts: string[] = [];
-  let length = 0;
-  const emit = (text: string): boolean => {
-    parts.push(text);
-    length += text.length;
-    return length <= MAX_QUOTED;
-  };
-  const walk = (v: unknown): boolean => {
-    if (v === null || typeof v !== 'object') return emit(typeof v === 'string' ? JSON.stringify(v.slice(0, MAX_QUOTED)) : shownScalar(v));
-    const list = Array.isArray(v);
-    if (!emit(list ? '[' : '{')) return false;
-    let first = true;
-    for (const key in v) {
-      if (!Object.hasOwn(v, key)) continue;
-      if ((!first && !emit(',')) || (!list && !emit(`${JSON.stringify(key.slice(0, MAX_QUOTED))}:`))) return false;
-      first = false;
-      if (!walk((v as Record<string, unknown>)[key])) return false;
-    }
-    return emit(list ? ']' : '}');
-  };
-  const complete = walk(value);
-  const json = parts.join('');
-  return complete ? json : `${json.slice(0, MAX_QUOTED)}…`;
-}
-
-/** A scalar as JSON would show it, without calling anything the value defines. */
-function shownScalar(value: unknown): string {
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : value > 0 ? 'Infinity' : value < 0 ? '-Infinity' : 'NaN';
-  if (typeof value === 'boolean' || value === null) return String(value);
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'bigint') return value.toString();
-  return typeof value;
-}
 
 /** Both zod's raw issues (in error maps) and its final ones: a key the document does not have. */
 export function isMissingKey(issue: { readonly code?: string; readonly input?: unknown }): boolean {

@@ -1,8 +1,7 @@
 import type { Violation } from '../decision.js';
 import type { ContainerFacts, MountFacts } from '../facts.js';
 import { contains, overlaps } from '../host-path.js';
-import type { Severity, VolumesPolicy } from '../policy/model.js';
-import { REFUSED_RELABEL_ROOTS } from '../policy/schema.js';
+import { REFUSED_RELABEL_ROOTS, type Severity, type VolumesPolicy } from '../policy/model.js';
 
 /**
  * Which host paths of one container get which SELinux label, and which are refused (README "Persistent volumes (SELinux)").
