@@ -9,8 +9,9 @@
  * child of its dockerd), its `-proto`, `-host-ip` and `-host-port` arguments. Anyone can name a
  * process docker-proxy: the worst a fake one does is close a port to every source until judged.
  */
-import { readdir, readFile, readlink } from 'node:fs/promises';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { PROTOCOLS, type Protocol } from '../../domain/facts.js';
+import { readProcFile } from './proc-file.js';
 
 export interface ProxyListener {
   readonly proto: Protocol;
@@ -28,6 +29,8 @@ const FLAGS = ['-proto', '-host-ip', '-host-port'] as const;
  * read finds this namespace's dockerd processes once (`prime`, off the repair's path), and every
  * read after it lists their children only. A dockerd gone (a restart), or none found, means a full
  * read again. A second dockerd started in the namespace beside one remembered is not seen.
+ * procfs is read synchronously (proc-file.ts): a full read of a host with 1,000 containers was
+ * thousands of asynchronous reads at once, each with a 64 KiB buffer, ~12 MiB of the daemon's RSS.
  */
 export interface DockerProxyReader {
   read(): Promise<ProxyListener[]>;
@@ -60,24 +63,22 @@ interface Dockerd {
 
 /** Every process: this namespace's docker-proxy listeners and dockerd processes. */
 async function fullRead(proc: string): Promise<{ listeners: ProxyListener[]; dockerds: Dockerd[] }> {
-  const ownNet = await readlink(`${proc}/self/ns/net`);
-  const pids = (await readdir(proc)).filter((name) => /^[0-9]+$/.test(name));
+  const ownNet = readlinkSync(`${proc}/self/ns/net`);
+  const pids = readdirSync(proc).filter((name) => /^[0-9]+$/.test(name));
   const listeners: ProxyListener[] = [];
   const dockerds: Dockerd[] = [];
-  await Promise.all(pids.map(async (pid) => {
-    try {
-      const comm = await readFile(`${proc}/${pid}/comm`, 'utf8');
-      if (comm !== 'docker-proxy\n' && comm !== 'dockerd\n') return;
-      if ((await readlink(`${proc}/${pid}/ns/net`)) !== ownNet) return;
-      if (comm === 'dockerd\n') dockerds.push({ pid, started: await startTime(proc, pid) });
-      else {
-        const listener = parseArguments((await readFile(`${proc}/${pid}/cmdline`, 'utf8')).split('\0'));
-        if (listener) listeners.push(listener);
-      }
-    } catch {
-      // gone meanwhile, or not ours to read
+  for (const pid of pids) {
+    const comm = readProcFile(`${proc}/${pid}/comm`);
+    if (comm !== 'docker-proxy\n' && comm !== 'dockerd\n') continue;
+    if (linkOrNull(`${proc}/${pid}/ns/net`) !== ownNet) continue;
+    if (comm === 'dockerd\n') {
+      const started = startTime(proc, pid);
+      if (started !== null) dockerds.push({ pid, started });
+    } else {
+      const listener = listenerOf(proc, pid);
+      if (listener) listeners.push(listener);
     }
-  }));
+  }
   return { listeners, dockerds };
 }
 
@@ -85,26 +86,35 @@ async function fullRead(proc: string): Promise<{ listeners: ProxyListener[]; doc
 async function childrenRead(proc: string, dockerds: readonly Dockerd[]): Promise<ProxyListener[] | null> {
   const listeners: ProxyListener[] = [];
   for (const { pid, started } of dockerds) {
-    if ((await startTime(proc, pid).catch(() => null)) !== started) return null;
-    const children = (await Promise.all((await readdir(`${proc}/${pid}/task`)).map((tid) => readFile(`${proc}/${pid}/task/${tid}/children`, 'utf8').catch(() => ''))))
-      .flatMap((list) => list.split(' ').filter((child) => child !== ''));
-    const found = await Promise.all(children.map(async (child) => {
-      try {
-        if ((await readFile(`${proc}/${child}/comm`, 'utf8')) !== 'docker-proxy\n') return null;
-        return parseArguments((await readFile(`${proc}/${child}/cmdline`, 'utf8')).split('\0'));
-      } catch {
-        return null; // ended meanwhile
-      }
-    }));
-    listeners.push(...found.filter((listener) => listener !== null));
+    if (startTime(proc, pid) !== started) return null;
+    const children = readdirSync(`${proc}/${pid}/task`)
+      .flatMap((tid) => (readProcFile(`${proc}/${pid}/task/${tid}/children`) ?? '').split(' ').filter((child) => child !== ''));
+    for (const child of children) {
+      const listener = readProcFile(`${proc}/${child}/comm`) === 'docker-proxy\n' ? listenerOf(proc, child) : null;
+      if (listener) listeners.push(listener);
+    }
   }
   return listeners;
 }
 
-/** Field 22 of `/proc/<pid>/stat`, counted after the command name (which may hold spaces and parentheses). */
-async function startTime(proc: string, pid: string): Promise<string> {
-  const stat = await readFile(`${proc}/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+/** The listener of docker-proxy process `pid`; null when gone meanwhile or its arguments are not a listener's. */
+function listenerOf(proc: string, pid: string): ProxyListener | null {
+  const cmdline = readProcFile(`${proc}/${pid}/cmdline`);
+  return cmdline === null ? null : parseArguments(cmdline.split('\0'));
+}
+
+function linkOrNull(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null; // gone meanwhile, or not ours to read
+  }
+}
+
+/** Field 22 of `/proc/<pid>/stat`, counted after the command name (which may hold spaces and parentheses); null when it is gone. */
+function startTime(proc: string, pid: string): string | null {
+  const stat = readProcFile(`${proc}/${pid}/stat`);
+  return stat === null ? null : (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '');
 }
 
 /** docker-proxy's own flags (`-flag value`); null when one is missing or out of range. */
