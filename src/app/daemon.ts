@@ -190,6 +190,7 @@ export async function startDaemon(config: Config, log: Logger, env: NodeJS.Proce
           await configureBridges();
           await reconciler.reconcile();
           await firewall.reconciled();
+          await bridge?.reconciled();
           await firewall.repairDrift();
           await bridge?.repairDrift();
         })(),
