@@ -57,6 +57,12 @@ export class BridgeEnforcer implements Enforcer {
    * until the first flush has looked.
    */
   private adopting: boolean | null = null;
+  /**
+   * Whether the start-up reconcile is done (`reconciled`). Until then, over an earlier run's table,
+   * changes are only recorded: they go out together in one update when it is done, not in an nft run
+   * per container on a bridge (~50 runs, ~0.9 s of the event loop at 1,000 containers, profile).
+   */
+  private startupDone = false;
   private lastDrops = new Map<string, PortDrops>();
   private readonly unreported = new Map<string, { drops: number; reasons: Partial<Record<SpoofingReason, number>>; lastReport: number }>();
   /** `mode: audit`: spoofed frames are counted, not dropped. A change replaces the table. */
@@ -76,6 +82,18 @@ export class BridgeEnforcer implements Enforcer {
     if (audit === this.audit) return;
     this.audit = audit;
     if (this.auditInstalled !== null) await this.sync.write();
+  }
+
+  /**
+   * Every container has been judged (the start-up reconcile is done): what was recorded meanwhile over
+   * an earlier run's table goes out in one update. Until then, the earlier run's ports stay filtered
+   * and a container it did not know (started while the daemon was down) waits for this update, as the
+   * port firewall keeps its start-up ruleset until then (FirewallEnforcer.reconciled).
+   */
+  async reconciled(): Promise<void> {
+    if (this.startupDone) return;
+    this.startupDone = true;
+    if (this.dirty.size > 0) await this.sync.write();
   }
 
   async apply({ facts, decision }: Tracked): Promise<void> {
@@ -206,6 +224,7 @@ export class BridgeEnforcer implements Enforcer {
     if (this.skeleton === null) {
       this.adopting ??= (await this.filter.read()) !== null;
       if (!this.adopting) return this.replace();
+      if (!this.startupDone) return;
       const ids = [...this.dirty];
       this.dirty.clear();
       try {

@@ -213,6 +213,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
           await configureBridges();
           await reconciler.reconcile();
           await firewall.reconciled();
+          await bridge?.reconciled();
           await firewall.repairDrift();
           await bridge?.repairDrift();
         })(),

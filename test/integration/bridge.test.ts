@@ -132,6 +132,8 @@ async function applyAll(e: BridgeEnforcer, l: Lab, p: Policy): Promise<void> {
     const facts = (await engine.readFacts(id))!;
     await e.apply({ facts, decision: evaluate(p, facts, { relabel: null, veths: await bridgeVeths(facts.state.pid) }) });
   }
+  // Every container judged, as at the end of the daemon's reconcile: over a table an earlier test left, the start-up's changes go out now.
+  await e.reconciled();
 }
 
 t.before(async () => {

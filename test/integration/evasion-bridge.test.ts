@@ -7,9 +7,9 @@
  */
 import t, { type Test } from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { bridgeVeths } from '../../src/adapters/netns/bridge-veths.js';
 import type { Alert } from '../../src/domain/alerts/alert.js';
 import { bridgeOf, hostVeth, neighbour, peer, sniff, spoof, type Peer } from '../helpers/bridge-lab.js';
@@ -36,11 +36,11 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
   return true;
 }
 
-async function installedDaemon(t: Test, env?: NodeJS.ProcessEnv): Promise<DaemonProcess> {
+async function installedDaemon(t: Test): Promise<DaemonProcess> {
   dockwarden('firewall', 'remove');
   t.teardown(() => removeTestContainers(SUITE));
   const { wrapper, bounding } = asInstalled();
-  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, wrapper, env });
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, wrapper });
   t.teardown(() => daemon.stop());
   await daemon.waitForLog((l) => l.msg === 'reconciled');
   t.same(capsOf(daemon.child.pid!, 'CapBnd'), [...bounding].sort(), "the daemon runs with the unit's bounding set");
@@ -98,13 +98,14 @@ t.test('router advertisements and DHCP server replies from a container never rea
 });
 
 t.test('a bridge filter that cannot be applied is an error, an alert and a metric', async (t) => {
-  // The one fault injected: `ip` fails (a link dump the kernel refuses cannot be produced on demand).
-  const bin = mkdtempSync(join(tmpdir(), 'dw-no-ip-'));
-  t.teardown(() => rmSync(bin, { recursive: true, force: true }));
-  symlinkSync('/bin/false', join(bin, 'ip'));
-  const daemon = await installedDaemon(t, { PATH: `${bin}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` });
+  // The fault: a container whose namespace holds more links than the lookup reads (native/netns_links.c
+  // LINKS_MAX, 1,024), as one with NET_ADMIN can make; made from the host before the daemon starts.
   const victim = await start();
-
+  const batch = join(mkdtempSync(join(tmpdir(), 'dw-links-')), 'batch');
+  t.teardown(() => rmSync(dirname(batch), { recursive: true, force: true }));
+  writeFileSync(batch, Array.from({ length: 520 }, (_, i) => `link add dwa${i} type veth peer name dwb${i}\n`).join(''));
+  execFileSync('nsenter', [`--net=/proc/${victim.pid}/ns/net`, '--', 'ip', '-batch', batch]);
+  const daemon = await installedDaemon(t);
   const failed = (l: LogLine) => l.msg === 'bridge isolation not applied to a container' && (l.container as { id?: string } | undefined)?.id === victim.id;
   const error = await daemon.waitForLog(failed);
   t.equal(error.level, 50, 'logged as an error');

@@ -1,6 +1,7 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readProcFile } from '../proc/proc-file.js';
 
 /**
  * Every process of a running container, found through its cgroup: a privileged exec's background
@@ -78,20 +79,6 @@ export function cgroupDirectory(procCgroup: string, mounts: readonly CgroupMount
     return join(mount.mountPoint, path.slice(root.length));
   }
   return null;
-}
-
-/**
- * A procfs or cgroupfs file, or null when it cannot be read. These are made in memory when read and
- * never wait on a disk or a hung mount: read synchronously they cost microseconds, where an
- * asynchronous read is five thread-pool round trips (open, fstat, read, read, close); in a start-up
- * reconcile of 1,000 containers those took ~1.8 s of the event loop.
- */
-export function readProcFile(path: string): string | null {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
 }
 
 let cgroupMounts: Promise<CgroupMount[]> | null = null;

@@ -12,8 +12,9 @@
  * listening, or runs elsewhere), every docker-proxy of the namespace counts: the side that closes.
  * Anyone can name a process docker-proxy: the worst a fake one does is close a port until judged.
  */
-import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
+import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { PROTOCOLS, type Protocol } from '../../domain/facts.js';
+import { readProcFile } from './proc-file.js';
 
 export interface ProxyListener {
   readonly proto: Protocol;
@@ -31,6 +32,8 @@ const FLAGS = ['-proto', '-host-ip', '-host-port'] as const;
  * read finds this namespace's dockerd processes once (`prime`, off the repair's path), and every
  * read after it lists their children only. A dockerd gone (a restart), or none found, means a full
  * read again.
+ * procfs is read synchronously (proc-file.ts): a full read of a host with 1,000 containers was
+ * thousands of asynchronous reads at once, each with a 64 KiB buffer, ~12 MiB of the daemon's RSS.
  */
 export interface DockerProxyReader {
   read(): Promise<ProxyListener[]>;
@@ -67,25 +70,23 @@ interface Dockerd {
  * watched engine's dockerd and its children when that dockerd is found.
  */
 async function fullRead(proc: string, engineSocket: string): Promise<{ listeners: ProxyListener[]; dockerds: Dockerd[] }> {
-  const ownNet = await readlink(`${proc}/self/ns/net`);
-  const pids = (await readdir(proc)).filter((name) => /^[0-9]+$/.test(name));
+  const ownNet = readlinkSync(`${proc}/self/ns/net`);
+  const pids = readdirSync(proc).filter((name) => /^[0-9]+$/.test(name));
   const listeners: ProxyListener[] = [];
   const dockerds: Dockerd[] = [];
-  await Promise.all(pids.map(async (pid) => {
-    try {
-      const comm = await readFile(`${proc}/${pid}/comm`, 'utf8');
-      if (comm !== 'docker-proxy\n' && comm !== 'dockerd\n') return;
-      if ((await readlink(`${proc}/${pid}/ns/net`)) !== ownNet) return;
-      if (comm === 'dockerd\n') dockerds.push({ pid, started: await startTime(proc, pid) });
-      else {
-        const listener = parseArguments((await readFile(`${proc}/${pid}/cmdline`, 'utf8')).split('\0'));
-        if (listener) listeners.push(listener);
-      }
-    } catch {
-      // gone meanwhile, or not ours to read
+  for (const pid of pids) {
+    const comm = readProcFile(`${proc}/${pid}/comm`);
+    if (comm !== 'docker-proxy\n' && comm !== 'dockerd\n') continue;
+    if (linkOrNull(`${proc}/${pid}/ns/net`) !== ownNet) continue;
+    if (comm === 'dockerd\n') {
+      const started = startTime(proc, pid);
+      if (started !== null) dockerds.push({ pid, started });
+    } else {
+      const listener = listenerOf(proc, pid);
+      if (listener) listeners.push(listener);
     }
-  }));
-  const engine = await engineDockerd(proc, engineSocket, dockerds);
+  }
+  const engine = engineDockerd(proc, engineSocket, dockerds);
   if (engine === null) return { listeners, dockerds };
   return { listeners: (await childrenRead(proc, [engine])) ?? listeners, dockerds: [engine] };
 }
@@ -95,51 +96,67 @@ async function fullRead(proc: string, engineSocket: string): Promise<{ listeners
  * resolving symlinks: `/var/run` is `/run`), found through `/proc/net/unix` (this namespace's unix
  * sockets, by inode) and each dockerd's open descriptors. Null when none does.
  */
-async function engineDockerd(proc: string, engineSocket: string, dockerds: readonly Dockerd[]): Promise<Dockerd | null> {
+function engineDockerd(proc: string, engineSocket: string, dockerds: readonly Dockerd[]): Dockerd | null {
   if (dockerds.length === 0) return null;
-  const wanted = await realpath(engineSocket).catch(() => engineSocket);
+  const resolved = (path: string): string => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return path;
+    }
+  };
+  const wanted = resolved(engineSocket);
   const inodes = new Set<string>();
-  const table = await readFile(`${proc}/net/unix`, 'utf8').catch(() => '');
-  for (const line of table.split('\n').slice(1)) {
+  for (const line of (readProcFile(`${proc}/net/unix`) ?? '').split('\n').slice(1)) {
     // Num RefCount Protocol Flags Type St Inode Path (which may hold spaces); 00010000: listening.
     const [, flags, inode, path] = /^\s*\S+ \S+ \S+ (\S+) \S+ \S+ (\d+) (.+)$/.exec(line) ?? [];
     if (flags !== '00010000' || inode === undefined || path === undefined) continue;
-    if (path === wanted || (await realpath(path).catch(() => path)) === wanted) inodes.add(`socket:[${inode}]`);
+    if (path === wanted || resolved(path) === wanted) inodes.add(`socket:[${inode}]`);
   }
   if (inodes.size === 0) return null;
-  for (const dockerd of dockerds) {
-    const fds = await readdir(`${proc}/${dockerd.pid}/fd`).catch(() => []);
-    for (const fd of fds) {
-      if (inodes.has(await readlink(`${proc}/${dockerd.pid}/fd/${fd}`).catch(() => ''))) return dockerd;
+  const fds = (pid: string): string[] => {
+    try {
+      return readdirSync(`${proc}/${pid}/fd`);
+    } catch {
+      return []; // gone meanwhile
     }
-  }
-  return null;
+  };
+  return dockerds.find((dockerd) => fds(dockerd.pid).some((fd) => inodes.has(linkOrNull(`${proc}/${dockerd.pid}/fd/${fd}`) ?? ''))) ?? null;
 }
 
 /** The docker-proxy children of `dockerds`; null when one of them is gone (a full read is due). */
 async function childrenRead(proc: string, dockerds: readonly Dockerd[]): Promise<ProxyListener[] | null> {
   const listeners: ProxyListener[] = [];
   for (const { pid, started } of dockerds) {
-    if ((await startTime(proc, pid).catch(() => null)) !== started) return null;
-    const children = (await Promise.all((await readdir(`${proc}/${pid}/task`)).map((tid) => readFile(`${proc}/${pid}/task/${tid}/children`, 'utf8').catch(() => ''))))
-      .flatMap((list) => list.split(' ').filter((child) => child !== ''));
-    const found = await Promise.all(children.map(async (child) => {
-      try {
-        if ((await readFile(`${proc}/${child}/comm`, 'utf8')) !== 'docker-proxy\n') return null;
-        return parseArguments((await readFile(`${proc}/${child}/cmdline`, 'utf8')).split('\0'));
-      } catch {
-        return null; // ended meanwhile
-      }
-    }));
-    listeners.push(...found.filter((listener) => listener !== null));
+    if (startTime(proc, pid) !== started) return null;
+    const children = readdirSync(`${proc}/${pid}/task`)
+      .flatMap((tid) => (readProcFile(`${proc}/${pid}/task/${tid}/children`) ?? '').split(' ').filter((child) => child !== ''));
+    for (const child of children) {
+      const listener = readProcFile(`${proc}/${child}/comm`) === 'docker-proxy\n' ? listenerOf(proc, child) : null;
+      if (listener) listeners.push(listener);
+    }
   }
   return listeners;
 }
 
-/** Field 22 of `/proc/<pid>/stat`, counted after the command name (which may hold spaces and parentheses). */
-async function startTime(proc: string, pid: string): Promise<string> {
-  const stat = await readFile(`${proc}/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+/** The listener of docker-proxy process `pid`; null when gone meanwhile or its arguments are not a listener's. */
+function listenerOf(proc: string, pid: string): ProxyListener | null {
+  const cmdline = readProcFile(`${proc}/${pid}/cmdline`);
+  return cmdline === null ? null : parseArguments(cmdline.split('\0'));
+}
+
+function linkOrNull(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null; // gone meanwhile, or not ours to read
+  }
+}
+
+/** Field 22 of `/proc/<pid>/stat`, counted after the command name (which may hold spaces and parentheses); null when it is gone. */
+function startTime(proc: string, pid: string): string | null {
+  const stat = readProcFile(`${proc}/${pid}/stat`);
+  return stat === null ? null : (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '');
 }
 
 /** docker-proxy's own flags (`-flag value`); null when one is missing or out of range. */
