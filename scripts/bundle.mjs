@@ -9,7 +9,6 @@
 //                              as tsc wrote it (a tsc-only build still runs, module by module)
 //   dist/cli/run.js            `dockwarden run`, the daemon (main.js imports it on demand, as tsc's does)
 //   dist/cli/policy-worker.js  the policy reader's worker (src/app/policy-reader.ts finds it beside its caller)
-//   dist/cli/gate-worker.js    the gate's front, a worker too (src/app/gate/gate-setup.ts, the same way)
 //   dist/cli/chunk-*.js        shared by those, loaded on demand; in dist/cli/ too, so that the addons'
 //                              relative path holds from every chunk (src/adapters/native-addon.ts)
 // unix-dgram stays a file as well (a native module, loaded from node_modules/ at run time).
@@ -22,7 +21,7 @@ const OUT = 'dist/cli';
 for (const f of readdirSync(OUT)) if (/^chunk-.*\.js$|^(main|run)\.js\.map$/.test(f)) rmSync(`${OUT}/${f}`);
 
 await build({
-  entryPoints: { main: 'src/cli/main.ts', run: 'src/cli/run.ts', 'policy-worker': 'src/app/policy-worker.ts', 'gate-worker': 'src/app/gate/gate-worker.ts' },
+  entryPoints: { main: 'src/cli/main.ts', run: 'src/cli/run.ts', 'policy-worker': 'src/app/policy-worker.ts' },
   outdir: OUT,
   bundle: true,
   splitting: true,

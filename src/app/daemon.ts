@@ -171,17 +171,9 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
   const bridge = await bridgeIsolation(log, alerter, metrics);
   await bridge?.configure({ audit: policy.mode === 'audit' });
   let gate: Awaited<ReturnType<typeof startGate>>;
-  let resolveExit!: (code: number) => void;
-  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
-  // dockerd refuses every request while its plugin is not served: a lost gate ends the daemon, so that systemd restarts it (the socket it passes waits meanwhile).
-  const gateLost = (error: Error): void => {
-    log.fatal({ err: error }, 'the authorization gate stopped serving; exiting to be restarted');
-    alerter.raise(observedAlert('daemon.gate-error', 'the authorization gate stopped serving; the daemon exits to be restarted', { details: { error: error.message } }));
-    void stop(1);
-  };
   try {
     // The gate's modules load only when it is on.
-    gate = config.gate.enabled ? await (await import('./gate/gate-setup.js')).startGate(config.gate, docker, () => policy, (id) => reconciler.syncNow(id), alerter, log, env, metrics, gateLost) : null;
+    gate = config.gate.enabled ? await (await import('./gate/gate-setup.js')).startGate(config.gate, docker, () => policy, (id) => reconciler.syncNow(id), alerter, log, env, metrics) : null;
   } catch (error) {
     // dockerd configured for the plugin refuses every request while it is not served: let systemd restart us.
     log.fatal({ err: error, gate: { socket: config.gate.socket } }, 'cannot serve the authorization gate; not starting');
@@ -339,8 +331,9 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     log.warn({ err: error }, 'cannot watch the policy file; reload with SIGHUP');
   }
 
-  /** An orderly stop, exiting with `code` (1: a failure systemd restarts the daemon for). */
-  const stop = async (code: number): Promise<void> => {
+  let resolveExit!: (code: number) => void;
+  const exited = new Promise<number>((resolve) => (resolveExit = resolve));
+  const shutdown = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     notifier.stopping('shutting down');
@@ -357,16 +350,16 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     alerter.close();
     log.info({ queue: queue.counters }, 'stopped');
     // Last: dockerd asks the gate about every request, including those the drain above waited on.
-    await gate?.close();
+    gate?.server.close();
+    gate?.server.closeAllConnections();
     // Scrapers' keep-alive connections would hold the process open: close them too.
     metricsServer?.close();
     metricsServer?.closeAllConnections();
     notifier.close();
     // Our table stays; the guard goes (it is the running daemon's: what keeps it is its nft process).
     guard.close();
-    resolveExit(code);
+    resolveExit(0);
   };
-  const shutdown = (): Promise<void> => stop(0);
 
   const listen = parseMetricsListen(config.metrics.listen)!; // validated with the config
   const metricsServer = await serveMetrics(listen, metrics.registry).catch((error: unknown) => {

@@ -4,6 +4,7 @@ import { CONTENT_TYPE, exposition, Histogram, Series, type Family } from './metr
 import type { QueueCounters } from './keyed-queue.js';
 import type { Alerter } from './alerts/alerter.js';
 import type { Tracked } from './reconciler.js';
+import type { GateVerdict } from './gate/judge-request.js';
 
 /** What the metrics read when scraped: the daemon's live state, never a copy kept up to date. */
 export interface MetricSources {
@@ -136,10 +137,13 @@ export class DaemonMetrics {
     return timed(run, (seconds, outcome) => this.reconciles.observe({ outcome }, seconds));
   }
 
-  /** One decision of the gate, timed by its front from the request read to the answer (`route` null: it failed). */
-  gateDecided(route: string | null, allow: boolean, seconds: number): void {
-    this.gateDecisions.observe(route === null ? { route: 'unknown', outcome: 'failed' } : { route, outcome: allow ? 'allowed' : 'refused' }, seconds);
+  /** Times the gate's judgement of one request, by the route and answer it came to. */
+  gateDecision(run: Promise<GateVerdict>): Promise<GateVerdict> {
+    return timed(run, (seconds, outcome, verdict) =>
+      this.gateDecisions.observe(verdict ? { route: verdict.route, outcome: verdict.allow ? 'allowed' : 'refused' } : { route: 'unknown', outcome }, seconds),
+    );
   }
+
 
   /** The same backend, each update and replace timed. */
   measured(backend: FirewallBackend): FirewallBackend {
