@@ -14,6 +14,11 @@
       "target_name": "dw_nftevents",
       "sources": ["nft_events.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+    },
+    {
+      "target_name": "dw_heap",
+      "sources": ["heap_trim.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

@@ -9,6 +9,7 @@ import { signatureVerifier, withSignatureVerdicts } from './signature-verdicts.j
 import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
+import { releaseFreedMemory } from '../adapters/heap.js';
 import { bridgeOptions } from '../domain/firewall/bridge-options.js';
 import type { Policy } from '../domain/policy/model.js';
 import { formatPolicyError, type PolicyResult } from '../domain/policy/result.js';
@@ -215,6 +216,9 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
       failed: (reason, error) => log.error({ reason, err: error }, 'reconcile failed'),
       settled: () => {
         announceReady(statusLine());
+        // A reconcile (and the reload before it) is the daemon's busiest moment: without this, an idle
+        // daemon would keep its malloc high-water mark resident (README scale, idle RSS).
+        releaseFreedMemory();
         // From the first reconcile's end on (before it, its own drift check comes next anyway, and
         // the bridge table of an earlier run is still being adopted, not replaced).
         if (tableWatch !== undefined) return;

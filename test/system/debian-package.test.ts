@@ -52,7 +52,7 @@ t.test('install, upgrade, remove, purge in a fresh Debian 12 root', async (t) =>
     const validate = root.run(['dockwarden', 'policy', 'validate']);
     t.equal(validate.code, 0, `the CLI runs on the bundled runtime: ${validate.out}`);
     t.match(validate.out, /policy\.yaml: valid \(mode enforce/, 'the shipped policy is valid');
-    const addons = root.run(['/usr/lib/dockwarden/bin/node', '-e', "require('/usr/lib/dockwarden/native/build/Release/dw_selinux.node'); require('/usr/lib/dockwarden/native/build/Release/dw_nftevents.node'); require('/usr/lib/dockwarden/node_modules/unix-dgram'); console.log(process.version)"]);
+    const addons = root.run(['/usr/lib/dockwarden/bin/node', '-e', "require('/usr/lib/dockwarden/native/build/Release/dw_selinux.node'); require('/usr/lib/dockwarden/native/build/Release/dw_nftevents.node'); require('/usr/lib/dockwarden/native/build/Release/dw_heap.node'); require('/usr/lib/dockwarden/node_modules/unix-dgram'); console.log(process.version)"]);
     t.equal(addons.code, 0, `the native addons load in the bundled runtime: ${addons.out}`);
     t.equal(addons.out.trim(), process.version, 'the runtime is the node that built the addons');
     t.match(readFileSync(root.path('/lib/systemd/system/dockwarden.service'), 'utf8'), /^ExecStart=\/usr\/sbin\/dockwarden run --config \/etc\/dockwarden\/config\.yaml$/m, 'the daemon unit runs /usr/sbin/dockwarden');
