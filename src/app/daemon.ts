@@ -205,10 +205,12 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
         (async () => {
           await configureBridges();
           await reconciler.reconcile();
-          await firewall.reconciled();
-          await bridge?.reconciled();
-          await firewall.repairDrift();
-          await bridge?.repairDrift();
+          // Two tables, each with its own writer and reads (KernelSync): side by side, so the reconcile waits
+          // for the slower one's write and drift check, not for both in turn (~0.1 s at 1,000 containers).
+          await Promise.all([
+            firewall.reconciled().then(() => firewall.repairDrift()),
+            bridge?.reconciled().then(() => bridge.repairDrift()),
+          ]);
         })(),
       ),
     {

@@ -52,9 +52,16 @@ export function configuredCapabilities(capAdd: readonly string[], capDrop: reado
   return [...new Set(caps)].sort();
 }
 
-/** Decodes a `/proc/<pid>/status` CapEff/CapBnd hex mask into capability names (unknown high bits ignored). */
+/** Each capability with its bit, in name order: a decoded mask comes out sorted without a sort. */
+const BY_NAME: ReadonlyArray<readonly [Capability, number]> = CAPABILITIES.map((c, bit) => [c, bit] as const).sort(([a], [b]) => (a < b ? -1 : 1));
+
+/**
+ * Decodes a `/proc/<pid>/status` CapEff/CapBnd hex mask into capability names, sorted (unknown high bits ignored).
+ * Two 32-bit halves, not a BigInt per bit: every process of every container is decoded at each sync.
+ */
 export function decodeCapabilityMask(hex: string): Capability[] {
   if (!/^[0-9a-fA-F]{1,16}$/.test(hex)) throw new Error(`not a capability mask: ${JSON.stringify(hex)}`);
-  const mask = BigInt(`0x${hex}`);
-  return CAPABILITIES.filter((_, bit) => (mask >> BigInt(bit)) & 1n).sort();
+  const low = parseInt(hex.slice(-8), 16);
+  const high = hex.length > 8 ? parseInt(hex.slice(0, -8), 16) : 0;
+  return BY_NAME.filter(([, bit]) => ((bit < 32 ? low >>> bit : high >>> (bit - 32)) & 1) === 1).map(([c]) => c);
 }

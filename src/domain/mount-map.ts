@@ -44,8 +44,9 @@ export function parseMountInfo(text: string): MountEntry[] {
   return entries;
 }
 
-/** mountinfo escapes space, tab, newline and backslash as `\ooo`. */
+/** mountinfo escapes space, tab, newline and backslash as `\ooo`; most fields have none (every sync parses its container's table). */
 function unescape(field: string): string {
+  if (!field.includes('\\')) return field;
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
 }
 

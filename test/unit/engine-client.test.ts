@@ -60,6 +60,27 @@ t.test('a call that gets no answer ends at the timeout', async (t) => {
   t.ok(performance.now() - start < 5_000, 'bounded by the timeout');
 });
 
+t.test('an answer that stalls mid-body ends at the timeout too', async (t) => {
+  const { socketPath } = await fakeDockerd(t, (_req, res) => {
+    res.on('error', () => {}); // the client hangs up mid-answer
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"Id":'); // and nothing more
+  });
+  const start = performance.now();
+  await t.rejects(new EngineClient(socketPath, 300).getContainer('x').inspect(), { name: 'EngineError', statusCode: null });
+  t.ok(performance.now() - start < 5_000, 'bounded by the timeout');
+});
+
+t.test('a call answered in time leaves no timer behind', async (t) => {
+  const { socketPath } = await fakeDockerd(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('[]');
+  });
+  const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  t.strictSame(await new EngineClient(socketPath, 60_000).listContainers(true), []);
+  t.equal(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length, before, 'the deadline went with the answer');
+});
+
 t.test('names are one path segment each: a name cannot reach another endpoint', async (t) => {
   const { socketPath, urls } = await fakeDockerd(t, (_req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });

@@ -123,14 +123,19 @@ export class EngineClient {
 
   private call({ method, path, query = {}, body, signal }: Call): Promise<unknown> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    const deadline = signal ?? (this.timeoutMs === null ? undefined : AbortSignal.timeout(this.timeoutMs));
-    return new Promise((resolve, reject) => {
+    return new Promise((outcome, failure) => {
+      // The client's timeout is a timer of its own, not `AbortSignal.timeout`: a signal costs each request an
+      // EventTarget and its listeners, ~0.1 ms of the event loop per inspect (profile of a start-up reconcile).
+      let timedOut = false;
+      const timer = signal === undefined && this.timeoutMs !== null ? setTimeout(() => ((timedOut = true), req.destroy()), this.timeoutMs) : undefined;
+      const resolve = (value: unknown): void => (clearTimeout(timer), outcome(value));
+      const reject = (error: unknown): void => (clearTimeout(timer), failure(error));
       const req = request({
         socketPath: this.socketPath,
         method,
         path: withQuery(path, query),
         headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-        ...(deadline && { signal: deadline }),
+        ...(signal && { signal }),
       }, (res) => {
         readBody(res).then((text) => {
           const status = res.statusCode ?? 0;
@@ -144,7 +149,7 @@ export class EngineClient {
           }
         }, reject);
       });
-      req.on('error', (error) => reject(new EngineError(`engine: ${method} ${path}: ${deadline?.aborted ? 'timed out' : error.message}`, null)));
+      req.on('error', (error) => reject(new EngineError(`engine: ${method} ${path}: ${timedOut || signal?.aborted ? 'timed out' : error.message}`, null)));
       req.end(payload);
     });
   }

@@ -345,10 +345,6 @@ interface ProcStatus {
   readonly uids: ProcessUids | null;
 }
 
-/** One `Name:\tvalue` line of `/proc/<pid>/status` whose value is a single word. */
-function statusField(text: string, name: string): string | undefined {
-  return new RegExp(`^${name}:\\s*(\\S+)\\s*$`, 'm').exec(text)?.[1];
-}
 
 const isCapabilityMask = (hex: string | undefined): hex is string => hex !== undefined && /^[0-9a-fA-F]{1,16}$/.test(hex);
 
@@ -363,8 +359,26 @@ function statusOf(text: string | undefined): ProcStatus | null {
   return text === undefined ? null : parseProcStatus(text);
 }
 
+/**
+ * What follows `name:` on the first line of `/proc/<pid>/status` that starts so, to the line's end; undefined
+ * when none does. Found with indexOf, not a split of every line nor a regular expression per field: each
+ * process of each container is parsed at every sync.
+ */
+function statusLine(text: string, name: string): string | undefined {
+  const key = `${name}:`;
+  let at = 0;
+  if (!text.startsWith(key)) {
+    const newline = text.indexOf(`\n${key}`);
+    if (newline === -1) return undefined;
+    at = newline + 1;
+  }
+  const end = text.indexOf('\n', at);
+  return text.slice(at + key.length, end === -1 ? undefined : end);
+}
+
 function parseProcStatus(text: string): ProcStatus {
-  const field = (name: string) => statusField(text, name);
+  // A value of a single word (blanks around it allowed), else none.
+  const field = (name: string) => /^\s*(\S+)\s*$/.exec(statusLine(text, name) ?? '')?.[1];
   const mask = (name: string) => {
     const hex = field(name);
     return isCapabilityMask(hex) ? decodeCapabilityMask(hex) : null;
@@ -372,9 +386,10 @@ function parseProcStatus(text: string): ProcStatus {
   const seccomp = field('Seccomp');
   const noNewPrivs = field('NoNewPrivs');
   // `Uid:\treal\teffective\tsaved\tfilesystem`, as the host sees them.
-  const uids = /^Uid:\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s*$/m.exec(text)?.slice(1).map(Number);
+  const uids = /^\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s+(\d{1,10})\s*$/.exec(statusLine(text, 'Uid') ?? '')?.slice(1).map(Number);
+  const name = statusLine(text, 'Name');
   return {
-    name: /^Name:\t(.*)$/m.exec(text)?.[1] ?? '',
+    name: name?.startsWith('\t') ? name.slice(1) : '',
     capEff: mask('CapEff'),
     capBnd: mask('CapBnd'),
     seccompMode: seccomp !== undefined && /^[0-2]$/.test(seccomp) ? Number(seccomp) : null,
