@@ -8,7 +8,8 @@
  * the daemon and the receiver enter the namespace with `nsenter --net` (network only: `ip netns exec`
  * would mount a sysfs of the namespace over /sys and hide the cgroup tree both dockerd and the daemon read).
  *   netns "soak" (dwb-<pid>-1): a dockerd of its own (own data-root, exec-root, pidfile, socket,
- *     containerd namespace, cgroup parent; its docker0 and iptables rules are the namespace's), the
+ *     containerd namespace, cgroup parent; its docker0 and iptables rules are the namespace's; in a
+ *     cgroup v2 of its own, as systemd's docker.service, which the daemon's rule for ports not judged needs), the
  *     daemon under test (dist/, its own config, state dir, metrics socket, notify socket), the webhook
  *     receiver (chaos-receiver.ts, on 127.0.0.1 of that namespace). `nft flush ruleset` runs in it.
  *   netns "probe" (dwb-<pid>-2): the probers, 198.51.100.10 (allowed by the policy) and .20 (denied),
@@ -173,7 +174,7 @@ function namespaces(): { soak: string; probe: string } {
 // ------------------------------------------------------------------ the bench's own dockerd (test/helpers/netns-dockerd.ts)
 
 function soakDockerd(netns: string): NetnsDockerd {
-  const dockerd = netnsDockerd(netns, `dw-chaos-${process.pid}`, '10.214.0.1/24');
+  const dockerd = netnsDockerd(netns, `dw-chaos-${process.pid}`, '10.214.0.1/24', { ownCgroup: true });
   onCleanup('soak dockerd, its containers and directories', () => dockerd.destroy());
   return dockerd;
 }

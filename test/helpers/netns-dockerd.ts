@@ -8,7 +8,7 @@
  * the namespace over /sys and hide the cgroup tree dockerd reads).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cgroup2Mount } from '../../src/adapters/proc/engine-cgroup.js';
 import Docker from 'dockerode';
 import { docker as testDocker, TEST_IMAGE } from './docker.js';
@@ -59,10 +59,14 @@ export function netnsDockerd(netns: string, name: string, bip: string, { ownCgro
     stop,
     async start() {
       log = [];
-      const c = spawn('nsenter', [`--net=/run/netns/${netns}`, '--', 'dockerd',
+      const command = ['nsenter', `--net=/run/netns/${netns}`, '--', 'dockerd',
         '--host', `unix://${socket}`, '--data-root', dataRoot, '--exec-root', `${run}/exec`, '--pidfile', `${run}/dockerd.pid`,
         '--bip', bip, '--containerd-namespace', name, '--containerd-plugins-namespace', `${name}-plugins`,
-        '--cgroup-parent', name, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        '--cgroup-parent', name, '--log-level', 'warn'];
+      // Into its cgroup before it execs dockerd, as systemd starts it: dockerd is never seen elsewhere.
+      const c = cgroup === null
+        ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', `${cgroup}/cgroup.procs`, ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
       child = c;
       c.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
       c.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
@@ -70,10 +74,10 @@ export function netnsDockerd(netns: string, name: string, bip: string, { ownCgro
       for (;;) {
         if (c.exitCode !== null) throw new Error(`dockerd in ${netns} exited during start-up:\n${log.join('').slice(-2000)}`);
         if (await docker.ping().then(() => true, () => false)) {
-          // Moved once it answers, so the containerd it started stays behind (with its shims, and the
-          // containers they start: runc leaves their cgroup v2 as it finds it here), as containerd.service
-          // is apart from docker.service; docker-proxy, its child, is born in its cgroup from now on.
-          if (cgroup) writeFileSync(`${cgroup}/cgroup.procs`, String(c.pid));
+          // The containerd it started, out to the root cgroup once it answers, as containerd.service is
+          // apart from docker.service: its shims, and the containers they start (runc leaves their cgroup
+          // v2 as it finds it here), are born there, not in dockerd's.
+          if (cgroupMount !== null) for (const pid of childrenOf(String(c.pid), 'containerd')) writeFileSync(`${cgroupMount}/cgroup.procs`, pid);
           return;
         }
         if (Date.now() > deadline) throw new Error(`dockerd in ${netns} did not answer within 60 s:\n${log.join('').slice(-2000)}`);
@@ -109,6 +113,13 @@ export function netnsDockerd(netns: string, name: string, bip: string, { ownCgro
       }
     },
   };
+}
+
+/** The children of `pid` named `comm`. */
+function childrenOf(pid: string, comm: string): string[] {
+  return readdirSync(`/proc/${pid}/task`)
+    .flatMap((tid) => readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter((child) => child !== ''))
+    .filter((child) => readFileSync(`/proc/${child}/comm`, 'utf8') === `${comm}\n`);
 }
 
 /** Ends what is left in `dir` (its own containerd, shims) and removes it, once its processes are gone. */
