@@ -61,6 +61,8 @@ t.test('dockerd in a cgroup of its own, as systemd runs it: the cgroup, by path 
   hybrid.add('102', '1', 'containerd-shim-runc-v2', SERVICE);
   hybrid.add('103', DOCKERD, 'containerd', SERVICE);
   t.ok('cgroup' in hybrid.read(), 'its containerd, and shims it left to init, listening on no inet port');
+  appendFileSync(join(hybrid.v2, SERVICE, 'cgroup.procs'), '104\n');
+  t.ok('cgroup' in hybrid.read(), 'a process listed there but gone before it was read (a short-lived child of dockerd\'s)');
 });
 
 t.test('no cgroup: the root, another process in it, a listener of dockerd\'s own, a path nft may not be given', async (t) => {

@@ -68,10 +68,15 @@ export function cgroup2Mount(cgroupRoot = '/sys/fs/cgroup', proc = '/proc'): str
  */
 function strangerIn(proc: string, dir: string, dockerd: string): string | null {
   const listeners = inetListeners(proc, dockerd);
+  // A process gone between the list and its reads (dockerd runs short-lived children) is no stranger.
+  const gone = (pid: string): boolean => readProcFile(`${proc}/${pid}/stat`) === null;
   for (const pid of cgroupProcs(dir)) {
-    const comm = (readProcFile(`${proc}/${pid}/comm`) ?? '').trim();
-    if (comm.startsWith('containerd-shim')) continue;
-    if (!descendsFrom(proc, pid, dockerd)) return `holds process ${pid} (${comm}), not dockerd's`;
+    const comm = readProcFile(`${proc}/${pid}/comm`)?.trim();
+    if (comm === undefined || comm.startsWith('containerd-shim')) continue;
+    if (!descendsFrom(proc, pid, dockerd)) {
+      if (gone(pid)) continue;
+      return `holds process ${pid} (${comm}), not dockerd's`;
+    }
     if (comm === 'docker-proxy') continue;
     const port = listeningPort(proc, pid, listeners);
     if (port !== null) return `holds ${comm} (${pid}), listening on ${port}`;
