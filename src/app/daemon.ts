@@ -214,7 +214,8 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     const said = JSON.stringify(read);
     if (said !== engineCgroupSaid) {
       if ('cgroup' in read) log.info({ firewall: { engineCgroup: read.cgroup } }, 'docker-proxy\'s ports not judged are closed by dockerd\'s cgroup');
-      else log.warn({ firewall: { engineCgroup: null, reason: read.none } }, 'dockerd\'s cgroup not usable: docker-proxy\'s ports not judged are closed only once the drift repair has read them');
+      // A warning only where the rule would be used (ports.default: deny); otherwise it is for the record.
+      else log[denyByDefault(policy) ? 'warn' : 'info']({ firewall: { engineCgroup: null, reason: read.none } }, 'dockerd\'s cgroup not usable: docker-proxy\'s ports not judged are closed only once the drift repair has read them');
       engineCgroupSaid = said;
     }
     await firewall.configure({ engineCgroup: 'cgroup' in read ? read.cgroup : undefined });
