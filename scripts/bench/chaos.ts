@@ -8,7 +8,8 @@
  * the daemon and the receiver enter the namespace with `nsenter --net` (network only: `ip netns exec`
  * would mount a sysfs of the namespace over /sys and hide the cgroup tree both dockerd and the daemon read).
  *   netns "soak" (dwb-<pid>-1): a dockerd of its own (own data-root, exec-root, pidfile, socket,
- *     containerd namespace, cgroup parent; its docker0 and iptables rules are the namespace's), the
+ *     containerd namespace, cgroup parent; its docker0 and iptables rules are the namespace's; in a
+ *     cgroup v2 of its own, as systemd's docker.service, which the daemon's rule for ports not judged needs), the
  *     daemon under test (dist/, its own config, state dir, metrics socket, notify socket), the webhook
  *     receiver (chaos-receiver.ts, on 127.0.0.1 of that namespace). `nft flush ruleset` runs in it.
  *   netns "probe" (dwb-<pid>-2): the probers, 198.51.100.10 (allowed by the policy) and .20 (denied),
@@ -173,7 +174,7 @@ function namespaces(): { soak: string; probe: string } {
 // ------------------------------------------------------------------ the bench's own dockerd (test/helpers/netns-dockerd.ts)
 
 function soakDockerd(netns: string): NetnsDockerd {
-  const dockerd = netnsDockerd(netns, `dw-chaos-${process.pid}`, '10.214.0.1/24');
+  const dockerd = netnsDockerd(netns, `dw-chaos-${process.pid}`, '10.214.0.1/24', { ownCgroup: true });
   onCleanup('soak dockerd, its containers and directories', () => dockerd.destroy());
   return dockerd;
 }
@@ -645,6 +646,9 @@ await main('chaos', LIMIT_SECONDS, { hostTable: false, docker: false, daemon: fa
     for (const b of f.afterRepair.slice(0, 5)) say(`    after the repair: ${explain(b)}`);
   }
   for (const l of daemon.lines.filter((l) => l.line.msg === 'ports docker-proxy serves, not yet judged, closed to every source')) say(`  the repair closed until judged: ${JSON.stringify(l.line.firewall)}`);
+  // Whether the daemon closed ports not judged by dockerd's cgroup (README "Published ports"), as it said (once per change, per daemon process).
+  const cgroupSaid = daemon.lines.filter((l) => /^(docker-proxy's ports not judged are closed by dockerd's cgroup|dockerd's cgroup not usable|dockerd's cgroup is gone)/.test(l.line.msg ?? ''));
+  say(`dockerd's cgroup, as the daemon said: ${cgroupSaid.map((l) => `${l.line.msg}${(l.line.firewall as { reason?: string } | undefined)?.reason ? ` (${(l.line.firewall as { reason: string }).reason})` : ''}`).join('; ') || 'nothing'}`);
   say(`end state (settled in ${(settleMs / 1000).toFixed(1)} s): ${end.running} running, unjudged ${end.unjudged.length}, stale rules ${end.stale.length} (target 0 each)${end.unjudged.length + end.stale.length ? `: ${[...end.unjudged, ...end.stale].slice(0, 10).join('; ')}` : ''}`);
   say(`forbidden-capability containers running at the end: ${end.capRunning} (target 0); killed by the daemon ${capKilled}/${capStarted}, lifetime ${JSON.stringify(stats(capLifetimes))} ms`);
   say(`alerts: raised ${raised.size}, received ${raised.size - lost.length}, lost ${lost.length} (target 0); received without a log line ${unlogged.length}`);

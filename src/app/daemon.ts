@@ -41,6 +41,7 @@ import { BRIDGE_TABLE } from '../adapters/nftables/bridge-render.js';
 import type { TableEventWatch } from '../adapters/nftables/table-events.js';
 import { watchOwnTables } from './table-watch.js';
 import { dockerProxyReader } from '../adapters/proc/docker-proxy.js';
+import { readEngineCgroup } from '../adapters/proc/engine-cgroup.js';
 import { NftSession } from '../adapters/nftables/nft-session.js';
 import { GUARD_TABLE } from '../adapters/nftables/render.js';
 
@@ -104,6 +105,8 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
   });
   let firewall: FirewallEnforcer;
   let firewallTables: FirewallBackend['nfTables'] = { tables: [], shared: false };
+  /** nftables: ports not judged are closed by dockerd's cgroup too (iptables' cgroup match sees too few sockets). */
+  let matchesCgroups = false;
   /** docker-proxy's listeners, which a drift repair closes until judged (primed once the start-up reconcile is done). */
   const dockerProxies = dockerProxyReader(config.docker.socket);
   // The guard (README "Published ports" › The guard): with nftables every write goes through one
@@ -118,8 +121,10 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
   });
   try {
     const guardRefused = (error: unknown): void => log.error({ err: error, guard: { table: GUARD_TABLE } }, 'the firewall guard could not be written; our table was, alone');
-    const backend = metrics.measured(await selectBackend(config.firewall.backend, { guard, guardRefused }));
+    const engineCgroupGone = (error: unknown): void => log.warn({ err: error }, 'dockerd\'s cgroup is gone: the firewall was written without the rule that closes docker-proxy\'s ports not judged; it comes back when dockerd does');
+    const backend = metrics.measured(await selectBackend(config.firewall.backend, { guard, guardRefused, engineCgroupGone }));
     firewallTables = backend.nfTables;
+    matchesCgroups = backend.name === 'nftables';
     const saved = readFirewallState(config.state.dir);
     firewall = new FirewallEnforcer(
       backend,
@@ -199,10 +204,29 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
   const configureBridges = (): Promise<void> =>
     (bridgesRead = bridgesRead.catch(() => {}).then(async () => firewall.configure(bridgeOptions(await docker.listBridges(), policy.network.exceptions))));
 
+  // dockerd's cgroup (README "Published ports" › The guard), read at every reconcile (start-up, reconnect,
+  // periodic): dockerd restarted by systemd is in a cgroup made again, whose new id nft must load, and a
+  // listener dockerd opened since (`docker swarm init`) makes it unusable. Said when it changes.
+  let engineCgroupSaid = '';
+  const configureEngineCgroup = async (): Promise<void> => {
+    if (!matchesCgroups) return;
+    const pid = await dockerProxies.engine();
+    const read = pid === null ? { none: 'no dockerd in this network namespace holds the engine socket' } : readEngineCgroup(pid);
+    const said = JSON.stringify(read);
+    if (said !== engineCgroupSaid) {
+      if ('cgroup' in read) log.info({ firewall: { engineCgroup: read.cgroup } }, 'docker-proxy\'s ports not judged are closed by dockerd\'s cgroup');
+      // A warning only where the rule would be used (ports.default: deny); otherwise it is for the record.
+      else log[denyByDefault(policy) ? 'warn' : 'info']({ firewall: { engineCgroup: null, reason: read.none } }, 'dockerd\'s cgroup not usable: docker-proxy\'s ports not judged are closed only once the drift repair has read them');
+      engineCgroupSaid = said;
+    }
+    await firewall.configure({ engineCgroup: 'cgroup' in read ? read.cgroup : undefined });
+  };
+
   const reconciles = new ReconcileLoop(
     () =>
       metrics.reconcile(
         (async () => {
+          await configureEngineCgroup();
           await configureBridges();
           await reconciler.reconcile();
           // Two tables, each with its own writer and reads (KernelSync): side by side, so the reconcile waits

@@ -3,7 +3,7 @@ import type { FirewallBackend, WouldDrop } from '../adapters/firewall/backend.js
 import type { AlertContainer } from '../domain/alerts/alert.js';
 import { containerRef } from '../domain/facts.js';
 import {
-  IncrementalPlan, PendingChanges, closedUntilJudged, diffKeys, parseAddress, withoutGroupsOf,
+  IncrementalPlan, PendingChanges, closedUntilJudged, diffKeys, parseAddress, sameCgroup, withoutGroupsOf,
   type ContainerElements, type ElementDiff, type FirewallPlan, type PlanOptions, type PortClaim, type PortElement, type ServedPort,
 } from '../domain/firewall/plan.js';
 import type { Enforcer, Tracked } from './reconciler.js';
@@ -91,7 +91,7 @@ export class FirewallEnforcer implements Enforcer {
     await this.change({ containerId: id, claims: [], endpoints: [] }, ...this.closing(this.unjudged.filter((c) => still.some((s) => sameClaim(s, c)))));
   }
 
-  /** The policy's default and the bridges; a change rewrites the chains, so it is a full replace. */
+  /** The policy's default, the bridges and the engine's cgroup; a change rewrites the chains, so it is a full replace. */
   async configure(change: Partial<PlanOptions>): Promise<void> {
     const usable = (list: keyof typeof INTERFACE_LISTS): string[] => {
       const names = (change[list] ?? this.options[list] ?? []).filter((name) => {
@@ -101,6 +101,8 @@ export class FirewallEnforcer implements Enforcer {
       });
       return [...new Set(names)].sort();
     };
+    // `{ engineCgroup: undefined }` says there is none usable now: the key itself says it was given.
+    const engineCgroup = 'engineCgroup' in change ? change.engineCgroup : this.options.engineCgroup;
     const next: PlanOptions = {
       defaultDeny: change.defaultDeny ?? this.options.defaultDeny,
       bridges: usable('bridges'),
@@ -108,6 +110,7 @@ export class FirewallEnforcer implements Enforcer {
       routed6: usable('routed6'),
       otherBridges: usable('otherBridges'),
       audit: change.audit ?? this.options.audit ?? false,
+      ...(engineCgroup ? { engineCgroup } : {}),
     };
     if (sameOptions(next, this.options)) return;
     this.options = next;
@@ -299,4 +302,4 @@ const INTERFACE_LISTS = { bridges: 'Docker bridge', routed4: 'routed bridge', ro
 const sameClaim = (a: PortClaim, b: PortClaim): boolean => a.hostAddr.text === b.hostAddr.text && a.proto === b.proto && a.port === b.port;
 
 const sameOptions = (a: PlanOptions, b: PlanOptions): boolean =>
-  a.defaultDeny === b.defaultDeny && (a.audit ?? false) === (b.audit ?? false) && (Object.keys(INTERFACE_LISTS) as Array<keyof typeof INTERFACE_LISTS>).every((list) => (a[list] ?? []).join() === (b[list] ?? []).join());
+  a.defaultDeny === b.defaultDeny && (a.audit ?? false) === (b.audit ?? false) && sameCgroup(a.engineCgroup, b.engineCgroup) && (Object.keys(INTERFACE_LISTS) as Array<keyof typeof INTERFACE_LISTS>).every((list) => (a[list] ?? []).join() === (b[list] ?? []).join());

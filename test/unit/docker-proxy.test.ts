@@ -96,3 +96,16 @@ t.test('the watched engine\'s dockerd only: another engine\'s ports in the names
   t.same(await ports(reader), [8080], 'and the fast reads after it');
   t.same(await ports(dockerProxyReader('/run/other.sock', proc)), [9090], 'the other engine, when it is the one watched');
 });
+
+t.test('the engine\'s dockerd (whose cgroup closes docker-proxy\'s ports): by its socket, else the only one of the namespace', async (t) => {
+  const { add, children, listens, proc } = fakeProc();
+  t.equal(await dockerProxyReader(ENGINE, proc).engine(), null, 'no dockerd');
+  add('60', 'dockerd', 'net:[1]', ['dockerd']);
+  add('61', 'dockerd', 'net:[2]', ['dockerd']); // another namespace's
+  t.equal(await dockerProxyReader(ENGINE, proc).engine(), '60', 'none holds the watched socket (a socket proxy before it): the only dockerd here');
+  add('70', 'dockerd', 'net:[1]', ['dockerd', '-H', 'unix:///run/other.sock']);
+  t.equal(await dockerProxyReader(ENGINE, proc).engine(), null, 'two here and neither holds it: none');
+  listens('70', ENGINE, '7000');
+  children('70', []);
+  t.equal(await dockerProxyReader(ENGINE, proc).engine(), '70', 'the one holding the watched socket');
+});

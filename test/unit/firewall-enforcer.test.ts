@@ -307,3 +307,20 @@ t.test('repairNow: the in-queue check and replace without a read beside first', 
   t.equal(await enforcer.repairNow(), 'missing');
   t.same(backend.calls, ['drift', 'replace 1'], 'one read (in the queue), then the replace');
 });
+
+t.test('dockerd\'s cgroup: a new one (a new id, as when systemd makes it again) replaces the chains; the same one, or none twice, does not', async (t) => {
+  const { backend, enforcer } = setup();
+  await enforcer.apply(tracked('a'));
+  const service = { mount: '', path: 'system.slice/docker.service', id: 10 };
+  await enforcer.configure({ engineCgroup: service });
+  t.same(backend.installedPlan()?.engineCgroup, service, 'the cgroup reaches the plan installed');
+  await enforcer.configure({ engineCgroup: { ...service } });
+  await enforcer.configure({ bridges: ['docker0'] }); // another option, unchanged: the cgroup stays
+  t.same(backend.calls, ['replace 1', 'replace 1'], 'read again unchanged: nothing written');
+  await enforcer.configure({ engineCgroup: { ...service, id: 11 } });
+  t.same(backend.installedPlan()?.engineCgroup?.id, 11, 'dockerd restarted: the same path under a new id, loaded again');
+  await enforcer.configure({ engineCgroup: undefined });
+  t.equal(backend.installedPlan()?.engineCgroup, undefined, 'none usable now: the rule goes');
+  await enforcer.configure({ engineCgroup: undefined });
+  t.same(backend.calls, ['replace 1', 'replace 1', 'replace 1', 'replace 1']);
+});

@@ -251,3 +251,33 @@ t.test('values that are not canonical and typed are refused before any text is p
   bad('address with a prefix', { endpoints: [{ ...endpoint, addr: { family: 4, text: '172.17.0.0/16' } }] }, /IPv4 address/);
   bad('family 5', { endpoints: [{ ...endpoint, addr: { family: 5 as never, text: '172.17.0.2' } }] }, /address family 5/);
 });
+
+t.test('dockerd\'s cgroup: under ports.default deny, new connections to its sockets past the judged ports are dropped', async (t) => {
+  const cgroupRule = (level: number, path: string, verdict = 'counter drop') =>
+    `\t\tiif != "lo" fib daddr type local ct state new socket cgroupv2 level ${level} "${path}" ${verdict}\n`;
+  const withRule = (rule: string) => CHAINS(BASELINE).replace('@wildcard6 jump decide6\n', `@wildcard6 jump decide6\n${rule}`);
+  const unified = { mount: '', path: 'system.slice/docker.service', id: 4242 };
+  t.equal(renderTable({ ...NONE, defaultDeny: true, engineCgroup: unified }), `${HEADER}${SETS()}${withRule(cgroupRule(2, 'system.slice/docker.service'))}}\n`,
+    'unified host: the path as under /sys/fs/cgroup, its depth as the level, after the jumps of the judged ports');
+  const hybrid = { mount: 'unified', path: 'system.slice/docker.service', id: 4242 };
+  t.match(renderTable({ ...NONE, defaultDeny: true, engineCgroup: hybrid }), cgroupRule(2, 'unified/system.slice/docker.service'),
+    'hybrid host: the v2 mount\'s directory in the path, not in the level');
+  t.match(renderTable({ ...NONE, defaultDeny: true, engineCgroup: hybrid }, true), cgroupRule(2, 'unified/system.slice/docker.service'), 'in the guard too');
+  t.equal(renderTable({ ...NONE, defaultDeny: false, engineCgroup: unified }), `${HEADER}${SETS()}${CHAINS('')}}\n`, 'ports.default allow: no such rule');
+  t.match(renderTable({ ...NONE, defaultDeny: true, audit: true, engineCgroup: unified }), cgroupRule(2, 'system.slice/docker.service', 'counter return'), 'audit mode: counted, not dropped');
+  t.notMatch(renderTable({ ...NONE, defaultDeny: true }), /cgroupv2/, 'none known: no such rule');
+
+  // The path goes into the script between quotes: only what systemd names cgroups with, never the root.
+  const bad = (how: string, cgroup: { mount: string; path: string }) =>
+    t.throws(() => renderTable({ ...NONE, defaultDeny: true, engineCgroup: { ...cgroup, id: 1 } }), /refusing to render cgroup/, how);
+  bad('the root cgroup', { mount: '', path: '' });
+  bad('the root cgroup of a hybrid host', { mount: 'unified', path: '' });
+  bad('a quote', { mount: '', path: 'system.slice/docker.service" accept' });
+  bad('a space', { mount: '', path: 'system.slice/docker service' });
+  bad('a backslash (systemd\'s escapes)', { mount: '', path: 'system.slice/docker\\x2dx.service' });
+  bad('..', { mount: '', path: 'system.slice/../../etc' });
+  bad('an empty segment', { mount: '', path: 'system.slice//docker.service' });
+  bad('a leading slash', { mount: '', path: '/system.slice/docker.service' });
+  bad('a mount two directories deep', { mount: 'a/b', path: 'docker.service' });
+  bad('a newline', { mount: '', path: 'docker.service\n\t\taccept' });
+});

@@ -4,7 +4,7 @@
  * fixed alphabet), so a plan built by hand or from hostile input can only fail, never inject.
  */
 import { parseCidr } from '../../domain/net/cidr.js';
-import { parseAddress, type Family, type FirewallElements, type IpAddress } from '../../domain/firewall/plan.js';
+import { parseAddress, type EngineCgroup, type Family, type FirewallElements, type IpAddress } from '../../domain/firewall/plan.js';
 import type { Protocol } from '../../domain/facts.js';
 import type { Cidr } from '../../domain/policy/model.js';
 import { isInterfaceName } from '../../domain/net/interface-name.js';
@@ -42,6 +42,29 @@ export function address(value: IpAddress, expected: Family): string {
   return parsed?.family === expected && value.family === expected && parsed.text === value.text
     ? value.text
     : unsafe(`IPv${expected} address`, value);
+}
+
+/**
+ * A cgroup path segment nft may be given inside double quotes: what systemd names units and slices
+ * with (`system.slice`, `docker.service`, `user@1000.service`), no quote, backslash, space or `/`.
+ */
+const CGROUP_SEGMENT = /^[A-Za-z0-9_.:@+-]{1,255}$/;
+
+/**
+ * `socket cgroupv2 level N "PATH"`'s level and path: PATH relative to /sys/fs/cgroup (where nft resolves
+ * it), N the depth of the cgroup in the v2 hierarchy, so the mount's own segment does not count. Never
+ * the root (level 0 would be every socket of the host), never `.` or `..`.
+ */
+export function cgroupPath(value: EngineCgroup): { path: string; level: number } {
+  const segments = (text: unknown): string[] | null => {
+    if (typeof text !== 'string') return null;
+    const parts = text === '' ? [] : text.split('/');
+    return parts.every((s) => CGROUP_SEGMENT.test(s) && s !== '.' && s !== '..') ? parts : null;
+  };
+  const mount = segments(value.mount);
+  const path = segments(value.path);
+  if (mount === null || mount.length > 1 || path === null || path.length === 0) unsafe('cgroup', value);
+  return { path: [...mount, ...path].join('/'), level: path.length };
 }
 
 /** Canonical: re-parsing the text gives exactly this block of the expected family (no host bits set). */

@@ -10,7 +10,7 @@ import { runTool } from './run-tool.js';
  * lives only in that variant's tables. `nftables`: the nftables backend's guard (iptables has none:
  * iptables cannot own a table).
  */
-export async function selectBackend(choice: 'auto' | 'nftables' | 'iptables', nftables: Pick<NftBackendOptions, 'guard' | 'guardRefused'> = {}): Promise<FirewallBackend> {
+export async function selectBackend(choice: 'auto' | 'nftables' | 'iptables', nftables: Pick<NftBackendOptions, 'guard' | 'guardRefused' | 'engineCgroupGone'> = {}): Promise<FirewallBackend> {
   if (choice === 'nftables' || (choice === 'auto' && (await nftAvailable()))) return nftablesBackend(nftables);
   return iptablesBackend({ variant: await iptablesVariant() });
 }

@@ -25,6 +25,8 @@ export interface NftBackendOptions extends NftOptions {
   readonly guard?: NftSession;
   /** The guard could not be written, and `inet dockwarden` was written alone, by an nft of its own. */
   readonly guardRefused?: (error: unknown) => void;
+  /** The plan's `engineCgroup` was gone (nft found no such path): the table was written without its rule. */
+  readonly engineCgroupGone?: (error: unknown) => void;
 }
 
 /**
@@ -32,7 +34,7 @@ export interface NftBackendOptions extends NftOptions {
  * start or stop is one small element transaction; everything else is an atomic table replace.
  */
 export function nftablesBackend(options: NftBackendOptions = {}): FirewallBackend {
-  const { guard, guardRefused = () => {}, ...nft } = options;
+  const { guard, guardRefused = () => {}, engineCgroupGone = () => {}, ...nft } = options;
   let lastSkeleton: Skeleton | null = null;
   let guardSkeleton: Skeleton | null = null;
   /** The guard's process as of the last replace that wrote the guard (`NftSession.holder`); null: no guard written. */
@@ -64,11 +66,27 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
     if (guard) guardRefused(refusal);
   };
 
+  /**
+   * `write`, and when nft cannot find the engine's cgroup (dockerd restarted, its cgroup made again
+   * under a new id and the old path gone, or not yet made), `write` without it: one path must not cost
+   * the whole ruleset. The daemon gives the new path when it reconnects to the engine.
+   */
+  const writeOrWithoutCgroup = async (plan: FirewallPlan): Promise<void> => {
+    try {
+      await write(plan);
+    } catch (error) {
+      if (plan.engineCgroup === undefined || !(error instanceof Error) || !error.message.includes('cgroupv2 path fails')) throw error;
+      const { engineCgroup: _gone, ...without } = plan;
+      await write(without);
+      engineCgroupGone(error);
+    }
+  };
+
   return {
     name: 'nftables',
     nfTables: { tables: [TABLE], shared: false },
     async replace(plan) {
-      await write(plan);
+      await writeOrWithoutCgroup(plan);
       const [installed, guarded] = await Promise.all([listTable(nft), guardHeld() ? listTable(nft, GUARD_TABLE) : null]);
       lastSkeleton = skeletonOf(plan, installed);
       guardSkeleton = skeletonOf(plan, guarded);

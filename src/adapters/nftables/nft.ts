@@ -171,7 +171,7 @@ async function parseTable(json: Json): Promise<InstalledTable> {
       skeleton.push({ chain });
     } else if (isObject(object.rule)) {
       const { handle: _handle, ...rule } = object.rule;
-      skeleton.push({ rule: withoutCounts(rule) });
+      skeleton.push({ rule: withoutCgroupPath(withoutCounts(rule)) });
       if (rule.chain === 'bridged' && JSON.stringify(rule.expr).includes('{"jump":{"target":"published"}}')) defaultDeny = true;
       if (rule.chain === 'decide4' && JSON.stringify(rule.expr).includes('"set":"@audit4"')) audit = true;
     }
@@ -209,6 +209,18 @@ export function withoutCounts(value: Json): Json {
   if (Array.isArray(value)) return value.map(withoutCounts);
   if (!isObject(value)) return value;
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'counter' ? null : withoutCounts(v)]));
+}
+
+/**
+ * A `socket cgroupv2` match without its path: nft prints the path by searching /sys/fs/cgroup for a file
+ * with the cgroup's id as its inode number, so on a hybrid host (v1 hierarchies beside the v2 one) it
+ * may print another file, and which one changes with the v1 trees: not a change of the rule.
+ */
+function withoutCgroupPath(value: Json): Json {
+  if (Array.isArray(value)) return value.map(withoutCgroupPath);
+  if (!isObject(value)) return value;
+  const cgroupMatch = isObject(value.left) && isObject(value.left.socket) && value.left.socket.key === 'cgroupv2';
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, cgroupMatch && k === 'right' ? null : withoutCgroupPath(v)]));
 }
 
 type ParsedElement =

@@ -5,10 +5,10 @@
  * reaches the script. Each published port is its own element, so no port ranges are needed.
  */
 import type {
-  AllowElement, ElementDiff, EndpointElement, Family, FirewallElements, FirewallPlan, PortElement,
+  AllowElement, ElementDiff, EndpointElement, EngineCgroup, Family, FirewallElements, FirewallPlan, PortElement,
 } from '../../domain/firewall/plan.js';
 import { PROTOCOLS } from '../../domain/facts.js';
-import { address, cidr, family, ifname, port, proto, unsafe } from '../firewall/safe-values.js';
+import { address, cgroupPath, cidr, family, ifname, port, proto, unsafe } from '../firewall/safe-values.js';
 
 export { UnsafeValueError, isUnsafeValueError } from '../firewall/safe-values.js';
 
@@ -108,7 +108,7 @@ export function renderTable(plan: FirewallPlan, guard = false): string {
     ...SET_NAMES.map((name) => setBlock(name, SET_TYPES[name], false)),
     ...FAMILIES.flatMap((f) => SHARDS.map((i) => setBlock(allowSetName(f, i), ALLOW_TYPES[f], true))),
     ...auditBlocks,
-    chains(plan.defaultDeny, plan.audit ?? false),
+    chains(plan.defaultDeny, plan.audit ?? false, plan.defaultDeny ? plan.engineCgroup : undefined),
     '}',
     '',
   ].join('\n');
@@ -142,8 +142,16 @@ export function renderElementChanges(diff: ElementDiff, table = TABLE): string {
 // Audit mode (`mode: audit`): every drop becomes a counted return, so nothing is blocked; at a published
 // port each new connection (its first packet: conntrack ran before us) is also counted in @audit4/6 by
 // source, for the daemon's "would have dropped" alerts. A full set counts no more keys, and passes all.
-function chains(defaultDeny: boolean, audit: boolean): string {
+// `engineCgroup` (only with `defaultDeny`): a new connection past the judged ports' jumps (decide ends in
+// a verdict) that goes to a local socket in dockerd's cgroup, which is docker-proxy's listener of a port
+// not judged yet, is dropped. The kernel looks the socket up, so this holds from the port's first
+// moment, and in the guard while a flush has taken Docker's DNAT, with no read of docker-proxy's list.
+// Before DNAT (−150) a DNATed port's packet finds docker-proxy's listener at the host port too: the same
+// port, the same answer as the forward path's baseline. nft resolves the path to the cgroup's id when it
+// loads the rule: a cgroup made again (dockerd restarted by systemd) needs the rule loaded again.
+function chains(defaultDeny: boolean, audit: boolean, engineCgroup: EngineCgroup | undefined): string {
   const drop = audit ? 'counter return' : 'counter drop';
+  const cgroup = engineCgroup && cgroupPath(engineCgroup);
   return [
     '\tchain prerouting {',
     '\t\ttype filter hook prerouting priority -150; policy accept;',
@@ -151,6 +159,7 @@ function chains(defaultDeny: boolean, audit: boolean): string {
     '\t\tiif != "lo" fib daddr type local meta nfproto ipv4 meta l4proto . th dport @wildcard4 jump decide4',
     '\t\tiif != "lo" fib daddr type local ip6 daddr . meta l4proto . th dport @ports6 jump decide6',
     '\t\tiif != "lo" fib daddr type local meta nfproto ipv6 meta l4proto . th dport @wildcard6 jump decide6',
+    ...(cgroup ? [`\t\tiif != "lo" fib daddr type local ct state new socket cgroupv2 level ${cgroup.level} "${cgroup.path}" ${drop}`] : []),
     '\t}',
     ...FAMILIES.flatMap((f) => [
       `\tchain decide${f} {`,

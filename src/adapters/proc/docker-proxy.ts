@@ -39,22 +39,32 @@ export interface DockerProxyReader {
   read(): Promise<ProxyListener[]>;
   /** Does the full read now, so the first `read` is a fast one. */
   prime(): void;
+  /**
+   * The pid of the watched engine's dockerd, by a full read. When none here holds the engine socket (the
+   * daemon watches a socket proxy in front of it), the only dockerd of this namespace, as docker-proxy's
+   * listeners count then; null when there is none, or more than one.
+   */
+  engine(): Promise<string | null>;
 }
 
 /** `engineSocket`: the Docker API socket the daemon watches (config `docker.socket`). */
 export function dockerProxyReader(engineSocket: string, proc = '/proc'): DockerProxyReader {
   let dockerds: Promise<Dockerd[]> = Promise.resolve([]);
-  const full = (): Promise<ProxyListener[]> => {
+  const full = (): Promise<FullRead> => {
     const result = fullRead(proc, engineSocket);
     dockerds = result.then((r) => r.dockerds, () => []);
-    return result.then((r) => r.listeners);
+    return result;
   };
   return {
     prime: () => void full().catch(() => {}),
+    async engine() {
+      const { engine, dockerds: here } = await full();
+      return (engine ?? (here.length === 1 ? here[0] : undefined))?.pid ?? null;
+    },
     async read() {
       const known = await dockerds;
       const fast = known.length === 0 ? null : await childrenRead(proc, known).catch(() => null);
-      return fast ?? full();
+      return fast ?? (await full()).listeners;
     },
   };
 }
@@ -69,7 +79,14 @@ interface Dockerd {
  * Every process: this namespace's dockerd processes and docker-proxy listeners, narrowed to the
  * watched engine's dockerd and its children when that dockerd is found.
  */
-async function fullRead(proc: string, engineSocket: string): Promise<{ listeners: ProxyListener[]; dockerds: Dockerd[] }> {
+interface FullRead {
+  readonly listeners: ProxyListener[];
+  readonly dockerds: Dockerd[];
+  /** The watched engine's, when found. */
+  readonly engine: Dockerd | null;
+}
+
+async function fullRead(proc: string, engineSocket: string): Promise<FullRead> {
   const ownNet = readlinkSync(`${proc}/self/ns/net`);
   const pids = readdirSync(proc).filter((name) => /^[0-9]+$/.test(name));
   const listeners: ProxyListener[] = [];
@@ -87,8 +104,8 @@ async function fullRead(proc: string, engineSocket: string): Promise<{ listeners
     }
   }
   const engine = engineDockerd(proc, engineSocket, dockerds);
-  if (engine === null) return { listeners, dockerds };
-  return { listeners: (await childrenRead(proc, [engine])) ?? listeners, dockerds: [engine] };
+  if (engine === null) return { listeners, dockerds, engine };
+  return { listeners: (await childrenRead(proc, [engine])) ?? listeners, dockerds: [engine], engine };
 }
 
 /**
@@ -145,7 +162,7 @@ function listenerOf(proc: string, pid: string): ProxyListener | null {
   return cmdline === null ? null : parseArguments(cmdline.split('\0'));
 }
 
-function linkOrNull(path: string): string | null {
+export function linkOrNull(path: string): string | null {
   try {
     return readlinkSync(path);
   } catch {

@@ -62,7 +62,26 @@ export interface FirewallPlan extends FirewallElements {
   readonly otherBridges: readonly string[];
   /** `mode: audit`: nothing is dropped; what would have been is counted (per source at published ports). Absent = enforce. */
   readonly audit?: boolean;
+  /** With `defaultDeny`: new connections to a local socket in this cgroup (docker-proxy's) on a port not judged are dropped. */
+  readonly engineCgroup?: EngineCgroup;
 }
+
+/**
+ * The cgroup v2 that holds the watched engine's dockerd and nothing but it and its children (docker-proxy),
+ * as nft's `socket cgroupv2` names it: `path`, relative to the cgroup v2 mount, one segment a level
+ * (`system.slice/docker.service`); `mount`, where that mount is under /sys/fs/cgroup, where nft looks
+ * (`''` on a unified host, `unified` on a hybrid one). A fact of the host (engine-cgroup.ts), never a
+ * container's; rendered only after re-validation (safe-values.ts `cgroupPath`).
+ */
+export interface EngineCgroup {
+  readonly mount: string;
+  readonly path: string;
+  /** Its id when read (the inode number of its directory), what nft loads: the same path made again has another. */
+  readonly id: number;
+}
+
+export const sameCgroup = (a: EngineCgroup | undefined, b: EngineCgroup | undefined): boolean =>
+  a === b || (a !== undefined && b !== undefined && a.mount === b.mount && a.path === b.path && a.id === b.id);
 
 /** One published host port of one container, with every source block allowed to reach it. */
 export interface PortClaim {
@@ -88,6 +107,8 @@ export interface PlanOptions {
   readonly routed6?: readonly string[];
   readonly otherBridges?: readonly string[];
   readonly audit?: boolean;
+  /** Absent: none usable (README "Published ports" › The guard). */
+  readonly engineCgroup?: EngineCgroup;
 }
 
 export interface ElementDiff {
@@ -302,6 +323,7 @@ export class IncrementalPlan {
       routed6: names(options.routed6),
       otherBridges: names(options.otherBridges),
       ...(options.audit ? { audit: true } : {}),
+      ...(options.engineCgroup ? { engineCgroup: options.engineCgroup } : {}),
     };
   }
 }
