@@ -14,7 +14,7 @@
  */
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { PROTOCOLS, type Protocol } from '../../domain/facts.js';
-import { readProcFile } from './proc-file.js';
+import { readProcFile, readProcStat } from './proc-file.js';
 
 export interface ProxyListener {
   readonly proto: Protocol;
@@ -170,10 +170,10 @@ export function linkOrNull(path: string): string | null {
   }
 }
 
-/** Field 22 of `/proc/<pid>/stat`, counted after the command name (which may hold spaces and parentheses); null when it is gone. */
+/** Field 22 of `/proc/<pid>/stat`; null when it is gone. */
 function startTime(proc: string, pid: string): string | null {
-  const stat = readProcFile(`${proc}/${pid}/stat`);
-  return stat === null ? null : (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '');
+  const stat = readProcStat(proc, pid);
+  return stat === null ? null : (stat[19] ?? '');
 }
 
 /** docker-proxy's own flags (`-flag value`); null when one is missing or out of range. */

@@ -12,7 +12,7 @@ import { readdirSync, statSync } from 'node:fs';
 import type { EngineCgroup } from '../../domain/firewall/plan.js';
 import { cgroupPath, isUnsafeValueError } from '../firewall/safe-values.js';
 import { linkOrNull } from './docker-proxy.js';
-import { readProcFile } from './proc-file.js';
+import { readProcFile, readProcStat } from './proc-file.js';
 
 export type EngineCgroupRead = { readonly cgroup: EngineCgroup } | { readonly none: string };
 
@@ -69,7 +69,7 @@ export function cgroup2Mount(cgroupRoot = '/sys/fs/cgroup', proc = '/proc'): str
 function strangerIn(proc: string, dir: string, dockerd: string): string | null {
   const listeners = inetListeners(proc, dockerd);
   // A process gone between the list and its reads (dockerd runs short-lived children) is no stranger.
-  const gone = (pid: string): boolean => readProcFile(`${proc}/${pid}/stat`) === null;
+  const gone = (pid: string): boolean => readProcStat(proc, pid) === null;
   for (const pid of cgroupProcs(dir)) {
     const comm = readProcFile(`${proc}/${pid}/comm`)?.trim();
     if (comm === undefined || comm.startsWith('containerd-shim')) continue;
@@ -100,8 +100,7 @@ function cgroupProcs(dir: string): string[] {
 function descendsFrom(proc: string, pid: string, ancestor: string): boolean {
   for (let current = pid, hops = 0; hops < 64; hops++) {
     if (current === ancestor) return true;
-    const stat = readProcFile(`${proc}/${current}/stat`);
-    const parent = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+    const parent = readProcStat(proc, current)?.[1];
     if (parent === undefined || parent === '0' || parent === current) return false;
     current = parent;
   }

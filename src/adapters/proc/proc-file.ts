@@ -13,3 +13,12 @@ export function readProcFile(path: string): string | null {
     return null;
   }
 }
+
+/**
+ * The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and parentheses), so
+ * index 0 is field 3 (state), 1 the parent pid, 19 the start time; null when the process is gone.
+ */
+export function readProcStat(proc: string, pid: string): string[] | null {
+  const stat = readProcFile(`${proc}/${pid}/stat`);
+  return stat === null ? null : stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
