@@ -58,6 +58,12 @@ export class Reconciler {
       return;
     }
     if (event.type !== 'container' || IRRELEVANT_ACTIONS.has(event.action)) return;
+    // dockerd has removed it: an inspect would only say so (404). Its own kind, so that a sync
+    // waiting for it is not skipped; container ids are never reused, so nothing can come back under it.
+    if (event.action === 'destroy') {
+      void this.queue.push(event.id, 'forget', () => this.forget(event.id));
+      return;
+    }
     // Untrusted: a container label named `execID` replaces dockerd's value; readFacts uses it only
     // when the container has no such label, and only for an exec of this container.
     const execId = event.action === 'exec_start' ? event.attributes.execID : undefined;
@@ -85,16 +91,17 @@ export class Reconciler {
 
   private async sync(id: string, execId?: string): Promise<void> {
     const facts = await this.docker.readFacts(id, execId);
-    if (!facts) {
-      this.tracked.delete(id);
-      this.host.forget(id);
-      await forEachEnforcer(this.enforcers, (e) => e.forget(id));
-      return;
-    }
+    if (!facts) return this.forget(id);
     const policy = this.policy();
     const tracked = { facts, decision: evaluate(policy, facts, await this.host.read(facts, policy)) };
     this.tracked.set(id, tracked);
     await forEachEnforcer(this.enforcers, (e) => e.apply(tracked, policy));
+  }
+
+  private async forget(id: string): Promise<void> {
+    this.tracked.delete(id);
+    this.host.forget(id);
+    await forEachEnforcer(this.enforcers, (e) => e.forget(id));
   }
 }
 
