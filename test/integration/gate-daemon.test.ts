@@ -55,6 +55,15 @@ t.teardown(async () => {
   await dockwarden(['firewall', 'remove'], { DOCKWARDEN_FIREWALL_BACKEND: 'nftables' });
 });
 
+let reloads = 0;
+/** The enforce policy with `extra` checks, in force once the daemon says so. */
+const setPolicy = async (extra: string) => {
+  const text = `${policy('enforce', extra)}# reload ${++reloads}\n`;
+  writeFileSync(daemon.policyFile, text);
+  const hash = createHash('sha256').update(text).digest('hex');
+  await daemon.waitForLog((l) => l.msg === 'policy reloaded' && (l.policy as { hash: string }).hash === hash);
+};
+
 const create = (hostConfig: Record<string, unknown>, name?: string) =>
   gated.docker.createContainer({ Image: TEST_IMAGE, Cmd: ['sleep', '60'], Labels: { [LABEL]: '1' }, HostConfig: hostConfig, ...(name && { name }) });
 
@@ -76,6 +85,30 @@ t.test('a forbidden container is refused, logged and alerted; the daemon judges 
   await plain.start();
   await daemon.waitForLog((l) => l.msg === 'container judged' && (l.container as { id: string }).id === plain.id);
   await plain.remove({ force: true });
+});
+
+t.test('a create the gate judged is not judged again at its create event; its start is, and its destroy forgets it', async (t) => {
+  const name = `dw-gate-once-${process.pid}`;
+  const container = await create({}, name);
+  // The rename's event is synced after the create's (one container's events run in order).
+  await container.rename({ name: `${name}-renamed` });
+  const judged = (l: LogLine) => l.msg === 'container judged' && (l.container as { id: string }).id === container.id;
+  const first = await daemon.waitForLog(judged);
+  t.equal((first.container as { name: string }).name, `${name}-renamed`, 'its first judgement is the rename\'s: the create event asked dockerd nothing');
+  await container.start();
+  await daemon.waitForLog((l) => judged(l) && (l.container as { running: boolean }).running, 30_000);
+  await container.remove({ force: true });
+  await daemon.waitForLog((l) => l.msg === 'container gone' && (l.container as { id: string }).id === container.id);
+});
+
+t.test('a create with a violation that is only alerted is judged at its create event: alerted before it ever runs', async (t) => {
+  await setPolicy('  root-user: { action: alert }\n'); // TEST_IMAGE runs as root
+  const container = await create({});
+  const alert = await daemon.waitForLog((l) => l.msg === 'alert' && (l.alert as { check: string; container?: { id: string } }).container?.id === container.id);
+  t.match(alert.alert, { check: 'root-user', action: 'alert' });
+  t.equal((await container.inspect()).State.Status, 'created');
+  await container.remove({ force: true });
+  await setPolicy('');
 });
 
 t.test('a start waits for the daemon: the storage directory made and the volume labelled before the process runs', async (t) => {
@@ -111,13 +144,6 @@ t.test('audit mode: allowed, and the refusal it would have been is said', async 
 
 t.test('a name moved to another image between two creates is judged on the image it names now', async (t) => {
   // root-user tells the images apart: TEST_IMAGE runs as root, one committed from a `--user 1000` container does not.
-  let reloads = 0;
-  const setPolicy = async (extra: string) => {
-    const text = `${policy('enforce', extra)}# reload ${++reloads}\n`;
-    writeFileSync(daemon.policyFile, text);
-    const hash = createHash('sha256').update(text).digest('hex');
-    await daemon.waitForLog((l) => l.msg === 'policy reloaded' && (l.policy as { hash: string }).hash === hash);
-  };
   await setPolicy('  root-user: { action: kill }\n');
   const repo = 'dw-gate-moved';
   const name = `${repo}:${process.pid}`;
