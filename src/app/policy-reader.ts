@@ -15,30 +15,44 @@ const POLICY_READ_HEAP_MB = 512;
  * runs out of memory or out of time is an error of the policy file like any other.
  */
 export function readPolicyOffLoop(file: string, timeLimitMs = POLICY_READ_TIME_LIMIT_MS): Promise<PolicyResult> {
+  return startPolicyReader(timeLimitMs)(file);
+}
+
+/**
+ * Starts the worker now and returns the one read it will do, given its file: a worker's own start and
+ * the validator's load take a few hundred ms on a loaded host, which the daemon's start spends loading
+ * its config meanwhile (src/cli/main.ts; issue #15, recovery after SIGKILL). The time limit runs from the read.
+ */
+export function startPolicyReader(timeLimitMs = POLICY_READ_TIME_LIMIT_MS): (file: string) => Promise<PolicyResult> {
   // Under the test runner this module is TypeScript, and so is its worker.
   const url = new URL(import.meta.url.endsWith('.ts') ? './policy-worker.ts' : './policy-worker.js', import.meta.url);
-  return new Promise((resolve) => {
-    const failed = (message: string): void => resolve({ ok: false, errors: [{ file, line: 0, column: 0, path: '', message } satisfies PolicyError] });
-    const worker = new Worker(url, { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: POLICY_READ_HEAP_MB }, stdout: true, stderr: true });
-    // A daemon stopping does not wait for a reload: the thread ends with the process.
-    worker.unref();
+  const worker = new Worker(url, { resourceLimits: { maxOldGenerationSizeMb: POLICY_READ_HEAP_MB }, stdout: true, stderr: true });
+  // A daemon stopping does not wait for a reload, nor a CLI whose config failed for its start-up read: the thread ends with the process.
+  worker.unref();
+  // The worker's answer, or why there is none; whichever comes first (the listeners are there from the
+  // start, as a worker can fail before it is given its file).
+  let settle!: (outcome: WorkerAnswer | string) => void;
+  const outcome = new Promise<WorkerAnswer | string>((resolve) => (settle = resolve));
+  worker.once('message', (message: WorkerAnswer) => {
+    void worker.terminate();
+    settle(message);
+  });
+  worker.once('error', (error) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    settle(code === 'ERR_WORKER_OUT_OF_MEMORY' ? `reading the policy needed more than ${POLICY_READ_HEAP_MB} MB; given up` : `reading the policy failed: ${error.message.split('\n')[0]}`);
+  });
+  worker.once('exit', (code) => settle(`reading the policy ended without a result (exit ${code})`));
+  return async (file) => {
+    worker.postMessage(file);
     const timer = setTimeout(() => {
       void worker.terminate();
-      failed(`reading the policy took longer than ${timeLimitMs / 1000} s; given up`);
+      settle(`reading the policy took longer than ${timeLimitMs / 1000} s; given up`);
     }, timeLimitMs).unref();
-    worker.once('message', (message: PolicyResult | { ok: true; policy: TransferablePolicy }) => {
-      clearTimeout(timer);
-      void worker.terminate();
-      resolve(message.ok ? { ok: true, policy: fromTransferable(message.policy as TransferablePolicy) } : message);
-    });
-    worker.once('error', (error) => {
-      clearTimeout(timer);
-      const code = (error as NodeJS.ErrnoException).code;
-      failed(code === 'ERR_WORKER_OUT_OF_MEMORY' ? `reading the policy needed more than ${POLICY_READ_HEAP_MB} MB; given up` : `reading the policy failed: ${error.message.split('\n')[0]}`);
-    });
-    worker.once('exit', (code) => {
-      clearTimeout(timer);
-      failed(`reading the policy ended without a result (exit ${code})`);
-    });
-  });
+    const answer = await outcome;
+    clearTimeout(timer);
+    if (typeof answer === 'string') return { ok: false, errors: [{ file, line: 0, column: 0, path: '', message: answer } satisfies PolicyError] };
+    return answer.ok ? { ok: true, policy: fromTransferable(answer.policy) } : answer;
+  };
 }
+
+type WorkerAnswer = Exclude<PolicyResult, { ok: true }> | { ok: true; policy: TransferablePolicy };

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import t from 'tap';
 import { loadPolicyFile } from '../../src/domain/policy/load.js';
-import { readPolicyOffLoop } from '../../src/app/policy-reader.js';
+import { readPolicyOffLoop, startPolicyReader } from '../../src/app/policy-reader.js';
 
 const CONFIG = resolve(import.meta.dirname, '../../config');
 
@@ -29,4 +29,14 @@ t.test('a rejected policy gives the same located errors; a read past its time li
   // No worker starts, let alone reads, within a millisecond.
   const late = await readPolicyOffLoop(`${dir}/bad.yaml`, 1);
   t.same(late.ok ? [] : late.errors.map((e) => e.message), ['reading the policy took longer than 0.001 s; given up']);
+});
+
+t.test('a reader started before its file is known (the daemon starts it before its config) reads the file it is then given', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'version: 1\nmode: x\n' });
+  const read = startPolicyReader();
+  // Meanwhile its worker has started and loaded the validator: it waits for the file's name alone.
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(await read(`${dir}/bad.yaml`), loadPolicyFile(`${dir}/bad.yaml`));
+  const good = await startPolicyReader()(`${CONFIG}/policy.yaml`);
+  t.ok(good.ok, 'a good policy too');
 });
