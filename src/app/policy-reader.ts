@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { PolicyError, PolicyResult } from '../domain/policy/result.js';
 import { fromTransferable, type TransferablePolicy } from './policy-transfer.js';
@@ -24,9 +25,7 @@ export function readPolicyOffLoop(file: string, timeLimitMs = POLICY_READ_TIME_L
  * its config meanwhile (src/cli/main.ts; issue #15, recovery after SIGKILL). The time limit runs from the read.
  */
 export function startPolicyReader(timeLimitMs = POLICY_READ_TIME_LIMIT_MS): (file: string) => Promise<PolicyResult> {
-  // Under the test runner this module is TypeScript, and so is its worker.
-  const url = new URL(import.meta.url.endsWith('.ts') ? './policy-worker.ts' : './policy-worker.js', import.meta.url);
-  const worker = new Worker(url, { resourceLimits: { maxOldGenerationSizeMb: POLICY_READ_HEAP_MB }, stdout: true, stderr: true });
+  const worker = new Worker(workerModule(), { resourceLimits: { maxOldGenerationSizeMb: POLICY_READ_HEAP_MB }, stdout: true, stderr: true });
   // A daemon stopping does not wait for a reload, nor a CLI whose config failed for its start-up read: the thread ends with the process.
   worker.unref();
   // The worker's answer, or why there is none; whichever comes first (the listeners are there from the
@@ -53,6 +52,16 @@ export function startPolicyReader(timeLimitMs = POLICY_READ_TIME_LIMIT_MS): (fil
     if (typeof answer === 'string') return { ok: false, errors: [{ file, line: 0, column: 0, path: '', message: answer } satisfies PolicyError] };
     return answer.ok ? { ok: true, policy: fromTransferable(answer.policy) } : answer;
   };
+}
+
+/**
+ * The worker's module, beside this one: bundled (scripts/bundle.mjs), one CommonJS file, quicker to start
+ * a worker from; tsc's ES module in a tsc-only build; TypeScript under the test runner.
+ */
+function workerModule(): URL {
+  if (import.meta.url.endsWith('.ts')) return new URL('./policy-worker.ts', import.meta.url);
+  const bundled = new URL('./policy-worker.cjs', import.meta.url);
+  return existsSync(bundled) ? bundled : new URL('./policy-worker.js', import.meta.url);
 }
 
 type WorkerAnswer = Exclude<PolicyResult, { ok: true }> | { ok: true; policy: TransferablePolicy };
