@@ -26,8 +26,6 @@ export function readPolicyOffLoop(file: string, timeLimitMs = POLICY_READ_TIME_L
  */
 export function startPolicyReader(timeLimitMs = POLICY_READ_TIME_LIMIT_MS): (file: string) => Promise<PolicyResult> {
   const worker = new Worker(workerModule(), { resourceLimits: { maxOldGenerationSizeMb: POLICY_READ_HEAP_MB }, stdout: true, stderr: true });
-  // A daemon stopping does not wait for a reload, nor a CLI whose config failed for its start-up read: the thread ends with the process.
-  worker.unref();
   // The worker's answer, or why there is none; whichever comes first (the listeners are there from the
   // start, as a worker can fail before it is given its file).
   let settle!: (outcome: WorkerAnswer | string) => void;
@@ -41,7 +39,11 @@ export function startPolicyReader(timeLimitMs = POLICY_READ_TIME_LIMIT_MS): (fil
     settle(code === 'ERR_WORKER_OUT_OF_MEMORY' ? `reading the policy needed more than ${POLICY_READ_HEAP_MB} MB; given up` : `reading the policy failed: ${error.message.split('\n')[0]}`);
   });
   worker.once('exit', (code) => settle(`reading the policy ended without a result (exit ${code})`));
+  // Until it is given a file, the worker does not keep the process: `dockwarden run` with a bad config
+  // exits. After the listeners, as a 'message' listener refs the worker again; a read refs it.
+  worker.unref();
   return async (file) => {
+    worker.ref();
     worker.postMessage(file);
     const timer = setTimeout(() => {
       void worker.terminate();
