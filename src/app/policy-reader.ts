@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { PolicyError, PolicyResult } from '../domain/policy/result.js';
 import { fromTransferable, type TransferablePolicy } from './policy-transfer.js';
@@ -15,30 +16,54 @@ const POLICY_READ_HEAP_MB = 512;
  * runs out of memory or out of time is an error of the policy file like any other.
  */
 export function readPolicyOffLoop(file: string, timeLimitMs = POLICY_READ_TIME_LIMIT_MS): Promise<PolicyResult> {
-  // Under the test runner this module is TypeScript, and so is its worker.
-  const url = new URL(import.meta.url.endsWith('.ts') ? './policy-worker.ts' : './policy-worker.js', import.meta.url);
-  return new Promise((resolve) => {
-    const failed = (message: string): void => resolve({ ok: false, errors: [{ file, line: 0, column: 0, path: '', message } satisfies PolicyError] });
-    const worker = new Worker(url, { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: POLICY_READ_HEAP_MB }, stdout: true, stderr: true });
-    // A daemon stopping does not wait for a reload: the thread ends with the process.
-    worker.unref();
+  return startPolicyReader(timeLimitMs)(file);
+}
+
+/**
+ * Starts the worker now and returns the one read it will do, given its file: a worker's own start and
+ * the validator's load take a few hundred ms on a loaded host, which the daemon's start spends loading
+ * its config meanwhile (src/cli/main.ts; issue #15, recovery after SIGKILL). The time limit runs from the read.
+ */
+export function startPolicyReader(timeLimitMs = POLICY_READ_TIME_LIMIT_MS): (file: string) => Promise<PolicyResult> {
+  const worker = new Worker(workerModule(), { resourceLimits: { maxOldGenerationSizeMb: POLICY_READ_HEAP_MB }, stdout: true, stderr: true });
+  // The worker's answer, or why there is none; whichever comes first (the listeners are there from the
+  // start, as a worker can fail before it is given its file).
+  let settle!: (outcome: WorkerAnswer | string) => void;
+  const outcome = new Promise<WorkerAnswer | string>((resolve) => (settle = resolve));
+  worker.once('message', (message: WorkerAnswer) => {
+    void worker.terminate();
+    settle(message);
+  });
+  worker.once('error', (error) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    settle(code === 'ERR_WORKER_OUT_OF_MEMORY' ? `reading the policy needed more than ${POLICY_READ_HEAP_MB} MB; given up` : `reading the policy failed: ${error.message.split('\n')[0]}`);
+  });
+  worker.once('exit', (code) => settle(`reading the policy ended without a result (exit ${code})`));
+  // Until it is given a file, the worker does not keep the process: `dockwarden run` with a bad config
+  // exits. After the listeners, as a 'message' listener refs the worker again; a read refs it.
+  worker.unref();
+  return async (file) => {
+    worker.ref();
+    worker.postMessage(file);
     const timer = setTimeout(() => {
       void worker.terminate();
-      failed(`reading the policy took longer than ${timeLimitMs / 1000} s; given up`);
+      settle(`reading the policy took longer than ${timeLimitMs / 1000} s; given up`);
     }, timeLimitMs).unref();
-    worker.once('message', (message: PolicyResult | { ok: true; policy: TransferablePolicy }) => {
-      clearTimeout(timer);
-      void worker.terminate();
-      resolve(message.ok ? { ok: true, policy: fromTransferable(message.policy as TransferablePolicy) } : message);
-    });
-    worker.once('error', (error) => {
-      clearTimeout(timer);
-      const code = (error as NodeJS.ErrnoException).code;
-      failed(code === 'ERR_WORKER_OUT_OF_MEMORY' ? `reading the policy needed more than ${POLICY_READ_HEAP_MB} MB; given up` : `reading the policy failed: ${error.message.split('\n')[0]}`);
-    });
-    worker.once('exit', (code) => {
-      clearTimeout(timer);
-      failed(`reading the policy ended without a result (exit ${code})`);
-    });
-  });
+    const answer = await outcome;
+    clearTimeout(timer);
+    if (typeof answer === 'string') return { ok: false, errors: [{ file, line: 0, column: 0, path: '', message: answer } satisfies PolicyError] };
+    return answer.ok ? { ok: true, policy: fromTransferable(answer.policy) } : answer;
+  };
 }
+
+/**
+ * The worker's module, beside this one: bundled (scripts/bundle.mjs), one CommonJS file, quicker to start
+ * a worker from; tsc's ES module in a tsc-only build; TypeScript under the test runner.
+ */
+function workerModule(): URL {
+  if (import.meta.url.endsWith('.ts')) return new URL('./policy-worker.ts', import.meta.url);
+  const bundled = new URL('./policy-worker.cjs', import.meta.url);
+  return existsSync(bundled) ? bundled : new URL('./policy-worker.js', import.meta.url);
+}
+
+type WorkerAnswer = Exclude<PolicyResult, { ok: true }> | { ok: true; policy: TransferablePolicy };

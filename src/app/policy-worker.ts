@@ -1,8 +1,12 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { loadPolicyFile } from '../domain/policy/load.js';
 import { toTransferable } from './policy-transfer.js';
 
-/** Runs in a worker thread (policy-reader.ts): reads and validates the policy, posts the result. */
-const { file } = workerData as { file: string };
-const result = loadPolicyFile(file);
-parentPort!.postMessage(result.ok ? { ok: true, policy: toTransferable(result.policy) } : result);
+/**
+ * Runs in a worker thread (policy-reader.ts): once its imports (the validator) are loaded, waits for the
+ * policy file's name, reads and validates it, posts the result.
+ */
+parentPort!.once('message', (file: string) => {
+  const result = loadPolicyFile(file);
+  parentPort!.postMessage(result.ok ? { ok: true, policy: toTransferable(result.policy) } : result);
+});

@@ -57,10 +57,13 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'run' && sub === undefined) {
     // Before the daemon's modules load: a signal meanwhile must not be node's default death.
     const signals = holdDaemonSignals();
-    const settings = await config();
     // The policy is read and validated in a worker thread (as reloads are) while this thread loads the
-    // daemon's modules: the two overlap on a second core (issue #15, recovery after a SIGKILL).
-    const policy = (await import('../app/policy-reader.js')).readPolicyOffLoop(settings.policy.file);
+    // config and the daemon's modules: the two overlap on a second core (issue #15, recovery after a
+    // SIGKILL). Its worker starts first, before the config names the file: the thread's own start and
+    // the validator's load are most of its time.
+    const readPolicy = (await import('../app/policy-reader.js')).startPolicyReader();
+    const settings = await config();
+    const policy = readPolicy(settings.policy.file);
     const { runCommand } = await import('./run.js');
     return runCommand(settings, logFormat(values['log-format'], process.stdout.isTTY === true), signals, policy);
   }

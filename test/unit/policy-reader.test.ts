@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import t from 'tap';
 import { loadPolicyFile } from '../../src/domain/policy/load.js';
-import { readPolicyOffLoop } from '../../src/app/policy-reader.js';
+import { readPolicyOffLoop, startPolicyReader } from '../../src/app/policy-reader.js';
+import { CLI } from '../helpers/daemon.js';
 
 const CONFIG = resolve(import.meta.dirname, '../../config');
 
@@ -29,4 +31,26 @@ t.test('a rejected policy gives the same located errors; a read past its time li
   // No worker starts, let alone reads, within a millisecond.
   const late = await readPolicyOffLoop(`${dir}/bad.yaml`, 1);
   t.same(late.ok ? [] : late.errors.map((e) => e.message), ['reading the policy took longer than 0.001 s; given up']);
+});
+
+t.test('a reader started before its file is known (the daemon starts it before its config) reads the file it is then given', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'version: 1\nmode: x\n' });
+  const read = startPolicyReader();
+  // Meanwhile its worker has started and loaded the validator: it waits for the file's name alone.
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(await read(`${dir}/bad.yaml`), loadPolicyFile(`${dir}/bad.yaml`));
+  const good = await startPolicyReader()(`${CONFIG}/policy.yaml`);
+  t.ok(good.ok, 'a good policy too');
+});
+
+t.test('`dockwarden run` with an invalid config exits, its policy reader waiting for a file it is never given', async (t) => {
+  const dir = t.testdir({ 'config.yaml': 'logg: {}\n' });
+  const child = spawn(process.execPath, [CLI, 'run', '--config', `${dir}/config.yaml`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once('exit', (c, s) => r([c, s])));
+  clearTimeout(timer);
+  t.same([code, signal], [2, null], 'exit 2, not killed after 15 s');
+  t.match(stderr, /invalid configuration:\n.*config\.yaml:1:1: logg: unknown setting/);
 });

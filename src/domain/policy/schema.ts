@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { normaliseCapability, type Capability } from '../capabilities.js';
 import { parseDeviceCgroupRule, type DeviceCgroupRule } from '../device-rules.js';
 import { compileGlob } from '../glob.js';
