@@ -26,7 +26,9 @@ import { logEnforcer } from './log-enforcer.js';
 import { readPolicyOffLoop } from './policy-reader.js';
 import type { Logger } from './logger.js';
 import { DaemonMetrics } from './metrics.js';
-import { Reconciler } from './reconciler.js';
+import { Reconciler, type Enforcer } from './reconciler.js';
+import type { BridgeEnforcer } from './bridge-enforcer.js';
+import type { RelabelHostReader } from './relabel-host.js';
 import type { startGate } from './gate/gate-setup.js';
 import { relabelHostFor, volumesEnforcer } from './volumes-setup.js';
 import { hostFactsReader } from './host-facts.js';
@@ -119,6 +121,20 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
       firewall.repairNow().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
     },
   });
+  const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
+  const engine = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
+  // Every path that judges a container (sync, gate) reads its facts with the image's signature verdicts.
+  const docker = withSignatureVerdicts(engine, signatureVerifier({ stateDir: config.state.dir }), () => policy);
+  // The rest of the set-up before Docker is connected does not depend on the firewall's baseline (its own
+  // table, files and probes): begun beside it, start-up waits for the slower of the two, not for both in
+  // turn (issue #15, recovery after SIGKILL). Nothing is judged before both are done.
+  const setup: Promise<[{ relabelHost: RelabelHostReader | null; volumes: Enforcer }, BridgeEnforcer | null]> = Promise.all([
+    relabelHostFor(config, docker, log).then(async (relabelHost) => ({ relabelHost, volumes: await volumesEnforcer(config, log, relabelHost !== null) })),
+    bridgeIsolation(log, alerter, metrics).then(async (bridge) => {
+      await bridge?.configure({ audit: policy.mode === 'audit' });
+      return bridge;
+    }),
+  ]);
   try {
     const guardRefused = (error: unknown): void => log.error({ err: error, guard: { table: GUARD_TABLE } }, 'the firewall guard could not be written; our table was, alone');
     const engineCgroupGone = (error: unknown): void => log.warn({ err: error }, 'dockerd\'s cgroup is gone: the firewall was written without the rule that closes docker-proxy\'s ports not judged; it comes back when dockerd does');
@@ -139,19 +155,19 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
         })),
       () => dockerProxies.read(),
     );
+    // Its process started now, beside the baseline's read: the start-up reconcile's replace, the first write
+    // over a ruleset already installed, then does not wait for nft to start.
+    if (matchesCgroups) guard.start();
     if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
   } catch (error) {
     log.fatal({ err: error }, 'cannot install the firewall; not starting');
+    await setup.catch(() => {}); // nothing of it goes on after the daemon gave up
     alerter.close();
     guard.close();
     return notStarted(2);
   }
 
-  const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
-  const engine = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
-  // Every path that judges a container (sync, gate) reads its facts with the image's signature verdicts.
-  const docker = withSignatureVerdicts(engine, signatureVerifier({ stateDir: config.state.dir }), () => policy);
   const queue = new KeyedQueue({
     concurrency: CONCURRENCY,
     capacity: QUEUE_CAPACITY,
@@ -172,10 +188,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
       }));
     },
   });
-  const relabelHost = await relabelHostFor(config, docker, log);
-  const volumes = await volumesEnforcer(config, log, relabelHost !== null);
-  const bridge = await bridgeIsolation(log, alerter, metrics);
-  await bridge?.configure({ audit: policy.mode === 'audit' });
+  const [{ relabelHost, volumes }, bridge] = await setup;
   let gate: Awaited<ReturnType<typeof startGate>>;
   try {
     // The gate's modules load only when it is on.
@@ -226,9 +239,10 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     () =>
       metrics.reconcile(
         (async () => {
-          await configureEngineCgroup();
-          await configureBridges();
-          await reconciler.reconcile();
+          // Docker's networks, its containers and dockerd's cgroup (procfs) are read side by side; none of them
+          // writes the kernel before the start-up reconcile's end (the ruleset found or put in stays until
+          // `reconciled`), and after it the queue (KernelSync) orders their writes, as it does for events.
+          await settledAll([configureBridges(), reconciler.reconcile(), configureEngineCgroup()]);
           // Two tables, each with its own writer and reads (KernelSync): side by side, so the reconcile waits
           // for the slower one's write and drift check, not for both in turn (~0.1 s at 1,000 containers).
           await Promise.all([
@@ -391,6 +405,8 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     resolveExit(0);
   };
 
+  // Connecting to Docker does not wait for the metrics socket, nor that for Docker.
+  watcher.start();
   const listen = parseMetricsListen(config.metrics.listen)!; // validated with the config
   const metricsServer = await serveMetrics(listen, metrics.registry).catch((error: unknown) => {
     // Metrics are for watching dockwarden, not for protecting anything: run without them.
@@ -398,9 +414,13 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     return null;
   });
   if (metricsServer) log.info({ metrics: { listen: config.metrics.listen } }, 'serving metrics');
-
-  watcher.start();
   return { exited, reload, shutdown };
+}
+
+/** Like Promise.all, but settles only once every one has: a reconcile is not over while a part of it still runs. */
+async function settledAll(parts: readonly Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(parts)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 function sleep(ms: number): Promise<void> {

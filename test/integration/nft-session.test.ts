@@ -71,3 +71,20 @@ t.test('every wait is bounded: a reply not in time fails the write and ends the 
   t.ok(isNftError(error) && error.timedOut, 'timed out');
   t.equal(session.holder, null);
 });
+
+t.test('a process started ahead of the first write is the one that writes, and the table it owns is written as without it', async (t) => {
+  const { session, pids, nft } = lab(t);
+  t.equal(session.holder, null, 'nothing runs before start()');
+  session.start();
+  t.equal(pids.length, 1, 'start() runs nft -i now');
+  const started = session.holder;
+  t.not(started, null);
+  session.start();
+  t.equal(pids.length, 1, 'a second start() while it runs starts nothing');
+  t.equal(await session.run(OWNED), started, 'the first write goes through the process started ahead');
+  t.not(nft('flush', 'ruleset'), null);
+  t.match(nft('list', 'table', 'inet', 'dws_guard'), /flags owner/, 'and the table it wrote is owned by it');
+  session.close();
+  session.start();
+  t.equal(pids.length, 1, 'no start after close()');
+});

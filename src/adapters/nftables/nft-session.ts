@@ -98,6 +98,14 @@ export class NftSession {
     return result;
   }
 
+  /**
+   * Starts the process now, when none runs, so that the next write does not wait for nft to start (a
+   * daemon's start-up, whose first write comes at the end of its start-up reconcile). It holds nothing yet.
+   */
+  start(): void {
+    if (!this.closed && this.child === null) this.spawn();
+  }
+
   /** Ends the process (what it owns goes with it); no write after this. */
   close(): void {
     this.closed = true;
@@ -107,9 +115,7 @@ export class NftSession {
 
   private async send(script: string): Promise<number> {
     if (this.closed) throw new ToolError('nft -i: the session is closed', 'nft', null, false, '');
-    // A private directory (0700): the file nft includes is ours alone.
-    this.dir ??= mkdtempSync(join(tmpdir(), 'dockwarden-nft-'));
-    const file = join(this.dir, 'script.nft');
+    const file = join(this.directory(), 'script.nft');
     // The path goes into nft's quoted include: TMPDIR must not end its quotes or its line.
     if (/["\n]/.test(file)) throw new TypeError(`unusable directory for nft scripts: ${JSON.stringify(this.dir)}`);
     await writeFile(file, script, { mode: 0o600 });
@@ -134,12 +140,17 @@ export class NftSession {
     });
   }
 
+  /** A private directory (0700): the file nft includes is ours alone, and so is nft's HOME. */
+  private directory(): string {
+    return (this.dir ??= mkdtempSync(join(tmpdir(), 'dockwarden-nft-')));
+  }
+
   private spawn(): ChildProcess {
     const command = ['nft', '-i'];
     const [file, ...argv] = this.options.netns === undefined ? command : ['ip', 'netns', 'exec', this.options.netns, ...command];
     // nft -i keeps a command history and writes it to $HOME/.nft.history when it ends (and reads it
     // when it starts): HOME is our private directory, so it is neither root's nor left behind.
-    const child = spawn(file!, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, HOME: this.dir! } });
+    const child = spawn(file!, argv, { stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, HOME: this.directory() } });
     this.child = child;
     this.started++;
     this.stderr = '';
