@@ -249,19 +249,30 @@ export class FirewallEnforcer implements Enforcer {
     const served = this.options.defaultDeny ? this.servedPorts() : null;
     const drift = await this.backend.drift(this.desired.snapshot(this.installedOptions ?? this.options));
     if (!drift) return null;
+    await this.drifted(drift, served);
+    await this.flush();
+    this.onDriftRepaired(drift);
+    return drift;
+  }
+
+  /**
+   * Drift found, by a check or by an update that found our ruleset gone: said, and the replace that
+   * follows rebuilt from what is desired — under `ports.default: deny` with the served ports nobody
+   * has judged yet closed to every source.
+   */
+  private async drifted(drift: string, served: Promise<readonly ServedPort[]> | null): Promise<void> {
     this.log.warn({ firewall: { backend: this.backend.name, drift } }, 'firewall drift repaired');
     this.installedOptions = null;
     if (served) {
       for (const elements of this.closing(this.closedUnjudged(await served))) this.desired.set(elements);
       if (this.unjudged.length > 0) this.log.warn({ firewall: { closedUntilJudged: this.unjudged.map((c) => `${c.hostAddr.text} ${c.proto}/${c.port}`) } }, 'ports docker-proxy serves, not yet judged, closed to every source');
     }
-    await this.flush();
-    this.onDriftRepaired(drift);
-    return drift;
   }
 
   private async flush(): Promise<void> {
     if (this.adopting) return;
+    /** Our ruleset found gone by a failed update: drift, repaired by the replace below. */
+    let gone: string | null = null;
     if (this.installedOptions && sameOptions(this.installedOptions, this.options)) {
       if (this.pending.empty) return;
       const diff = this.pending.take();
@@ -272,10 +283,20 @@ export class FirewallEnforcer implements Enforcer {
         return;
       } catch (error) {
         this.log.warn({ firewall: { backend: this.backend.name }, err: error }, 'firewall update failed; replacing the whole ruleset');
+        // `nft flush ruleset` or a deleted table, met by a container's update before the table watch or
+        // the drift check came to it: said and alerted as they would, whichever finds it first.
+        if (!(await this.backend.installed().catch(() => true))) gone = 'the ruleset dockwarden applied is missing';
       } finally {
         this.inFlight = null;
       }
     }
+    if (gone !== null) await this.drifted(gone, this.options.defaultDeny ? this.servedPorts() : null);
+    await this.replace();
+    if (gone !== null) this.onDriftRepaired(gone);
+  }
+
+  /** The whole ruleset written from what is desired now, retried a few times. */
+  private async replace(): Promise<void> {
     this.installedOptions = null;
     for (let attempt = 0; ; attempt++) {
       const options = this.options;

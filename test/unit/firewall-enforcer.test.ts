@@ -106,7 +106,26 @@ t.test('a failed update falls back to an atomic replace', async (t) => {
   await enforcer.apply(tracked('b', 8081));
   t.same(backend.calls, ['replace 1', 'update +0 -0', 'replace 1']);
   t.ok(lines.some((l) => l.msg === 'firewall update failed; replacing the whole ruleset'));
+  t.notOk(lines.some((l) => l.msg === 'firewall drift repaired'), 'our ruleset was there: not drift');
   t.same(backend.installedPlan()?.ports.map((p) => p.port).sort(), [8080, 8081]);
+});
+
+t.test('an update that finds our ruleset gone is drift: said, reported and repaired as a check would, unjudged ports closed', async (t) => {
+  const backend = new FaultInjectingBackend();
+  const repaired: string[] = [];
+  const lines: Array<{ msg: string }> = [];
+  const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
+  const served = [{ proto: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 9090 }];
+  const enforcer = new FirewallEnforcer(backend, log, { defaultDeny: true, bridges: ['docker0'] }, undefined, (drift) => repaired.push(drift), undefined, async () => served);
+  await enforcer.apply(tracked('a'));
+  backend.kernel = null; // `nft flush ruleset`, met first by the next container's update
+  backend.failUpdates = 1;
+  await enforcer.apply(tracked('b', 8081));
+  t.same(repaired, ['the ruleset dockwarden applied is missing'], 'reported (the daemon alerts with it)');
+  t.ok(lines.some((l) => l.msg === 'firewall drift repaired'));
+  t.same(backend.installedPlan()?.ports.map((p) => p.port).sort(), [8080, 8081, 9090], 'rebuilt, with the port docker-proxy serves unjudged closed');
+  t.equal(await enforcer.repairDrift(), null, 'the check that follows finds nothing more');
+  t.same(repaired.length, 1, 'once');
 });
 
 t.test('a failed replace is retried, then reported; the next change replaces again', async (t) => {
