@@ -201,7 +201,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
   }
   const hostFacts = hostFactsReader({ relabel: relabelHost, veths: bridge ? bridgeVeths : null });
   const enforcers = [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input)), execRecorder(config.state.dir)];
-  const reconciler = new Reconciler(docker, queue, enforcers, () => policy, hostFacts, (id): Promise<boolean> => gate?.creates.judgedAtCreate(id) ?? Promise.resolve(false));
+  const reconciler = new Reconciler(docker, queue, enforcers, () => policy, hostFacts);
 
   let ready = false;
   let stopping = false;

@@ -46,8 +46,6 @@ export class Reconciler {
     private readonly enforcers: readonly Enforcer[],
     private readonly policy: () => Policy,
     private readonly host: HostFactsReader,
-    /** Whether the gate judged this container at its create (gate-creates.ts): its `create` event then needs no sync. */
-    private readonly judgedAtCreate: (id: string) => Promise<boolean> = async () => false,
   ) {}
 
   handleEvent(event: DockerEvent): void {
@@ -64,14 +62,6 @@ export class Reconciler {
     // waiting for it is not skipped; container ids are never reused, so nothing can come back under it.
     if (event.action === 'destroy') {
       void this.queue.push(event.id, 'forget', () => this.forget(event.id));
-      return;
-    }
-    // Its own kind too: a `start` queued behind it is a sync of its own, never absorbed into one skipped.
-    if (event.action === 'create') {
-      const id = event.id;
-      void this.queue.push(id, 'create', async () => {
-        if (!(await this.judgedAtCreate(id))) await this.sync(id);
-      });
       return;
     }
     // Untrusted: a container label named `execID` replaces dockerd's value; readFacts uses it only

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { decodeExchange, requestLineOf } from '../../src/adapters/gate/authz-server.js';
+import { requestLineOf } from '../../src/adapters/gate/authz-server.js';
 
 /** The request a response-phase message answers, read from its head as the whole message says. */
 
@@ -24,17 +24,5 @@ t.test('read from the head, as the whole message reads', async (t) => {
   }
   for (const bad of ['', 'not json', '{"RequestMethod":"POST"', '{"RequestMethod":1,"RequestUri":"/x"}', '{"RequestMethod":"POST","RequestUri":"\u0001"}']) {
     t.equal(requestLineOf(Buffer.from(bad)), null, JSON.stringify(bad));
-  }
-});
-
-t.test("dockerd's answer to its client, from a response-phase message", async (t) => {
-  const answer = '{"Id":"' + 'a'.repeat(64) + '","Warnings":[]}';
-  t.same(decodeExchange(goMessage({ User: 'ops', RequestMethod: 'POST', RequestUri: '/v1.41/containers/create', RequestBody: b64('{}'), ResponseStatusCode: 201, ResponseBody: b64(answer) })), {
-    request: { method: 'POST', uri: '/v1.41/containers/create', body: Buffer.from('{}'), user: 'ops' }, status: 201, body: Buffer.from(answer),
-  });
-  t.same(decodeExchange(goMessage({ RequestMethod: 'GET', RequestUri: '/_ping', ResponseStatusCode: 200 })), { request: { method: 'GET', uri: '/_ping', body: Buffer.alloc(0), user: '' }, status: 200, body: Buffer.alloc(0) }, 'no bodies: empty');
-  const line = '"RequestMethod":"POST","RequestUri":"/x"';
-  for (const bad of ['not json', '[]', `{${line},"ResponseBody":"eA=="}`, `{${line},"ResponseStatusCode":"201"}`, `{${line},"ResponseStatusCode":201,"ResponseBody":"not base64!"}`, `{${line},"ResponseStatusCode":201,"ResponseBody":[1]}`, '{"RequestUri":"/x","ResponseStatusCode":201}']) {
-    t.equal(decodeExchange(Buffer.from(bad)), null, bad);
   }
 });

@@ -18,13 +18,6 @@ export interface AuthzRequest {
   readonly user: string;
 }
 
-/** A response-phase message read whole: the request dockerd acted on and what it answered its client. */
-export interface AuthzExchange {
-  readonly request: AuthzRequest;
-  readonly status: number;
-  readonly body: Buffer;
-}
-
 export interface AuthzAnswer {
   readonly allow: boolean;
   readonly msg: string;
@@ -38,10 +31,9 @@ export interface AuthzServerOptions {
   readonly timeoutMs: number;
   /**
    * Told, before the answer goes back, that dockerd has acted on this request (null: a response
-   * message that could not be read, so any request). `response` reads dockerd's answer to its client
-   * and the request with its body from the message, on demand (the whole message is parsed: up to 8 MiB).
+   * message that could not be read, so any request).
    */
-  readonly answered?: (request: Pick<AuthzRequest, 'method' | 'uri'> | null, exchange: () => AuthzExchange | null) => void;
+  readonly answered?: (request: Pick<AuthzRequest, 'method' | 'uri'> | null) => void;
   /** Told of a request that could not be judged (bad protocol message, error, timeout): log and alert. */
   readonly onFailure: (failure: { readonly reason: string; readonly uri: string | null; readonly error?: unknown }) => void;
 }
@@ -77,7 +69,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, options: AuthzS
   const message = await readMessage(req);
   if (req.url === '/Plugin.Activate') return reply(200, { Implements: ['authz'] });
   if (req.url === '/AuthZPlugin.AuthZRes') {
-    options.answered?.(message === null ? null : requestLineOf(message), () => (message === null ? null : decodeExchange(message)));
+    options.answered?.(message === null ? null : requestLineOf(message));
     return reply(200, { Allow: true });
   }
   if (req.url !== '/AuthZPlugin.AuthZReq') return reply(404, { Err: `unknown endpoint ${req.url ?? ''}` });
@@ -158,39 +150,20 @@ export function requestLineOf(message: Buffer): Pick<AuthzRequest, 'method' | 'u
 
 /** dockerd's `authorization.Request`: `RequestBody` is Go `[]byte`, so base64 in JSON. */
 function decodeRequest(message: Buffer): AuthzRequest | null {
-  const raw = messageObject(message);
-  return raw === null ? null : requestOf(raw);
-}
-
-/** A response-phase message: the request's fields, `ResponseStatusCode` and `ResponseBody` (Go `[]byte`). */
-export function decodeExchange(message: Buffer): AuthzExchange | null {
-  const raw = messageObject(message);
-  const request = raw === null ? null : requestOf(raw);
-  const body = raw === null ? null : goBytes(raw.ResponseBody);
-  if (raw === null || request === null || body === null || !Number.isInteger(raw.ResponseStatusCode)) return null;
-  return { request, status: raw.ResponseStatusCode as number, body };
-}
-
-function requestOf(raw: Record<string, unknown>): AuthzRequest | null {
-  const { RequestMethod, RequestUri, RequestBody, User } = raw;
-  const body = goBytes(RequestBody);
-  if (typeof RequestMethod !== 'string' || typeof RequestUri !== 'string' || body === null) return null;
-  return { method: RequestMethod, uri: RequestUri, body, user: typeof User === 'string' ? User : '' };
-}
-
-function messageObject(message: Buffer): Record<string, unknown> | null {
   let raw: unknown;
   try {
     raw = JSON.parse(message.toString('utf8'));
   } catch {
     return null;
   }
-  return typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : null;
-}
-
-/** A Go `[]byte` member: base64, or absent/null for none; null when it is anything else. */
-function goBytes(value: unknown): Buffer | null {
-  if (value === undefined || value === null) return Buffer.alloc(0);
-  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) return null;
-  return Buffer.from(value, 'base64');
+  if (typeof raw !== 'object' || raw === null) return null;
+  const { RequestMethod, RequestUri, RequestBody, User } = raw as Record<string, unknown>;
+  if (typeof RequestMethod !== 'string' || typeof RequestUri !== 'string') return null;
+  if (RequestBody !== undefined && RequestBody !== null && (typeof RequestBody !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(RequestBody))) return null;
+  return {
+    method: RequestMethod,
+    uri: RequestUri,
+    body: typeof RequestBody === 'string' ? Buffer.from(RequestBody, 'base64') : Buffer.alloc(0),
+    user: typeof User === 'string' ? User : '',
+  };
 }

@@ -1,13 +1,11 @@
 import type { Server } from 'node:http';
 import type { DockerEngine } from '../../adapters/docker/engine.js';
-import { serveAuthz, type AuthzExchange } from '../../adapters/gate/authz-server.js';
+import { serveAuthz } from '../../adapters/gate/authz-server.js';
 import { inheritedSocket } from '../../adapters/systemd-sockets.js';
 import type { Policy } from '../../domain/policy/model.js';
 import type { Alerter } from '../alerts/alerter.js';
 import type { GateConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import { routeRequest } from '../../domain/gate/route.js';
-import { gateCreates, type GateCreates } from './gate-creates.js';
 import { gateImages, type GateImages } from './image-lookups.js';
 import { judgeRequest, type GateOptions, type GateVerdict } from './judge-request.js';
 import { observedAlert } from '../../domain/alerts/catalogue.js';
@@ -27,12 +25,11 @@ export const GATE_FD_NAME = 'dockwarden-gate';
 export async function startGate(
   config: GateConfig, docker: DockerEngine, policy: () => Policy, prepareStart: GateOptions['prepareStart'], alerter: Alerter, log: Logger, env: NodeJS.ProcessEnv,
   metrics: Pick<DaemonMetrics, 'gateDecision'>,
-): Promise<{ readonly server: Server; readonly images: GateImages; readonly creates: GateCreates } | null> {
+): Promise<{ readonly server: Server; readonly images: GateImages } | null> {
   if (!config.enabled) return null;
   const fd = inheritedSocket(env, GATE_FD_NAME);
   const allow = { plugins: config.allow.includes('plugins'), services: config.allow.includes('services') };
   const images = gateImages((reference) => docker.inspectImage(reference));
-  const creates = gateCreates();
   const engine = { ...docker, inspectImage: images.inspect };
   const server = await serveAuthz({
     listen: fd === null ? { path: config.socket } : { fd },
@@ -41,36 +38,18 @@ export async function startGate(
       metrics.gateDecision(
         judgeRequest(request, { engine, policy, allow, prepareStart }).then((verdict) => {
           if (verdict.allow) images.requestAllowed(request.method, request.uri);
-          if (verdict.allow && verdict.route === 'create') creates.allowed(request, verdict.judged?.decision.violations.length === 0);
           report(verdict, alerter, log);
           return verdict;
         }),
       ),
-    answered: (request, exchange) => {
-      if (request === null) return images.imagesMayHaveChanged();
-      images.requestAnswered(request.method, request.uri);
-      if (routeRequest(request.method, request.uri).kind !== 'create') return;
-      const create = exchange();
-      if (create !== null) creates.answered(create.request, createdId(create));
-    },
+    answered: (request) => (request === null ? images.imagesMayHaveChanged() : images.requestAnswered(request.method, request.uri)),
     onFailure: ({ reason, uri, error }) => {
       log.error({ gate: { reason, uri }, err: error }, 'gate refused a request it could not judge');
       alerter.raise(observedAlert('daemon.gate-error', `gate refused a request it could not judge: ${reason}`, { details: { uri } }));
     },
   });
   log.info({ gate: { socket: fd === null ? config.socket : `fd ${fd} from systemd` } }, 'authorization gate serving');
-  return { server, images, creates };
-}
-
-/** The container a create's answer names (`201 {"Id": …}`); null for a failure or anything unexpected. */
-function createdId(response: AuthzExchange): string | null {
-  if (response.status !== 201) return null;
-  try {
-    const { Id } = JSON.parse(response.body.toString('utf8')) as { Id?: unknown };
-    return typeof Id === 'string' && /^[0-9a-f]{64}$/.test(Id) ? Id : null;
-  } catch {
-    return null;
-  }
+  return { server, images };
 }
 
 function report(verdict: GateVerdict, alerter: Alerter, log: Logger): void {
