@@ -10,6 +10,7 @@ import { spawnDaemon } from '../helpers/daemon.js';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { sample, scrape } from '../helpers/metrics.js';
+import { until } from '../helpers/until.js';
 
 /**
  * dockwarden as installed on a server (issue #8): the units pass `systemd-analyze verify`, install →
@@ -149,11 +150,14 @@ t.test('metrics: on a unix socket by default, no TCP port; counters follow what 
   const alerted = await runContainer({ cmd: ['sleep', '3600'], labels: { 'dw-test.suite': 'service' }, hostConfig: { PidMode: 'host' } });
   await daemon.waitForLog((l) => l.msg === 'container judged' && (l.container as { id: string }).id === alerted);
 
-  const { status, body } = await scrape(socket);
+  // The judged line may be its create event's: its start event can come a moment later.
+  const { status, body } = await until(async () => {
+    const scraped = await scrape(socket);
+    return (sample(scraped.body, 'dockwarden_docker_events_total{action="start"}') ?? 0) >= 2 ? scraped : undefined;
+  }, 10_000, 'both start events counted');
   t.equal(status, 200);
   t.equal(sample(body, 'dockwarden_container_actions_total{action="kill",outcome="done"}'), 1);
   t.ok(sample(body, 'dockwarden_violations{check="host-namespaces"}')! >= 1, 'the --pid host container is a current violation');
-  t.ok(sample(body, 'dockwarden_docker_events_total{action="start"}')! >= 2, 'start events counted');
   t.ok(sample(body, 'dockwarden_containers_watched')! >= 2);
   t.ok(sample(body, 'dockwarden_reconcile_seconds_count{outcome="ok"}')! >= 1);
   t.ok(sample(body, 'dockwarden_firewall_apply_seconds_count{kind="replace",outcome="ok"}')! >= 1, 'the first reconcile replaced the ruleset');
