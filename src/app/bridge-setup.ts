@@ -1,4 +1,4 @@
-import { nftBridgeFilter } from '../adapters/nftables/bridge-backend.js';
+import { nftBridgeFilter, type BridgeFilter } from '../adapters/nftables/bridge-backend.js';
 import type { Alerter } from './alerts/alerter.js';
 import { BridgeEnforcer } from './bridge-enforcer.js';
 import type { Logger } from './logger.js';
@@ -9,15 +9,18 @@ import { observedAlert } from '../domain/alerts/catalogue.js';
 export const SPOOFING_CHECK_MS = 10_000;
 
 /**
- * Bridge isolation where the kernel takes our bridge table, with its alerts; else null, said once
- * at start-up (the published-port firewall does not depend on it).
+ * The bridge filter where the kernel takes our bridge table (one `nft -c`), else null, said once at
+ * start-up (the published-port firewall does not depend on it). Asked before the policy is known.
  */
-export async function bridgeIsolation(log: Logger, alerter: Alerter, metrics: DaemonMetrics): Promise<BridgeEnforcer | null> {
+export async function bridgeFilterHere(log: Logger): Promise<BridgeFilter | null> {
   const filter = nftBridgeFilter();
-  if (!(await filter.available())) {
-    log.error('bridge isolation unavailable: nft does not take the bridge table here; containers are not kept from spoofing');
-    return null;
-  }
+  if (await filter.available()) return filter;
+  log.error('bridge isolation unavailable: nft does not take the bridge table here; containers are not kept from spoofing');
+  return null;
+}
+
+/** Bridge isolation through `filter`, with its alerts. */
+export function bridgeIsolation(filter: BridgeFilter, log: Logger, alerter: Alerter, metrics: DaemonMetrics): BridgeEnforcer {
   return new BridgeEnforcer(filter, log, {
     onDriftRepaired: (drift) => alerter.raise(observedAlert('daemon.bridge-drift-repaired', 'bridge isolation drift repaired', { details: { drift } })),
     onSpoofing: (container, drops, reasons, audit) =>

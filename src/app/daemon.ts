@@ -17,7 +17,7 @@ import { actionEnforcer } from './action-enforcer.js';
 import { alertEnforcer } from './alerts/alert-enforcer.js';
 import type { Alerter } from './alerts/alerter.js';
 import { createAlerter } from './alerts/create-alerter.js';
-import { bridgeIsolation, SPOOFING_CHECK_MS } from './bridge-setup.js';
+import { bridgeFilterHere, bridgeIsolation, SPOOFING_CHECK_MS } from './bridge-setup.js';
 import type { Config } from './config.js';
 import { FirewallEnforcer } from './firewall-enforcer.js';
 import { FirewallStateFile, readFirewallState, startOptions } from './firewall-state.js';
@@ -30,7 +30,7 @@ import { Reconciler, type Enforcer } from './reconciler.js';
 import type { BridgeEnforcer } from './bridge-enforcer.js';
 import type { RelabelHostReader } from './relabel-host.js';
 import type { startGate } from './gate/gate-setup.js';
-import { relabelHostFor, volumesEnforcer } from './volumes-setup.js';
+import { relabelHostFor, relabelSetting, volumesEnforcer } from './volumes-setup.js';
 import { hostFactsReader } from './host-facts.js';
 import { bridgeVeths } from '../adapters/netns/bridge-veths.js';
 import { Watcher } from './watcher.js';
@@ -79,10 +79,46 @@ const notStarted = (code: number): DaemonHandle => ({ exited: Promise.resolve(co
  * worker thread, while this module and the rest of the daemon's load).
  */
 export async function startDaemon(config: Config, log: Logger, initialPolicy: Promise<PolicyResult>, env: NodeJS.ProcessEnv = process.env): Promise<DaemonHandle> {
+  /** The firewall, once the policy is known: the guard's process may end before, when it owns nothing yet. */
+  let guarded: FirewallEnforcer | null = null;
+  // The guard (README "Published ports" › The guard): with nftables every write goes through one
+  // `nft -i`, which owns a copy of our table that `nft flush ruleset` cannot take. It goes with that
+  // process; built again at once from what is desired when the process ends while we run (before the
+  // firewall exists it owns nothing yet).
+  const guard = new NftSession({
+    started: (pid) => log.info({ guard: { pid, table: GUARD_TABLE } }, 'nft guard started'),
+    ended: (code, signal) => {
+      log.warn({ guard: { code, signal, table: GUARD_TABLE } }, 'nft guard ended');
+      guarded?.repairNow().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
+    },
+  });
+  // What the policy does not decide is asked of the host while the worker still validates the policy,
+  // which the daemon's thread would otherwise wait for idle (issue #15, recovery after SIGKILL): the
+  // firewall's backend, its guard's process, whether a ruleset of ours is installed, SELinux, whether
+  // the kernel takes the bridge table. Reads only: nothing is written before the policy is known.
+  const guardRefused = (error: unknown): void => log.error({ err: error, guard: { table: GUARD_TABLE } }, 'the firewall guard could not be written; our table was, alone');
+  const engineCgroupGone = (error: unknown): void => log.warn({ err: error }, 'dockerd\'s cgroup is gone: the firewall was written without the rule that closes docker-proxy\'s ports not judged; it comes back when dockerd does');
+  const firewallFound = selectBackend(config.firewall.backend, { guard, guardRefused, engineCgroupGone }).then((backend) => {
+    // Its process started now, beside the read of what is installed: the start-up reconcile's replace,
+    // the first write over a ruleset already installed, then does not wait for nft to start.
+    if (backend.name === 'nftables') guard.start();
+    return { backend, installed: backend.installed() };
+  });
+  const bridgeFilter = bridgeFilterHere(log);
+  const relabelling = relabelSetting(config);
+  // Each is awaited below, or given up with the start: never an unhandled rejection meanwhile.
+  const probes = [firewallFound.then(({ installed }) => installed), bridgeFilter, relabelling];
+  for (const probe of probes) probe.catch(() => {});
+  const giveUp = async (code: number): Promise<DaemonHandle> => {
+    await Promise.allSettled(probes); // nothing of it goes on after the daemon gave up
+    guard.close();
+    return notStarted(code);
+  };
+
   const initial = await initialPolicy;
   if (!initial.ok) {
     log.fatal({ errors: initial.errors.map(formatPolicyError) }, 'policy invalid; not starting');
-    return notStarted(1);
+    return giveUp(1);
   }
   let policy: Policy = withEngineSocket(config, initial.policy);
   log.info({ policy: { file: policy.file, hash: policy.hash, mode: policy.mode } }, 'policy loaded');
@@ -93,7 +129,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     alerter = createAlerter(config.alerts, config.state.dir, log, () => ({ host, mode: policy.mode, policyHash: policy.hash }));
   } catch (error) {
     log.fatal({ err: error }, 'cannot set up alert sinks; not starting');
-    return notStarted(2);
+    return giveUp(2);
   }
 
   const denyByDefault = (p: Policy): boolean => p.ports.default === 'deny';
@@ -111,16 +147,6 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
   let matchesCgroups = false;
   /** docker-proxy's listeners, which a drift repair closes until judged (primed once the start-up reconcile is done). */
   const dockerProxies = dockerProxyReader(config.docker.socket);
-  // The guard (README "Published ports" › The guard): with nftables every write goes through one
-  // `nft -i`, which owns a copy of our table that `nft flush ruleset` cannot take. It goes with that
-  // process; built again at once from what is desired when the process ends while we run.
-  const guard = new NftSession({
-    started: (pid) => log.info({ guard: { pid, table: GUARD_TABLE } }, 'nft guard started'),
-    ended: (code, signal) => {
-      log.warn({ guard: { code, signal, table: GUARD_TABLE } }, 'nft guard ended');
-      firewall.repairNow().catch((error: unknown) => log.error({ err: error }, 'firewall drift check failed'));
-    },
-  });
   const notifier = createNotifier(env, (error) => log.warn({ err: error }, 'sd_notify failed'));
   const engine = connectEngine({ socketPath: config.docker.socket, timeoutMs: config.docker.timeoutMs, sockets: () => engineSockets(config, policy) });
   // Every path that judges a container (sync, gate) reads its facts with the image's signature verdicts.
@@ -129,16 +155,17 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
   // table, files and probes): begun beside it, start-up waits for the slower of the two, not for both in
   // turn (issue #15, recovery after SIGKILL). Nothing is judged before both are done.
   const setup: Promise<[{ relabelHost: RelabelHostReader | null; volumes: Enforcer }, BridgeEnforcer | null]> = Promise.all([
-    relabelHostFor(config, docker, log).then(async (relabelHost) => ({ relabelHost, volumes: await volumesEnforcer(config, log, relabelHost !== null) })),
-    bridgeIsolation(log, alerter, metrics).then(async (bridge) => {
-      await bridge?.configure({ audit: policy.mode === 'audit' });
+    relabelHostFor(config, docker, log, relabelling).then(async (relabelHost) => ({ relabelHost, volumes: await volumesEnforcer(config, log, relabelHost !== null) })),
+    bridgeFilter.then(async (filter) => {
+      if (filter === null) return null;
+      const bridge = bridgeIsolation(filter, log, alerter, metrics);
+      await bridge.configure({ audit: policy.mode === 'audit' });
       return bridge;
     }),
   ]);
   try {
-    const guardRefused = (error: unknown): void => log.error({ err: error, guard: { table: GUARD_TABLE } }, 'the firewall guard could not be written; our table was, alone');
-    const engineCgroupGone = (error: unknown): void => log.warn({ err: error }, 'dockerd\'s cgroup is gone: the firewall was written without the rule that closes docker-proxy\'s ports not judged; it comes back when dockerd does');
-    const backend = metrics.measured(await selectBackend(config.firewall.backend, { guard, guardRefused, engineCgroupGone }));
+    const found = await firewallFound;
+    const backend = metrics.measured(found.backend);
     firewallTables = backend.nfTables;
     matchesCgroups = backend.name === 'nftables';
     const saved = readFirewallState(config.state.dir);
@@ -155,19 +182,15 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
         })),
       () => dockerProxies.read(),
     );
-    // Its process started now, beside the baseline's read: the start-up reconcile's replace, the first write
-    // over a ruleset already installed, then does not wait for nft to start.
-    if (matchesCgroups) guard.start();
-    if (await firewall.baseline(saved?.ports)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
+    guarded = firewall;
+    if (await firewall.baseline(saved?.ports, found.installed)) log.info({ firewall: { backend: backend.name } }, 'fail-closed firewall baseline installed');
     else log.info({ firewall: { backend: backend.name } }, 'firewall ruleset already installed; kept until the start-up reconcile replaces it');
   } catch (error) {
     log.fatal({ err: error }, 'cannot install the firewall; not starting');
     await setup.catch(() => {}); // nothing of it goes on after the daemon gave up
     alerter.close();
-    guard.close();
-    return notStarted(2);
+    return giveUp(2);
   }
-
   const queue = new KeyedQueue({
     concurrency: CONCURRENCY,
     capacity: QUEUE_CAPACITY,

@@ -127,12 +127,13 @@ export class FirewallEnforcer implements Enforcer {
    * `knownPorts` (the published ports the last run saw) by host port to everyone, which is what also
    * closes docker-proxy's path (IPv6 clients of a container without IPv6) until they are judged. An
    * existing ruleset stays as it is. Either stays until the start-up reconcile is done (`reconciled`),
-   * then is replaced atomically, so a restart or a reboot opens nothing.
+   * then is replaced atomically, so a restart or a reboot opens nothing. `installed`: whether a ruleset
+   * of ours is there, when the caller has read it already (the daemon, before the policy was known).
    */
-  async baseline(knownPorts: readonly PortElement[] = []): Promise<boolean> {
+  async baseline(knownPorts: readonly PortElement[] = [], installed: Promise<boolean> = this.backend.installed()): Promise<boolean> {
     this.adopting = true;
     this.bootPorts = knownPorts;
-    if (await this.backend.installed()) return false;
+    if (await installed) return false;
     const closed = new IncrementalPlan();
     if (this.options.defaultDeny) closed.set({ containerId: 'baseline', claims: knownPorts.map((p) => ({ ...p, sources: [] })), endpoints: [] });
     await this.backend.replace(closed.plan(this.options));

@@ -60,8 +60,13 @@ function selinuxEnforcerFor(config: Config, log: Logger): Enforcer {
 /**
  * Relabel planning's host reader when labels matter here, or null; either way it says so once, at start-up.
  */
-export async function relabelHostFor(config: Config, docker: DockerEngine, log: Logger): Promise<RelabelHostReader | null> {
-  const { on, forced, why } = await relabelSetting(config);
+export async function relabelHostFor(
+  config: Config,
+  docker: DockerEngine,
+  log: Logger,
+  setting: ReturnType<typeof relabelSetting> = relabelSetting(config),
+): Promise<RelabelHostReader | null> {
+  const { on, forced, why } = await setting;
   if (!on) {
     if (config.selinux.enabled === false) log.info('SELinux relabelling is off (selinux.enabled: false); volumes are not relabelled');
     else log.info({ selinux: { reason: why } }, 'SELinux is not enabled on this host; volumes are not relabelled');

@@ -81,6 +81,28 @@ t.test('an invalid policy at start-up exits 1 with a located message', async (t)
   t.match((fatal?.errors as string[])[0], /policy\.yaml:3:3: ports: unknown key "defualt"; expected one of: default, rules, labels$/);
 });
 
+t.test('what starts before the policy is read only reads: an invalid policy leaves the kernel untouched', async (t) => {
+  // The firewall's backend, its guard's nft process and the read of what is installed begin while the
+  // policy is validated (src/app/daemon.ts): none of them may write. In a network namespace of its own,
+  // whose ruleset is empty, so that anything written would show.
+  const netns = `dw-early-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  t.teardown(() => execFileSync('ip', ['netns', 'delete', netns]));
+  const tables = (): string => execFileSync('ip', ['netns', 'exec', netns, 'nft', 'list', 'tables'], { encoding: 'utf8' });
+  const wrapper = ['nsenter', `--net=/run/netns/${netns}`];
+  const invalid = spawnDaemon({ policy: 'version: 1\nports:\n  defualt: deny\n', dockerSocket: DOCKER_SOCKET, wrapper });
+  t.equal(await invalid.exited, 1);
+  t.equal(tables(), '', 'no table written');
+
+  // The same namespace with a valid policy: the probes found nothing installed, so the baseline goes in.
+  const valid = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET, wrapper });
+  t.teardown(() => valid.stop('SIGKILL'));
+  await valid.waitForLog((l) => l.msg === 'fail-closed firewall baseline installed');
+  await valid.waitForLog((l) => l.msg === 'reconciled');
+  t.match(tables(), /table inet dockwarden\n/);
+  t.equal(await valid.stop(), 0);
+});
+
 t.test('Docker unreachable at start-up: READY anyway, with a status that says why', async (t) => {
   const notify = bindNotifySocket();
   t.teardown(notify.close);
