@@ -140,13 +140,17 @@ export class FirewallEnforcer implements Enforcer {
     return true;
   }
 
-  /** Every container has been judged (the start-up reconcile is done): the ruleset of `baseline` is replaced now. */
-  async reconciled(): Promise<void> {
-    if (!this.adopting) return;
+  /**
+   * Every container has been judged (the start-up reconcile is done): the ruleset of `baseline` is
+   * replaced now. True when this call replaced it (the first), false after.
+   */
+  async reconciled(): Promise<boolean> {
+    if (!this.adopting) return false;
     this.adopting = false;
     this.bootPorts = [];
     await this.sync.write();
     this.log.info({ firewall: { backend: this.backend.name } }, 'start-up ruleset replaced after the start-up reconcile');
+    return true;
   }
 
   /**
