@@ -26,53 +26,55 @@
 
 typedef struct {
   char *path;
-  char *data; /* NULL: unreadable or over the bound */
+  char *data; /* NULL: unreadable or over the bound; else exactly len bytes (thousands may wait for complete) */
   size_t len;
 } file_t;
 
 typedef struct {
   napi_async_work work;
   napi_deferred deferred;
-  size_t count;
   size_t max_bytes;
+  char *scratch; /* every file is read into this, grown as needed, then copied out at its size */
+  size_t scratch_size;
+  size_t count;
   file_t files[];
 } job_t;
 
-/* The whole file into f->data (malloc'ed), or f->data NULL. procfs reports size 0: read until EOF. */
-static void read_whole(file_t *f, size_t max_bytes) {
+/* The whole file into f->data, or f->data NULL. procfs reports size 0: read until EOF. */
+static void read_whole(job_t *j, file_t *f) {
   int fd = open(f->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
-  size_t cap = FIRST_READ, len = 0;
-  char *buf = malloc(cap);
-  while (buf) {
-    if (len == cap) {
-      if (cap > max_bytes) break;
-      char *grown = realloc(buf, cap * 2);
+  size_t len = 0;
+  for (;;) {
+    if (len == j->scratch_size) {
+      if (len > j->max_bytes) break;
+      size_t size = j->scratch_size ? j->scratch_size * 2 : FIRST_READ;
+      char *grown = realloc(j->scratch, size);
       if (!grown) break;
-      buf = grown;
-      cap *= 2;
+      j->scratch = grown;
+      j->scratch_size = size;
     }
-    ssize_t n = read(fd, buf + len, cap - len);
+    ssize_t n = read(fd, j->scratch + len, j->scratch_size - len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) break;
     if (n == 0) {
-      if (len <= max_bytes) {
-        f->data = buf;
+      if (len <= j->max_bytes && (f->data = malloc(len ? len : 1))) {
+        memcpy(f->data, j->scratch, len);
         f->len = len;
-        buf = NULL;
       }
       break;
     }
     len += (size_t)n;
   }
-  free(buf);
   close(fd);
 }
 
 static void execute(napi_env env, void *data) {
   (void)env;
   job_t *j = data;
-  for (size_t i = 0; i < j->count; i++) read_whole(&j->files[i], j->max_bytes);
+  for (size_t i = 0; i < j->count; i++) read_whole(j, &j->files[i]);
+  free(j->scratch);
+  j->scratch = NULL;
 }
 
 static void free_job(job_t *j) {
@@ -80,6 +82,7 @@ static void free_job(job_t *j) {
     free(j->files[i].path);
     free(j->files[i].data);
   }
+  free(j->scratch);
   free(j);
 }
 
