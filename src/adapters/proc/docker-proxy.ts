@@ -14,10 +14,7 @@
  */
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { PROTOCOLS, type Protocol } from '../../domain/facts.js';
-import { readProcFile, readProcFiles, readProcStat } from './proc-file.js';
-
-/** A `comm` is at most 15 bytes and a newline. */
-const COMM_BYTES = 64;
+import { readProcFile, readProcStat } from './proc-file.js';
 
 export interface ProxyListener {
   readonly proto: Protocol;
@@ -35,9 +32,8 @@ const FLAGS = ['-proto', '-host-ip', '-host-port'] as const;
  * read finds this namespace's dockerd processes once (`prime`, off the repair's path), and every
  * read after it lists their children only. A dockerd gone (a restart), or none found, means a full
  * read again.
- * procfs is read synchronously (proc-file.ts), but for the full read's `comm` of every process, one
- * thread-pool job (readProcFiles): as thousands of node's asynchronous reads at once, each with a 64 KiB
- * buffer, it was ~12 MiB of the daemon's RSS.
+ * procfs is read synchronously (proc-file.ts): a full read of a host with 1,000 containers was
+ * thousands of asynchronous reads at once, each with a 64 KiB buffer, ~12 MiB of the daemon's RSS.
  */
 export interface DockerProxyReader {
   read(): Promise<ProxyListener[]>;
@@ -93,13 +89,10 @@ interface FullRead {
 async function fullRead(proc: string, engineSocket: string): Promise<FullRead> {
   const ownNet = readlinkSync(`${proc}/self/ns/net`);
   const pids = readdirSync(proc).filter((name) => /^[0-9]+$/.test(name));
-  // Every process's name, in one thread-pool job: ~2,400 processes on a host with 1,000 containers, 0.27 s
-  // of the event loop read one by one, in the start-up reconcile (profile).
-  const comms = await readProcFiles(pids.map((pid) => `${proc}/${pid}/comm`), COMM_BYTES);
   const listeners: ProxyListener[] = [];
   const dockerds: Dockerd[] = [];
-  for (const [i, pid] of pids.entries()) {
-    const comm = comms[i];
+  for (const pid of pids) {
+    const comm = readProcFile(`${proc}/${pid}/comm`);
     if (comm !== 'docker-proxy\n' && comm !== 'dockerd\n') continue;
     if (linkOrNull(`${proc}/${pid}/ns/net`) !== ownNet) continue;
     if (comm === 'dockerd\n') {
