@@ -19,6 +19,11 @@
       "target_name": "dw_heap",
       "sources": ["heap_trim.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
+    },
+    {
+      "target_name": "dw_procfs",
+      "sources": ["procfs_read.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Werror"]
     }
   ]
 }

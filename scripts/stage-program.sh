@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/stage-program.sh DEST — put the program tree of this checkout into DEST (which must not
 # exist yet): dist/, schema/, package.json + lock, the native addons (SELinux labels, network
-# namespaces, nftables events, heap trimming) where dist/ loads them from, and the production
+# namespaces, nftables events, heap trimming, procfs reads) where dist/ loads them from, and the production
 # node_modules. Builds first if needed. Shared by scripts/install.sh (which swaps
 # DEST in whole) and scripts/build-deb.sh (which packages it), so both ship the same tree.
 set -euo pipefail
@@ -10,7 +10,7 @@ dest=${1:?usage: stage-program.sh DEST}
 [[ ! -e $dest ]] || { echo "stage-program: $dest already exists" >&2; exit 2; }
 
 [[ -d node_modules ]] || npm ci --no-audit --no-fund
-addons=(dw_selinux dw_netns dw_nftevents dw_heap)
+addons=(dw_selinux dw_netns dw_nftevents dw_heap dw_procfs)
 built=1
 for addon in "${addons[@]}"; do [[ -f native/build/Release/$addon.node ]] || built=0; done
 [[ -f dist/cli/main.js && $built == 1 ]] || npm run build --silent

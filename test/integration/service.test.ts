@@ -80,6 +80,7 @@ t.test('install → run → uninstall in a scratch root', async (t) => {
     'usr/local/lib/dockwarden/native/build/Release/dw_netns.node',
     'usr/local/lib/dockwarden/native/build/Release/dw_nftevents.node',
     'usr/local/lib/dockwarden/native/build/Release/dw_heap.node',
+    'usr/local/lib/dockwarden/native/build/Release/dw_procfs.node',
     'usr/local/lib/dockwarden/schema/policy.schema.json',
     'usr/local/lib/systemd/system/dockwarden.service',
     'usr/local/lib/systemd/system/dockwarden-firewall.service',

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readProcFile } from '../proc/proc-file.js';
+import { readProcFile, readProcFiles } from '../proc/proc-file.js';
 
 /**
  * Every process of a running container, found through its cgroup: a privileged exec's background
@@ -102,9 +102,13 @@ export async function readContainerProcesses(initPid: number, containerId: strin
   if (directory === null) return { processes: [], unread: 0 };
   const pids = await listPids(directory, limits.maxCgroups);
   const toRead = pids.slice(0, limits.maxProcesses);
-  const read = await Promise.all(toRead.map((pid) => readStatusInContainer(pid, containerId)));
+  // One thread-pool job for them all: each status, then its cgroup file.
+  const read = await readProcFiles(toRead.flatMap(statusThenCgroup));
   return {
-    processes: read.flatMap((status, i) => (status === null ? [] : [{ pid: toRead[i]!, status }])),
+    processes: toRead.flatMap((pid, i) => {
+      const status = inContainer(read[2 * i], read[2 * i + 1], containerId);
+      return status === null ? [] : [{ pid, status }];
+    }),
     unread: pids.length - toRead.length,
   };
 }
@@ -136,7 +140,14 @@ function cgroupEntries(dir: string) {
  * been reused since it was listed: the cgroup file, read after the status, must name the container.
  */
 export async function readStatusInContainer(pid: number, containerId: string): Promise<string | null> {
-  const status = readProcFile(`/proc/${pid}/status`);
-  const cgroup = status === null ? null : readProcFile(`/proc/${pid}/cgroup`);
-  return cgroup?.includes(containerId) ? status : null;
+  const [status, cgroup] = await readProcFiles(statusThenCgroup(pid));
+  return inContainer(status, cgroup, containerId);
+}
+
+/** A process's status and, read after it, its cgroup file. */
+const statusThenCgroup = (pid: number): string[] => [`/proc/${pid}/status`, `/proc/${pid}/cgroup`];
+
+/** The status, when the cgroup file read after it names the container. */
+function inContainer(status: string | null | undefined, cgroup: string | null | undefined, containerId: string): string | null {
+  return status != null && cgroup?.includes(containerId) ? status : null;
 }
