@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
-import { isNftError, listTable, nftAvailable, runNft, type InstalledTable } from '../../src/adapters/nftables/nft.js';
+import { isNftError, listTable, nftAvailable, runNft, tableExists, type InstalledTable } from '../../src/adapters/nftables/nft.js';
 import { UnsafeValueError, renderElementChanges, renderTable } from '../../src/adapters/nftables/render.js';
 import { nftablesBackend } from '../../src/adapters/nftables/backend.js';
 import { NftSession } from '../../src/adapters/nftables/nft-session.js';
@@ -58,6 +58,18 @@ async function installed(name: string): Promise<InstalledTable> {
   if (!table) throw new Error('table missing');
   return table;
 }
+
+t.test('tableExists: our table by its exact name, from the names of the tables alone', async (t) => {
+  const ns = netns(t);
+  t.equal(await tableExists({ netns: ns }), false, 'an empty namespace');
+  inNetns(ns, 'nft', 'add', 'table', 'inet', 'dockwarden_guard');
+  inNetns(ns, 'nft', 'add', 'table', 'ip', 'dockwarden');
+  t.equal(await tableExists({ netns: ns }), false, 'neither the guard\'s table nor one of another family is ours');
+  t.equal(await tableExists({ netns: ns }, GUARD_TABLE), true, 'the guard\'s, by its own name');
+  await runNft(renderTable(planAll([], { defaultDeny: true, bridges: [] })), { netns: ns });
+  t.equal(await tableExists({ netns: ns }), true);
+  t.equal(await nftablesBackend({ netns: ns }).installed(), true, 'the backend\'s installed() is this');
+});
 
 const WEB = container('web', [['0.0.0.0', 443, '172.17.0.2', 8443, 'any'], ['::', 443, '2001:db8:17::2', 8443, 'any']]);
 const DNS = container('dns', [['192.0.2.2', 53, '172.18.0.3', 53, ['198.51.100.0/24', '2001:db8:1::/48']]]);

@@ -1,7 +1,7 @@
 import { sameElementsApart } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
 import type { FirewallPlan } from '../../domain/firewall/plan.js';
-import { listAuditCounts, listTable, nextTurn, runNft, showTable, type InstalledTable, type NftOptions } from './nft.js';
+import { listAuditCounts, listTable, tableExists, nextTurn, runNft, showTable, type InstalledTable, type NftOptions } from './nft.js';
 import { nftBatch } from './nft-batch.js';
 import type { NftSession } from './nft-session.js';
 import { GUARD_TABLE, renderElementChanges, renderRemoval, renderTable, TABLE } from './render.js';
@@ -110,11 +110,9 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
       const guardDrift = await compare(GUARD_TABLE, guardInstalled, guardSkeleton, expected, changing);
       return guardDrift && `the guard: ${guardDrift}`;
     },
-    async installed() {
-      return (await listTable(nft)) !== null;
-    },
+    installed: () => tableExists(nft),
     async remove() {
-      if ((await listTable(nft)) !== null) await runNft(renderRemoval(), nft);
+      if (await tableExists(nft)) await runNft(renderRemoval(), nft);
       lastSkeleton = null;
     },
     async wouldHaveDropped() {
