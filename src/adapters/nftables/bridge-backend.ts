@@ -1,6 +1,6 @@
 import type { BridgePort } from '../../domain/bridge/ports.js';
 import { renderBridgeChanges, renderBridgeRemoval, renderBridgeTable, SPOOFING_REASONS, type SpoofingReason } from './bridge-render.js';
-import { isObject, listJson, listOrNull, nextTurn, nftAccepts, runNft, setElements, withoutCounts, type Json, type NftOptions } from './nft.js';
+import { isObject, listJson, listOrNull, nextTurn, nftAccepts, runNft, setElements, comparableJson, type Json, type NftOptions } from './nft.js';
 import { nftBatch } from './nft-batch.js';
 
 /** Frames one bridge port sent that were (or in audit mode would have been) dropped, in all and by reason. */
@@ -94,7 +94,7 @@ async function tableState(json: Json): Promise<BridgeTableState> {
       skeleton.push(object);
     }
   }
-  return { skeleton: JSON.stringify(withoutHandles(withoutCounts(skeleton))), elements };
+  return { skeleton: comparableJson(skeleton, true), elements };
 }
 
 /** `"veth0"`, `{"concat": ["veth0", "02:42:…"]}`, `{"elem": {"val": "veth0", "counter": …}}` → `veth0`, `veth0 . 02:42:…`. */
@@ -105,8 +105,3 @@ function elementText(element: Json): string {
   return JSON.stringify(element);
 }
 
-function withoutHandles(value: Json): Json {
-  if (Array.isArray(value)) return value.map(withoutHandles);
-  if (!isObject(value)) return value;
-  return Object.fromEntries(Object.entries(value).filter(([k]) => k !== 'handle' && k !== 'metainfo').map(([k, v]) => [k, withoutHandles(v)]));
-}

@@ -181,12 +181,12 @@ async function parseTable(json: Json): Promise<InstalledTable> {
       skeleton.push({ chain });
     } else if (isObject(object.rule)) {
       const { handle: _handle, ...rule } = object.rule;
-      skeleton.push({ rule: withoutCgroupPath(withoutCounts(rule)) });
+      skeleton.push({ rule });
       if (rule.chain === 'bridged' && JSON.stringify(rule.expr).includes('{"jump":{"target":"published"}}')) defaultDeny = true;
       if (rule.chain === 'decide4' && JSON.stringify(rule.expr).includes('"set":"@audit4"')) audit = true;
     }
   }
-  return { plan: { ports, allows, endpoints, ...interfaces, defaultDeny, ...(audit ? { audit } : {}) }, foreign, skeleton: JSON.stringify(skeleton) };
+  return { plan: { ports, allows, endpoints, ...interfaces, defaultDeny, ...(audit ? { audit } : {}) }, foreign, skeleton: comparableJson(skeleton) };
 }
 
 /** What @audit4 and @audit6 hold now; empty when the table is not there. */
@@ -214,23 +214,22 @@ export function setElements(json: Json | null, name?: string): Array<{ [key: str
   return elems.map((e) => (isObject(e) ? e.elem : undefined)).filter(isObject);
 }
 
-/** nft's JSON without counter values (they change with traffic), for comparing contents. */
-export function withoutCounts(value: Json): Json {
-  if (Array.isArray(value)) return value.map(withoutCounts);
-  if (!isObject(value)) return value;
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === 'counter' ? null : withoutCounts(v)]));
-}
-
 /**
- * A `socket cgroupv2` match without its path: nft prints the path by searching /sys/fs/cgroup for a file
- * with the cgroup's id as its inode number, so on a hybrid host (v1 hierarchies beside the v2 one) it
- * may print another file, and which one changes with the v1 trees: not a change of the rule.
+ * nft's JSON as text for comparing contents: counter values (they change with traffic) as null, and a
+ * `socket cgroupv2` match's path too (nft prints the path by searching /sys/fs/cgroup for a file with
+ * the cgroup's id as its inode number, so on a hybrid host, with v1 hierarchies beside the v2 one, it
+ * may print another file, and which one changes with the v1 trees: not a change of the rule).
+ * `dropHandles`: without the `handle` keys (numbers the kernel gives, new at every replace) and the
+ * `metainfo` object (nft's version). In one pass
+ * of JSON.stringify: copying every object to blank them was most of a table's parse (profile).
  */
-function withoutCgroupPath(value: Json): Json {
-  if (Array.isArray(value)) return value.map(withoutCgroupPath);
-  if (!isObject(value)) return value;
-  const cgroupMatch = isObject(value.left) && isObject(value.left.socket) && value.left.socket.key === 'cgroupv2';
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, cgroupMatch && k === 'right' ? null : withoutCgroupPath(v)]));
+export function comparableJson(value: Json, dropHandles = false): string {
+  return JSON.stringify(value, function (this: Json, key: string, v: Json) {
+    if (key === 'counter') return null;
+    if (dropHandles && (key === 'handle' || key === 'metainfo')) return undefined;
+    if (key === 'right' && isObject(this) && isObject(this.left) && isObject(this.left.socket) && this.left.socket.key === 'cgroupv2') return null;
+    return v;
+  });
 }
 
 type ParsedElement =
