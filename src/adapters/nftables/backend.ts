@@ -1,7 +1,7 @@
 import { sameElementsApart } from '../../domain/firewall/plan.js';
 import type { FirewallBackend } from '../firewall/backend.js';
 import type { FirewallPlan } from '../../domain/firewall/plan.js';
-import { listAuditCounts, listTable, tableExists, nextTurn, runNft, showTable, type InstalledTable, type NftOptions } from './nft.js';
+import { listAuditCounts, listSkeleton, listTable, tableExists, nextTurn, runNft, showTable, type InstalledTable, type NftOptions } from './nft.js';
 import { nftBatch } from './nft-batch.js';
 import type { NftSession } from './nft-session.js';
 import { GUARD_TABLE, renderElementChanges, renderRemoval, renderTable, TABLE } from './render.js';
@@ -44,8 +44,8 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
   let lastCounts = new Map<string, number>();
   if (guard) nftBatch(nft).through((script) => guard.run(script).then(() => {}));
 
-  const skeletonOf = (plan: FirewallPlan, installed: InstalledTable | null): Skeleton | null =>
-    installed && { defaultDeny: plan.defaultDeny, audit: plan.audit ?? false, skeleton: installed.skeleton };
+  const skeletonOf = (plan: FirewallPlan, skeleton: string | null): Skeleton | null =>
+    skeleton === null ? null : { defaultDeny: plan.defaultDeny, audit: plan.audit ?? false, skeleton };
 
   /** Writes the table and, with a guard, the guard in the same transaction; the table alone when the guard cannot be. */
   const write = async (plan: FirewallPlan): Promise<void> => {
@@ -87,7 +87,7 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
     nfTables: { tables: [TABLE], shared: false },
     async replace(plan) {
       await writeOrWithoutCgroup(plan);
-      const [installed, guarded] = await Promise.all([listTable(nft), guardHeld() ? listTable(nft, GUARD_TABLE) : null]);
+      const [installed, guarded] = await Promise.all([listSkeleton(nft), guardHeld() ? listSkeleton(nft, GUARD_TABLE) : null]);
       lastSkeleton = skeletonOf(plan, installed);
       guardSkeleton = skeletonOf(plan, guarded);
     },

@@ -74,9 +74,19 @@ export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmedia
 /** Elements parsed between two turns given to other work. */
 const ELEMENTS_PER_TURN = 2_000;
 
-/** `nft -j list <args>`, parsed; null when what it lists does not exist. */
-export async function listJson(args: readonly string[], options: ListOptions = {}): Promise<Json | null> {
-  const stdout = await listOrNull(['-j', 'list', ...args], options);
+/**
+ * The table's skeleton (its sets as declared, chains and rules) as `InstalledTable.skeleton`, from
+ * `nft -t` (terse: no set elements), which a replace records for later drift checks: not printing and
+ * parsing every element, the bulk of the table with many containers.
+ */
+export async function listSkeleton(options: ListOptions = {}, table = TABLE): Promise<string | null> {
+  const json = await listJson(['table', ...table.split(' ')], options, true);
+  return json === null ? null : (await parseTable(json)).skeleton;
+}
+
+/** `nft -j list <args>` (`terse`: `nft -j -t`, without set elements), parsed; null when what it lists does not exist. */
+export async function listJson(args: readonly string[], options: ListOptions = {}, terse = false): Promise<Json | null> {
+  const stdout = await listOrNull(['-j', ...(terse ? ['-t'] : []), 'list', ...args], options);
   if (stdout === null) return null;
   try {
     return JSON.parse(stdout) as Json;
