@@ -1,5 +1,6 @@
 /**
- * The heap addon behind releaseFreedMemory (native/heap_trim.c, src/adapters/heap.ts) against a real glibc heap: a child node fragments its
+ * releaseFreedMemory (src/adapters/heap.ts): V8's garbage collected without --expose-gc, and its addon (native/heap_trim.c)
+ * against a real glibc heap: a child node fragments its
  * malloc heap (blocks below the mmap threshold, the last one kept so the top cannot be trimmed),
  * frees them, and reports its RSS before and after the call.
  */
@@ -31,3 +32,17 @@ t.test('freed pages in the middle of the heap go back to the kernel', (t) => {
   t.end();
 });
 
+
+t.test("releaseFreedMemory collects V8's garbage too, without --expose-gc", async (t) => {
+  const { releaseFreedMemory } = await import('../../src/adapters/heap.js');
+  t.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined', 'run without --expose-gc, as the daemon is');
+  // Old garbage: made and dropped in an earlier task (a WeakRef holds its target to the end of the task that made it).
+  const ref = await new Promise<WeakRef<object>>((resolve) => setImmediate(() => resolve(new WeakRef({ payload: new Array(1000).fill('x') }))));
+  t.ok(ref.deref(), 'nothing collected it meanwhile');
+  // deref() holds the target to the end of this task too.
+  await new Promise((resolve) => setImmediate(resolve));
+  releaseFreedMemory();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(ref.deref(), undefined, 'collected by the call');
+  t.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined', 'and gc() is not left on the global object');
+});
