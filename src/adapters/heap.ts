@@ -6,7 +6,7 @@
  * pages stayed resident — then malloc_trim(0) (native/heap_trim.c) for glibc's arenas, which the
  * collection's own frees add to.
  */
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadAddon } from './native-addon.js';
 
@@ -18,18 +18,28 @@ let loaded: Addon | undefined;
 let collect: (() => void) | undefined;
 
 /**
- * A full, synchronous, compacting collection of V8's heap, then malloc_trim(0): true when malloc released
- * some memory. Compacting: a plain full collection frees the garbage but moves objects off a page only
- * when V8 judges it fragmented enough, so the old space stayed committed at its high-water mark (an idle
- * daemon: 12 MiB committed for 7 live) whenever the start-up's garbage was spread thinly.
+ * Above this much of V8's heap in use, the collection is left to V8: it runs on the event loop, and its
+ * pause grows with what it copies (30–140 ms for an idle daemon's ~12 MiB, 0.6 s for 88 MiB), while the
+ * idle-memory target it serves is a small host's (README "Scale", idle RSS).
  */
-export function releaseFreedMemory(): boolean {
-  collect ??= gcFunction();
-  setFlagsFromString('--compact-on-every-full-gc');
-  try {
-    collect();
-  } finally {
-    setFlagsFromString('--no-compact-on-every-full-gc');
+export const COLLECT_BELOW_BYTES = 32 * 2 ** 20;
+
+/**
+ * A full, synchronous, compacting collection of V8's heap while its use is below `collectBelow` bytes,
+ * then malloc_trim(0): true when malloc released some memory. Compacting: a plain full collection frees
+ * the garbage but moves objects off a page only when V8 judges it fragmented enough, so the old space
+ * stayed committed at its high-water mark (an idle daemon: 12 MiB committed for 7 live) whenever the
+ * start-up's garbage was spread thinly.
+ */
+export function releaseFreedMemory(collectBelow = COLLECT_BELOW_BYTES): boolean {
+  if (getHeapStatistics().used_heap_size < collectBelow) {
+    collect ??= gcFunction();
+    setFlagsFromString('--compact-on-every-full-gc');
+    try {
+      collect();
+    } finally {
+      setFlagsFromString('--no-compact-on-every-full-gc');
+    }
   }
   return (loaded ??= loadAddon<Addon>('dw_heap')).trim();
 }
