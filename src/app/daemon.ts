@@ -284,17 +284,19 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
       failed: (reason, error) => log.error({ reason, err: error }, 'reconcile failed'),
       settled: () => {
         announceReady(statusLine());
+        // From the first reconcile's end on: before it, the ruleset found at start-up is kept as it is and the
+        // bridge table of an earlier run is adopted, not replaced.
+        if (tableWatch === undefined) {
+          dockerProxies.prime();
+          tableWatch = watchOwnTables([
+            ...(firewallTables.tables.length === 0 ? [] : [{ ...firewallTables, check: () => firewall.repairDrift(), repair: () => firewall.repairNow(), failure: 'firewall drift check failed' }]),
+            ...(bridge ? [{ tables: [BRIDGE_TABLE], shared: false, check: () => bridge.repairDrift(), repair: () => bridge.repairNow(), failure: 'bridge isolation drift check failed' }] : []),
+          ], log);
+        }
         // A reconcile (and the reload before it) is the daemon's busiest moment: without this, an idle
-        // daemon would keep its malloc high-water mark resident (README scale, idle RSS).
+        // daemon would keep its high-water mark resident (README scale, idle RSS). Last, after the first
+        // one's reading of every process for docker-proxy's listeners too.
         releaseFreedMemory();
-        // From the first reconcile's end on (before it, its own drift check comes next anyway, and
-        // the bridge table of an earlier run is still being adopted, not replaced).
-        if (tableWatch !== undefined) return;
-        dockerProxies.prime();
-        tableWatch = watchOwnTables([
-          ...(firewallTables.tables.length === 0 ? [] : [{ ...firewallTables, check: () => firewall.repairDrift(), repair: () => firewall.repairNow(), failure: 'firewall drift check failed' }]),
-          ...(bridge ? [{ tables: [BRIDGE_TABLE], shared: false, check: () => bridge.repairDrift(), repair: () => bridge.repairNow(), failure: 'bridge isolation drift check failed' }] : []),
-        ], log);
       },
     },
   );
