@@ -21,10 +21,8 @@
  * DIR when the daemon stops).
  */
 import { spawn } from 'node:child_process';
-import { readContainerProcesses } from '../../src/adapters/docker/container-processes.js';
-import { readContainerMountTable } from '../../src/adapters/proc/mount-table.js';
 import {
-  api, cleanEnv, cleanupContainersOnExit, DAEMON_CLI, daemonEnv, daemonJudged, describeMix, main, mixedSpecs, portsPolicy, median, memoryOf, nftJson, now, onCleanup, printJson, ratio,
+  api, cleanEnv, DAEMON_CONCURRENCY, reconcileFloorMs, cleanupContainersOnExit, DAEMON_CLI, daemonEnv, daemonJudged, describeMix, main, mixedSpecs, portsPolicy, median, memoryOf, now, onCleanup, printJson, ratio,
   removeTableOnExit, say, sleep, spawnDaemon, startContainers, timed, type BenchDaemon,
 } from './lib.js';
 
@@ -37,7 +35,6 @@ const COMPARE_CLI = process.env.DW_BENCH_RSS_COMPARE_CLI ?? '';
 const TARGET_RECONCILE_RATIO = 2;
 const TARGET_RSS_1K_MB = 100;
 const BASE_PORT = 20000;
-const CONCURRENCY = 8; // src/app/daemon.ts CONCURRENCY
 
 const POLICY = portsPolicy(BASE_PORT, 1000);
 /** Issue #18: RSS idle ≤ 60 MB (10^6 bytes). */
@@ -85,29 +82,15 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
 
   // Reconcile floor, with no daemon running: list + inspect all (concurrency 8) + one read of the table (left in place);
   // the second floor adds each running container's processes and mount table.
-  const floor = async (procfs: boolean): Promise<number> => {
-    const [, t] = await timed(async () => {
-      const list = await api.listContainers({ all: true });
-      const queue = list.map((c) => c.Id);
-      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
-          const { State } = await api.getContainer(id).inspect();
-          if (procfs && State.Running && State.Pid > 0) await Promise.all([readContainerProcesses(State.Pid, id), readContainerMountTable(State.Pid, id)]);
-        }
-      }));
-      nftJson(['list', 'table', 'inet', 'dockwarden']);
-    });
-    return t;
-  };
   const floors: number[] = [];
   const floorsProcfs: number[] = [];
   for (let r = 0; r < 3; r++) {
-    floors.push(await floor(false));
-    floorsProcfs.push(await floor(true));
+    floors.push(await reconcileFloorMs(false));
+    floorsProcfs.push(await reconcileFloorMs(true));
   }
   const floorReconcile = median(floors);
   const floorProcfs = median(floorsProcfs);
-  say(`daemon-rss: reconcile floor (list + ${N + foreign} inspects ×${CONCURRENCY} + nft list, no daemon running) ${floors.map((f) => f.toFixed(0)).join(', ')} ms; with each container's processes and mount table ${floorsProcfs.map((f) => f.toFixed(0)).join(', ')} ms`);
+  say(`daemon-rss: reconcile floor (list + ${N + foreign} inspects ×${DAEMON_CONCURRENCY} + nft list, no daemon running) ${floors.map((f) => f.toFixed(0)).join(', ')} ms; with each container's processes and mount table ${floorsProcfs.map((f) => f.toFixed(0)).join(', ')} ms`);
 
   // Restart with N running: the start-up reconcile (full replace of the kept table) and a fresh process's RSS.
   const trouble = first.logs.filter((e) => (e.line.level ?? 0) >= 40).map((e) => String(e.line.msg));
@@ -143,7 +126,7 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
   const startupRatio = ratio(startupMedian, floorReconcile);
   say(`daemon-rss: restarted with ${N} running: start-up reconcile ${startupMs.join(', ')} ms; RSS ${restarted.rssMiB} MiB (peak ${restarted.hwmMiB})`);
   say(`  memory: idle ${idle.rssMiB} MiB (target ≤ 60 MB = ${TARGET_IDLE_MIB} MiB: ${idle.rssMiB <= TARGET_IDLE_MIB ? 'met' : 'NOT met'}) = ${ratio(idle.rssMiB, floorRss)}× bare node (${floorRss} MiB); with ${N}: ${loaded.rssMiB} MiB (${ratio(loaded.rssMiB, floorRss)}×), +${Math.round(((loaded.rssMiB - idle.rssMiB) / N) * 1024)} KiB per container after the start burst, +${Math.round(((restarted.rssMiB - idle.rssMiB) / N) * 1024)} KiB in a freshly started daemon${N === 1000 ? `; target with 1,000 ≤ ${TARGET_RSS_1K_MB} MB: ${loaded.rssMiB * 1.048576 <= TARGET_RSS_1K_MB ? 'met' : 'NOT met'}` : ''}`);
-  say(`  reconcile with ${N}: periodic ${periodicMedian} ms (median of ${periodicMs.join(', ')}), start-up ${startupMedian} ms (median of ${startupMs.length}); floor (list + ${N + foreign} inspects ×${CONCURRENCY} + nft list) ${floorReconcile} ms → ratio periodic/floor ${ratio(periodicMedian, floorReconcile)}, start-up/floor ${startupRatio} (target ≤ ${TARGET_RECONCILE_RATIO}: ${startupRatio <= TARGET_RECONCILE_RATIO ? 'met' : 'NOT met'}); with procfs ${floorProcfs} ms → start-up/that ${ratio(startupMedian, floorProcfs)}`);
+  say(`  reconcile with ${N}: periodic ${periodicMedian} ms (median of ${periodicMs.join(', ')}), start-up ${startupMedian} ms (median of ${startupMs.length}); floor (list + ${N + foreign} inspects ×${DAEMON_CONCURRENCY} + nft list) ${floorReconcile} ms → ratio periodic/floor ${ratio(periodicMedian, floorReconcile)}, start-up/floor ${startupRatio} (target ≤ ${TARGET_RECONCILE_RATIO}: ${startupRatio <= TARGET_RECONCILE_RATIO ? 'met' : 'NOT met'}); with procfs ${floorProcfs} ms → start-up/that ${ratio(startupMedian, floorProcfs)}`);
   if (trouble.length > 0) say(`  daemon warnings/errors: ${trouble.length} (${[...new Set(trouble)].join('; ')})`);
   printJson('daemon-rss', {
     cli: DAEMON_CLI,

@@ -18,6 +18,8 @@ import Docker from 'dockerode';
 import { assertClientNetFree, createClient, type NetnsClient } from '../../test/helpers/netns.js';
 import { DOCKER_SOCKET, TEST_IMAGE } from '../../test/helpers/docker.js';
 import { unitEnvironment } from '../../test/helpers/unit-env.js';
+import { readContainerProcesses } from '../../src/adapters/docker/container-processes.js';
+import { readContainerMountTable } from '../../src/adapters/proc/mount-table.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(ROOT, 'dist/cli/main.js');
@@ -863,4 +865,28 @@ export function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { rssMiB: Math.round((kb('VmRSS') / 1024) * 10) / 10, hwmMiB: Math.round((kb('VmHWM') / 1024) * 10) / 10 };
+}
+
+/** Containers judged at once by the daemon (src/app/daemon.ts CONCURRENCY): the floors use as many. */
+export const DAEMON_CONCURRENCY = 8;
+
+/**
+ * A reconcile's floor in ms, with no daemon running: list the containers, inspect every one
+ * (DAEMON_CONCURRENCY at once) and read our table once (the drift check's read). `procfs`: the second
+ * floor, which adds what the checks require of each running container beyond its inspect (its
+ * processes' status and its mount table, by the daemon's own readers).
+ */
+export async function reconcileFloorMs(procfs: boolean): Promise<number> {
+  const [, t] = await timed(async () => {
+    const list = await api.listContainers({ all: true });
+    const queue = list.map((c) => c.Id);
+    await Promise.all(Array.from({ length: DAEMON_CONCURRENCY }, async () => {
+      for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
+        const { State } = await api.getContainer(id).inspect();
+        if (procfs && State.Running && State.Pid > 0) await Promise.all([readContainerProcesses(State.Pid, id), readContainerMountTable(State.Pid, id)]);
+      }
+    }));
+    nftJson(['list', 'table', 'inet', 'dockwarden']);
+  });
+  return t;
 }

@@ -12,12 +12,9 @@
  *     node --import @isaacs/ts-node-temp-fork-for-pr-2009/import scripts/bench/reconcile-turns.ts A_MAIN_JS B_MAIN_JS [PAIRS] [PROFILE_DIR]
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { readContainerProcesses } from '../../src/adapters/docker/container-processes.js';
-import { readContainerMountTable } from '../../src/adapters/proc/mount-table.js';
-import { api, main, median, nftJson, portsPolicy, say, sleep, spawnDaemon, timed } from './lib.js';
+import { main, median, portsPolicy, reconcileFloorMs, say, sleep, spawnDaemon } from './lib.js';
 
 const [A = '', B = '', PAIRS = '4', PROFILE = ''] = process.argv.slice(2);
-const CONCURRENCY = 8;
 const DOCKERD = process.env.DWR_DOCKERD_PID ?? '';
 const POLICY = portsPolicy(20000, 1000);
 
@@ -47,20 +44,6 @@ await main('reconcile-turns', 3000, { hostTable: false, docker: false, daemon: f
     await d.stop();
     return { ms: Number(r.line.ms), mainCpu, allCpu, dockerdCpu, rssMiB, n: Number(r.line.containers) };
   };
-  const floor = async (procfs: boolean): Promise<number> => {
-    const [, t] = await timed(async () => {
-      const list = await api.listContainers({ all: true });
-      const queue = list.map((c) => c.Id);
-      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
-          const { State } = await api.getContainer(id).inspect();
-          if (procfs && State.Running && State.Pid > 0) await Promise.all([readContainerProcesses(State.Pid, id), readContainerMountTable(State.Pid, id)]);
-        }
-      }));
-      nftJson(['list', 'table', 'inet', 'dockwarden']);
-    });
-    return Math.round(t);
-  };
   if (PROFILE) {
     for (const cli of [A, B]) say(`profile ${cli}: ${JSON.stringify(await turn(cli, ['--cpu-prof', `--cpu-prof-dir=${PROFILE}/${cli === A ? 'A' : 'B'}`]))}`);
     return;
@@ -76,8 +59,8 @@ await main('reconcile-turns', 3000, { hostTable: false, docker: false, daemon: f
       res[k].push(r);
       say(`pair ${p} ${k}: ${r.ms} ms, main CPU ${r.mainCpu} ms, process CPU ${r.allCpu} ms, dockerd CPU ${r.dockerdCpu} ms, RSS 3 s after ${r.rssMiB} MiB, ${r.n} containers; load ${load()}`);
     }
-    floors.push(await floor(false));
-    floorsP.push(await floor(true));
+    floors.push(Math.round(await reconcileFloorMs(false)));
+    floorsP.push(Math.round(await reconcileFloorMs(true)));
     say(`pair ${p} floors: inspect ${floors.at(-1)} ms, with procfs ${floorsP.at(-1)} ms; load ${load()}`);
   }
   const fi = median(floors);
