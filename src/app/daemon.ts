@@ -220,7 +220,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     // dockerd configured for the plugin refuses every request while it is not served: let systemd restart us.
     log.fatal({ err: error, gate: { socket: config.gate.socket } }, 'cannot serve the authorization gate; not starting');
     alerter.close();
-    return notStarted(2);
+    return giveUp(2);
   }
   const hostFacts = hostFactsReader({ relabel: relabelHost, veths: bridge ? bridgeVeths : null });
   const enforcers = [logEnforcer(log), firewall, ...(bridge ? [bridge] : []), actions, volumes, alertEnforcer((input) => alerter.raise(input)), execRecorder(config.state.dir)];

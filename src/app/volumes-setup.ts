@@ -58,14 +58,10 @@ function selinuxEnforcerFor(config: Config, log: Logger): Enforcer {
 }
 
 /**
- * Relabel planning's host reader when labels matter here, or null; either way it says so once, at start-up.
+ * Relabel planning's host reader when labels matter here (`setting`, from `relabelSetting`), or null;
+ * either way it says so once, at start-up.
  */
-export async function relabelHostFor(
-  config: Config,
-  docker: DockerEngine,
-  log: Logger,
-  setting: ReturnType<typeof relabelSetting> = relabelSetting(config),
-): Promise<RelabelHostReader | null> {
+export async function relabelHostFor(config: Config, docker: DockerEngine, log: Logger, setting: ReturnType<typeof relabelSetting>): Promise<RelabelHostReader | null> {
   const { on, forced, why } = await setting;
   if (!on) {
     if (config.selinux.enabled === false) log.info('SELinux relabelling is off (selinux.enabled: false); volumes are not relabelled');

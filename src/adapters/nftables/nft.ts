@@ -230,8 +230,8 @@ export function setElements(json: Json | null, name?: string): Array<{ [key: str
  * the cgroup's id as its inode number, so on a hybrid host, with v1 hierarchies beside the v2 one, it
  * may print another file, and which one changes with the v1 trees: not a change of the rule).
  * `dropHandles`: without the `handle` keys (numbers the kernel gives, new at every replace) and the
- * `metainfo` object (nft's version). In one pass
- * of JSON.stringify: copying every object to blank them was most of a table's parse (profile).
+ * `metainfo` object (nft's version). In one pass of JSON.stringify: copying every object to blank them
+ * was most of a table's parse (profile).
  */
 export function comparableJson(value: Json, dropHandles = false): string {
   return JSON.stringify(value, function (this: Json, key: string, v: Json) {
