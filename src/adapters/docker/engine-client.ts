@@ -1,6 +1,6 @@
 /**
- * The Docker Engine API over its unix socket, with nothing but `node:http`: the few calls dockwarden
- * makes. It replaces dockerode, whose module graph (docker-modem, ssh2, grpc-js, protobufjs, tar-fs)
+ * The Docker Engine API over its unix socket: the few calls dockwarden makes, over kept connections
+ * (unix-http.ts), and the event stream over `node:http`. It replaces dockerode, whose module graph (docker-modem, ssh2, grpc-js, protobufjs, tar-fs)
  * cost the daemon ~30 MiB of RSS and most of its start-up for features a unix socket never uses
  * (measured: `node -e "require('dockerode')"` 63 MiB against a bare node's 40).
  * Errors carry the engine's HTTP status as `statusCode`, as dockerode's did. Every response body is
@@ -8,6 +8,7 @@
  */
 import { request, type IncomingMessage } from 'node:http';
 import type { ContainerInspect, ExecInspect } from './facts.js';
+import { UnixHttpClient, type HttpAnswer } from './unix-http.js';
 
 /** The largest response body read (an inspect with a big seccomp profile is ~1 MiB). */
 const MAX_BODY_BYTES = 64 << 20;
@@ -55,10 +56,15 @@ interface VolumeInspect {
 }
 
 export class EngineClient {
+  /** Calls with an answer; the event stream, open for the daemon's life, stays on `node:http`. */
+  private readonly http: UnixHttpClient;
+
   constructor(
     private readonly socketPath: string,
     private readonly timeoutMs: number | null,
-  ) {}
+  ) {
+    this.http = new UnixHttpClient(socketPath, MAX_BODY_BYTES);
+  }
 
   async ping(): Promise<void> {
     await this.call({ method: 'GET', path: '/_ping' });
@@ -121,37 +127,29 @@ export class EngineClient {
     });
   }
 
-  private call({ method, path, query = {}, body, signal }: Call): Promise<unknown> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((outcome, failure) => {
-      // The client's timeout is a timer of its own, not `AbortSignal.timeout`: a signal costs each request an
-      // EventTarget and its listeners, ~0.1 ms of the event loop per inspect (profile of a start-up reconcile).
-      let timedOut = false;
-      const timer = signal === undefined && this.timeoutMs !== null ? setTimeout(() => ((timedOut = true), req.destroy()), this.timeoutMs) : undefined;
-      const resolve = (value: unknown): void => (clearTimeout(timer), outcome(value));
-      const reject = (error: unknown): void => (clearTimeout(timer), failure(error));
-      const req = request({
-        socketPath: this.socketPath,
+  private async call({ method, path, query = {}, body, signal }: Call): Promise<unknown> {
+    let answer: HttpAnswer;
+    try {
+      answer = await this.http.request({
         method,
-        path: withQuery(path, query),
-        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        target: withQuery(path, query),
+        ...(body !== undefined && { json: JSON.stringify(body) }),
+        // An explicit signal replaces the client's timeout (a wait bounded by its own deadline).
+        timeoutMs: signal === undefined ? this.timeoutMs : null,
         ...(signal && { signal }),
-      }, (res) => {
-        readBody(res).then((text) => {
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) return reject(httpError(status, text));
-          if (text === '') return resolve(null); // 204, 304
-          if (!/^application\/json\b/.test(res.headers['content-type'] ?? '')) return resolve(text);
-          try {
-            resolve(JSON.parse(text));
-          } catch {
-            reject(new EngineError(`engine: ${method} ${path} answered invalid JSON`, status));
-          }
-        }, reject);
       });
-      req.on('error', (error) => reject(new EngineError(`engine: ${method} ${path}: ${timedOut || signal?.aborted ? 'timed out' : error.message}`, null)));
-      req.end(payload);
-    });
+    } catch (error) {
+      throw new EngineError(`engine: ${method} ${path}: ${(error as Error).message}`, null);
+    }
+    const { status, contentType, body: text } = answer;
+    if (status < 200 || status >= 300) throw httpError(status, text);
+    if (text === '') return null; // 204, 304
+    if (!/^application\/json\b/.test(contentType)) return text;
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new EngineError(`engine: ${method} ${path} answered invalid JSON`, status);
+    }
   }
 }
 
