@@ -5,7 +5,8 @@
  * (8 at once) + `nft list table`, and the same with each running container's processes and mount table
  * read by this checkout's readers. Per turn: the daemon's `reconciled` ms, its main thread's CPU and
  * the whole process's from `connected to Docker` to `reconciled` (/proc, 10 ms ticks), dockerd's CPU
- * meanwhile (DWR_DOCKERD_PID), VmRSS 3 s after; DWR_THREADS=1 prints each thread's CPU. A warm-up turn
+ * meanwhile (DWR_DOCKERD_PID), VmRSS 3 s after; DWR_THREADS=1 prints each thread's CPU; DWR_B_NODE_ARGS: node
+ * flags for B's daemon (e.g. A's build with one flag more). A warm-up turn
  * of A first. With a PROFILE_DIR, one turn of each under `--cpu-prof` instead (use tsc builds for names).
  * Run inside the engine's network namespace, as root:
  *   nsenter --net=/run/netns/NS env DW_TEST_DOCKER_HOST=unix:///…/docker.sock DWR_DOCKERD_PID=… \
@@ -16,6 +17,8 @@ import { main, median, portsPolicy, reconcileFloorMs, say, sleep, spawnDaemon } 
 
 const [A = '', B = '', PAIRS = '4', PROFILE = ''] = process.argv.slice(2);
 const DOCKERD = process.env.DWR_DOCKERD_PID ?? '';
+/** Node flags for B's daemon only (B may be A's build: what a flag alone changes). */
+const B_NODE_ARGS = (process.env.DWR_B_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const POLICY = portsPolicy(20000, 1000);
 
 const ticks = (path: string): number => {
@@ -55,7 +58,7 @@ await main('reconcile-turns', 3000, { hostTable: false, docker: false, daemon: f
   for (let p = 0; p < Number(PAIRS); p++) {
     const order: Array<'A' | 'B'> = p % 2 === 0 ? ['A', 'B'] : ['B', 'A'];
     for (const k of order) {
-      const r = await turn(k === 'A' ? A : B);
+      const r = await turn(k === 'A' ? A : B, k === 'A' ? [] : B_NODE_ARGS);
       res[k].push(r);
       say(`pair ${p} ${k}: ${r.ms} ms, main CPU ${r.mainCpu} ms, process CPU ${r.allCpu} ms, dockerd CPU ${r.dockerdCpu} ms, RSS 3 s after ${r.rssMiB} MiB, ${r.n} containers; load ${load()}`);
     }
