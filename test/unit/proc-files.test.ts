@@ -40,6 +40,24 @@ t.test('null for a file that cannot be read or is over the bound; the others sti
   t.throws(() => readProcFiles(['/proc/self/status\0x']), TypeError, 'a NUL would cut the path short');
 });
 
+t.test('calls made at once each get their own files, with their own bound', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dw-procfs-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const files = Array.from({ length: 600 }, (_, i) => join(dir, String(i)));
+  files.forEach((f, i) => writeFileSync(f, 'x'.repeat(i % 20)));
+  // More than one job's worth (512), calls of different sizes and bounds, a file unreadable in between.
+  const calls = Array.from({ length: 120 }, (_, i) => ({ paths: [...files.slice(i * 5, i * 5 + 1 + (i % 5)), join(dir, 'none')], bound: i % 3 === 0 ? 10 : 64 }));
+  const read = await Promise.all(calls.map((c) => readProcFiles(c.paths, c.bound)));
+  t.same(read, calls.map((c) => c.paths.map((p) => {
+    try {
+      const text = readFileSync(p, 'utf8');
+      return text.length > c.bound ? null : text;
+    } catch {
+      return null;
+    }
+  })));
+});
+
 t.test("a process's mount table and status, only while its cgroup file names the container", async (t) => {
   const child = spawn('sleep', ['30'], { stdio: 'ignore' });
   t.teardown(() => child.kill('SIGKILL'));
