@@ -1,8 +1,9 @@
 /**
  * The Docker Engine API over its unix socket: the few calls dockwarden makes, over kept connections
- * (unix-http.ts), and the event stream over `node:http`. It replaces dockerode, whose module graph (docker-modem, ssh2, grpc-js, protobufjs, tar-fs)
- * cost the daemon ~30 MiB of RSS and most of its start-up for features a unix socket never uses
- * (measured: `node -e "require('dockerode')"` 63 MiB against a bare node's 40).
+ * (unix-http.ts), and the event stream over `node:http`. It replaces dockerode, whose module graph
+ * (docker-modem, ssh2, grpc-js, protobufjs, tar-fs) cost the daemon ~30 MiB of RSS and most of its
+ * start-up for features a unix socket never uses (measured: `node -e "require('dockerode')"` 63 MiB
+ * against a bare node's 40).
  * Errors carry the engine's HTTP status as `statusCode`, as dockerode's did. Every response body is
  * bounded; every call but the event stream and an explicitly signalled wait has the client's timeout.
  */

@@ -42,7 +42,7 @@ export function readProcFiles(paths: readonly string[], maxBytes = MAX_PROC_FILE
   if (pending !== null && (pending.maxBytes !== maxBytes || pending.paths.length + paths.length > MAX_JOB_FILES)) submit();
   const job = (pending ??= newJob(maxBytes));
   const from = job.paths.length;
-  job.paths.push(...paths);
+  for (const path of paths) job.paths.push(path); // not a spread: a full read names every process of the host
   return job.done.then((files) => files.slice(from, from + paths.length));
 }
 
@@ -53,23 +53,17 @@ interface Job {
   readonly paths: string[];
   readonly maxBytes: number;
   readonly done: Promise<Array<string | null>>;
-  start(): void;
+  /** Hands the job to the thread pool (its paths are final then). */
+  readonly release: () => void;
 }
 let pending: Job | null = null;
 
 function newJob(maxBytes: number): Job {
-  let start = (): void => {};
   const paths: string[] = [];
-  const done = new Promise<Array<string | null>>((resolve, reject) => {
-    start = () => {
-      try {
-        (addon ??= loadAddon<Addon>('dw_procfs')).readFiles(paths, maxBytes).then(resolve, reject);
-      } catch (error) {
-        reject(error); // the addon could not be loaded: each caller's read fails, not the process
-      }
-    };
-  });
-  const job = { paths, maxBytes, done, start };
+  let release!: () => void;
+  // A failure to load the addon rejects each caller's read, not the process.
+  const done = new Promise<void>((resolve) => (release = resolve)).then(() => (addon ??= loadAddon<Addon>('dw_procfs')).readFiles(paths, maxBytes));
+  const job = { paths, maxBytes, done, release };
   setImmediate(() => {
     if (pending === job) submit();
   });
@@ -79,7 +73,7 @@ function newJob(maxBytes: number): Job {
 function submit(): void {
   const job = pending!;
   pending = null;
-  job.start();
+  job.release();
 }
 
 /**
