@@ -10,6 +10,7 @@ import { selectBackend } from '../adapters/firewall/select.js';
 import { parseMetricsListen, serveMetrics } from '../adapters/metrics-server.js';
 import { createNotifier } from '../adapters/sd-notify.js';
 import { releaseFreedMemory } from '../adapters/heap.js';
+import { holdOptimisingCompiler } from '../adapters/tiering.js';
 import { bridgeOptions } from '../domain/firewall/bridge-options.js';
 import type { Policy } from '../domain/policy/model.js';
 import { formatPolicyError, type PolicyResult } from '../domain/policy/result.js';
@@ -79,6 +80,8 @@ const notStarted = (code: number): DaemonHandle => ({ exited: Promise.resolve(co
  * worker thread, while this module and the rest of the daemon's load).
  */
 export async function startDaemon(config: Config, log: Logger, initialPolicy: Promise<PolicyResult>, env: NodeJS.ProcessEnv = process.env): Promise<DaemonHandle> {
+  // Until the first reconcile has settled (src/adapters/tiering.ts).
+  const tiering = holdOptimisingCompiler();
   /** The firewall, once the policy is known: the guard's process may end before, when it owns nothing yet. */
   let guarded: FirewallEnforcer | null = null;
   // The guard (README "Published ports" › The guard): with nftables every write goes through one
@@ -297,6 +300,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
         // daemon would keep its high-water mark resident (README scale, idle RSS). Last, after the first
         // one's reading of every process for docker-proxy's listeners too.
         releaseFreedMemory();
+        tiering.release();
       },
     },
   );
