@@ -19,6 +19,7 @@ import { assertClientNetFree, createClient, type NetnsClient } from '../../test/
 import { DOCKER_SOCKET, TEST_IMAGE } from '../../test/helpers/docker.js';
 import { unitEnvironment } from '../../test/helpers/unit-env.js';
 import { readContainerProcesses } from '../../src/adapters/docker/container-processes.js';
+import { mountPointsJudged } from '../../src/adapters/docker/read-facts.js';
 import { readContainerMountTable } from '../../src/adapters/proc/mount-table.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -882,8 +883,9 @@ export async function reconcileFloorMs(procfs: boolean): Promise<number> {
     const queue = list.map((c) => c.Id);
     await Promise.all(Array.from({ length: DAEMON_CONCURRENCY }, async () => {
       for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
-        const { State } = await api.getContainer(id).inspect();
-        if (procfs && State.Running && State.Pid > 0) await Promise.all([readContainerProcesses(State.Pid, id), readContainerMountTable(State.Pid, id)]);
+        const inspect = await api.getContainer(id).inspect();
+        const { State } = inspect;
+        if (procfs && State.Running && State.Pid > 0) await Promise.all([readContainerProcesses(State.Pid, id), readContainerMountTable(State.Pid, id, mountPointsJudged(inspect))]);
       }
     }));
     nftJson(['list', 'table', 'inet', 'dockwarden']);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { deviceNumber, entryAt, hostPathsOf, parseMountInfo, volumeBacking } from '../../src/domain/mount-map.js';
 
@@ -29,6 +30,34 @@ t.test('parseMountInfo: fields, escapes, optional fields, junk skipped', async (
   t.same(HOST[4], { major: 254, minor: 0, root: '/srv/with space', mountPoint: '/mnt/space', options: ['rw'], fstype: 'ext4', source: '/dev/vda1', shared: false });
   t.same([HOST[0]!.shared, HOST[2]!.shared, CONTAINER[0]!.shared], [true, true, false], 'shared:N among the optional fields; master:N is not shared');
   t.same(entryAt(CONTAINER, '/h')?.root, '/etc', "dockerd's mount, not one stacked on it");
+});
+
+t.test('parseMountInfo at some mount points: the same entries as the whole table has there, in its order', async (t) => {
+  const text = [
+    '109 61 0:50 / / rw,relatime master:3 - overlay overlay rw,lowerdir=/x',
+    '120 109 254:0 /etc /h rw,relatime - ext4 /dev/vda1 rw',
+    '125 109 254:0 /srv /with\\040space rw shared:4 - ext4 /dev/vda1 rw',
+    'garbage /h line',
+    '124 109 254:0 /etc /h ro - ext4 /dev/vda1 rw',
+    '126 109 0:25 / /run rw - tmpfs tmpfs rw',
+  ].join('\n');
+  const whole = parseMountInfo(text);
+  for (const points of [['/'], ['/h'], ['/with space'], ['/', '/run', '/h'], ['/nowhere'], []]) {
+    const at = new Set(points);
+    t.same(parseMountInfo(text, at), whole.filter((e) => at.has(e.mountPoint)), points.join(' '));
+  }
+  t.equal(parseMountInfo(text, new Set(['/h'])).length, 2, 'both mounts at /h: the first is dockerd\'s (entryAt)');
+  t.equal(parseMountInfo(text, new Set(['/with\\040space'])).length, 0, 'mount points are compared unescaped');
+  const host = readFileSync('/proc/self/mountinfo', 'utf8');
+  const hostWhole = parseMountInfo(host);
+  const some = new Set(hostWhole.filter((_, i) => i % 2 === 0).map((e) => e.mountPoint));
+  t.same(parseMountInfo(host, some), hostWhole.filter((e) => some.has(e.mountPoint)), "this process's own table");
+});
+
+t.test('parseMountInfo: lines end at newlines only', async (t) => {
+  // An unescaped carriage return (a filesystem's option) followed by what looks like a mount line.
+  const text = '1 0 0:50 / / rw - fuse src rw,x=\r2 1 254:0 /etc /etc rw - ext4 /dev/vda1 rw\n3 1 0:25 / /run rw - tmpfs tmpfs rw';
+  t.same(parseMountInfo(text).map((e) => e.mountPoint), ['/', '/run']);
 });
 
 t.test('hostPathsOf: every host place of the same device and root', async (t) => {

@@ -77,7 +77,7 @@ export async function factsFromInspect(
   const execIds = new Set([...(inspect.ExecIDs ?? []), ...(execId === undefined || execHiddenByLabel ? [] : [execId])]);
   // A volume a create request would make has no inspect yet: the gate carries its driver options on the mount.
   const requestedOptions = new Map((inspect.Mounts ?? []).flatMap((m) => (m.Name && m.Options ? [[m.Name, m.Options] as const] : [])));
-  const mountTable = running ? readContainerMountTable(inspect.State.Pid, inspect.Id) : Promise.resolve(null);
+  const mountTable = running ? readContainerMountTable(inspect.State.Pid, inspect.Id, mountPointsJudged(inspect)) : Promise.resolve(null);
   const [image, processes, mountViews, execs, joinedNamespaces, containerTable] = await Promise.all([
     // A create request for an image dockerd does not have names none (dockerd answers 404 to it).
     inspect.Image === '' ? null : imageRefs(docker, inspect.Image, images, options),
@@ -111,6 +111,11 @@ export async function factsFromInspect(
     processesUnread: processes?.listed.unread ?? 0,
     mountTable: containerTable,
   });
+}
+
+/** Where the facts look in a container's mount table: its root and each configured mount's destination. */
+export function mountPointsJudged(inspect: Pick<ContainerInspect, 'Mounts'>): Set<string> {
+  return new Set(['/', ...(inspect.Mounts ?? []).map((m) => m.Destination)]);
 }
 
 /** Running execs' status files: the user an exec really runs as (a name the image maps to uid 0 included). */

@@ -9,12 +9,13 @@ import { readProcFiles } from './proc-file.js';
  */
 
 /**
- * The mount table of a container's init process; null when it is gone. The pid may have been
- * reused since the inspect: its cgroup file, read after the table, must name the container.
+ * The mount table of a container's init process (`at`: its entries at these mount points only,
+ * `parseMountInfo`); null when it is gone. The pid may have been reused since the inspect: its
+ * cgroup file, read after the table, must name the container.
  */
-export async function readContainerMountTable(pid: number, containerId: string): Promise<MountEntry[] | null> {
+export async function readContainerMountTable(pid: number, containerId: string, at?: ReadonlySet<string>): Promise<MountEntry[] | null> {
   const [table, cgroup] = await readProcFiles([`/proc/${pid}/mountinfo`, `/proc/${pid}/cgroup`]);
-  return table != null && cgroup?.includes(containerId) ? parseMountInfo(table) : null;
+  return table != null && cgroup?.includes(containerId) ? parseMountInfo(table, at) : null;
 }
 
 /**
