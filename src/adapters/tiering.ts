@@ -9,8 +9,8 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-/** Node flags by which whoever started node chose the tiers; then they are left as chosen. */
-const CHOSEN = /^--(?:no-)?(?:opt|max-opt|turbofan|jitless)(?:=|$)/;
+/** Node flags by which whoever started node chose the tiers (V8 takes `_` for `-`); then they are left as chosen. */
+const CHOSEN = /^--(?:no[-_])?(?:opt|max[-_]opt|turbofan|jitless)(?:=|$)/;
 
 export interface TieringHold {
   /** TurboFan allowed again; once, later calls do nothing. */

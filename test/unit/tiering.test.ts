@@ -36,7 +36,7 @@ t.test('held, a hot function stays unoptimised; released, the same function is o
 });
 
 t.test('tiers chosen on node\'s command line are left as they are', async (t) => {
-  for (const chosen of ['--no-opt', '--max-opt=2', '--turbofan', '--jitless']) {
+  for (const chosen of ['--no-opt', '--max-opt=2', '--max_opt=2', '--no_turbofan', '--turbofan', '--jitless']) {
     const hold = holdOptimisingCompiler(['--import', 'x.js', chosen]);
     t.ok(await optimisedWithin(hotFunction(), 300), `${chosen}: not held`);
     hold.release();
