@@ -1,4 +1,4 @@
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import type { FirewallBackend } from '../adapters/firewall/backend.js';
@@ -24,7 +24,7 @@ import { FirewallEnforcer } from './firewall-enforcer.js';
 import { FirewallStateFile, readFirewallState, startOptions } from './firewall-state.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { logEnforcer } from './log-enforcer.js';
-import { readPolicyOffLoop } from './policy-reader.js';
+import { policyFileVersion, readPolicyOffLoop } from './policy-reader.js';
 import type { Logger } from './logger.js';
 import { DaemonMetrics } from './metrics.js';
 import { Reconciler, type Enforcer } from './reconciler.js';
@@ -353,14 +353,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
       return readPolicyOffLoop(config.policy.file);
     },
     currentHash: () => policy.hash,
-    fileVersion: () => {
-      try {
-        const { ino, size, mtimeMs } = statSync(config.policy.file);
-        return `${ino}:${size}:${mtimeMs}`;
-      } catch {
-        return 'unreadable';
-      }
-    },
+    fileVersion: () => policyFileVersion(config.policy.file),
     debounceMs: RELOAD_DEBOUNCE_MS,
     rejected: (result, fresh) => {
       const errors = result.errors.map(formatPolicyError);

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { PolicyError, PolicyResult } from '../domain/policy/result.js';
 import { fromTransferable, type TransferablePolicy } from './policy-transfer.js';
@@ -54,6 +54,20 @@ export function startPolicyReader(timeLimitMs = POLICY_READ_TIME_LIMIT_MS): (fil
     if (typeof answer === 'string') return { ok: false, errors: [{ file, line: 0, column: 0, path: '', message: answer } satisfies PolicyError] };
     return answer.ok ? { ok: true, policy: fromTransferable(answer.policy) } : answer;
   };
+}
+
+/**
+ * What tells one version of the policy file from another (`PolicyReloader`): its inode (an editor's or
+ * config management's replacement), size and modification time (a write in place; the size too, as
+ * the kernel's clock moves in ticks of a few ms, and a truncate and its write can fall in one).
+ */
+export function policyFileVersion(file: string): string {
+  try {
+    const { ino, size, mtimeMs } = statSync(file);
+    return `${ino}:${size}:${mtimeMs}`;
+  } catch {
+    return 'unreadable';
+  }
 }
 
 /**

@@ -9,7 +9,7 @@ export interface PolicyReloaderOptions {
   readonly rejected: (result: Extract<PolicyResult, { ok: false }>, fresh: boolean) => void;
   /** The hash of the policy in force. */
   readonly currentHash: () => string;
-  /** What identifies this version of the file (inode, size, mtime). */
+  /** What identifies this version of the file (inode, size, mtime); taken before and after each read. */
   readonly fileVersion: () => string;
   /** File events closer together than this are one edit. */
   readonly debounceMs: number;
@@ -17,14 +17,24 @@ export interface PolicyReloaderOptions {
 }
 
 /**
+ * A read during which the file changed is read again, up to this many times in a row; then what was
+ * read is judged as it is (a file rewritten without pause still gets an answer).
+ */
+const MAX_REREADS_OF_A_CHANGING_FILE = 5;
+
+/**
  * Policy reloads: on SIGHUP (`reload`) and on file events (`fileChanged`, debounced: editors and
  * config management replace a file in several steps). One read at a time; a request during one
- * reads once more after it. A rejected edit is reported once, not once per attempt.
+ * reads once more after it. Only a read the file stood still for is judged: a write that truncates
+ * and then writes (`>`, most programs' plain write) can be caught half done, and its empty or cut
+ * text is not the admin's edit, to be neither alerted on nor put in force. A rejected edit is
+ * reported once, not once per attempt.
  */
 export class PolicyReloader {
   private reading: Promise<void> | null = null;
   private readAgain = false;
   private lastRejected: string | null = null;
+  private rereads = 0;
   private cancelDebounce: (() => void) | null = null;
   private stopped = false;
   private readonly schedule: NonNullable<PolicyReloaderOptions['schedule']>;
@@ -52,9 +62,19 @@ export class PolicyReloader {
       return this.reading;
     }
     this.readAgain = false;
+    const before = this.options.fileVersion();
     this.reading = this.options
       .read()
-      .then((result) => this.settle(result))
+      .then((result) => {
+        const after = this.options.fileVersion();
+        if (after !== before && this.rereads < MAX_REREADS_OF_A_CHANGING_FILE) {
+          this.rereads += 1;
+          this.readAgain = true;
+          return;
+        }
+        this.rereads = 0;
+        return this.settle(result, after);
+      })
       .finally(() => {
         this.reading = null;
         if (this.readAgain && !this.stopped) void this.reload();
@@ -67,10 +87,10 @@ export class PolicyReloader {
     this.cancelDebounce?.();
   }
 
-  private async settle(result: PolicyResult): Promise<void> {
+  private async settle(result: PolicyResult, version: string): Promise<void> {
     if (this.stopped) return;
     if (!result.ok) {
-      const rejection = `${this.options.fileVersion()} ${JSON.stringify(result.errors)}`;
+      const rejection = `${version} ${JSON.stringify(result.errors)}`;
       this.options.rejected(result, rejection !== this.lastRejected);
       this.lastRejected = rejection;
       return;

@@ -178,3 +178,29 @@ t.test('reloader: a rejected edit is fresh once per file version and errors', as
   await reloader.reload(); // bad again after a good one: news
   t.same(fresh, [true, false, true, true]);
 });
+
+t.test('reloader: a read the file changed during is read again, at most 5 times in a row, then judged', async (t) => {
+  let version = 0;
+  let reads = 0;
+  const rejected: number[] = [];
+  const reloader = new PolicyReloader({
+    // A file rewritten during every read (a program writing it without pause).
+    read: async () => {
+      reads += 1;
+      version += 1;
+      return invalid(`read ${reads}`);
+    },
+    accepted: async () => {},
+    rejected: () => void rejected.push(reads),
+    currentHash: () => 'a',
+    fileVersion: () => `v${version}`,
+    debounceMs: 200,
+    schedule: fakeScheduler().schedule,
+  });
+  void reloader.reload();
+  for (let i = 0; i < 50 && rejected.length === 0; i++) await settle();
+  t.same(rejected, [6], 'five reads again, the sixth judged as read');
+  await reloader.reload(); // the count starts again after a judged read
+  for (let i = 0; i < 50 && rejected.length === 1; i++) await settle();
+  t.same(rejected, [6, 12]);
+});
