@@ -1,6 +1,4 @@
-import { watch, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname } from 'node:path';
 import type { FirewallBackend } from '../adapters/firewall/backend.js';
 import { connectEngine } from '../adapters/docker/engine.js';
 import { engineSockets, withEngineSocket } from './engine-sockets.js';
@@ -37,6 +35,7 @@ import { bridgeVeths } from '../adapters/netns/bridge-veths.js';
 import { Watcher } from './watcher.js';
 import { ReconcileLoop } from './reconcile-loop.js';
 import { PolicyReloader } from './policy-reloader.js';
+import { watchPolicyFile, type PolicyFileWatch } from './policy-file-watch.js';
 import { ProgressWatchdog } from './watchdog.js';
 import { containerRef } from '../domain/facts.js';
 import { observedAlert } from '../domain/alerts/catalogue.js';
@@ -392,12 +391,9 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
     );
   }
 
-  let fileWatch: FSWatcher | null = null;
+  let fileWatch: PolicyFileWatch | null = null;
   try {
-    // Watch the directory: editors and config management replace the file rather than write it.
-    fileWatch = watch(dirname(config.policy.file), (_, name) => {
-      if (name === basename(config.policy.file)) reloader.fileChanged();
-    });
+    fileWatch = watchPolicyFile(config.policy.file, () => reloader.fileChanged());
   } catch (error) {
     log.warn({ err: error }, 'cannot watch the policy file; reload with SIGHUP');
   }

@@ -1,7 +1,8 @@
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DOCKER_SOCKET, removeTestContainers, runContainer } from '../helpers/docker.js';
 import { judged, spawnDaemon, type LogLine } from '../helpers/daemon.js';
 import { bindNotifySocket } from '../helpers/notify-socket.js';
@@ -71,6 +72,25 @@ t.test('a broken policy on SIGHUP is rejected and the last good one stays in for
   await daemon.waitForLog((l) => l.msg === 'policy reloaded');
   const rejudged = await daemon.waitForLog((l) => judged(id)(l) && portsOf(l)[0]!.allow[0] === '198.51.100.7/32');
   t.equal(portsOf(rejudged)[0]!.rule, 'web');
+  t.equal(await daemon.stop(), 0);
+});
+
+t.test('a policy linked from a checkout: saving the linked file reloads, without a signal', async (t) => {
+  const daemon = spawnDaemon({ policy: POLICY, dockerSocket: DOCKER_SOCKET });
+  t.teardown(() => daemon.stop('SIGKILL'));
+  await daemon.waitForLog((l) => l.msg === 'reconciled');
+  const checkout = mkdtempSync(join(tmpdir(), 'dw-checkout-'));
+  t.teardown(() => rmSync(checkout, { recursive: true, force: true }));
+  writeFileSync(join(checkout, 'policy.yaml'), `${POLICY}mode: audit\n`);
+  symlinkSync(join(checkout, 'policy.yaml'), `${daemon.policyFile}.new`);
+  renameSync(`${daemon.policyFile}.new`, daemon.policyFile);
+  const reloaded = (mode: string) => (l: LogLine) => l.msg === 'policy reloaded' && (l.policy as { mode?: string } | undefined)?.mode === mode;
+  await daemon.waitForLog(reloaded('audit'));
+  t.pass('the file replaced by a link: reloaded');
+  // Saved where it lives: nothing changes in the directory of the link.
+  writeFileSync(join(checkout, 'policy.yaml'), POLICY);
+  await daemon.waitForLog(reloaded('enforce'));
+  t.pass('the linked file saved: reloaded');
   t.equal(await daemon.stop(), 0);
 });
 
