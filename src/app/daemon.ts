@@ -393,7 +393,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
 
   let fileWatch: PolicyFileWatch | null = null;
   try {
-    fileWatch = watchPolicyFile(config.policy.file, () => reloader.fileChanged());
+    fileWatch = watchPolicyFile(config.policy.file, () => reloader.fileChanged(), (error) => log.warn({ err: error }, 'watching the policy file failed; reload with SIGHUP'));
   } catch (error) {
     log.warn({ err: error }, 'cannot watch the policy file; reload with SIGHUP');
   }

@@ -12,9 +12,10 @@ export interface PolicyFileWatch {
  * linked into /etc/dockwarden), the file it resolves to is watched in its own directory too: saving
  * it changes nothing in the link's directory, and the edit would otherwise wait for a SIGHUP while
  * the admin believes it in force. After every event the link is followed again, as it may have been
- * pointed elsewhere. Throws when the path's own directory cannot be watched.
+ * pointed elsewhere. Throws when the path's own directory cannot be watched; `failed` hears a watch
+ * that fails later (from then on only a SIGHUP reloads).
  */
-export function watchPolicyFile(file: string, changed: () => void): PolicyFileWatch {
+export function watchPolicyFile(file: string, changed: () => void, failed: (error: Error) => void): PolicyFileWatch {
   let watchers: FSWatcher[] = [];
   let target: string | null = null;
   let closed = false;
@@ -24,7 +25,7 @@ export function watchPolicyFile(file: string, changed: () => void): PolicyFileWa
       if (closed || name !== basename(path)) return;
       changed();
       follow();
-    });
+    }).on('error', failed);
 
   /** (Re)watches what the path resolves to, when that is another file than the path itself. */
   const follow = (): void => {

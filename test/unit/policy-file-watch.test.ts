@@ -25,7 +25,7 @@ function calls() {
 t.test('a plain policy file: written in place, and replaced as editors do', async (t) => {
   const dir = t.testdir({ 'policy.yaml': 'version: 1\n' });
   const seen = calls();
-  const watch = watchPolicyFile(`${dir}/policy.yaml`, seen.changed);
+  const watch = watchPolicyFile(`${dir}/policy.yaml`, seen.changed, (e) => t.error(e));
   t.teardown(() => watch.close());
   let next = seen.next();
   writeFileSync(`${dir}/policy.yaml`, 'version: 1\nmode: audit\n');
@@ -40,7 +40,7 @@ t.test('a policy linked from elsewhere: saving the file it links to is heard, an
   const dir = t.testdir({ etc: {}, checkout: { 'policy.yaml': 'version: 1\n' }, other: { 'policy.yaml': 'version: 1\n' } });
   symlinkSync(`${dir}/checkout/policy.yaml`, `${dir}/etc/policy.yaml`);
   const seen = calls();
-  const watch = watchPolicyFile(`${dir}/etc/policy.yaml`, seen.changed);
+  const watch = watchPolicyFile(`${dir}/etc/policy.yaml`, seen.changed, (e) => t.error(e));
   t.teardown(() => watch.close());
 
   let next = seen.next();
@@ -60,7 +60,7 @@ t.test('a policy linked from elsewhere: saving the file it links to is heard, an
 t.test("a link whose target's directory is made later: watched once the link is followed again", async (t) => {
   const dir = t.testdir({ etc: { 'policy.yaml': 'version: 1\n' } });
   const seen = calls();
-  const watch = watchPolicyFile(`${dir}/etc/policy.yaml`, seen.changed);
+  const watch = watchPolicyFile(`${dir}/etc/policy.yaml`, seen.changed, (e) => t.error(e));
   t.teardown(() => watch.close());
   mkdirSync(`${dir}/later`);
   writeFileSync(`${dir}/later/policy.yaml`, 'version: 1\n');
@@ -75,5 +75,5 @@ t.test("a link whose target's directory is made later: watched once the link is 
 
 t.test('the directory of the path cannot be watched: the caller is told (it falls back to SIGHUP)', async (t) => {
   const dir = t.testdir({});
-  t.throws(() => watchPolicyFile(`${dir}/missing/policy.yaml`, () => {}));
+  t.throws(() => watchPolicyFile(`${dir}/missing/policy.yaml`, () => {}, (e) => t.error(e)));
 });
