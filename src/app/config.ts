@@ -37,7 +37,7 @@ export interface GateConfig {
   readonly allow: readonly GateAllowance[];
 }
 
-export const GATE_ALLOWANCES = ['plugins', 'services'] as const;
+export const GATE_ALLOWANCES = ['plugins', 'services', 'builds'] as const;
 export type GateAllowance = (typeof GATE_ALLOWANCES)[number];
 
 export interface AlertsConfig {
@@ -177,7 +177,7 @@ const schema = {
     enabled: { doc: 'Serve the Docker authorization plugin protocol: forbidden containers are refused before they exist.', format: Boolean, default: false, env: 'DOCKWARDEN_GATE_ENABLED' },
     socket: { doc: 'The plugin socket when systemd does not pass one (dockwarden-gate.socket).', format: 'absolute-path', default: '/run/docker/plugins/dockwarden.sock', env: 'DOCKWARDEN_GATE_SOCKET' },
     timeoutMs: { doc: 'Every answer within this; a later one is a refusal.', format: 'positive-int', default: 5_000 },
-    allow: { doc: 'Endpoints refused unless listed: plugins (managed plugins), services (swarm services).', format: 'gate-allow', default: [] as GateAllowance[] },
+    allow: { doc: 'Endpoints refused unless listed: plugins (managed plugins), services (swarm services), builds (image builds).', format: 'gate-allow', default: [] as GateAllowance[] },
   },
 };
 

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
@@ -44,6 +44,8 @@ let server: Server;
 let policy: Policy;
 const pluginSocket = join(mkdtempSync(join(tmpdir(), 'dw-gate-')), 'gate.sock');
 const verdicts: GateVerdict[] = [];
+/** What `gate.allow` lets through; a test may change it for its own length. */
+const allowed = { plugins: false, services: false, builds: false };
 
 async function startGate(): Promise<Server> {
   const engine = connectEngine({ socketPath: '/run/dw-gate/docker.sock', timeoutMs: 10_000 });
@@ -51,7 +53,7 @@ async function startGate(): Promise<Server> {
     listen: { path: pluginSocket },
     timeoutMs: 5_000,
     decide: async (req) => {
-      const verdict = await judgeRequest(req, { engine, policy: () => policy, allow: { plugins: false, services: false } });
+      const verdict = await judgeRequest(req, { engine, policy: () => policy, allow: allowed });
       if (verdict.route !== 'other') verdicts.push(verdict);
       return verdict;
     },
@@ -215,6 +217,39 @@ t.test('services and managed plugins are refused unless allowed', async (t) => {
   t.match(services.text, /swarm services/);
   const plugins = await raw('POST', '/v1.41/plugins/pull?remote=x', Buffer.from('[]'));
   t.equal(plugins.status, 403);
+});
+
+t.test('image builds are refused unless allowed: their steps run outside the checks, on the host network if asked', async (t) => {
+  // An interface of this host's network namespace (the gate dockerd runs in it), not one a container
+  // has too: a step on the host network sees it, a step in a container's own namespace does not.
+  const hostInterface = readFileSync('/proc/net/dev', 'utf8').split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).find((name) => !['', 'lo', 'eth0'].includes(name))!;
+  const tag = `dw-gate-build-${process.pid}`;
+  const build = (network: string) =>
+    new Promise<{ code: number; stderr: string }>((resolve) => {
+      const child = execFile('docker', ['-H', `unix://${gated.socket}`, 'build', '--no-cache', '--network', network, '-t', tag, '-'], { env: { ...process.env, DOCKER_BUILDKIT: '0' } }, (error, _out, stderr) =>
+        resolve({ code: error ? Number((error as { code?: number }).code ?? -1) : 0, stderr }),
+      );
+      child.stdin!.end(`FROM ${TEST_IMAGE}\nRUN grep -q '^ *${hostInterface}:' /proc/net/dev\n`);
+    });
+
+  const refusedBuild = await build('host');
+  t.not(refusedBuild.code, 0, 'docker build --network host: refused');
+  t.match(refusedBuild.stderr, /authorization denied by plugin .*: dockwarden refuses build on this host: image builds run outside the container checks \(gate\.allow/);
+  for (const endpoint of ['session', 'grpc']) {
+    t.equal((await raw('POST', `/v1.41/${endpoint}`, null, { connection: 'Upgrade', upgrade: 'h2c' })).status, 403, `BuildKit's /${endpoint}: refused`);
+  }
+
+  // What is at stake, once the admin allows builds: the step ran in the host's network namespace.
+  allowed.builds = true;
+  t.teardown(async () => {
+    allowed.builds = false;
+    await gated.docker.getImage(tag).remove().catch(() => {});
+  });
+  const hostBuild = await build('host');
+  t.equal(hostBuild.code, 0, `allowed: the step saw the host's ${hostInterface}`);
+  const ownNetwork = await build('default');
+  t.not(ownNetwork.code, 0, "the same step in a container's own network namespace does not see it");
+  t.match(ownNetwork.stderr, /returned a non-zero code: 1/, 'the step ran, and its grep found nothing');
 });
 
 t.test('volumes: local driver options are judged as the mount they become', async (t) => {

@@ -218,3 +218,9 @@ t.test('firewall.otherBridges: interface names only, nothing a ruleset could not
   t.match(errors.join('\n'), /firewall\.otherBridges: not interface names: "br0\\" ; flush ruleset", "toolong-interface0"/);
   t.match(errorsOf(() => loadConfig(configFile(t, 'firewall:\n  otherBridges: virbr0\n'), {})).join('\n'), /must be a list of interface names/);
 });
+
+t.test('gate.allow: what the gate lets through that no check sees, none by default; an unknown entry names the known ones', async (t) => {
+  t.same(loadConfig(configFile(t, '# nothing set\n'), {}).gate.allow, []);
+  t.same(loadConfig(configFile(t, 'gate:\n  allow: [builds, plugins]\n'), {}).gate.allow, ['builds', 'plugins']);
+  t.match(errorsOf(() => loadConfig(configFile(t, 'gate:\n  allow: [build]\n'), {})).join('\n'), /must be a list of plugins, services, builds/);
+});

@@ -22,6 +22,10 @@ t.test('routing: every spelling of a judged endpoint is judged', async (t) => {
   t.same(routeRequest('POST', '/services/x/update'), { kind: 'service', endpoint: 'services/update' });
   t.same(routeRequest('POST', '/plugins/pull?remote=x'), { kind: 'plugin', endpoint: 'plugins/pull' });
   t.same(routeRequest('POST', '/plugins/x/enable'), { kind: 'plugin', endpoint: 'plugins/enable' });
+  t.same(routeRequest('POST', '/v1.41/build?networkmode=host&t=x'), { kind: 'build', endpoint: 'build' });
+  t.same(routeRequest('POST', '/session'), { kind: 'build', endpoint: 'session' }, "BuildKit's session");
+  t.same(routeRequest('POST', '/v1.41/grpc'), { kind: 'build', endpoint: 'grpc' }, "BuildKit's API (buildx)");
+  t.same(routeRequest('POST', '/build/prune'), { kind: 'other' }, 'pruning the build cache runs nothing');
   t.same(routeRequest('GET', '/containers/json'), { kind: 'other' });
   t.same(routeRequest('POST', '/containers/abc/kill'), { kind: 'other' });
   t.equal(routeRequest('POST', '/containers/%zz/start').kind, 'unreadable');

@@ -28,7 +28,7 @@ export async function startGate(
 ): Promise<{ readonly server: Server; readonly images: GateImages } | null> {
   if (!config.enabled) return null;
   const fd = inheritedSocket(env, GATE_FD_NAME);
-  const allow = { plugins: config.allow.includes('plugins'), services: config.allow.includes('services') };
+  const allow = { plugins: config.allow.includes('plugins'), services: config.allow.includes('services'), builds: config.allow.includes('builds') };
   const images = gateImages((reference) => docker.inspectImage(reference));
   const engine = { ...docker, inspectImage: images.inspect };
   const server = await serveAuthz({

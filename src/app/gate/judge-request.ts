@@ -47,7 +47,7 @@ export interface GateOptions {
    */
   readonly prepareStart?: (id: string) => Promise<{ readonly facts: ContainerFacts; readonly decision: Decision } | null>;
   /** Endpoints that run code no container check sees, allowed only when the admin says so (`gate.allow`). */
-  readonly allow: { readonly plugins: boolean; readonly services: boolean };
+  readonly allow: { readonly plugins: boolean; readonly services: boolean; readonly builds: boolean };
 }
 
 /** A request on a body-carrying endpoint larger than this never reaches us whole from dockerd anyway (1 MiB in 20.10, 4 MiB later). */
@@ -70,9 +70,10 @@ export async function judgeRequest(request: GateRequest, options: GateOptions): 
     case 'unreadable':
       return refuse(`dockwarden cannot read the request URI (${route.why}); refused`);
     case 'plugin':
-    case 'service': {
-      const allowed = route.kind === 'plugin' ? options.allow.plugins : options.allow.services;
-      return allowed ? allow : refuse(`dockwarden refuses ${route.endpoint} on this host: ${route.kind === 'plugin' ? 'managed plugins' : 'swarm services'} run outside the container checks (gate.allow in dockwarden's config)`);
+    case 'service':
+    case 'build': {
+      const { allowed, what } = OUTSIDE_THE_CHECKS[route.kind];
+      return options.allow[allowed] ? allow : refuse(`dockwarden refuses ${route.endpoint} on this host: ${what} run outside the container checks (gate.allow in dockwarden's config)`);
     }
     case 'start': {
       if (route.legacyBody) return refuse('dockwarden refuses start requests of API versions before 1.24: they may carry a HostConfig the gate is not shown; use a client with API 1.24 or later');
@@ -99,6 +100,13 @@ export async function judgeRequest(request: GateRequest, options: GateOptions): 
     }
   }
 }
+
+/** The endpoints that run code outside the container checks: the `gate.allow` entry that lets each through, and what it runs. */
+const OUTSIDE_THE_CHECKS = {
+  plugin: { allowed: 'plugins', what: 'managed plugins' },
+  service: { allowed: 'services', what: 'swarm services' },
+  build: { allowed: 'builds', what: 'image builds' },
+} as const satisfies Record<string, { allowed: keyof GateOptions['allow']; what: string }>;
 
 /** What a volume on its own can violate: what it would mount is all there is to judge before a container uses it. */
 const MOUNT_CHECKS: ReadonlySet<Violation['check']> = new Set(['docker-socket', 'sensitive-mounts']);

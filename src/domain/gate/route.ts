@@ -13,8 +13,12 @@ export type GateRoute =
   | { readonly kind: 'update'; readonly container: string }
   | { readonly kind: 'exec'; readonly container: string }
   | { readonly kind: 'volume-create' }
-  /** Managed plugins and swarm services run code the container checks never see. */
-  | { readonly kind: 'plugin' | 'service'; readonly endpoint: string }
+  /**
+   * Managed plugins and swarm services run code the container checks never see; so do image builds:
+   * BuildKit runs their steps in containers of its own, with the host's network by default (its
+   * `network.host` entitlement), and the classic builder's steps are containers judged only once they run.
+   */
+  | { readonly kind: 'plugin' | 'service' | 'build'; readonly endpoint: string }
   | { readonly kind: 'other' }
   /** A request to judge whose URI cannot be read: refused. */
   | { readonly kind: 'unreadable'; readonly why: string };
@@ -63,6 +67,9 @@ export function routeRequest(method: string, rawUri: string): GateRoute {
   if (path === '/containers/create') return { kind: 'create', name: uri.query.get('name') };
   if (path === '/volumes/create') return { kind: 'volume-create' };
   if (path === '/services/create' || /^\/services\/.+\/update$/.test(path)) return { kind: 'service', endpoint: path.startsWith('/services/create') ? 'services/create' : 'services/update' };
+  // `/build` (the classic builder, and BuildKit for older clients), `/session` and `/grpc` (BuildKit's
+  // own API, which buildx speaks, its options inside a gRPC stream a plugin is never shown).
+  if (path === '/build' || path === '/session' || path === '/grpc') return { kind: 'build', endpoint: path.slice(1) };
   if (path === '/plugins/pull' || path === '/plugins/create' || /^\/plugins\/.+\/(enable|upgrade|set)$/.test(path)) return { kind: 'plugin', endpoint: `plugins/${path.split('/').at(-1)}` };
   // Container names may hold `/` (dockerd routes `{name:.*}`): the last segment is the action.
   const container = /^\/containers\/(.+)\/(start|restart|unpause|update|exec)$/.exec(path);
