@@ -16,8 +16,7 @@ export interface PolicyFileWatch {
  * that fails later (from then on only a SIGHUP reloads).
  */
 export function watchPolicyFile(file: string, changed: () => void, failed: (error: Error) => void): PolicyFileWatch {
-  let watchers: FSWatcher[] = [];
-  let target: string | null = null;
+  let target: { readonly path: string; readonly watcher: FSWatcher } | null = null;
   let closed = false;
 
   const watchEntry = (path: string): FSWatcher =>
@@ -30,25 +29,25 @@ export function watchPolicyFile(file: string, changed: () => void, failed: (erro
   /** (Re)watches what the path resolves to, when that is another file than the path itself. */
   const follow = (): void => {
     const resolved = resolvedTarget(file);
-    if (resolved === target) return;
-    watchers.splice(1).forEach((w) => w.close());
-    target = resolved;
-    if (target === null) return;
+    if (resolved === (target?.path ?? null)) return;
+    target?.watcher.close();
+    target = null;
+    if (resolved === null) return;
     try {
-      watchers.push(watchEntry(target));
+      target = { path: resolved, watcher: watchEntry(resolved) };
     } catch {
-      // The target's directory cannot be watched (gone meanwhile, or not readable): a SIGHUP still reloads.
-      target = null;
+      // The target's directory cannot be watched (gone meanwhile, or not readable): a SIGHUP still
+      // reloads, and the next event tries again.
     }
   };
 
-  watchers = [watchEntry(file)];
+  const own = watchEntry(file);
   follow();
   return {
     close() {
       closed = true;
-      for (const w of watchers) w.close();
-      watchers = [];
+      own.close();
+      target?.watcher.close();
     },
   };
 }
