@@ -10,6 +10,7 @@ import { serveAuthz } from '../../src/adapters/gate/authz-server.js';
 import { judgeRequest, type GateVerdict } from '../../src/app/gate/judge-request.js';
 import { parsePolicy } from '../../src/domain/policy/load.js';
 import type { Policy } from '../../src/domain/policy/model.js';
+import type { GateAllowance } from '../../src/app/config.js';
 import { TEST_IMAGE } from '../helpers/docker.js';
 import { startGateDockerd, type GateDockerd } from '../helpers/gate-dockerd.js';
 
@@ -45,7 +46,7 @@ let policy: Policy;
 const pluginSocket = join(mkdtempSync(join(tmpdir(), 'dw-gate-')), 'gate.sock');
 const verdicts: GateVerdict[] = [];
 /** What `gate.allow` lets through; a test may change it for its own length. */
-const allowed = { plugins: false, services: false, builds: false };
+let allowed: GateAllowance[] = [];
 
 async function startGate(): Promise<Server> {
   const engine = connectEngine({ socketPath: '/run/dw-gate/docker.sock', timeoutMs: 10_000 });
@@ -240,9 +241,9 @@ t.test('image builds are refused unless allowed: their steps run outside the che
   }
 
   // What is at stake, once the admin allows builds: the step ran in the host's network namespace.
-  allowed.builds = true;
+  allowed = ['builds'];
   t.teardown(async () => {
-    allowed.builds = false;
+    allowed = [];
     await gated.docker.getImage(tag).remove().catch(() => {});
   });
   const hostBuild = await build('host');

@@ -28,7 +28,6 @@ export async function startGate(
 ): Promise<{ readonly server: Server; readonly images: GateImages } | null> {
   if (!config.enabled) return null;
   const fd = inheritedSocket(env, GATE_FD_NAME);
-  const allow = { plugins: config.allow.includes('plugins'), services: config.allow.includes('services'), builds: config.allow.includes('builds') };
   const images = gateImages((reference) => docker.inspectImage(reference));
   const engine = { ...docker, inspectImage: images.inspect };
   const server = await serveAuthz({
@@ -36,7 +35,7 @@ export async function startGate(
     timeoutMs: config.timeoutMs,
     decide: (request) =>
       metrics.gateDecision(
-        judgeRequest(request, { engine, policy, allow, prepareStart }).then((verdict) => {
+        judgeRequest(request, { engine, policy, allow: config.allow, prepareStart }).then((verdict) => {
           if (verdict.allow) images.requestAllowed(request.method, request.uri);
           report(verdict, alerter, log);
           return verdict;

@@ -8,6 +8,7 @@ import { readAsGo, type Shape } from '../../domain/gate/go-json.js';
 import { JsonSyntaxError, parseJsonEntries } from '../../domain/gate/json-entries.js';
 import { routeRequest, type GateRoute } from '../../domain/gate/route.js';
 import type { Policy } from '../../domain/policy/model.js';
+import type { GateAllowance } from '../config.js';
 
 /** One request dockerd asks about (`AuthZPlugin.AuthZReq`), decoded. Everything in it is the client's. */
 export interface GateRequest {
@@ -47,7 +48,7 @@ export interface GateOptions {
    */
   readonly prepareStart?: (id: string) => Promise<{ readonly facts: ContainerFacts; readonly decision: Decision } | null>;
   /** Endpoints that run code no container check sees, allowed only when the admin says so (`gate.allow`). */
-  readonly allow: { readonly plugins: boolean; readonly services: boolean; readonly builds: boolean };
+  readonly allow: readonly GateAllowance[];
 }
 
 /** A request on a body-carrying endpoint larger than this never reaches us whole from dockerd anyway (1 MiB in 20.10, 4 MiB later). */
@@ -73,7 +74,7 @@ export async function judgeRequest(request: GateRequest, options: GateOptions): 
     case 'service':
     case 'build': {
       const { allowed, what } = OUTSIDE_THE_CHECKS[route.kind];
-      return options.allow[allowed] ? allow : refuse(`dockwarden refuses ${route.endpoint} on this host: ${what} run outside the container checks (gate.allow in dockwarden's config)`);
+      return options.allow.includes(allowed) ? allow : refuse(`dockwarden refuses ${route.endpoint} on this host: ${what} run outside the container checks (gate.allow in dockwarden's config)`);
     }
     case 'start': {
       if (route.legacyBody) return refuse('dockwarden refuses start requests of API versions before 1.24: they may carry a HostConfig the gate is not shown; use a client with API 1.24 or later');
@@ -106,7 +107,7 @@ const OUTSIDE_THE_CHECKS = {
   plugin: { allowed: 'plugins', what: 'managed plugins' },
   service: { allowed: 'services', what: 'swarm services' },
   build: { allowed: 'builds', what: 'image builds' },
-} as const satisfies Record<string, { allowed: keyof GateOptions['allow']; what: string }>;
+} as const satisfies Record<string, { allowed: GateAllowance; what: string }>;
 
 /** What a volume on its own can violate: what it would mount is all there is to judge before a container uses it. */
 const MOUNT_CHECKS: ReadonlySet<Violation['check']> = new Set(['docker-socket', 'sensitive-mounts']);
