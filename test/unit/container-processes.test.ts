@@ -1,5 +1,10 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
-import { cgroupDirectory, parseCgroupMounts } from '../../src/adapters/docker/container-processes.js';
+import { cgroupDirectory, parseCgroupMounts, readContainerProcesses } from '../../src/adapters/docker/container-processes.js';
+import { until } from '../helpers/until.js';
 
 const ID = 'a'.repeat(64);
 
@@ -45,4 +50,33 @@ t.test('no directory when no mounted hierarchy holds the container', async (t) =
   const sub = parseCgroupMounts('30 23 0:27 /docker /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n');
   t.equal(cgroupDirectory(`0::/docker/${ID}\n`, sub, ID), `/sys/fs/cgroup/${ID}`);
   t.equal(cgroupDirectory(`0::/other/${ID}\n`, sub, ID), null);
+});
+
+t.test("a process moved into a cgroup below the container's is one of its processes (real cgroups, the unified hierarchy)", async (t) => {
+  const unified = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8')).find((m) => m.controllers === null && m.root === '/');
+  if (unified === undefined) throw new Error('no cgroup2 hierarchy mounted at its root here');
+  const id = randomBytes(32).toString('hex');
+  const parent = join(unified.mountPoint, `dw-test-processes-${process.pid}`);
+  const own = join(parent, id);
+  const below = join(own, 'hidden');
+  const children: ChildProcess[] = [];
+  const sleeper = (dir: string): number => {
+    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+    children.push(child);
+    writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
+    return child.pid!;
+  };
+  t.teardown(async () => {
+    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill('SIGKILL'))))));
+    // An exited process leaves its cgroup as it is reaped: removing the directory may wait for that.
+    for (const dir of [below, own, parent]) await until(async () => { try { rmdirSync(dir); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; } return true; }, 10_000, `${dir} removed`);
+  });
+  mkdirSync(own, { recursive: true });
+  const init = sleeper(own);
+  const pids = async () => (await readContainerProcesses(init, id)).processes.map((p) => p.pid).sort((a, b) => a - b);
+  t.same(await pids(), [init], 'the init alone, in a cgroup with none below it');
+  mkdirSync(below);
+  t.same(await pids(), [init], 'an empty cgroup below changes nothing');
+  const hidden = sleeper(below);
+  t.same(await pids(), [init, hidden].sort((a, b) => a - b), 'the process in the cgroup below is read too');
 });

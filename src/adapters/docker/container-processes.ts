@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readProcFile, readProcFiles } from '../proc/proc-file.js';
+import { readProcFiles } from '../proc/proc-file.js';
 
 /**
  * Every process of a running container, found through its cgroup: a privileged exec's background
@@ -61,22 +61,25 @@ function unescapeMountPath(path: string): string {
  * hierarchy holds it.
  */
 export function cgroupDirectory(procCgroup: string, mounts: readonly CgroupMount[], containerId: string): string | null {
-  const lines = procCgroup
-    .split('\n')
-    .map((line) => /^(\d+):([^:]*):(.*)$/.exec(line))
-    .filter((m) => m !== null)
-    .map(([, , controllers = '', path = '']) => ({ controllers: controllers === '' ? null : controllers.split(','), path }))
-    .filter((l) => l.path.includes(containerId));
+  // Every process of every running container is looked up at each sync: a line not naming the
+  // container is passed over before it is parsed (on a v1 host, 10–13 lines a process).
+  const named = procCgroup.split('\n').filter((line) => line.includes(containerId));
   // The unified line first: on v2 it is the only one; on a hybrid host v1 is the fallback.
-  lines.sort((a, b) => Number(a.controllers !== null) - Number(b.controllers !== null));
-  for (const { controllers, path } of lines) {
-    const mount = mounts.find((m) =>
-      controllers === null ? m.controllers === null : m.controllers !== null && controllers.every((c) => m.controllers!.includes(c)),
-    );
-    if (!mount) continue;
-    const root = mount.root === '/' ? '' : mount.root;
-    if (root !== '' && path !== root && !path.startsWith(`${root}/`)) continue;
-    return join(mount.mountPoint, path.slice(root.length));
+  for (const unified of [true, false]) {
+    for (const line of named) {
+      const match = /^\d+:([^:]*):(.*)$/.exec(line);
+      if (match === null || (match[1] === '') !== unified) continue;
+      const [, controllerList = '', path = ''] = match;
+      if (!path.includes(containerId)) continue;
+      const controllers = unified ? null : controllerList.split(',');
+      const mount = mounts.find((m) =>
+        controllers === null ? m.controllers === null : m.controllers !== null && controllers.every((c) => m.controllers!.includes(c)),
+      );
+      if (!mount) continue;
+      const root = mount.root === '/' ? '' : mount.root;
+      if (root !== '' && path !== root && !path.startsWith(`${root}/`)) continue;
+      return join(mount.mountPoint, path.slice(root.length));
+    }
   }
   return null;
 }
@@ -95,8 +98,8 @@ function daemonCgroupMounts(reread: boolean): Promise<CgroupMount[]> {
  * read after its status, still names the container. Empty when the init's cgroup cannot be found.
  */
 export async function readContainerProcesses(initPid: number, containerId: string, limits: ProcessLimits = DEFAULT_PROCESS_LIMITS): Promise<ContainerProcesses> {
-  const procCgroup = readProcFile(`/proc/${initPid}/cgroup`);
-  if (procCgroup === null) return { processes: [], unread: 0 };
+  const [procCgroup] = await readProcFiles([`/proc/${initPid}/cgroup`]);
+  if (procCgroup == null) return { processes: [], unread: 0 };
   const directory =
     cgroupDirectory(procCgroup, await daemonCgroupMounts(false), containerId) ?? cgroupDirectory(procCgroup, await daemonCgroupMounts(true), containerId);
   if (directory === null) return { processes: [], unread: 0 };
@@ -113,16 +116,21 @@ export async function readContainerProcesses(initPid: number, containerId: strin
   };
 }
 
-/** Pids in `directory`'s `cgroup.procs` and in those of its subdirectories, breadth first, distinct. */
+/**
+ * Pids in `directory`'s `cgroup.procs` and in those of its subdirectories, breadth first, distinct.
+ * A directory is listed only when it may have cgroups below it: on cgroup v2 its `cgroup.stat` counts
+ * them (`nr_descendants`), and a container's cgroup almost never has any; v1 has no such file.
+ */
 async function listPids(directory: string, maxCgroups: number): Promise<number[]> {
   const pids = new Set<number>();
   const queue = [directory];
   for (let walked = 0; walked < queue.length; walked++) {
     const dir = queue[walked]!;
-    const procs = readProcFile(join(dir, 'cgroup.procs')) ?? '';
-    const entries = cgroupEntries(dir);
-    for (const word of procs.split('\n')) if (/^[1-9][0-9]{0,9}$/.test(word)) pids.add(Number(word));
-    for (const entry of entries) if (entry.isDirectory() && queue.length < maxCgroups) queue.push(join(dir, entry.name));
+    // `dir` is a clean path (cgroupDirectory's, or a name read from it): no join needed.
+    const [procs, stat] = await readProcFiles([`${dir}/cgroup.procs`, `${dir}/cgroup.stat`]);
+    for (const word of (procs ?? '').split('\n')) if (/^[1-9][0-9]{0,9}$/.test(word)) pids.add(Number(word));
+    if (stat != null && /^nr_descendants 0$/m.test(stat)) continue;
+    for (const entry of cgroupEntries(dir)) if (entry.isDirectory() && queue.length < maxCgroups) queue.push(`${dir}/${entry.name}`);
   }
   return [...pids];
 }
