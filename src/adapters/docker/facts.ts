@@ -337,8 +337,8 @@ function mountsOf(mounts: ContainerInspect['Mounts'], realpath: (path: string) =
 interface ProcStatus {
   /** The process name (may hold spaces; the kernel escapes newlines in it). */
   readonly name: string;
-  readonly capEff: Capability[] | null;
-  readonly capBnd: Capability[] | null;
+  readonly capEff: readonly Capability[] | null;
+  readonly capBnd: readonly Capability[] | null;
   /** `Seccomp:` 0 disabled, 1 strict, 2 filter. */
   readonly seccompMode: number | null;
   readonly noNewPrivs: boolean | null;
@@ -376,7 +376,15 @@ function statusLine(text: string, name: string): string | undefined {
   return text.slice(at + key.length, end === -1 ? undefined : end);
 }
 
+/** The last status parsed: a sync reads its init's status for the container and again as one of its processes. */
+let lastParsed: { readonly text: string; readonly status: ProcStatus } | null = null;
+
 function parseProcStatus(text: string): ProcStatus {
+  if (lastParsed?.text !== text) lastParsed = { text, status: parseStatusText(text) };
+  return lastParsed.status;
+}
+
+function parseStatusText(text: string): ProcStatus {
   // A value of a single word (blanks around it allowed), else none.
   const field = (name: string) => /^\s*(\S+)\s*$/.exec(statusLine(text, name) ?? '')?.[1];
   const mask = (name: string) => {
