@@ -21,3 +21,11 @@ t.test('every single bit decodes to its own capability', async (t) => {
 t.test('what is not a 64-bit hex mask is refused', async (t) => {
   for (const bad of ['', 'xyz', '0x1f', '00000000000000000', '-1']) t.throws(() => decodeCapabilityMask(bad), /not a capability mask/, JSON.stringify(bad));
 });
+
+t.test('masks decoded before are answered again as decoded, beyond the number kept', async (t) => {
+  const masks = Array.from({ length: 600 }, (_, i) => (0xa80425fb + i * 0x1000000).toString(16));
+  const first = masks.map(decodeCapabilityMask);
+  t.ok(Object.isFrozen(first[0]), 'an answer shared between callers cannot be changed by one');
+  masks.forEach((mask, i) => t.strictSame(decodeCapabilityMask(mask), first[i], mask));
+  t.strictSame(decodeCapabilityMask('1'), ['CAP_CHOWN']);
+});

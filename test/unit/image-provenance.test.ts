@@ -49,9 +49,19 @@ t.test('a reference that does not parse', async (t) => {
   t.equal(imageName(image('nginx', [], [])), 'docker.io/library/nginx:latest');
 });
 
-t.test('parsed once per image facts', async (t) => {
+t.test('parsed once per image facts, and once per image the facts of many containers describe', async (t) => {
   const facts = image('busybox:1', [], [`busybox@${D1}`]);
   t.equal(imageProvenance(facts), imageProvenance(facts));
+  t.equal(imageProvenance(image('busybox:1', [], [`busybox@${D1}`])), imageProvenance(facts), "another container's facts of the same image");
+  // What it is judged from, each changed alone, is judged again.
+  t.same(judged(image('busybox:1', [], [])), ['name', 'local', []], 'the repo digest gone (a retag of a local image)');
+  t.same(judged(image('busybox:1', [], [`quay.io/x/y@${D1}`])), ['name', 'repo digests', [`quay.io/x/y@${D1}`]], 'a repo digest of another repository');
+  t.same(judged(image(IMAGE_ID, ['busybox:1'], [`busybox@${D1}`])), ['image id', 'repo digests', ['docker.io/library/busybox:1', `docker.io/library/busybox@${D1}`]], 'created by id');
+  t.same(judged(image(IMAGE_ID, [], [`busybox@${D1}`])), ['image id', 'repo digests', [`docker.io/library/busybox@${D1}`]], 'a tag gone');
+  t.same(judged({ ...image('abab', [], []), id: `sha256:${'cd'.repeat(32)}` }), ['name', 'local', []], 'a prefix of another image id is a name');
+  t.same(judged(image('abab', [], [])), ['image id', 'local', []], 'a prefix of its own id is the id');
+  // More distinct images than are kept: each still judged as itself.
+  for (let i = 0; i < 600; i++) t.same(judged(image(`app${i}:1`, [], [`app${i}@${D1}`])), ['name', 'reference', [`docker.io/library/app${i}:1`]]);
 });
 
 t.test('an image selector holds for a proven name only', async (t) => {
