@@ -270,14 +270,14 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
           await settledAll([configureBridges(), reconciler.reconcile(), configureEngineCgroup()]);
           // Two tables, each with its own writer and reads (KernelSync): side by side, so the reconcile waits
           // for the slower one's write and drift check, not for both in turn (~0.1 s at 1,000 containers).
-          // The firewall's check is not run right after the start-up's atomic replace of the whole ruleset:
-          // it could only find what someone changed in the milliseconds since, which the table watch
-          // (started as this reconcile settles) and the periodic check find as at any other moment; it
-          // would hold READY back by two `nft -j list` runs (issue #15, recovery after SIGKILL). The
-          // bridge's start-up write is an update over an earlier run's table, so its check stays.
+          // No drift check right after a start-up's atomic replace of a whole table (the firewall's
+          // ruleset, an earlier run's bridge table): it could only find what someone changed in the
+          // milliseconds since, which the table watch (started as this reconcile settles) and the
+          // periodic check find as at any other moment; it would hold READY back by `nft -j list` runs
+          // (issue #15, recovery after SIGKILL). A table written as the containers were judged is checked.
           await Promise.all([
             firewall.reconciled().then((replaced) => (replaced ? null : firewall.repairDrift())),
-            bridge?.reconciled().then(() => bridge.repairDrift()),
+            bridge?.reconciled().then((replaced) => (replaced ? null : bridge.repairDrift())),
           ]);
         })(),
       ),

@@ -95,28 +95,32 @@ t.test('a table from an earlier run is replaced at the first check, not reported
   t.match(nft('list', 'chain', 'bridge', 'dockwarden_bridge', 'check'), /jump spoofed/, 'and our chains are in');
 });
 
-t.test("at start-up, an earlier run's ports stay filtered until the first drift check replaces the table; the start-up reconcile's changes go out in one update", async (t) => {
+t.test("at start-up, an earlier run's ports stay filtered until every container is judged, then the table is replaced in one transaction", async (t) => {
   const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1'], ['02:42:ac:11:00:0d', 'veth2']]);
   const { ns, set } = setup(t, veths);
   const earlier = new BridgeEnforcer(nftBridgeFilter({ netns: ns }), pino({ level: 'silent' }), hooks);
   const earlierVeths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0c', 'veth9']]);
   for (const id of ['a', 'c']) await earlier.apply(judged(id, earlierVeths));
-  await earlier.reconciled();
+  t.equal(await earlier.reconciled(), false, 'a table written as its containers were judged is not replaced again');
   t.match(set('ports'), /"veth0".*"veth9"|"veth9".*"veth0"/s, 'the earlier run filtered veth0 and veth9');
   // The daemon restarts: its enforcer finds the earlier table.
   const filter = nftBridgeFilter({ netns: ns });
-  let updates = 0;
-  const enforcer = new BridgeEnforcer({ ...filter, update: (remove, add) => (updates++, filter.update(remove, add)) }, pino({ level: 'silent' }), hooks);
+  const writes: string[] = [];
+  const enforcer = new BridgeEnforcer({
+    ...filter,
+    update: (remove, add) => (writes.push('update'), filter.update(remove, add)),
+    replace: (ports, audit) => (writes.push('replace'), filter.replace(ports, audit)),
+  }, pino({ level: 'silent' }), hooks);
   for (const id of ['b', 'd', 'a']) await enforcer.apply(judged(id, veths));
-  t.equal(updates, 0, 'nothing written while the start-up reconcile runs');
+  t.same(writes, [], 'nothing written while the start-up reconcile runs');
   t.match(set('ports'), /veth9/, 'a new start does not drop the earlier ports');
-  await enforcer.reconciled();
-  t.equal(updates, 1, 'its changes went out as one update');
+  t.equal(await enforcer.reconciled(), true, 'the earlier table replaced: no drift check is due');
+  t.same(writes, ['replace'], 'one write: the whole table');
   t.match(set('ports'), /"veth1".*"veth2"|"veth2".*"veth1"/s, 'the new starts are filtered once it is done');
-  t.match(set('ports'), /veth9/, 'the earlier ports still');
-  t.equal(await enforcer.repairDrift(), null, 'the first drift check replaces the table, not reported as drift');
   t.notMatch(set('ports'), /veth9/, 'the port of a container this run did not see is gone');
   t.match(set('ports'), /"veth0".*"veth1"|"veth1".*"veth0"/s);
+  t.equal(await enforcer.repairDrift(), null, 'the kernel holds what was written');
+  t.equal(await enforcer.reconciled(), false, 'once');
 });
 
 t.test('drift: an element added or deleted by hand and an edited rule are found against what was installed, and repaired', async (t) => {
