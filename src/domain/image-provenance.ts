@@ -42,6 +42,12 @@ const computed = new WeakMap<ImageFacts, ImageProvenance>();
 const byContent = new Map<string, ImageProvenance>();
 /** Distinct images kept at most; beyond, the map starts again. */
 const MAX_BY_CONTENT = 512;
+/**
+ * A key longer than this is judged each time, not kept: a create request the gate judges names any
+ * image text it likes (dockerd refuses a bad reference only after the gate), and 512 of them must not
+ * hold the request body's size each.
+ */
+const MAX_KEY_CHARS = 4096;
 
 export function imageProvenance(image: ImageFacts): ImageProvenance {
   let provenance = computed.get(image);
@@ -50,8 +56,10 @@ export function imageProvenance(image: ImageFacts): ImageProvenance {
     provenance = byContent.get(key);
     if (provenance === undefined) {
       provenance = judgeProvenance(image);
-      if (byContent.size >= MAX_BY_CONTENT) byContent.clear();
-      byContent.set(key, provenance);
+      if (key.length <= MAX_KEY_CHARS) {
+        if (byContent.size >= MAX_BY_CONTENT) byContent.clear();
+        byContent.set(key, provenance);
+      }
     }
     computed.set(image, provenance);
   }

@@ -1,3 +1,5 @@
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import type { ImageFacts } from '../../src/domain/facts.js';
 import { compileGlob } from '../../src/domain/glob.js';
@@ -60,6 +62,9 @@ t.test('parsed once per image facts, and once per image the facts of many contai
   t.same(judged(image(IMAGE_ID, [], [`busybox@${D1}`])), ['image id', 'repo digests', [`docker.io/library/busybox@${D1}`]], 'a tag gone');
   t.same(judged({ ...image('abab', [], []), id: `sha256:${'cd'.repeat(32)}` }), ['name', 'local', []], 'a prefix of another image id is a name');
   t.same(judged(image('abab', [], [])), ['image id', 'local', []], 'a prefix of its own id is the id');
+  const long = `registry.example/${'a'.repeat(5000)}:1`;
+  t.same(judged(image(long, [], [])), ['name', 'invalid', []], 'a reference too long to keep is judged each time');
+  t.same(judged(image(long, [], [])), ['name', 'invalid', []]);
   // More distinct images than are kept: each still judged as itself.
   for (let i = 0; i < 600; i++) t.same(judged(image(`app${i}:1`, [], [`app${i}@${D1}`])), ['name', 'reference', [`docker.io/library/app${i}:1`]]);
 });
@@ -77,4 +82,16 @@ t.test('an image selector holds for a proven name only', async (t) => {
     'any proven name: the content is what Docker Hub serves as portainer-ce',
   );
   t.ok(selectorMatches({ container: compileGlob('web') }, facts(image('x:1', [], []))), 'container-name selectors do not look at the image');
+});
+
+t.test('long image texts are not kept: 500 references of 64 KiB each leave the heap as it was', async (t) => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  setFlagsFromString('--no-expose-gc');
+  gc();
+  const before = getHeapStatistics().used_heap_size;
+  for (let i = 0; i < 500; i++) imageProvenance(image(`registry.example/${String(i).padStart(65536, 'a')}:1`, [], []));
+  gc();
+  const grown = getHeapStatistics().used_heap_size - before;
+  t.ok(grown < 8 * 2 ** 20, `the heap grew ${(grown / 2 ** 20).toFixed(1)} MiB (kept, each would hold its text: 500 × 64 KiB)`);
 });
