@@ -63,23 +63,23 @@ function unescapeMountPath(path: string): string {
 export function cgroupDirectory(procCgroup: string, mounts: readonly CgroupMount[], containerId: string): string | null {
   // Every process of every running container is looked up at each sync: a line not naming the
   // container is passed over before it is parsed (on a v1 host, 10–13 lines a process).
-  const named = procCgroup.split('\n').filter((line) => line.includes(containerId));
+  const lines = procCgroup
+    .split('\n')
+    .filter((line) => line.includes(containerId))
+    .map((line) => /^(\d+):([^:]*):(.*)$/.exec(line))
+    .filter((m) => m !== null)
+    .map(([, , controllers = '', path = '']) => ({ controllers: controllers === '' ? null : controllers.split(','), path }))
+    .filter((l) => l.path.includes(containerId));
   // The unified line first: on v2 it is the only one; on a hybrid host v1 is the fallback.
-  for (const unified of [true, false]) {
-    for (const line of named) {
-      const match = /^\d+:([^:]*):(.*)$/.exec(line);
-      if (match === null || (match[1] === '') !== unified) continue;
-      const [, controllerList = '', path = ''] = match;
-      if (!path.includes(containerId)) continue;
-      const controllers = unified ? null : controllerList.split(',');
-      const mount = mounts.find((m) =>
-        controllers === null ? m.controllers === null : m.controllers !== null && controllers.every((c) => m.controllers!.includes(c)),
-      );
-      if (!mount) continue;
-      const root = mount.root === '/' ? '' : mount.root;
-      if (root !== '' && path !== root && !path.startsWith(`${root}/`)) continue;
-      return join(mount.mountPoint, path.slice(root.length));
-    }
+  lines.sort((a, b) => Number(a.controllers !== null) - Number(b.controllers !== null));
+  for (const { controllers, path } of lines) {
+    const mount = mounts.find((m) =>
+      controllers === null ? m.controllers === null : m.controllers !== null && controllers.every((c) => m.controllers!.includes(c)),
+    );
+    if (!mount) continue;
+    const root = mount.root === '/' ? '' : mount.root;
+    if (root !== '' && path !== root && !path.startsWith(`${root}/`)) continue;
+    return join(mount.mountPoint, path.slice(root.length));
   }
   return null;
 }
