@@ -2,6 +2,8 @@
  * Linux capabilities, named and normalised the way dockerd does (moby oci/caps):
  * upper-case, `CAP_` prefix, `ALL` kept as a keyword. Index = capability number.
  */
+import { boundedMemo } from './bounded-memo.js';
+
 export const CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL',
   'CAP_SETGID', 'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE',
@@ -55,24 +57,21 @@ export function configuredCapabilities(capAdd: readonly string[], capDrop: reado
 /** Each capability with its bit, in name order: a decoded mask comes out sorted without a sort. */
 const BY_NAME: ReadonlyArray<readonly [Capability, number]> = CAPABILITIES.map((c, bit) => [c, bit] as const).sort(([a], [b]) => (a < b ? -1 : 1));
 
-/** Masks decoded, by their text: the processes of a host's containers share a handful of masks. */
-const decoded = new Map<string, readonly Capability[]>();
-/** Distinct masks kept at most (a container chooses its processes' masks; the map must not grow with them). */
-const MAX_DECODED_MASKS = 256;
+/**
+ * Masks decoded, by their text: the processes of a host's containers share a handful of masks. At most
+ * 256 kept (a container chooses its processes' masks; the memo must not grow with them).
+ */
+const decoded = boundedMemo<readonly Capability[]>(256);
 
 /**
  * Decodes a `/proc/<pid>/status` CapEff/CapBnd hex mask into capability names, sorted (unknown high bits ignored).
  * Two 32-bit halves, not a BigInt per bit: every process of every container is decoded at each sync.
  */
 export function decodeCapabilityMask(hex: string): readonly Capability[] {
-  let caps = decoded.get(hex);
-  if (caps === undefined) {
+  return decoded(hex, () => {
     if (!/^[0-9a-fA-F]{1,16}$/.test(hex)) throw new Error(`not a capability mask: ${JSON.stringify(hex)}`);
     const low = parseInt(hex.slice(-8), 16);
     const high = hex.length > 8 ? parseInt(hex.slice(0, -8), 16) : 0;
-    caps = Object.freeze(BY_NAME.filter(([, bit]) => ((bit < 32 ? low >>> bit : high >>> (bit - 32)) & 1) === 1).map(([c]) => c));
-    if (decoded.size >= MAX_DECODED_MASKS) decoded.clear();
-    decoded.set(hex, caps);
-  }
-  return caps;
+    return Object.freeze(BY_NAME.filter(([, bit]) => ((bit < 32 ? low >>> bit : high >>> (bit - 32)) & 1) === 1).map(([c]) => c));
+  });
 }

@@ -1,4 +1,5 @@
 import type { ImageFacts } from './facts.js';
+import { boundedMemo } from './bounded-memo.js';
 import { imageIdHex, parseImageReference, type ImageReference, type ImageReferenceResult } from './image-reference.js';
 
 /**
@@ -38,29 +39,16 @@ const computed = new WeakMap<ImageFacts, ImageProvenance>();
 /**
  * By what it is judged from, so that the containers of one image (each with facts of its own) share
  * one parse: a reconcile of 1,000 containers of a few images parsed each image's names 1,000 times.
+ * At most 512 images kept. A key over 4 KiB is judged each time, not kept: a create request the gate
+ * judges names any image text it likes (dockerd refuses a bad reference only after the gate), and 512
+ * of them must not hold the request body's size each.
  */
-const byContent = new Map<string, ImageProvenance>();
-/** Distinct images kept at most; beyond, the map starts again. */
-const MAX_BY_CONTENT = 512;
-/**
- * A key longer than this is judged each time, not kept: a create request the gate judges names any
- * image text it likes (dockerd refuses a bad reference only after the gate), and 512 of them must not
- * hold the request body's size each.
- */
-const MAX_KEY_CHARS = 4096;
+const byContent = boundedMemo<ImageProvenance>(512, 4096);
 
 export function imageProvenance(image: ImageFacts): ImageProvenance {
   let provenance = computed.get(image);
   if (provenance === undefined) {
-    const key = JSON.stringify([image.reference, image.id, image.repoTags, image.repoDigests]);
-    provenance = byContent.get(key);
-    if (provenance === undefined) {
-      provenance = judgeProvenance(image);
-      if (key.length <= MAX_KEY_CHARS) {
-        if (byContent.size >= MAX_BY_CONTENT) byContent.clear();
-        byContent.set(key, provenance);
-      }
-    }
+    provenance = byContent(JSON.stringify([image.reference, image.id, image.repoTags, image.repoDigests]), () => judgeProvenance(image));
     computed.set(image, provenance);
   }
   return provenance;
