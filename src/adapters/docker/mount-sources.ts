@@ -26,9 +26,10 @@ export interface MountSourcesInput {
   /**
    * The container's mount table and the host's (null: not running, or unreadable), read only for a
    * container that mounts a host path: the host's is long (two mounts per container) and costly to
-   * read, and a reconcile would read it once per container.
+   * read, and a reconcile would read it once per container. The host's was read since the container
+   * started, or (`fresh`) begins after this call.
    */
-  readonly tables: () => Promise<MountTables | null>;
+  readonly tables: (fresh: boolean) => Promise<MountTables | null>;
   /** Engine socket paths recognised by identity. */
   readonly sockets: readonly string[];
 }
@@ -38,12 +39,24 @@ export async function readMountViews(input: MountSourcesInput): Promise<Map<stri
   const mounts = (input.inspect.Mounts ?? []).filter((m) => (m.Type === 'bind' || m.Type === 'volume') && m.Source.startsWith('/'));
   // Most containers (and creates) mount no host path: the sockets are not stat'ed for nothing.
   if (mounts.length === 0) return new Map();
-  const [sockets, tables] = await Promise.all([socketIdentities(input.sockets), input.tables()]);
+  const [sockets, tables] = await Promise.all([socketIdentities(input.sockets), tablesShowing(input.tables, mounts)]);
   const views = await Promise.all(mounts.map((m) => viewOf(m, input, tables, sockets)));
   return new Map(mounts.map((m, i) => [m.Destination, views[i]!]));
 }
 
 type InspectMount = NonNullable<ContainerInspect['Mounts']>[number];
+
+/**
+ * The tables, with the host's read afresh when it does not show a filesystem the container has at
+ * one of `mounts`: one mounted after that read began (since the container started), or a host table
+ * taken as recent across a step of the clock.
+ */
+async function tablesShowing(tables: MountSourcesInput['tables'], mounts: readonly InspectMount[]): Promise<MountTables | null> {
+  const recent = await tables(false);
+  if (recent === null) return null;
+  const shown = (entry: MountEntry | undefined): boolean => entry === undefined || recent.host.some((h) => h.major === entry.major && h.minor === entry.minor);
+  return mounts.every((m) => shown(entryAt(recent.container, m.Destination))) ? recent : tables(true);
+}
 
 interface MountTables {
   readonly container: readonly MountEntry[];

@@ -87,7 +87,7 @@ export async function factsFromInspect(
       inspect,
       volumeOptions: async (name) => requestedOptions.get(name) ?? (await orNullIfMissing(docker.getVolume(name).inspect()))?.Options ?? null,
       probe: options.probe ?? defaultProbe,
-      tables: () => withHostTable(mountTable),
+      tables: (fresh) => withHostTable(mountTable, fresh ? undefined : startedAt(inspect)),
       sockets: options.sockets?.() ?? [],
     }),
     Promise.all([...execIds].map((exec) => orNullIfMissing(docker.getExec(exec).inspect()))),
@@ -125,11 +125,20 @@ async function readExecStatus(execs: readonly ExecInspect[], containerId: string
   return new Map(running.flatMap((e, i) => (statuses[i] ? [[e.ID, statuses[i]] as const] : [])));
 }
 
-/** The container's mount table and the host's, or null when either cannot be read (the host's is not read without the container's: a create has none). */
-async function withHostTable(containerTable: Promise<MountEntry[] | null>) {
+/**
+ * The container's mount table and the host's, or null when either cannot be read (the host's is not
+ * read without the container's: a create has none). The host's begun after `startedAfter`, or after this call.
+ */
+async function withHostTable(containerTable: Promise<MountEntry[] | null>, startedAfter: number | undefined) {
   const container = await containerTable;
-  const host = container && (await readHostMountTable());
+  const host = container && (await readHostMountTable(startedAfter));
   return container && host && { container, host };
+}
+
+/** When dockerd says the container started (wall-clock ms); undefined when it says nothing usable. */
+function startedAt(inspect: ContainerInspect): number | undefined {
+  const at = Date.parse(inspect.State.StartedAt);
+  return at > 0 ? at : undefined;
 }
 
 const JOIN_MODES: ReadonlyArray<readonly [JoinableNamespace, 'PidMode' | 'NetworkMode' | 'IpcMode']> = [
