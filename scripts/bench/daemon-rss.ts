@@ -14,7 +14,9 @@
  * in its cgroup (capabilities, users) and its mount table (read-only root, mount sources).
  *
  * The containers (lib.ts mixedSpecs): DW_BENCH_RSS_PUBLISHED (default 150) publish a port,
- * DW_BENCH_RSS_BRIDGED (default 50) are on the default bridge without ports, the rest `--network none`.
+ * DW_BENCH_RSS_BRIDGED (default 50) are on the default bridge without ports, the rest `--network none`,
+ * DW_BENCH_RSS_BOUND (default 0) of those with a host directory bind-mounted (as most hosts' containers
+ * have a volume or a bind: each such sync maps it through the host's mount table).
  * DW_BENCH_RSS_RESTARTS (default 1): restarts measured with N running. DW_BENCH_RSS_COMPARE_CLI: as
  * many restarts, taking turns, of another build (a before figure with the same containers, same run).
  * DW_BENCH_RSS_PROFILE=DIR: one more restart, not counted, under `--cpu-prof` (the profile lands in
@@ -29,6 +31,7 @@ import {
 const N = Number(process.env.DW_BENCH_RSS_CONTAINERS ?? 150);
 const PUBLISHED = Math.min(N, Number(process.env.DW_BENCH_RSS_PUBLISHED ?? 150));
 const BRIDGED = Math.min(N - PUBLISHED, Number(process.env.DW_BENCH_RSS_BRIDGED ?? 50));
+const BOUND = Math.min(N - PUBLISHED - BRIDGED, Number(process.env.DW_BENCH_RSS_BOUND ?? 0));
 const RESTARTS = Number(process.env.DW_BENCH_RSS_RESTARTS ?? 1);
 const PROFILE_DIR = process.env.DW_BENCH_RSS_PROFILE ?? '';
 const COMPARE_CLI = process.env.DW_BENCH_RSS_COMPARE_CLI ?? '';
@@ -66,7 +69,7 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
   say(`daemon-rss: idle (0 bench containers; ${foreign} other container(s) on the engine): RSS ${idle.rssMiB} MiB (peak ${idle.hwmMiB}); start-up reconcile ${String(startup0.line.ms)} ms; bare node ${floorRss} MiB`);
 
   // N running containers.
-  const [ids, startMs] = await timed(() => startContainers(mixedSpecs(N, PUBLISHED, BRIDGED, BASE_PORT), 10));
+  const [ids, startMs] = await timed(() => startContainers(mixedSpecs(N, PUBLISHED, BRIDGED, BASE_PORT, BOUND), 10));
   await Promise.all(ids.map((id) => first.waitFor(daemonJudged(id), 60_000)));
   const allJudged = now();
   const periodicAfter = () => first.logs.filter((e) => e.line.msg === 'reconciled' && e.line.reason === 'periodic' && e.rx >= allJudged);
@@ -76,7 +79,7 @@ await main('daemon-rss', 175 + N * (1.2 + RESTARTS * (COMPARE_CLI ? 0.2 : 0.1)),
   if (periodicAfter().length === 0) throw new Error(`no periodic reconcile within ${waitS} s of the last judgement`);
   const periodicMs = periodicAfter().map((e) => Number(e.line.ms));
   const loaded = await sample(first);
-  say(`daemon-rss: ${N} running containers (${describeMix(N, PUBLISHED, BRIDGED)}; started in ${(startMs / 1000).toFixed(1)} s): RSS ${loaded.rssMiB} MiB (peak ${loaded.hwmMiB}); periodic reconcile ${periodicMs.join(', ')} ms`);
+  say(`daemon-rss: ${N} running containers (${describeMix(N, PUBLISHED, BRIDGED, BOUND)}; started in ${(startMs / 1000).toFixed(1)} s): RSS ${loaded.rssMiB} MiB (peak ${loaded.hwmMiB}); periodic reconcile ${periodicMs.join(', ')} ms`);
 
   await first.stop();
 

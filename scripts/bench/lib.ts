@@ -10,7 +10,7 @@
  * `inet dwbench_<pid>`. Leftovers of a bench that was SIGKILLed are reaped by the next bench.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -530,19 +530,27 @@ export interface ContainerSpec {
  * Many running containers as a dense host has them (issue #18): the first `published` publish a port
  * each (from `basePort` on: docker-proxy processes and our firewall's elements), the next `bridged` are
  * on the default bridge without ports (a veth each: bridge isolation's work), the rest run with
- * `--network none`. The test engine's default bridge is a /24: at most ~250 of them can be on it.
+ * `--network none`, the first `bound` of those with a host directory bind-mounted read-only (`BOUND_DIR`:
+ * their syncs map it through the host's mount table). The test engine's default bridge is a /24: at
+ * most ~250 of them can be on it.
  */
-export function mixedSpecs(n: number, published: number, bridged: number, basePort: number): ContainerSpec[] {
+export function mixedSpecs(n: number, published: number, bridged: number, basePort: number, bound = 0): ContainerSpec[] {
+  if (bound > 0) mkdirSync(BOUND_DIR, { recursive: true });
   return Array.from({ length: n }, (_, i): ContainerSpec => {
     if (i < published) return { hostPort: basePort + i };
     const none = i >= published + bridged;
-    return { hostPort: 0, create: { ExposedPorts: {}, HostConfig: { PortBindings: {}, ...(none ? { NetworkMode: 'none' } : {}) } } };
+    const binds = none && i < published + bridged + bound ? { Binds: [`${BOUND_DIR}:/data:ro`] } : {};
+    return { hostPort: 0, create: { ExposedPorts: {}, HostConfig: { PortBindings: {}, ...(none ? { NetworkMode: 'none' } : {}), ...binds } } };
   });
 }
 
+/** The host directory `mixedSpecs`' bound containers mount. */
+const BOUND_DIR = '/srv/dw-bench-bound';
+
 /** What `mixedSpecs` made, for the bench's output. */
-export function describeMix(n: number, published: number, bridged: number): string {
-  return `${published} publishing a port, ${bridged} on the default bridge without ports, ${n - published - bridged} --network none`;
+export function describeMix(n: number, published: number, bridged: number, bound = 0): string {
+  const none = n - published - bridged;
+  return `${published} publishing a port, ${bridged} on the default bridge without ports, ${none} --network none${bound > 0 ? ` (${Math.min(bound, none)} of them with a bind mount)` : ''}`;
 }
 
 /** Creates and starts a bench container publishing `hostPort` (tcp); resolves with its id. */
