@@ -110,6 +110,21 @@ export function hostPathsOf(entry: MountEntry, host: readonly MountEntry[]): str
   return [...new Set(paths.map((p) => posix.normalize(p).replace(/(.)\/$/, '$1')))];
 }
 
+/**
+ * Where `path` (absolute, without symlinks) sits within its filesystem, by the mount of `table` that
+ * holds it: the one at its longest mount point, the last of those (the one on top). Null when that
+ * mount is not of device `dev` (stat(2)'s). A mount hidden under another at a shorter point is taken
+ * as reached: none of the daemon's own is.
+ */
+export function pathInFilesystem(table: readonly MountEntry[], path: string, dev: bigint): string | null {
+  let holder: MountEntry | undefined;
+  for (const entry of table) {
+    if (contains(entry.mountPoint, path) && (holder === undefined || entry.mountPoint.length >= holder.mountPoint.length)) holder = entry;
+  }
+  if (holder === undefined || deviceNumber(holder.major, holder.minor) !== dev) return null;
+  return posix.join(holder.root, posix.relative(holder.mountPoint, path));
+}
+
 /** A device number as stat(2) reports it (glibc's makedev), to compare with a file's `dev`. */
 export function deviceNumber(major: number, minor: number): bigint {
   const M = BigInt(major);

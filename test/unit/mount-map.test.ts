@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { deviceNumber, entryAt, hostPathsOf, parseMountInfo, volumeBacking } from '../../src/domain/mount-map.js';
+import { deviceNumber, entryAt, hostPathsOf, parseMountInfo, pathInFilesystem, volumeBacking } from '../../src/domain/mount-map.js';
 
 /** A host with / on 254:0, /run on tmpfs 0:25, a volume `_data` that is a bind of /etc, and a loop disk on a volume. */
 const HOST = parseMountInfo(
@@ -67,6 +67,18 @@ t.test('hostPathsOf: every host place of the same device and root', async (t) =>
   t.same(at('/disk'), ['/var/lib/docker/volumes/disk/_data']);
   t.same(at('/raw'), [], 'a device the host has not mounted');
   t.same(hostPathsOf({ ...entryAt(CONTAINER, '/h')!, root: '/srv/with space/x' }, HOST), ['/srv/with space/x', '/mnt/space/x']);
+});
+
+t.test('pathInFilesystem: where a path sits in its filesystem, by the mount on top at its longest mount point', async (t) => {
+  const root = deviceNumber(254, 0);
+  t.equal(pathInFilesystem(HOST, '/run/docker.sock', deviceNumber(0, 25)), '/docker.sock', 'below /run: the tmpfs, from its root');
+  t.equal(pathInFilesystem(HOST, '/run/docker.sock', root), null, 'not on the root filesystem');
+  t.equal(pathInFilesystem(HOST, '/var/lib/docker/volumes/v/_data/passwd', root), '/etc/passwd', 'through a bind of /etc');
+  t.equal(pathInFilesystem(HOST, '/var/lib/docker/volumes/v/_data', root), '/etc', 'the mount point itself');
+  t.equal(pathInFilesystem(HOST, '/var/lib/docker/volumes/v/_database', root), '/var/lib/docker/volumes/v/_database', 'a sibling with the same prefix is not below it');
+  t.equal(pathInFilesystem(HOST, '/mnt/space/a', root), '/srv/with space/a', 'escaped roots read as the kernel means them');
+  const stacked = parseMountInfo([...['27 1 254:0 / / rw - ext4 /dev/vda1 rw', '50 27 254:0 /srv/a /mnt rw - ext4 /dev/vda1 rw', '51 50 254:0 /srv/b /mnt rw - ext4 /dev/vda1 rw']].join('\n'));
+  t.equal(pathInFilesystem(stacked, '/mnt/x', root), '/srv/b/x', 'of two mounts at one point, the later (on top)');
 });
 
 t.test('deviceNumber: as stat(2) reports st_dev', async (t) => {

@@ -1,6 +1,7 @@
-import { stat } from 'node:fs/promises';
-import { deviceNumber, entryAt, hostPathsOf, volumeBacking, type MountEntry, type VolumeBacking } from '../../domain/mount-map.js';
+import { realpath, stat } from 'node:fs/promises';
+import { deviceNumber, entryAt, hostPathsOf, parseMountInfo, pathInFilesystem, volumeBacking, type MountEntry, type VolumeBacking } from '../../domain/mount-map.js';
 import type { PathProbe, ProbeResult } from '../fs/path-probe.js';
+import { readProcFiles } from '../proc/proc-file.js';
 import type { ContainerInspect } from './facts.js';
 
 /**
@@ -111,30 +112,68 @@ function mappedPaths(entry: MountEntry, host: readonly MountEntry[]): string[] {
   return [`/dev/block/${entry.major}:${entry.minor}`];
 }
 
-/** `dev` → (`ino` → socket path). */
-type SocketIdentities = Map<bigint, Map<bigint, string>>;
+interface EngineSocket {
+  readonly path: string;
+  /**
+   * Its path within its filesystem when that is its only name (one link), else null: a mount of it
+   * then has this root in the container's mount table, and a mount with another root is not it.
+   */
+  readonly root: string | null;
+}
+
+/** `dev` → (`ino` → the socket). */
+type SocketIdentities = Map<bigint, Map<bigint, EngineSocket>>;
 
 async function socketIdentities(paths: readonly string[]): Promise<SocketIdentities> {
   const identities: SocketIdentities = new Map();
   // The configured socket paths are the admin's, not a container's: a plain stat (following a link to the socket).
   const stats = await Promise.all(paths.map((p) => stat(p, { bigint: true }).catch(() => null)));
+  const roots = await Promise.all(stats.map((s, i) => (s?.isSocket() && s.nlink === 1n ? rootOf(paths[i]!, s.dev, s.ino) : null)));
   stats.forEach((s, i) => {
     if (!s?.isSocket()) return;
-    const byIno = identities.get(s.dev) ?? new Map<bigint, string>();
-    if (!byIno.has(s.ino)) byIno.set(s.ino, paths[i]!);
+    const byIno = identities.get(s.dev) ?? new Map<bigint, EngineSocket>();
+    if (!byIno.has(s.ino)) byIno.set(s.ino, { path: paths[i]!, root: roots[i] ?? null });
     identities.set(s.dev, byIno);
   });
   return identities;
 }
 
+/** Socket roots by `dev:ino:path`: found once (the daemon's own mount table), not at every sync. */
+const roots = new Map<string, Promise<string | null>>();
+const MAX_ROOTS = 64;
+
+/**
+ * A socket's path within its filesystem: its real path placed by the daemon's own mount table (its
+ * namespace is the one the configured path was looked up in; a systemd PrivateTmp shows there).
+ */
+function rootOf(path: string, dev: bigint, ino: bigint): Promise<string | null> {
+  const key = `${dev}:${ino}:${path}`;
+  let root = roots.get(key);
+  if (root === undefined) {
+    if (roots.size >= MAX_ROOTS) roots.clear();
+    root = (async () => {
+      const [real, [table]] = await Promise.all([realpath(path), readProcFiles(['/proc/self/mountinfo'])]);
+      return table == null ? null : pathInFilesystem(parseMountInfo(table), real, dev);
+    })().catch(() => null);
+    roots.set(key, root);
+  }
+  return root;
+}
+
 /**
  * The socket paths a mount is, by identity: a hard link or any other path to the socket has the
  * socket's device and inode. Only mounts on a socket's filesystem are looked at; one whose identity
- * cannot be read (a path the daemon cannot see) is unresolved, not cleared.
+ * cannot be read (a path the daemon cannot see) is unresolved, not cleared. A mount-table entry on
+ * the filesystem of sockets that each have one name is told by its root, without a lookup (a child
+ * process each: at 1,000 containers bind-mounting from the sockets' filesystem, most of a start-up
+ * reconcile's time); one whose root was deleted (`//deleted`) is looked up.
  */
 async function socketsBehind(entry: MountEntry | null, paths: readonly string[], sockets: SocketIdentities, probe: PathProbe, problems: string[]): Promise<string[]> {
   if (sockets.size === 0) return [];
-  if (entry && !sockets.has(deviceNumber(entry.major, entry.minor))) return [];
+  const here = entry && sockets.get(deviceNumber(entry.major, entry.minor));
+  if (entry && here === undefined) return [];
+  const single = here ? [...here.values()] : [];
+  if (entry && !entry.root.endsWith('//deleted') && single.every((s) => s.root !== null)) return single.filter((s) => s.root === entry.root).map((s) => s.path);
   const found: string[] = [];
   let known = false;
   for (const path of paths) {
@@ -144,7 +183,7 @@ async function socketsBehind(entry: MountEntry | null, paths: readonly string[],
     if (entry && dev !== deviceNumber(entry.major, entry.minor)) continue;
     known = true;
     const socket = sockets.get(dev)?.get(ino);
-    if (socket !== undefined) found.push(socket);
+    if (socket !== undefined) found.push(socket.path);
   }
   if (!known && entry) problems.push('whether it is the engine socket could not be told');
   return found;
