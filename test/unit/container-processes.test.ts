@@ -80,3 +80,36 @@ t.test("a process moved into a cgroup below the container's is one of its proces
   const hidden = sleeper(below);
   t.same(await pids(), [init, hidden].sort((a, b) => a - b), 'the process in the cgroup below is read too');
 });
+
+t.test("each container's processes are read where its init's cgroup file says, wherever the last container's cgroup was (real cgroups)", async (t) => {
+  const unified = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8')).find((m) => m.controllers === null && m.root === '/');
+  if (unified === undefined) throw new Error('no cgroup2 hierarchy mounted at its root here');
+  const parent = join(unified.mountPoint, `dw-test-layouts-${process.pid}`);
+  const elsewhere = join(parent, 'elsewhere');
+  const children: ChildProcess[] = [];
+  const dirs: string[] = [];
+  const cgroup = (dir: string): string => (mkdirSync(dir, { recursive: true }), dirs.push(dir), dir);
+  const sleeper = (dir: string): number => {
+    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+    children.push(child);
+    writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
+    return child.pid!;
+  };
+  t.teardown(async () => {
+    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill('SIGKILL'))))));
+    for (const dir of [...dirs.reverse(), elsewhere, parent]) await until(async () => { try { rmdirSync(dir); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; } return true; }, 10_000, `${dir} removed`);
+  });
+  const pidsOf = async (init: number, id: string) => (await readContainerProcesses(init, id)).processes.map((p) => p.pid).sort((a, b) => a - b);
+  const [a, b, c] = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex'), randomBytes(32).toString('hex')];
+  const initA = sleeper(cgroup(join(parent, a)));
+  t.same(await pidsOf(initA, a), [initA], 'the first container: its init');
+  // The next one is elsewhere, and a cgroup named after it where the last one's layout puts it holds another process.
+  const initB = sleeper(cgroup(join(elsewhere, `docker-${b}.scope`)));
+  sleeper(cgroup(join(parent, b)));
+  t.same(await pidsOf(initB, b), [initB], 'read where its init is, not where the last layout points');
+  // Back in the first layout, with two processes: the cgroup read beside the init's files is its own.
+  const ownC = cgroup(join(parent, c));
+  const initC = sleeper(ownC);
+  const second = sleeper(ownC);
+  t.same(await pidsOf(initC, c), [initC, second].sort((x, y) => x - y), 'both processes of a container where the layout points');
+});

@@ -93,41 +93,67 @@ function daemonCgroupMounts(reread: boolean): Promise<CgroupMount[]> {
 }
 
 /**
+ * Where the last container's cgroup was, around its id (`/sys/fs/cgroup/pids/docker/` and ``, or
+ * `/sys/fs/cgroup/system.slice/docker-` and `.scope`): the next one's is most likely in the same place,
+ * so its files are read in the same thread-pool job as the init's (each job costs a sync a turn of the
+ * event loop and a pool thread's wake-up; three in a row were most of a sync's time in a start-up
+ * reconcile). Used only when the init's cgroup file then names that directory.
+ */
+let layout: { readonly before: string; readonly after: string } | null = null;
+
+function learnLayout(directory: string, containerId: string): void {
+  const at = directory.indexOf(containerId);
+  layout = at !== -1 && directory.indexOf(containerId, at + 1) === -1 ? { before: directory.slice(0, at), after: directory.slice(at + containerId.length) } : null;
+}
+
+/**
  * The status of each process in the container's cgroup and the cgroups below it. A pid may have
  * exited and been reused between the listing and the read: a process counts only if its cgroup file,
  * read after its status, still names the container. Empty when the init's cgroup cannot be found.
+ * The init's status and cgroup file are read first (that cgroup file says where the cgroup is), with
+ * the cgroup's files where the last container's was; a container whose only process is its init
+ * takes one job.
  */
 export async function readContainerProcesses(initPid: number, containerId: string, limits: ProcessLimits = DEFAULT_PROCESS_LIMITS): Promise<ContainerProcesses> {
-  const [procCgroup] = await readProcFiles([`/proc/${initPid}/cgroup`]);
+  const guess = layout && `${layout.before}${containerId}${layout.after}`;
+  const [initStatus, procCgroup, ...guessed] = await readProcFiles([...statusThenCgroup(initPid), ...(guess ? cgroupFiles(guess) : [])]);
   if (procCgroup == null) return { processes: [], unread: 0 };
   const directory =
     cgroupDirectory(procCgroup, await daemonCgroupMounts(false), containerId) ?? cgroupDirectory(procCgroup, await daemonCgroupMounts(true), containerId);
   if (directory === null) return { processes: [], unread: 0 };
-  const pids = await listPids(directory, limits.maxCgroups);
+  learnLayout(directory, containerId);
+  const pids = await listPids(directory, limits.maxCgroups, directory === guess ? guessed : null);
   const toRead = pids.slice(0, limits.maxProcesses);
-  // One thread-pool job for them all: each status, then its cgroup file.
-  const read = await readProcFiles(toRead.flatMap(statusThenCgroup));
+  const others = toRead.filter((pid) => pid !== initPid);
+  // One thread-pool job for the others: each status, then its cgroup file.
+  const read = others.length === 0 ? [] : await readProcFiles(others.flatMap(statusThenCgroup));
+  const statuses = new Map(others.map((pid, i) => [pid, inContainer(read[2 * i], read[2 * i + 1], containerId)]));
+  statuses.set(initPid, inContainer(initStatus, procCgroup, containerId));
   return {
-    processes: toRead.flatMap((pid, i) => {
-      const status = inContainer(read[2 * i], read[2 * i + 1], containerId);
+    processes: toRead.flatMap((pid) => {
+      const status = statuses.get(pid) ?? null;
       return status === null ? [] : [{ pid, status }];
     }),
     unread: pids.length - toRead.length,
   };
 }
 
+/** A cgroup directory's processes and (v2) its counts, the files `listPids` reads of each. */
+const cgroupFiles = (dir: string): string[] => [`${dir}/cgroup.procs`, `${dir}/cgroup.stat`];
+
 /**
  * Pids in `directory`'s `cgroup.procs` and in those of its subdirectories, breadth first, distinct.
  * A directory is listed only when it may have cgroups below it: on cgroup v2 its `cgroup.stat` counts
  * them (`nr_descendants`), and a container's cgroup almost never has any; v1 has no such file.
+ * `read`: `directory`'s own files, when they have been read already.
  */
-async function listPids(directory: string, maxCgroups: number): Promise<number[]> {
+async function listPids(directory: string, maxCgroups: number, read: ReadonlyArray<string | null> | null): Promise<number[]> {
   const pids = new Set<number>();
   const queue = [directory];
   for (let walked = 0; walked < queue.length; walked++) {
     const dir = queue[walked]!;
     // `dir` is a clean path (cgroupDirectory's, or a name read from it): no join needed.
-    const [procs, stat] = await readProcFiles([`${dir}/cgroup.procs`, `${dir}/cgroup.stat`]);
+    const [procs, stat] = walked === 0 && read !== null ? read : await readProcFiles(cgroupFiles(dir));
     for (const word of (procs ?? '').split('\n')) if (/^[1-9][0-9]{0,9}$/.test(word)) pids.add(Number(word));
     if (stat != null && /^nr_descendants 0$/m.test(stat)) continue;
     for (const entry of cgroupEntries(dir)) if (entry.isDirectory() && queue.length < maxCgroups) queue.push(`${dir}/${entry.name}`);
