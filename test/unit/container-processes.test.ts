@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { cgroupDirectory, parseCgroupMounts, readContainerProcesses } from '../../src/adapters/docker/container-processes.js';
 import { until } from '../helpers/until.js';
 
@@ -52,59 +52,55 @@ t.test('no directory when no mounted hierarchy holds the container', async (t) =
   t.equal(cgroupDirectory(`0::/other/${ID}\n`, sub, ID), null);
 });
 
-t.test("a process moved into a cgroup below the container's is one of its processes (real cgroups, the unified hierarchy)", async (t) => {
+/**
+ * Cgroups of the test's own in the unified hierarchy (below one named `name`), each made by `cgroup`
+ * (its parent first), and sleeping processes put in them: all gone when `t` ends.
+ */
+function realCgroups(t: Test, name: string) {
   const unified = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8')).find((m) => m.controllers === null && m.root === '/');
   if (unified === undefined) throw new Error('no cgroup2 hierarchy mounted at its root here');
-  const id = randomBytes(32).toString('hex');
-  const parent = join(unified.mountPoint, `dw-test-processes-${process.pid}`);
-  const own = join(parent, id);
-  const below = join(own, 'hidden');
+  const parent = join(unified.mountPoint, `${name}-${process.pid}`);
+  const dirs = [parent];
   const children: ChildProcess[] = [];
-  const sleeper = (dir: string): number => {
-    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
-    children.push(child);
-    writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
-    return child.pid!;
-  };
+  mkdirSync(parent);
   t.teardown(async () => {
     await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill('SIGKILL'))))));
     // An exited process leaves its cgroup as it is reaped: removing the directory may wait for that.
-    for (const dir of [below, own, parent]) await until(async () => { try { rmdirSync(dir); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; } return true; }, 10_000, `${dir} removed`);
+    for (const dir of dirs.reverse()) await until(async () => { try { rmdirSync(dir); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; } return true; }, 10_000, `${dir} removed`);
   });
-  mkdirSync(own, { recursive: true });
+  return {
+    parent,
+    cgroup: (dir: string): string => (mkdirSync(dir), dirs.push(dir), dir),
+    sleeper: (dir: string): number => {
+      const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+      children.push(child);
+      writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
+      return child.pid!;
+    },
+  };
+}
+
+const pidsOf = async (init: number, id: string) => (await readContainerProcesses(init, id)).processes.map((p) => p.pid).sort((a, b) => a - b);
+
+t.test("a process moved into a cgroup below the container's is one of its processes (real cgroups, the unified hierarchy)", async (t) => {
+  const { parent, cgroup, sleeper } = realCgroups(t, 'dw-test-processes');
+  const id = randomBytes(32).toString('hex');
+  const own = cgroup(join(parent, id));
   const init = sleeper(own);
-  const pids = async () => (await readContainerProcesses(init, id)).processes.map((p) => p.pid).sort((a, b) => a - b);
-  t.same(await pids(), [init], 'the init alone, in a cgroup with none below it');
-  mkdirSync(below);
-  t.same(await pids(), [init], 'an empty cgroup below changes nothing');
+  t.same(await pidsOf(init, id), [init], 'the init alone, in a cgroup with none below it');
+  const below = cgroup(join(own, 'hidden'));
+  t.same(await pidsOf(init, id), [init], 'an empty cgroup below changes nothing');
   const hidden = sleeper(below);
-  t.same(await pids(), [init, hidden].sort((a, b) => a - b), 'the process in the cgroup below is read too');
+  t.same(await pidsOf(init, id), [init, hidden].sort((a, b) => a - b), 'the process in the cgroup below is read too');
 });
 
 t.test("each container's processes are read where its init's cgroup file says, wherever the last container's cgroup was (real cgroups)", async (t) => {
-  const unified = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8')).find((m) => m.controllers === null && m.root === '/');
-  if (unified === undefined) throw new Error('no cgroup2 hierarchy mounted at its root here');
-  const parent = join(unified.mountPoint, `dw-test-layouts-${process.pid}`);
-  const elsewhere = join(parent, 'elsewhere');
-  const children: ChildProcess[] = [];
-  const dirs: string[] = [];
-  const cgroup = (dir: string): string => (mkdirSync(dir, { recursive: true }), dirs.push(dir), dir);
-  const sleeper = (dir: string): number => {
-    const child = spawn('sleep', ['600'], { stdio: 'ignore' });
-    children.push(child);
-    writeFileSync(join(dir, 'cgroup.procs'), String(child.pid));
-    return child.pid!;
-  };
-  t.teardown(async () => {
-    await Promise.all(children.map((c) => new Promise((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(null) : (c.once('exit', resolve), c.kill('SIGKILL'))))));
-    for (const dir of [...dirs.reverse(), elsewhere, parent]) await until(async () => { try { rmdirSync(dir); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; } return true; }, 10_000, `${dir} removed`);
-  });
-  const pidsOf = async (init: number, id: string) => (await readContainerProcesses(init, id)).processes.map((p) => p.pid).sort((a, b) => a - b);
+  const { parent, cgroup, sleeper } = realCgroups(t, 'dw-test-layouts');
   const [a, b, c] = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex'), randomBytes(32).toString('hex')];
   const initA = sleeper(cgroup(join(parent, a)));
   t.same(await pidsOf(initA, a), [initA], 'the first container: its init');
   // The next one is elsewhere, and a cgroup named after it where the last one's layout puts it holds another process.
-  const initB = sleeper(cgroup(join(elsewhere, `docker-${b}.scope`)));
+  const initB = sleeper(cgroup(join(cgroup(join(parent, 'elsewhere')), `docker-${b}.scope`)));
   sleeper(cgroup(join(parent, b)));
   t.same(await pidsOf(initB, b), [initB], 'read where its init is, not where the last layout points');
   // Back in the first layout, with two processes: the cgroup read beside the init's files is its own.
