@@ -113,8 +113,8 @@ export function hostPathsOf(entry: MountEntry, host: readonly MountEntry[]): str
 /**
  * Where `path` (absolute, without symlinks) sits within its filesystem, by the mount of `table` that
  * holds it: the one at its longest mount point, the last of those (the one on top). Null when that
- * mount is not of device `dev` (stat(2)'s). A mount hidden under another at a shorter point is taken
- * as reached: none of the daemon's own is.
+ * mount is not of device `dev` (stat(2)'s). The table does not say what covers what: a mount hidden
+ * by a later one at a shorter mount point would be taken as the one reached.
  */
 export function pathInFilesystem(table: readonly MountEntry[], path: string, dev: bigint): string | null {
   let holder: MountEntry | undefined;
