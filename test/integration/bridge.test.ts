@@ -10,6 +10,7 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import pino from 'pino';
 import { connectEngine } from '../../src/adapters/docker/engine.js';
 import { bridgeVeths } from '../../src/adapters/netns/bridge-veths.js';
@@ -54,6 +55,13 @@ async function lab(t: Test, network: string): Promise<Lab> {
   const start = () => runContainer({ labels: { 'dw-test.suite': 'bridge' }, hostConfig: { NetworkMode: network } });
   const [attacker, victim, neighbour] = await Promise.all([start(), start(), start()]);
   const bridge = await bridgeOf(network);
+  // The kernel keeps an ARP entry updated less than `locktime` (1 s) ago against a reply with another
+  // MAC: the attack, sent right after the warm-up, would land or not by the run's speed. Off for the lab.
+  const locktime = `/proc/sys/net/ipv4/neigh/${bridge.dev}/locktime`;
+  const before = readFileSync(locktime, 'utf8');
+  writeFileSync(locktime, '0');
+  t.teardown(() => writeFileSync(locktime, before));
+  execFileSync('nsenter', [`--net=/proc/${(await peer(neighbour!, network)).pid}/ns/net`, 'sysctl', '-qw', 'net.ipv4.neigh.eth0.locktime=0']);
   return {
     network,
     bridge: { ...bridge, mac: interfaceMac(bridge.dev) },
