@@ -61,13 +61,14 @@ async function lab(t: Test, network: string): Promise<Lab> {
   const before = readFileSync(locktime, 'utf8');
   writeFileSync(locktime, '0');
   t.teardown(() => writeFileSync(locktime, before));
-  execFileSync('nsenter', [`--net=/proc/${(await peer(neighbour!, network)).pid}/ns/net`, 'sysctl', '-qw', 'net.ipv4.neigh.eth0.locktime=0']);
+  const neighbourPeer = await peer(neighbour!, network);
+  execFileSync('nsenter', [`--net=/proc/${neighbourPeer.pid}/ns/net`, 'sysctl', '-qw', 'net.ipv4.neigh.eth0.locktime=0']);
   return {
     network,
     bridge: { ...bridge, mac: interfaceMac(bridge.dev) },
     attacker: await peer(attacker!, network),
     victim: await peer(victim!, network),
-    neighbour: await peer(neighbour!, network),
+    neighbour: neighbourPeer,
   };
 }
 

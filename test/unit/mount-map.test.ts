@@ -77,7 +77,7 @@ t.test('pathInFilesystem: where a path sits in its filesystem, by the mount on t
   t.equal(pathInFilesystem(HOST, '/var/lib/docker/volumes/v/_data', root), '/etc', 'the mount point itself');
   t.equal(pathInFilesystem(HOST, '/var/lib/docker/volumes/v/_database', root), '/var/lib/docker/volumes/v/_database', 'a sibling with the same prefix is not below it');
   t.equal(pathInFilesystem(HOST, '/mnt/space/a', root), '/srv/with space/a', 'escaped roots read as the kernel means them');
-  const stacked = parseMountInfo([...['27 1 254:0 / / rw - ext4 /dev/vda1 rw', '50 27 254:0 /srv/a /mnt rw - ext4 /dev/vda1 rw', '51 50 254:0 /srv/b /mnt rw - ext4 /dev/vda1 rw']].join('\n'));
+  const stacked = parseMountInfo(['27 1 254:0 / / rw - ext4 /dev/vda1 rw', '50 27 254:0 /srv/a /mnt rw - ext4 /dev/vda1 rw', '51 50 254:0 /srv/b /mnt rw - ext4 /dev/vda1 rw'].join('\n'));
   t.equal(pathInFilesystem(stacked, '/mnt/x', root), '/srv/b/x', 'of two mounts at one point, the later (on top)');
 });
 

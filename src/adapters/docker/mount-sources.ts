@@ -172,8 +172,8 @@ async function socketsBehind(entry: MountEntry | null, paths: readonly string[],
   if (sockets.size === 0) return [];
   const here = entry && sockets.get(deviceNumber(entry.major, entry.minor));
   if (entry && here === undefined) return [];
-  const single = here ? [...here.values()] : [];
-  if (entry && !entry.root.endsWith('//deleted') && single.every((s) => s.root !== null)) return single.filter((s) => s.root === entry.root).map((s) => s.path);
+  const onDevice = here ? [...here.values()] : [];
+  if (entry && !entry.root.endsWith('//deleted') && onDevice.every((s) => s.root !== null)) return onDevice.filter((s) => s.root === entry.root).map((s) => s.path);
   const found: string[] = [];
   let known = false;
   for (const path of paths) {
