@@ -54,6 +54,8 @@ t.test('JSON with every key kept, in order', async (t) => {
     entries: [['a', 1], ['b', [true, null, 'x']], ['a', { entries: [['c', -150]] }]],
   });
   t.equal(parseJsonEntries(' "\\u00e9\\n" '), 'é\n');
+  t.equal(parseJsonEntries('"é / \u212A"'), 'é / \u212A', 'without an escape: the text between the quotes, as written');
+  t.equal(parseJsonEntries('"a\\"b\\\\c\\/"'), 'a"b\\c/', 'escaped quote, backslash and slash');
   for (const bad of ['', '{', '{"a"}', '[1,]', '{"a":1,}', '01', '"\u0001"', '{"a":1} x', 'tru', '[' .repeat(100) + ']'.repeat(100)]) {
     t.throws(() => parseJsonEntries(bad), { name: 'JsonSyntaxError' }, JSON.stringify(bad.slice(0, 20)));
   }

@@ -21,6 +21,7 @@ const MAX_DEPTH = 64;
 // Sticky: matched at `lastIndex` without copying the rest of the text.
 const STRING = /"(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+const LITERALS = [['true', true], ['false', false], ['null', null]] as const;
 
 export class JsonSyntaxError extends Error {
   override readonly name = 'JsonSyntaxError';
@@ -42,7 +43,7 @@ export function parseJsonEntries(text: string): JsonValue {
     if (c === '[') return array(depth);
     if (c === '"') return string();
     if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return number();
-    for (const [word, result] of [['true', true], ['false', false], ['null', null]] as const) {
+    for (const [word, result] of LITERALS) {
       if (text.startsWith(word, at)) {
         at += word.length;
         return result;
@@ -91,8 +92,10 @@ export function parseJsonEntries(text: string): JsonValue {
     STRING.lastIndex = at;
     const match = STRING.exec(text);
     if (!match) return fail('malformed string');
-    at += match[0].length;
-    return JSON.parse(match[0]) as string;
+    const quoted = match[0];
+    at += quoted.length;
+    // Without an escape the text between the quotes is the string (STRING admits no control character).
+    return quoted.includes('\\') ? (JSON.parse(quoted) as string) : quoted.slice(1, -1);
   };
   const number = (): number => {
     NUMBER.lastIndex = at;
