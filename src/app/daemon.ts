@@ -262,25 +262,23 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
 
   const reconciles = new ReconcileLoop(
     () =>
-      metrics.reconcile(
-        (async () => {
-          // Docker's networks, its containers and dockerd's cgroup (procfs) are read side by side; none of them
-          // writes the kernel before the start-up reconcile's end (the ruleset found or put in stays until
-          // `reconciled`), and after it the queue (KernelSync) orders their writes, as it does for events.
-          await settledAll([configureBridges(), reconciler.reconcile(), configureEngineCgroup()]);
-          // Two tables, each with its own writer and reads (KernelSync): side by side, so the reconcile waits
-          // for the slower one's write and drift check, not for both in turn (~0.1 s at 1,000 containers).
-          // No drift check right after a start-up's atomic replace of a whole table (the firewall's
-          // ruleset, an earlier run's bridge table): it could only find what someone changed in the
-          // milliseconds since, which the table watch (started as this reconcile settles) and the
-          // periodic check find as at any other moment; it would hold READY back by `nft -j list` runs
-          // (issue #15, recovery after SIGKILL). A table written as the containers were judged is checked.
-          await Promise.all([
-            firewall.reconciled().then((replaced) => (replaced ? null : firewall.repairDrift())),
-            bridge?.reconciled().then((replaced) => (replaced ? null : bridge.repairDrift())),
-          ]);
-        })(),
-      ),
+      metrics.reconcile(async () => {
+        // Docker's networks, its containers and dockerd's cgroup (procfs) are read side by side; none of them
+        // writes the kernel before the start-up reconcile's end (the ruleset found or put in stays until
+        // `reconciled`), and after it the queue (KernelSync) orders their writes, as it does for events.
+        await settledAll([configureBridges(), reconciler.reconcile(), configureEngineCgroup()]);
+        // Two tables, each with its own writer and reads (KernelSync): side by side, so the reconcile waits
+        // for the slower one's write and drift check, not for both in turn (~0.1 s at 1,000 containers).
+        // No drift check right after a start-up's atomic replace of a whole table (the firewall's
+        // ruleset, an earlier run's bridge table): it could only find what someone changed in the
+        // milliseconds since, which the table watch (started as this reconcile settles) and the
+        // periodic check find as at any other moment; it would hold READY back by `nft -j list` runs
+        // (issue #15, recovery after SIGKILL). A table written as the containers were judged is checked.
+        await Promise.all([
+          firewall.reconciled().then((replaced) => (replaced ? null : firewall.repairDrift())),
+          bridge?.reconciled().then((replaced) => (replaced ? null : bridge.repairDrift())),
+        ]);
+      }),
     {
       done: (reason, ms) => log.info({ reason, containers: reconciler.tracked.size, ms }, 'reconciled'),
       failed: (reason, error) => log.error({ reason, err: error }, 'reconcile failed'),

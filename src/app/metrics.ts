@@ -132,14 +132,14 @@ export class DaemonMetrics {
     this.bridgeFailures += 1;
   }
 
-  /** Times the promise a reconcile returns, whatever its outcome. */
-  reconcile<T>(run: Promise<T>): Promise<T> {
+  /** Times a reconcile, whatever its outcome. */
+  reconcile<T>(run: () => Promise<T>): Promise<T> {
     return timed(run, (seconds, outcome) => this.reconciles.observe({ outcome }, seconds));
   }
 
-  /** Times the gate's judgement of one request, by the route and answer it came to. */
-  gateDecision(run: Promise<GateVerdict>): Promise<GateVerdict> {
-    return timed(run, (seconds, outcome, verdict) =>
+  /** Times the gate's judgement of one request (the body's parse included), by the route and answer it came to. */
+  gateDecision(judge: () => Promise<GateVerdict>): Promise<GateVerdict> {
+    return timed(judge, (seconds, outcome, verdict) =>
       this.gateDecisions.observe(verdict ? { route: verdict.route, outcome: verdict.allow ? 'allowed' : 'refused' } : { route: 'unknown', outcome }, seconds),
     );
   }
@@ -151,8 +151,8 @@ export class DaemonMetrics {
     return {
       name: backend.name,
       nfTables: backend.nfTables,
-      replace: (plan) => timed(backend.replace(plan), observe('replace')),
-      update: (diff, plan) => timed(backend.update(diff, plan), observe('update')),
+      replace: (plan) => timed(() => backend.replace(plan), observe('replace')),
+      update: (diff, plan) => timed(() => backend.update(diff, plan), observe('update')),
       drift: (expected, changing) => backend.drift(expected, changing),
       readsWhileChanging: backend.readsWhileChanging,
       installed: () => backend.installed(),
@@ -164,11 +164,12 @@ export class DaemonMetrics {
 }
 
 /** Times `run`; `observe` is told its outcome, and the value when it settled with one. */
-async function timed<T>(run: Promise<T>, observe: (seconds: number, outcome: 'ok' | 'failed', value?: T) => void): Promise<T> {
+/** From the call of `run` on: what it does before its first await (a body's parse, a table's render) counts too. */
+async function timed<T>(run: () => Promise<T>, observe: (seconds: number, outcome: 'ok' | 'failed', value?: T) => void): Promise<T> {
   const started = process.hrtime.bigint();
   const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
   try {
-    const value = await run;
+    const value = await run();
     observe(seconds(), 'ok', value);
     return value;
   } catch (error) {

@@ -162,8 +162,8 @@ t.test('the metrics served over a real socket are the Prometheus text format, as
   await backend.update({} as never, {} as never);
   await backend.update({} as never, {} as never);
   await t.rejects(backend.replace({} as never));
-  await metrics.gateDecision(Promise.resolve({ allow: false, msg: 'refused', route: 'create', judged: null, blocking: [] }));
-  await t.rejects(metrics.gateDecision(Promise.reject(new Error('engine gone'))));
+  await metrics.gateDecision(async () => ({ allow: false, msg: 'refused', route: 'create', judged: null, blocking: [] }));
+  await t.rejects(metrics.gateDecision(() => Promise.reject(new Error('engine gone'))));
 
   const dir = mkdtempSync(join(tmpdir(), 'dw-metrics-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

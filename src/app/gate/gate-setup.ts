@@ -34,7 +34,7 @@ export async function startGate(
     listen: fd === null ? { path: config.socket } : { fd },
     timeoutMs: config.timeoutMs,
     decide: (request) =>
-      metrics.gateDecision(
+      metrics.gateDecision(() =>
         judgeRequest(request, { engine, policy, allow: config.allow, prepareStart }).then((verdict) => {
           if (verdict.allow) images.requestAllowed(request.method, request.uri);
           report(verdict, alerter, log);
