@@ -41,8 +41,12 @@ export class BridgeEnforcer implements Enforcer {
   /** What the kernel holds, by container, as of the last transaction. */
   private readonly installed = new Map<string, readonly BridgePort[]>();
   private readonly dirty = new Set<string>();
-  /** Our rules and set declarations as read after our last replace; null = unknown, so the next flush replaces. */
-  private skeleton: string | null = null;
+  /**
+   * Our rules and set declarations as read after our last replace; null = unknown, so the next flush
+   * replaces. The read is awaited by drift checks only (the table is in place once written, and the
+   * start-up reconcile waits for the replace): a read that finds nothing makes it unknown again.
+   */
+  private skeleton: Promise<string | null> | null = null;
   private readonly sync = new KernelSync({
     flush: () => this.flush(),
     readsBesideWrites: () => true,
@@ -146,12 +150,12 @@ export class BridgeEnforcer implements Enforcer {
     if (known === null) return null;
     for (const element of [...this.dirty, ...this.inFlight].flatMap((id) => this.elementsOf(id))) changing.add(element);
     const expected = this.expected();
-    return this.filter.read(true).then((now) => holds(now, known, expected, changing));
+    return Promise.all([known, this.filter.read(true)]).then(async ([skeleton, now]) => skeleton !== null && (await holds(now, skeleton, expected, changing)));
   }
 
   /** In the queue: compares exactly, and replaces the table when it differs. */
   private async repair(): Promise<string | null> {
-    const known = this.skeleton;
+    const known = await this.skeleton;
     const now = await this.filter.read();
     if (known !== null && (await holds(now, known, this.expected(), new Set()))) return null;
     await this.replace();
@@ -260,7 +264,11 @@ export class BridgeEnforcer implements Enforcer {
     this.auditInstalled = this.audit;
     this.installed.clear();
     for (const id of this.desired.keys()) this.record(id);
-    this.skeleton = (await this.filter.read())?.skeleton ?? null;
+    const read: Promise<string | null> = this.filter.skeleton().catch(() => null);
+    this.skeleton = read;
+    void read.then((skeleton) => {
+      if (skeleton === null && this.skeleton === read) this.skeleton = null;
+    });
   }
 
   private record(id: string): void {

@@ -85,6 +85,20 @@ t.test('an update the kernel refuses (element gone) becomes a replace; concurren
   t.equal(await enforcer.repairDrift(), null, 'the replace left the kernel as planned');
 });
 
+t.test("the filter's terse read of the chains and set declarations is the full read's, whatever the elements; null without the table", async (t) => {
+  const veths = new Map([['02:42:ac:11:00:0a', 'veth0'], ['02:42:ac:11:00:0b', 'veth1']]);
+  const { ns, apply } = setup(t, veths);
+  const filter = nftBridgeFilter({ netns: ns });
+  t.equal(await filter.skeleton(), null, 'no table');
+  await apply('a');
+  const one = await filter.read();
+  await apply('b');
+  const two = await filter.read();
+  t.ok(one !== null && two !== null && two.elements.length > one.elements.length, 'elements added');
+  t.equal(await filter.skeleton(), two!.skeleton, "the full read's");
+  t.equal(two!.skeleton, one!.skeleton, 'the same with fewer elements');
+});
+
 t.test('a table from an earlier run is replaced at the first check, not reported as drift', async (t) => {
   const { nft, enforcer, set } = setup(t, new Map());
   nft('add', 'table', 'bridge', 'dockwarden_bridge');
@@ -138,6 +152,8 @@ t.test('drift: an element added or deleted by hand and an edited rule are found 
   nft('delete', 'element', 'bridge', 'dockwarden_bridge', 'arps', '{ "veth0" . 02:42:ac:11:00:0a . 0.0.0.0 }');
   t.equal(await enforcer.repairDrift(), 'the bridge table differs from what dockwarden applied', 'an element deleted by hand');
   t.match(set('arps'), /"veth0" \. 02:42:ac:11:00:0a \. 0\.0\.0\.0/, 'back');
+  // The repair's replace reads its chains back beside what follows it: a check waits for that read.
+  t.equal(await enforcer.repairDrift(), null, 'the repaired table recorded');
 
   nft('flush', 'chain', 'bridge', 'dockwarden_bridge', 'check');
   t.equal(await enforcer.repairDrift(), 'the bridge table differs from what dockwarden applied', 'an emptied chain');

@@ -210,6 +210,8 @@ t.test('the backend: drift against the plan, element by element, foreign element
   inNetns(name, 'nft', 'add', 'element', 'inet', 'dockwarden', 'allow4_17', '{ 0.0.0.0/0 . tcp . 8080 . 198.51.100.99/32 }');
   t.equal(await backend.drift(withApi), '1 element(s) dockwarden did not add', 'an allowance in the wrong shard (8080 is shard 16) is foreign');
   await backend.replace(withApi);
+  // The chains as written are read after the replace, beside what follows it: a check waits for that read.
+  t.equal(await backend.drift(withApi), null, 'the chains as written recorded');
   inNetns(name, 'nft', 'flush', 'chain', 'inet', 'dockwarden', 'allow4_16');
   t.equal(await backend.drift(withApi), 'chains or rules were edited', "an emptied shard chain");
   await backend.replace(withApi);

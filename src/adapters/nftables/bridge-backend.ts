@@ -19,6 +19,8 @@ export interface BridgeFilter {
   update(remove: readonly BridgePort[], add: readonly BridgePort[]): Promise<void>;
   /** What the kernel holds (one `nft -j list`); null when the table is missing. `background`: nft at a low CPU priority (a drift check beside events). */
   read(background?: boolean): Promise<BridgeTableState | null>;
+  /** `read`'s skeleton alone, from a terse list (`nft -j -t`: no elements to print or parse); null when the table is missing. */
+  skeleton(): Promise<string | null>;
   /** Frames dropped (or in audit mode, let through) so far, by bridge port. */
   drops(): Promise<Map<string, PortDrops>>;
   remove(): Promise<void>;
@@ -46,6 +48,10 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
     async read(background = false) {
       const json = await listJson(['table', ...TABLE_ARGS], { ...options, background });
       return json === null ? null : tableState(json);
+    },
+    async skeleton() {
+      const json = await listJson(['table', ...TABLE_ARGS], options, true);
+      return json === null ? null : (await tableState(json)).skeleton;
     },
     async drops() {
       // One listing of the whole table: every counter set at the same moment, one process.
