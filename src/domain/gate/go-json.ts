@@ -23,10 +23,12 @@ export const struct = (fields: Readonly<Record<string, Shape>>): Shape => ({ str
 export const list = (item: Shape): Shape => ({ list: item });
 export const map = (value: Shape): Shape => ({ map: value });
 
+const ASCII = /^[\x00-\x7f]*$/;
+
 /** Go's case folding for keys compared with an ASCII field name. */
 function foldKey(key: string): string {
   // Nearly every key is ASCII: one lower-casing, not a string built a character at a time.
-  if (/^[\x00-\x7f]*$/.test(key)) return key.toLowerCase();
+  if (ASCII.test(key)) return key.toLowerCase();
   let folded = '';
   for (const c of key) folded += c === '\u212A' ? 'k' : c === '\u017F' ? 's' : c < '\x80' ? c.toLowerCase() : c;
   return folded;
