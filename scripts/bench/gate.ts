@@ -183,6 +183,9 @@ await main('gate', 170 + Math.ceil(CLI_CREATES * 3 * 0.1), { hostTable: true, do
   const c50Interval = ratioInterval(cliCreates.gate, cliCreates.none, 50);
   const c99Interval = ratioInterval(cliCreates.gate, cliCreates.none, 99);
   const cf50Interval = ratioInterval(cliCreates.floor, cliCreates.none, 50);
+  // What the gate adds over the least any plugin costs: the part of the ratio that is the gate's doing.
+  const overFloor50 = ratio(cli.gate.p50, cli.floor.p50);
+  const overFloor50Interval = ratioInterval(cliCreates.gate, cliCreates.floor, 50);
   const cf50 = ratio(cli.floor.p50, cli.none.p50);
   const cf99 = ratio(cli.floor.p99, cli.none.p99);
   const f50 = ratio(F.p50, W.p50);
@@ -197,7 +200,7 @@ await main('gate', 170 + Math.ceil(CLI_CREATES * 3 * 0.1), { hostTable: true, do
   say(`  floor: without a plugin                      ${fmtStats(cli.none)}`);
   say(`  protocol floor: a canned allow, read nothing ${fmtStats(cli.floor)}`);
   say(`  ratio p50 ${verdict(c50, c50Interval, TARGET_P50)}`);
-  say(`    the protocol alone ${cf50} (${cf50Interval.lo}–${cf50Interval.hi})`);
+  say(`    the protocol alone ${cf50} (${cf50Interval.lo}–${cf50Interval.hi}); the gate over it ${overFloor50} (${overFloor50Interval.lo}–${overFloor50Interval.hi})`);
   say(`  ratio p99 ${verdict(c99, c99Interval, TARGET_P99)}; the protocol alone ${cf99}`);
   say(`gate: the create API call alone (POST /containers/create), ${withGate.length} each, same phases`);
   say(`  with the gate                                ${fmtStats(G)}`);
@@ -220,6 +223,8 @@ await main('gate', 170 + Math.ceil(CLI_CREATES * 3 * 0.1), { hostTable: true, do
     cli_protocol_floor_ratio_p50_interval: cf50Interval,
     cli_protocol_floor_ratio_p50: cf50,
     cli_protocol_floor_ratio_p99: cf99,
+    cli_gate_over_protocol_floor_p50: overFloor50,
+    cli_gate_over_protocol_floor_p50_interval: overFloor50Interval,
     creates_with_ms: G,
     creates_without_ms: W,
     creates_protocol_floor_ms: F,
