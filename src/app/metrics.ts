@@ -163,8 +163,10 @@ export class DaemonMetrics {
   }
 }
 
-/** Times `run`; `observe` is told its outcome, and the value when it settled with one. */
-/** From the call of `run` on: what it does before its first await (a body's parse, a table's render) counts too. */
+/**
+ * Times `run` from its call on, so what it does before its first await (a body's parse, a table's
+ * render) counts too; `observe` is told its outcome, and the value when it settled with one.
+ */
 async function timed<T>(run: () => Promise<T>, observe: (seconds: number, outcome: 'ok' | 'failed', value?: T) => void): Promise<T> {
   const started = process.hrtime.bigint();
   const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
