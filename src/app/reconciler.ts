@@ -32,6 +32,14 @@ const IRRELEVANT_ACTIONS: ReadonlySet<string> = new Set(['exec_create', 'exec_di
 
 const CONTAINER_ID = /^[0-9a-f]{64}$/;
 
+/** Containers a reconcile syncs before the whole list has come: about what is judged while dockerd builds a list of 1,000. */
+const FIRST_PAGE = 128;
+
+export interface ReconcilerOptions {
+  /** The newest containers a reconcile asks for beside the whole list (`reconcile`). */
+  readonly firstPage?: number;
+}
+
 /**
  * Keeps `tracked` equal to what the engine runs, judged under the current policy. Every path, an
  * event, a reconcile, a reload, ends in `sync(id)`: inspect now, read the host facts, evaluate, apply. Events are only a
@@ -46,6 +54,7 @@ export class Reconciler {
     private readonly enforcers: readonly Enforcer[],
     private readonly policy: () => Policy,
     private readonly host: HostFactsReader,
+    private readonly options: ReconcilerOptions = {},
   ) {}
 
   handleEvent(event: DockerEvent): void {
@@ -78,15 +87,26 @@ export class Reconciler {
     return this.tracked.get(id) ?? null;
   }
 
-  /** Looks at every container the engine has and forgets those it no longer has. */
+  /**
+   * Looks at every container the engine has and forgets those it no longer has. The newest
+   * (`firstPage`) are asked for beside the whole list and synced as soon as dockerd answers for them,
+   * while it still builds the rest (the whole list of 1,000 takes it ~50–80 ms, the first 128 ~15).
+   * The whole list decides: a first page that fails costs nothing, and one naming a container gone
+   * since costs a sync that finds it gone. Each container is synced once.
+   */
   async reconcile(): Promise<void> {
-    const ids = await this.docker.listContainerIds();
+    const work = new Map<string, Promise<void>>();
+    const syncEach = (ids: Iterable<string>): void => {
+      for (const id of ids) if (!work.has(id)) work.set(id, this.queue.push(id, 'sync', () => this.sync(id)));
+    };
+    const whole = this.docker.listContainerIds();
+    const first = this.docker.listContainerIds(this.options.firstPage ?? FIRST_PAGE).then(syncEach, () => {});
+    const ids = await whole;
+    await first;
+    syncEach(ids);
     const present = new Set(ids);
-    const work = ids.map((id) => this.queue.push(id, 'sync', () => this.sync(id)));
-    for (const id of this.tracked.keys()) {
-      if (!present.has(id)) work.push(this.queue.push(id, 'sync', () => this.sync(id)));
-    }
-    await Promise.all(work);
+    syncEach([...this.tracked.keys()].filter((id) => !present.has(id)));
+    await Promise.all(work.values());
   }
 
   private async sync(id: string, execId?: string): Promise<void> {

@@ -71,8 +71,9 @@ export class EngineClient {
     await this.call({ method: 'GET', path: '/_ping' });
   }
 
-  listContainers(all: boolean): Promise<ContainerSummary[]> {
-    return this.call({ method: 'GET', path: '/containers/json', query: { all } }) as Promise<ContainerSummary[]>;
+  /** Newest first; `limit`: that many at most (dockerd stops building the list there). */
+  listContainers(all: boolean, limit?: number): Promise<ContainerSummary[]> {
+    return this.call({ method: 'GET', path: '/containers/json', query: { all, limit } }) as Promise<ContainerSummary[]>;
   }
 
   listNetworks(filters: Query): Promise<NetworkSummary[]> {

@@ -16,8 +16,8 @@ const DATA_ROOT_TTL_MS = 60_000;
  */
 export interface DockerEngine {
   ping(): Promise<void>;
-  /** Ids of all containers, running or not. */
-  listContainerIds(): Promise<string[]>;
+  /** Ids of all containers, running or not, newest first; `limit`: the newest that many. */
+  listContainerIds(limit?: number): Promise<string[]>;
   /** Normalised facts, or null when the container no longer exists; `execId`: an exec an event named. */
   readFacts(id: string, execId?: string): Promise<ContainerFacts | null>;
   /** Sets the restart policy to `no`, so a container dockwarden ends stays ended. */
@@ -77,8 +77,8 @@ export function connectEngine({ socketPath, timeoutMs, sockets }: EngineOptions)
       podman = null;
       await engineIsPodman();
     },
-    async listContainerIds() {
-      const list = await api.listContainers(true);
+    async listContainerIds(limit) {
+      const list = await api.listContainers(true, limit);
       return list.map((c) => c.Id);
     },
     readFacts: (id, execId) => readFacts(api, id, images, factsOptions, execId),
