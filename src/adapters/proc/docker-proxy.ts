@@ -13,6 +13,7 @@
  * Anyone can name a process docker-proxy: the worst a fake one does is close a port until judged.
  */
 import { opendirSync, readdirSync, readlinkSync, realpathSync, type Dir } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { PROTOCOLS, type Protocol } from '../../domain/facts.js';
 import { readProcFile, readProcFiles, readProcStat } from './proc-file.js';
 
@@ -34,9 +35,10 @@ const MAX_COMM_BYTES = 64;
  * read finds this namespace's dockerd processes once (`prime`, off the repair's path), and every
  * read after it lists their children only. A dockerd gone (a restart), or none found, means a full
  * read again.
- * A full read's names of every process are read in one thread-pool job (proc-file.ts readProcFiles),
- * the rest synchronously: as thousands of asynchronous reads at once, each with a 64 KiB buffer, a
- * full read of a host with 1,000 containers took ~12 MiB of the daemon's RSS.
+ * A full read's list of processes is one `readdir`, their names one thread-pool job (proc-file.ts
+ * readProcFiles) and the namespace's unix sockets another; the rest is read synchronously: as thousands
+ * of asynchronous reads at once, each with a 64 KiB buffer, a full read of a host with 1,000 containers
+ * took ~12 MiB of the daemon's RSS.
  */
 export interface DockerProxyReader {
   read(): Promise<ProxyListener[]>;
@@ -53,21 +55,22 @@ export interface DockerProxyReader {
 /** `engineSocket`: the Docker API socket the daemon watches (config `docker.socket`). */
 export function dockerProxyReader(engineSocket: string, proc = '/proc'): DockerProxyReader {
   let dockerds: Promise<Dockerd[]> = Promise.resolve([]);
-  const full = (): Promise<FullRead> => {
-    const result = fullRead(proc, engineSocket);
-    dockerds = result.then((r) => r.dockerds, () => []);
+  const find = (): Promise<Found> => {
+    const result = findDockerds(proc, engineSocket);
+    dockerds = result.then((r) => (r.engine ? [r.engine] : r.dockerds), () => []);
     return result;
   };
+  const full = async (): Promise<ProxyListener[]> => listeners(proc, await find());
   return {
     prime: () => void full().catch(() => {}),
     async engine() {
-      const { engine, dockerds: here } = await full();
+      const { engine, dockerds: here } = await find();
       return (engine ?? (here.length === 1 ? here[0] : undefined))?.pid ?? null;
     },
     async read() {
       const known = await dockerds;
       const fast = known.length === 0 ? null : await childrenRead(proc, known).catch(() => null);
-      return fast ?? (await full()).listeners;
+      return fast ?? (await full());
     },
   };
 }
@@ -78,40 +81,49 @@ interface Dockerd {
   readonly started: string;
 }
 
-/**
- * Every process: this namespace's dockerd processes and docker-proxy listeners, narrowed to the
- * watched engine's dockerd and its children when that dockerd is found.
- */
-interface FullRead {
-  readonly listeners: ProxyListener[];
+/** Every process, by name: this namespace's dockerd processes, the watched engine's among them, and every docker-proxy. */
+interface Found {
   readonly dockerds: Dockerd[];
   /** The watched engine's, when found. */
   readonly engine: Dockerd | null;
+  /** docker-proxy processes of any namespace, by pid. */
+  readonly proxies: string[];
 }
 
-async function fullRead(proc: string, engineSocket: string): Promise<FullRead> {
+/**
+ * A full read's first part, which is all `engine()` needs (at the start of every reconcile, beside its
+ * first requests to the engine): only the few links and descriptors of dockerd are read on the event
+ * loop; the list of processes, their names and the namespace's unix sockets are read off it, so that it
+ * is free to send those requests and take their answers meanwhile.
+ */
+async function findDockerds(proc: string, engineSocket: string): Promise<Found> {
   const ownNet = readlinkSync(`${proc}/self/ns/net`);
-  const pids = readdirSync(proc).filter((name) => /^[0-9]+$/.test(name));
+  const pids = (await readdir(proc)).filter((name) => /^[0-9]+$/.test(name));
   // Every process's name, in one job on the thread pool: thousands of reads on a host with 1,000
-  // containers (~30 ms quiet, 160 ms under load), which the event loop would otherwise wait for at the
-  // start of every reconcile, beside the inspects.
+  // containers (~30 ms quiet, 160 ms under load).
   const comms = await readProcFiles(pids.map((pid) => `${proc}/${pid}/comm`), MAX_COMM_BYTES);
-  const here = (pid: string): boolean => linkOrNull(`${proc}/${pid}/ns/net`) === ownNet;
   const dockerds: Dockerd[] = [];
   const proxies: string[] = [];
   for (const [i, pid] of pids.entries()) {
     if (comms[i] === 'docker-proxy\n') proxies.push(pid);
-    else if (comms[i] === 'dockerd\n' && here(pid)) {
+    else if (comms[i] === 'dockerd\n' && linkOrNull(`${proc}/${pid}/ns/net`) === ownNet) {
       const started = startTime(proc, pid);
       if (started !== null) dockerds.push({ pid, started });
     }
   }
-  // Every docker-proxy of this namespace, read only when the watched engine's own children cannot be
-  // (one namespace link and one command line each: ~20 ms at 150 published ports here).
-  const everyListener = (): ProxyListener[] => proxies.filter(here).flatMap((pid) => listenerOf(proc, pid) ?? []);
-  const engine = engineDockerd(proc, engineSocket, dockerds);
-  if (engine === null) return { listeners: everyListener(), dockerds, engine };
-  return { listeners: (await childrenRead(proc, [engine])) ?? everyListener(), dockerds: [engine], engine };
+  return { dockerds, engine: await engineDockerd(proc, engineSocket, dockerds), proxies };
+}
+
+/**
+ * docker-proxy's listeners: the watched engine's dockerd's children when it is found, else every
+ * docker-proxy of this namespace (one namespace link and one command line each: ~20 ms at 150
+ * published ports here).
+ */
+async function listeners(proc: string, { engine, proxies }: Found): Promise<ProxyListener[]> {
+  const fromEngine = engine === null ? null : await childrenRead(proc, [engine]);
+  if (fromEngine !== null) return fromEngine;
+  const ownNet = linkOrNull(`${proc}/self/ns/net`);
+  return proxies.filter((pid) => linkOrNull(`${proc}/${pid}/ns/net`) === ownNet).flatMap((pid) => listenerOf(proc, pid) ?? []);
 }
 
 /**
@@ -119,7 +131,7 @@ async function fullRead(proc: string, engineSocket: string): Promise<FullRead> {
  * resolving symlinks: `/var/run` is `/run`), found through `/proc/net/unix` (this namespace's unix
  * sockets, by inode) and each dockerd's open descriptors. Null when none does.
  */
-function engineDockerd(proc: string, engineSocket: string, dockerds: readonly Dockerd[]): Dockerd | null {
+async function engineDockerd(proc: string, engineSocket: string, dockerds: readonly Dockerd[]): Promise<Dockerd | null> {
   if (dockerds.length === 0) return null;
   const resolved = (path: string): string => {
     try {
@@ -134,7 +146,9 @@ function engineDockerd(proc: string, engineSocket: string, dockerds: readonly Do
   // resolved one by one.
   const name = wanted.slice(wanted.lastIndexOf('/'));
   const inodes = new Set<string>();
-  for (const line of (readProcFile(`${proc}/net/unix`) ?? '').split('\n').slice(1)) {
+  // Thousands of lines with 1,000 containers (a containerd shim's socket each): read on the thread pool.
+  const [unix] = await readProcFiles([`${proc}/net/unix`]);
+  for (const line of (unix ?? '').split('\n').slice(1)) {
     if (!line.endsWith(name)) continue;
     // Num RefCount Protocol Flags Type St Inode Path (which may hold spaces); 00010000: listening.
     const [, flags, inode, path] = /^\s*\S+ \S+ \S+ (\S+) \S+ \S+ (\d+) (.+)$/.exec(line) ?? [];
