@@ -162,6 +162,7 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
       if (filter === null) return null;
       const bridge = bridgeIsolation(filter, log, alerter, metrics);
       await bridge.configure({ audit: policy.mode === 'audit' });
+      await bridge.lookForEarlierTable().catch(() => {}); // failed: the first flush looks again
       return bridge;
     }),
   ]);
