@@ -1,5 +1,5 @@
 import t from 'tap';
-import { isUnsafeValueError, renderElementChanges, renderRemoval, renderTable } from '../../src/adapters/nftables/render.js';
+import { isUnsafeValueError, renderElementChanges, renderRemoval, renderTable, renderTableAndGuard } from '../../src/adapters/nftables/render.js';
 import type { Decision } from '../../src/domain/decision.js';
 import {
   diffElements, planAll, planContainer, type FirewallElements, type FirewallPlan,
@@ -129,6 +129,13 @@ t.test('audit mode: every drop is a counted return, and new connections at a pub
     .replace('jump allow6_63 }\n', 'jump allow6_63 }\n\t\tct state new update @audit6 { ip6 saddr . ip6 daddr . meta l4proto . th dport }\n');
   t.equal(audit, `${HEADER}${SETS()}${expected}}\n`);
   t.notMatch(audit, /drop/, 'nothing is dropped');
+});
+
+t.test('the guard: the same sets and chains in a table of its own that the writing socket owns; written with the table as one script', async (t) => {
+  const plan = { ...PLAN, routed4: ['br-0123456789ab'] };
+  const guardHeader = 'table inet dockwarden_guard { flags owner; }\ndelete table inet dockwarden_guard\ntable inet dockwarden_guard {\n\tflags owner;\n';
+  t.equal(renderTable(plan, true), renderTable(plan).replace(HEADER, guardHeader), 'the table\'s body under the guard\'s header');
+  t.equal(renderTableAndGuard(plan), renderTable(plan) + renderTable(plan, true), 'one script: the table, then the guard');
 });
 
 t.test('an empty table, ports.default deny: the fail-closed baseline', async (t) => {

@@ -4,7 +4,7 @@ import type { FirewallPlan } from '../../domain/firewall/plan.js';
 import { listAuditCounts, listSkeleton, listTable, tableExists, nextTurn, runNft, showTable, type InstalledTable, type NftOptions } from './nft.js';
 import { nftBatch } from './nft-batch.js';
 import type { NftSession } from './nft-session.js';
-import { GUARD_TABLE, renderElementChanges, renderRemoval, renderTable, TABLE } from './render.js';
+import { GUARD_TABLE, renderElementChanges, renderRemoval, renderTable, renderTableAndGuard, TABLE } from './render.js';
 
 /** Plan-wide interface lists, which change only by a replace (like `defaultDeny`). */
 const INTERFACE_LISTS = ['routed4', 'routed6', 'otherBridges'] as const;
@@ -43,7 +43,8 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
   const { guard, guardRefused = () => {}, engineCgroupGone = () => {}, ...nft } = options;
   // Read after each replace and awaited by the drift checks only: the table is in place once written, and
   // whoever waits for a replace (the start-up reconcile, READY) need not wait for two `nft -j -t` runs too
-  // (~0.1 s at 1,000 containers). A terse list shows no elements, so element updates meanwhile change nothing in it.
+  // (~0.1 s at 1,000 containers), nor for their processes' start (begun a turn later: each spawn holds the
+  // event loop ~5–10 ms here). A terse list shows no elements, so element updates meanwhile change nothing in it.
   let lastSkeleton: Promise<Recorded> = Promise.resolve(null);
   let guardSkeleton: Promise<Recorded> = Promise.resolve(null);
   /** The guard's process as of the last replace that wrote the guard (`NftSession.holder`); null: no guard written. */
@@ -63,7 +64,7 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
     // Twice: a process that ended (or was abandoned) under the first is replaced by the second.
     for (let attempt = 0; guard && attempt < 2; attempt++) {
       try {
-        guardHolder = await guard.run(renderTable(plan) + renderTable(plan, true));
+        guardHolder = await guard.run(renderTableAndGuard(plan));
         return;
       } catch (error) {
         refusal = error;
@@ -96,8 +97,9 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
     nfTables: { tables: [TABLE], shared: false },
     async replace(plan) {
       await writeOrWithoutCgroup(plan);
-      lastSkeleton = recorded(plan, listSkeleton(nft));
-      guardSkeleton = guardHeld() ? recorded(plan, listSkeleton(nft, GUARD_TABLE)) : Promise.resolve(null);
+      const read = nextTurn();
+      lastSkeleton = recorded(plan, read.then(() => listSkeleton(nft)));
+      guardSkeleton = guardHeld() ? recorded(plan, read.then(() => listSkeleton(nft, GUARD_TABLE))) : Promise.resolve(null);
     },
     async update(diff) {
       const script = renderElementChanges(diff);

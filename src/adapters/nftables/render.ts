@@ -85,8 +85,21 @@ type RenderedSets = Map<string, string[]>;
  * `guard`: the guard table, owned by the socket that writes it (only an owner may delete it).
  */
 export function renderTable(plan: FirewallPlan, guard = false): string {
-  const table = guard ? GUARD_TABLE : TABLE;
-  const flags = guard ? ['\tflags owner;'] : [];
+  return wholeTable(guard ? GUARD_TABLE : TABLE, guard, tableBody(plan));
+}
+
+/** The table, then the guard (the same body, rendered once), as one script: what every replace with a guard writes. */
+export function renderTableAndGuard(plan: FirewallPlan): string {
+  const body = tableBody(plan);
+  return wholeTable(TABLE, false, body) + wholeTable(GUARD_TABLE, true, body);
+}
+
+function wholeTable(table: string, guard: boolean, body: string): string {
+  return [`table ${table} {${guard ? ' flags owner; ' : ''}}`, `delete table ${table}`, `table ${table} {`, ...(guard ? ['\tflags owner;'] : []), body, '}', ''].join('\n');
+}
+
+/** Sets, their elements and chains: everything inside the table's braces but its flags. */
+function tableBody(plan: FirewallPlan): string {
   const sets = renderSets(plan);
   sets.set('routed4', plan.routed4.map(quotedIfname));
   sets.set('routed6', plan.routed6.map(quotedIfname));
@@ -101,16 +114,10 @@ export function renderTable(plan: FirewallPlan, guard = false): string {
   const auditBlocks = Object.entries(AUDIT_SETS).map(([name, type]) =>
     [`\tset ${name} {`, `\t\ttype ${type}`, `\t\tsize ${AUDIT_SET_SIZE}`, '\t\tflags dynamic, timeout', '\t\ttimeout 1h', '\t\tcounter', '\t}'].join('\n'));
   return [
-    `table ${table} {${guard ? ' flags owner; ' : ''}}`,
-    `delete table ${table}`,
-    `table ${table} {`,
-    ...flags,
     ...SET_NAMES.map((name) => setBlock(name, SET_TYPES[name], false)),
     ...FAMILIES.flatMap((f) => SHARDS.map((i) => setBlock(allowSetName(f, i), ALLOW_TYPES[f], true))),
     ...auditBlocks,
     chains(plan.defaultDeny, plan.audit ?? false, plan.defaultDeny ? plan.engineCgroup : undefined),
-    '}',
-    '',
   ].join('\n');
 }
 
