@@ -32,6 +32,7 @@ import type { startGate } from './gate/gate-setup.js';
 import { relabelHostFor, relabelSetting, volumesEnforcer } from './volumes-setup.js';
 import { hostFactsReader } from './host-facts.js';
 import { bridgeVeths } from '../adapters/netns/bridge-veths.js';
+import { primeCgroupMounts } from '../adapters/docker/container-processes.js';
 import { Watcher } from './watcher.js';
 import { ReconcileLoop } from './reconcile-loop.js';
 import { PolicyReloader } from './policy-reloader.js';
@@ -156,6 +157,8 @@ export async function startDaemon(config: Config, log: Logger, initialPolicy: Pr
   // The rest of the set-up before Docker is connected does not depend on the firewall's baseline (its own
   // table, files and probes): begun beside it, start-up waits for the slower of the two, not for both in
   // turn (issue #15, recovery after SIGKILL). Nothing is judged before both are done.
+  // Read once, here, off the start-up reconcile's path (never rejects: unreadable is none found, read again when needed).
+  void primeCgroupMounts();
   const setup: Promise<[{ relabelHost: RelabelHostReader | null; volumes: Enforcer }, BridgeEnforcer | null]> = Promise.all([
     relabelHostFor(config, docker, log, relabelling).then(async (relabelHost) => ({ relabelHost, volumes: await volumesEnforcer(config, log, relabelHost !== null) })),
     bridgeFilter.then(async (filter) => {

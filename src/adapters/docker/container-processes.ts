@@ -99,6 +99,16 @@ function daemonCgroupMounts(reread: boolean): Promise<CgroupMount[]> {
 }
 
 /**
+ * Reads the daemon's cgroup mounts now, before the first container is looked at: the daemon's set-up
+ * asks, so that a start-up reconcile's first syncs do not wait for the host's mount table (40–50 ms at
+ * 1,000 containers, read while dockerd builds the container list and the thread pool reads every
+ * process's name).
+ */
+export function primeCgroupMounts(): Promise<void> {
+  return daemonCgroupMounts(false).then(() => {});
+}
+
+/**
  * Where the last container's cgroup was, around its id (`/sys/fs/cgroup/pids/docker/` and ``, or
  * `/sys/fs/cgroup/system.slice/docker-` and `.scope`): the next one's is most likely in the same place,
  * so its files are read in the same thread-pool job as the init's (each job costs a sync a turn of the
