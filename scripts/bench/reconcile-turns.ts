@@ -5,7 +5,9 @@
  * (8 at once) + `nft list table`, and the same with each running container's processes and mount table
  * read by this checkout's readers. Per turn: the daemon's `reconciled` ms, its main thread's CPU and
  * the whole process's from `connected to Docker` to `reconciled` (/proc, 10 ms ticks), dockerd's CPU
- * meanwhile (DWR_DOCKERD_PID), VmRSS 3 s after; DWR_THREADS=1 prints each thread's CPU; DWR_B_NODE_ARGS: node
+ * meanwhile (DWR_DOCKERD_PID), VmRSS 3 s after, and where the time went: the first and the last `container
+ * judged` line after `connected to Docker` (as this process received them; the last judged to
+ * `reconciled` is the firewall's and the bridge filter's replace); DWR_THREADS=1 prints each thread's CPU; DWR_B_NODE_ARGS: node
  * flags for B's daemon (e.g. A's build with one flag more). A warm-up turn
  * of A first. With a PROFILE_DIR, one turn of each under `--cpu-prof` instead (use tsc builds for names).
  * Run inside the engine's network namespace, as root:
@@ -30,7 +32,7 @@ const load = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slic
 await main('reconcile-turns', 3000, { hostTable: false, docker: false, daemon: false }, async () => {
   const turn = async (cli: string, nodeArgs: string[] = []) => {
     const d = spawnDaemon({ policy: POLICY, cli, nodeArgs });
-    await d.waitFor((l) => l.msg === 'connected to Docker', 60_000);
+    const connected = await d.waitFor((l) => l.msg === 'connected to Docker', 60_000);
     const main0 = ticks(`/proc/${d.pid}/task/${d.pid}/stat`);
     const all0 = ticks(`/proc/${d.pid}/stat`);
     const dockerd0 = DOCKERD ? ticks(`/proc/${DOCKERD}/stat`) : 0;
@@ -42,10 +44,14 @@ await main('reconcile-turns', 3000, { hostTable: false, docker: false, daemon: f
       const threads = readdirSync(`/proc/${d.pid}/task`).map((tid) => `${readFileSync(`/proc/${d.pid}/task/${tid}/comm`, 'utf8').trim()}=${ticks(`/proc/${d.pid}/task/${tid}/stat`)}`);
       say(`threads (CPU ms since spawn): ${threads.join(' ')}`);
     }
+    // Phases, from the times this process received the lines (the daemon's log carries no timestamps).
+    const judged = d.logs.filter((e) => e.line.msg === 'container judged');
+    const after = (rx: number | undefined): number => (rx === undefined ? NaN : Math.round(rx - connected.rx));
+    const phases = { firstJudged: after(judged[0]?.rx), lastJudged: after(judged.at(-1)?.rx), reconciled: after(r.rx) };
     await sleep(3000);
     const rssMiB = Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))?.[1]) / 102.4) / 10;
     await d.stop();
-    return { ms: Number(r.line.ms), mainCpu, allCpu, dockerdCpu, rssMiB, n: Number(r.line.containers) };
+    return { ms: Number(r.line.ms), mainCpu, allCpu, dockerdCpu, rssMiB, n: Number(r.line.containers), ...phases };
   };
   if (PROFILE) {
     for (const cli of [A, B]) say(`profile ${cli}: ${JSON.stringify(await turn(cli, ['--cpu-prof', `--cpu-prof-dir=${PROFILE}/${cli === A ? 'A' : 'B'}`]))}`);
@@ -60,7 +66,7 @@ await main('reconcile-turns', 3000, { hostTable: false, docker: false, daemon: f
     for (const k of order) {
       const r = await turn(k === 'A' ? A : B, k === 'A' ? [] : B_NODE_ARGS);
       res[k].push(r);
-      say(`pair ${p} ${k}: ${r.ms} ms, main CPU ${r.mainCpu} ms, process CPU ${r.allCpu} ms, dockerd CPU ${r.dockerdCpu} ms, RSS 3 s after ${r.rssMiB} MiB, ${r.n} containers; load ${load()}`);
+      say(`pair ${p} ${k}: ${r.ms} ms, main CPU ${r.mainCpu} ms, process CPU ${r.allCpu} ms, dockerd CPU ${r.dockerdCpu} ms, RSS 3 s after ${r.rssMiB} MiB, ${r.n} containers; judged first at ${r.firstJudged} ms, last at ${r.lastJudged}, reconciled at ${r.reconciled}; load ${load()}`);
     }
     floors.push(Math.round(await reconcileFloorMs(false)));
     floorsP.push(Math.round(await reconcileFloorMs(true)));
@@ -70,7 +76,7 @@ await main('reconcile-turns', 3000, { hostTable: false, docker: false, daemon: f
   const fp = median(floorsP);
   for (const k of ['A', 'B'] as const) {
     const ms = median(res[k].map((r) => r.ms));
-    say(`${k} (${k === 'A' ? A : B}): reconcile median ${ms} ms [${res[k].map((r) => r.ms).join(', ')}], main CPU median ${median(res[k].map((r) => r.mainCpu))} ms [${res[k].map((r) => r.mainCpu).join(', ')}], process CPU median ${median(res[k].map((r) => r.allCpu))}, dockerd CPU median ${median(res[k].map((r) => r.dockerdCpu))}, RSS median ${median(res[k].map((r) => r.rssMiB))} MiB; ×${(ms / fi).toFixed(2)} inspect floor, ×${(ms / fp).toFixed(2)} procfs floor`);
+    say(`${k} (${k === 'A' ? A : B}): reconcile median ${ms} ms [${res[k].map((r) => r.ms).join(', ')}], main CPU median ${median(res[k].map((r) => r.mainCpu))} ms [${res[k].map((r) => r.mainCpu).join(', ')}], process CPU median ${median(res[k].map((r) => r.allCpu))}, dockerd CPU median ${median(res[k].map((r) => r.dockerdCpu))}, RSS median ${median(res[k].map((r) => r.rssMiB))} MiB; judged first at ${median(res[k].map((r) => r.firstJudged))} ms, last at ${median(res[k].map((r) => r.lastJudged))}, reconciled at ${median(res[k].map((r) => r.reconciled))} (medians); ×${(ms / fi).toFixed(2)} inspect floor, ×${(ms / fp).toFixed(2)} procfs floor`);
   }
   say(`floors: inspect median ${fi} [${floors.join(', ')}], procfs median ${fp} [${floorsP.join(', ')}]`);
 });
