@@ -88,6 +88,8 @@ interface Found {
   readonly engine: Dockerd | null;
   /** docker-proxy processes of any namespace, by pid. */
   readonly proxies: string[];
+  /** The daemon's own network namespace (`/proc/self/ns/net`). */
+  readonly ownNet: string;
 }
 
 /**
@@ -111,7 +113,7 @@ async function findDockerds(proc: string, engineSocket: string): Promise<Found> 
       if (started !== null) dockerds.push({ pid, started });
     }
   }
-  return { dockerds, engine: await engineDockerd(proc, engineSocket, dockerds), proxies };
+  return { dockerds, engine: await engineDockerd(proc, engineSocket, dockerds), proxies, ownNet };
 }
 
 /**
@@ -119,10 +121,9 @@ async function findDockerds(proc: string, engineSocket: string): Promise<Found> 
  * docker-proxy of this namespace (one namespace link and one command line each: ~20 ms at 150
  * published ports here).
  */
-async function listeners(proc: string, { engine, proxies }: Found): Promise<ProxyListener[]> {
+async function listeners(proc: string, { engine, proxies, ownNet }: Found): Promise<ProxyListener[]> {
   const fromEngine = engine === null ? null : await childrenRead(proc, [engine]);
   if (fromEngine !== null) return fromEngine;
-  const ownNet = linkOrNull(`${proc}/self/ns/net`);
   return proxies.filter((pid) => linkOrNull(`${proc}/${pid}/ns/net`) === ownNet).flatMap((pid) => listenerOf(proc, pid) ?? []);
 }
 
