@@ -279,8 +279,8 @@ export class BridgeEnforcer implements Enforcer {
     this.auditInstalled = this.audit;
     this.installed.clear();
     for (const id of this.desired.keys()) this.record(id);
-    // Begun a turn later, as the port firewall's (backend.ts): whoever waits for this replace does not wait for nft's start.
-    const read: Promise<string | null> = nextTurn().then(() => this.filter.skeleton()).catch(() => null);
+    // Begun at once, as the port firewall's (backend.ts): an edit before the read would pass for ours.
+    const read: Promise<string | null> = this.filter.skeleton().catch(() => null);
     this.skeleton = read;
     void read.then((skeleton) => {
       if (skeleton === null && this.skeleton === read) this.skeleton = null;

@@ -43,8 +43,10 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
   const { guard, guardRefused = () => {}, engineCgroupGone = () => {}, ...nft } = options;
   // Read after each replace and awaited by the drift checks only: the table is in place once written, and
   // whoever waits for a replace (the start-up reconcile, READY) need not wait for two `nft -j -t` runs too
-  // (~0.1 s at 1,000 containers), nor for their processes' start (begun a turn later: each spawn holds the
-  // event loop ~5–10 ms here). A terse list shows no elements, so element updates meanwhile change nothing in it.
+  // (~0.1 s at 1,000 containers). Begun at once, though each spawn holds the event loop ~5–10 ms: the chains
+  // read are what later checks compare with, so someone's edit made before the read would pass for ours (begun
+  // a turn later, a deletion right after a repair made it unknown, and the next repair said nothing).
+  // A terse list shows no elements, so element updates meanwhile change nothing in it.
   let lastSkeleton: Promise<Recorded> = Promise.resolve(null);
   let guardSkeleton: Promise<Recorded> = Promise.resolve(null);
   /** The guard's process as of the last replace that wrote the guard (`NftSession.holder`); null: no guard written. */
@@ -97,9 +99,8 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
     nfTables: { tables: [TABLE], shared: false },
     async replace(plan) {
       await writeOrWithoutCgroup(plan);
-      const read = nextTurn();
-      lastSkeleton = recorded(plan, read.then(() => listSkeleton(nft)));
-      guardSkeleton = guardHeld() ? recorded(plan, read.then(() => listSkeleton(nft, GUARD_TABLE))) : Promise.resolve(null);
+      lastSkeleton = recorded(plan, listSkeleton(nft));
+      guardSkeleton = guardHeld() ? recorded(plan, listSkeleton(nft, GUARD_TABLE)) : Promise.resolve(null);
     },
     async update(diff) {
       const script = renderElementChanges(diff);
