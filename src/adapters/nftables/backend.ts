@@ -44,8 +44,8 @@ export function nftablesBackend(options: NftBackendOptions = {}): FirewallBacken
   // Read after each replace and awaited by the drift checks only: the table is in place once written, and
   // whoever waits for a replace (the start-up reconcile, READY) need not wait for two `nft -j -t` runs too
   // (~0.1 s at 1,000 containers). Begun at once, though each spawn holds the event loop ~5–10 ms: the chains
-  // read are what later checks compare with, so someone's edit made before the read would pass for ours (begun
-  // a turn later, a deletion right after a repair made it unknown, and the next repair said nothing).
+  // read are what later checks compare with, so the later the read, the longer an edit made right after our
+  // write passes for ours, or a deletion leaves nothing to compare with (a repair that then says nothing).
   // A terse list shows no elements, so element updates meanwhile change nothing in it.
   let lastSkeleton: Promise<Recorded> = Promise.resolve(null);
   let guardSkeleton: Promise<Recorded> = Promise.resolve(null);
