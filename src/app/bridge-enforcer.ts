@@ -109,12 +109,13 @@ export class BridgeEnforcer implements Enforcer {
   }
 
   /**
-   * Start-up: whether an earlier run's table is there, looked at once, before any container is judged.
-   * The daemon asks during its set-up, so that the first syncs do not wait for this nft run (each of the
-   * first eight was held ~40 ms by it at 1,000 containers); a first flush not preceded by it asks here.
+   * Start-up: whether an earlier run's table is there (from the table names), looked at once, before
+   * any container is judged. The daemon asks during its set-up, so that the first syncs do not wait for
+   * this nft run (each of the first eight was held ~40 ms by it at 1,000 containers); a first flush not
+   * preceded by it asks here.
    */
   lookForEarlierTable(): Promise<boolean> {
-    const look = (this.earlier ??= this.filter.skeleton().then((skeleton) => skeleton !== null));
+    const look = (this.earlier ??= this.filter.installed());
     look.catch(() => {
       if (this.earlier === look) this.earlier = null; // looked at again by the next flush
     });

@@ -140,7 +140,7 @@ t.test("at start-up, an earlier run's ports stay filtered until every container 
 t.test("start-up: the earlier run's table is looked for once, before any container is judged; a look that failed is made again by the first write", async (t) => {
   const veths = new Map([['02:42:ac:11:00:0a', 'veth0']]);
   const { ns, set } = setup(t, veths);
-  /** The filter, its reads of the table counted, its terse read refused while `refused`. */
+  /** The filter, its looks at the table counted (the look for it refused while `refused`). */
   const counted = () => {
     const filter = nftBridgeFilter({ netns: ns });
     const seen = { reads: [] as string[], refused: false };
@@ -149,9 +149,10 @@ t.test("start-up: the earlier run's table is looked for once, before any contain
       filter: {
         ...filter,
         read: (background?: boolean) => (seen.reads.push('read'), filter.read(background)),
-        skeleton: () => {
-          seen.reads.push('skeleton');
-          return seen.refused ? Promise.reject(new Error('nft: refused (a fault made for this test)')) : filter.skeleton();
+        skeleton: () => (seen.reads.push('skeleton'), filter.skeleton()),
+        installed: () => {
+          seen.reads.push('installed');
+          return seen.refused ? Promise.reject(new Error('nft: refused (a fault made for this test)')) : filter.installed();
         },
       },
     };
@@ -162,7 +163,7 @@ t.test("start-up: the earlier run's table is looked for once, before any contain
   await t.rejects(none.lookForEarlierTable(), /refused/, 'a look that fails says so');
   first.seen.refused = false;
   await none.apply(judged('a', veths));
-  t.same(first.seen.reads.slice(0, 2), ['skeleton', 'skeleton'], 'the first write looked again');
+  t.same(first.seen.reads.slice(0, 2), ['installed', 'installed'], 'the first write looked again');
   t.match(set('ports'), /veth0/, 'no earlier table: the first write put in the table');
 
   const second = counted();
@@ -170,7 +171,7 @@ t.test("start-up: the earlier run's table is looked for once, before any contain
   t.equal(await restarted.lookForEarlierTable(), true, 'the table of the run before is found');
   t.equal(await restarted.lookForEarlierTable(), true, 'asked again: the same answer');
   for (const id of ['a', 'b']) await restarted.apply(judged(id, veths));
-  t.same(second.seen.reads, ['skeleton'], 'one look in all: the syncs waited for no nft run');
+  t.same(second.seen.reads, ['installed'], 'one look in all: the syncs waited for no nft run');
 });
 
 t.test('drift: an element added or deleted by hand and an edited rule are found against what was installed, and repaired', async (t) => {

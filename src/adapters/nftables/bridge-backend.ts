@@ -1,6 +1,6 @@
 import type { BridgePort } from '../../domain/bridge/ports.js';
-import { renderBridgeChanges, renderBridgeRemoval, renderBridgeTable, SPOOFING_REASONS, type SpoofingReason } from './bridge-render.js';
-import { isObject, listJson, listOrNull, nextTurn, nftAccepts, runNft, setElements, comparableJson, type Json, type NftOptions } from './nft.js';
+import { BRIDGE_TABLE, renderBridgeChanges, renderBridgeRemoval, renderBridgeTable, SPOOFING_REASONS, type SpoofingReason } from './bridge-render.js';
+import { isObject, listJson, listOrNull, nextTurn, nftAccepts, runNft, setElements, comparableJson, tableExists, type Json, type NftOptions } from './nft.js';
 import { nftBatch } from './nft-batch.js';
 
 /** Frames one bridge port sent that were (or in audit mode would have been) dropped, in all and by reason. */
@@ -19,6 +19,8 @@ export interface BridgeFilter {
   update(remove: readonly BridgePort[], add: readonly BridgePort[]): Promise<void>;
   /** What the kernel holds (one `nft -j list`); null when the table is missing. `background`: nft at a low CPU priority (a drift check beside events). */
   read(background?: boolean): Promise<BridgeTableState | null>;
+  /** Whether the table is there, from the table names alone (as the port firewall's `installed`). */
+  installed(): Promise<boolean>;
   /** `read`'s skeleton alone, from a terse list (`nft -j -t`: no elements to print or parse); null when the table is missing. */
   skeleton(): Promise<string | null>;
   /** Frames dropped (or in audit mode, let through) so far, by bridge port. */
@@ -49,6 +51,7 @@ export function nftBridgeFilter(options: NftOptions = {}): BridgeFilter {
       const json = await listJson(['table', ...TABLE_ARGS], { ...options, background });
       return json === null ? null : tableState(json);
     },
+    installed: () => tableExists(options, BRIDGE_TABLE),
     async skeleton() {
       const json = await listJson(['table', ...TABLE_ARGS], options, true);
       return json === null ? null : (await tableState(json)).skeleton;
